@@ -1,0 +1,471 @@
+// Package bff is a Backend for Frontend for browser apps that sign users in
+// with OpenID Connect: the browser never holds a token.
+//
+// The Go backend runs the authorization-code flow (PKCE, state, nonce) as a
+// confidential client, keeps the ID, access and refresh tokens sealed in a
+// server-side session store, and gives the browser only an HttpOnly,
+// SameSite=Strict, __Host- session cookie. The browser app calls its API with
+// plain fetch(url, {credentials: 'same-origin'}); RequireSession refreshes
+// tokens on the server, refuses cross-origin unsafe requests, and hands the
+// signed-in user and a fresh access token to the handler (UserFrom,
+// TokenFrom).
+//
+// # Routes
+//
+// A *BFF is an http.Handler serving, under Options.Prefix (default /auth):
+//
+//	GET  /auth/login?returnTo=/path  start sign-in
+//	GET  /auth/callback              the provider's redirect back
+//	GET  /auth/session               the user's claims and session expiry as JSON (401 when signed out)
+//	POST /auth/logout                end the session (here, at the provider, and on every instance)
+//	GET  /auth/logout/callback       the provider's redirect back after logout
+//	POST /auth/backchannel-logout    OpenID Connect Back-Channel Logout
+//
+// # Example
+//
+//	auth, err := bff.New(bff.Options{
+//		Issuer:       "https://idp.example",
+//		ClientID:     "my-app",
+//		ClientSecret: os.Getenv("CLIENT_SECRET"),
+//		BaseURL:      "https://app.example",
+//		SecretKeys:   [][]byte{key}, // 32 bytes
+//	})
+//	if err != nil {
+//		log.Fatal(err)
+//	}
+//	mux := http.NewServeMux()
+//	mux.Handle("/auth/", auth)
+//	mux.Handle("GET /api/me", auth.RequireSession(http.HandlerFunc(me)))
+package bff
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/alexedwards/scs/redisstore"
+	"github.com/alexedwards/scs/v2"
+	"github.com/coreos/go-oidc/v3/oidc"
+	"golang.org/x/oauth2"
+
+	"github.com/gobff/bff/internal/keyset"
+	"github.com/gobff/bff/internal/memstore"
+	"github.com/gobff/bff/internal/redisx"
+	"github.com/gobff/bff/internal/seal"
+)
+
+// BFF serves the auth routes and guards the API. Create it with New; it is
+// safe for concurrent use. Call Close when done with it.
+type BFF struct {
+	cfg    *config
+	log    *slog.Logger
+	sealer *seal.Sealer
+	store  scs.Store
+	locker Locker
+	replay func(ctx context.Context, name string, ttl time.Duration) (bool, error)
+	cache  *cache
+	bus    *redisx.Bus
+	cop    *http.CrossOriginProtection
+	mux    *http.ServeMux
+	client *http.Client
+
+	flights        flightGroup
+	storeDownUntil atomic.Int64
+
+	prov      atomic.Pointer[provider]
+	discover  chan struct{} // a request asks for a discovery attempt now
+	ready     chan struct{} // closed when discovery succeeded
+	closeOnce sync.Once
+	closed    chan struct{}
+	wg        sync.WaitGroup
+	closers   []func()
+}
+
+// provider is the result of discovery.
+type provider struct {
+	oauth            oauth2.Config
+	verifier         *oidc.IDTokenVerifier
+	userinfoURL      string
+	revocationURL    string
+	endSessionURL    string
+	issParamRequired bool
+	keys             *keyset.Set
+}
+
+// Locker serializes writes to one session across instances that share a
+// store. Lock takes the lock called name, waiting until ctx is done; the
+// lock expires after ttl even if never released (a crashed holder). unlock
+// releases it only if it is still ours.
+type Locker interface {
+	Lock(ctx context.Context, name string, ttl time.Duration) (unlock func(), err error)
+}
+
+// New validates opts and returns a BFF. It does not contact the provider:
+// discovery runs in the background and is retried until it succeeds; until
+// then the login route answers 503. See Ready.
+func New(opts Options) (*BFF, error) {
+	cfg, err := validate(opts)
+	if err != nil {
+		return nil, err
+	}
+	b := &BFF{
+		cfg:      cfg,
+		log:      cfg.Logger,
+		cop:      http.NewCrossOriginProtection(),
+		discover: make(chan struct{}, 1),
+		ready:    make(chan struct{}),
+		closed:   make(chan struct{}),
+	}
+	for _, o := range cfg.TrustedOrigins {
+		b.cop.AddTrustedOrigin(o)
+	}
+	b.sealer, err = seal.New(cfg.keys, seal.PurposeSession, seal.PurposeTransaction, seal.PurposeIndex)
+	if err != nil {
+		return nil, fieldErr("SecretKeys", "%v", err)
+	}
+	b.client = limitedClient(cfg.HTTPClient)
+
+	switch {
+	case cfg.Redis != nil:
+		b.store = redisstore.NewWithPrefix(cfg.Redis, "bff:")
+		if b.locker = cfg.Locker; b.locker == nil {
+			b.locker = redisx.NewLocker(cfg.Redis, "bff:")
+		}
+		pool := cfg.Redis
+		b.replay = func(ctx context.Context, name string, ttl time.Duration) (bool, error) {
+			return redisx.FirstUse(ctx, pool, "bff:"+name, ttl)
+		}
+		if !cfg.DisableSessionCache {
+			b.cache = newCache(2*time.Second, nil, nil)
+			b.bus = redisx.NewBus(pool, "bff:invalidate", b.cache.drop, b.cache.reset, cfg.Logger)
+			b.cache.trusted, b.cache.seqFn = b.bus.Healthy, b.bus.Seq
+			b.closers = append(b.closers, b.bus.Close)
+		}
+	case cfg.memoryStore:
+		ms := memstore.New(time.Minute)
+		b.store = ms
+		b.closers = append(b.closers, ms.Close)
+		if !cfg.DisableSessionCache {
+			b.cache = newCache(0, nil, nil)
+		}
+	default:
+		b.store = cfg.Store
+	}
+	if b.locker == nil {
+		if b.locker = cfg.Locker; b.locker == nil {
+			b.locker = &memLocker{}
+		}
+	}
+	if b.replay == nil {
+		b.replay = b.storeReplay
+	}
+	b.routes()
+	b.wg.Add(1)
+	go b.discoveryLoop()
+	return b, nil
+}
+
+// Close stops background work (discovery retries, the invalidation
+// subscriber, the memory store's cleanup). The BFF must not be used after.
+func (b *BFF) Close() error {
+	b.closeOnce.Do(func() {
+		close(b.closed)
+		b.wg.Wait()
+		for _, c := range b.closers {
+			c()
+		}
+	})
+	return nil
+}
+
+// Ready waits until discovery has succeeded or ctx is done. Use it in a
+// readiness probe; serving does not need it.
+func (b *BFF) Ready(ctx context.Context) error {
+	select {
+	case <-b.ready:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("%w: identity provider discovery: %w", ErrUnavailable, ctx.Err())
+	}
+}
+
+// ServeHTTP serves the auth routes under Options.Prefix.
+func (b *BFF) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	h.Set("Cache-Control", "no-store")
+	h.Set("Content-Security-Policy", "frame-ancestors 'none'")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Referrer-Policy", "no-referrer")
+	b.mux.ServeHTTP(w, r)
+}
+
+func (b *BFF) routes() {
+	p := b.cfg.Prefix
+	b.mux = http.NewServeMux()
+	b.mux.HandleFunc("GET "+p+"/login", b.handleLogin)
+	b.mux.HandleFunc("GET "+p+"/callback", b.handleCallback)
+	b.mux.HandleFunc("GET "+p+"/session", b.handleSession)
+	b.mux.HandleFunc("POST "+p+"/logout", b.handleLogout)
+	b.mux.HandleFunc("GET "+p+"/logout/callback", b.handleLogoutCallback)
+	b.mux.HandleFunc("POST "+p+"/backchannel-logout", b.handleBackchannelLogout)
+	b.mux.HandleFunc(p+"/", func(w http.ResponseWriter, r *http.Request) {
+		b.fail(w, r, &Error{Status: http.StatusNotFound, Code: "not_found", Description: "No such route.", Err: ErrBadRequest})
+	})
+}
+
+// fail logs err (with its cause) and hands it to the error handler.
+func (b *BFF) fail(w http.ResponseWriter, r *http.Request, err error) {
+	var e *Error
+	if !errors.As(err, &e) {
+		e = &Error{Status: http.StatusInternalServerError, Code: "server_error", Description: "Internal error.", Err: err}
+	}
+	switch {
+	case e.Status >= 500:
+		b.log.Warn("bff: request failed", "method", r.Method, "path", r.URL.Path, "status", e.Status, "err", e.Err)
+	case e.Status == http.StatusUnauthorized:
+		b.log.Debug("bff: unauthenticated", "path", r.URL.Path, "err", e.Err)
+	default:
+		b.log.Info("bff: request refused", "method", r.Method, "path", r.URL.Path, "status", e.Status, "err", e.Err)
+	}
+	b.cfg.ErrorHandler(w, r, e)
+}
+
+// clientContext makes go-oidc and x/oauth2 use the bounded client.
+func (b *BFF) clientContext(ctx context.Context) context.Context {
+	ctx = context.WithValue(ctx, oauth2.HTTPClient, b.client)
+	return oidc.ClientContext(ctx, b.client)
+}
+
+// discoveryLoop fetches the discovery document, retrying with backoff
+// (1 s doubling to 30 s, or at once when a request asks) until it succeeds.
+func (b *BFF) discoveryLoop() {
+	defer b.wg.Done()
+	backoff := time.Second
+	for {
+		err := b.discoverOnce()
+		if err == nil {
+			close(b.ready)
+			return
+		}
+		b.log.Warn("bff: provider discovery failed; retrying", "issuer", b.cfg.Issuer, "retry_in", backoff, "err", err)
+		t := time.NewTimer(backoff)
+		select {
+		case <-b.closed:
+			t.Stop()
+			return
+		case <-b.discover:
+			t.Stop()
+		case <-t.C:
+			backoff = min(2*backoff, 30*time.Second)
+		}
+	}
+}
+
+// provider returns the discovered provider, or asks for a discovery attempt
+// and returns nil.
+func (b *BFF) provider() *provider {
+	if p := b.prov.Load(); p != nil {
+		return p
+	}
+	select {
+	case b.discover <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+func (b *BFF) discoverOnce() error {
+	base, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	go func() {
+		select {
+		case <-b.closed:
+			cancel()
+		case <-base.Done():
+		}
+	}()
+	ctx := b.clientContext(base)
+	op, err := oidc.NewProvider(ctx, b.cfg.Issuer)
+	if err != nil {
+		return err
+	}
+	var d struct {
+		JWKSURI            string   `json:"jwks_uri"`
+		Userinfo           string   `json:"userinfo_endpoint"`
+		Revocation         string   `json:"revocation_endpoint"`
+		EndSession         string   `json:"end_session_endpoint"`
+		PKCEMethods        []string `json:"code_challenge_methods_supported"`
+		IssParam           bool     `json:"authorization_response_iss_parameter_supported"`
+		AuthMethods        []string `json:"token_endpoint_auth_methods_supported"`
+		SigningAlgs        []string `json:"id_token_signing_alg_values_supported"`
+		AuthorizationEndpt string   `json:"authorization_endpoint"`
+		TokenEndpt         string   `json:"token_endpoint"`
+	}
+	if err := op.Claims(&d); err != nil {
+		return fmt.Errorf("discovery document: %w", err)
+	}
+	if !slices.Contains(d.PKCEMethods, "S256") && !b.cfg.InsecureAllowNoPKCE {
+		return errors.New("the provider does not advertise PKCE S256 (code_challenge_methods_supported); set Options.InsecureAllowNoPKCE to accept it")
+	}
+	for _, u := range []string{d.AuthorizationEndpt, d.TokenEndpt, d.JWKSURI} {
+		if err := checkURL("discovery endpoint", u, true); err != nil || u == "" {
+			return fmt.Errorf("discovery document: invalid endpoint %q", u)
+		}
+	}
+	keys := keyset.New(keyset.Config{URL: d.JWKSURI, Client: b.client, Logger: b.cfg.Logger})
+	algs := []string{}
+	for _, a := range d.SigningAlgs {
+		if a != "none" && !strings.HasPrefix(a, "HS") {
+			algs = append(algs, a)
+		}
+	}
+	if len(algs) == 0 {
+		algs = []string{oidc.RS256}
+	}
+	ep := op.Endpoint()
+	// Choosing the auth style avoids x/oauth2's auto-detection, which
+	// retries every failed token request with the other style.
+	ep.AuthStyle = oauth2.AuthStyleInHeader
+	if len(d.AuthMethods) > 0 && !slices.Contains(d.AuthMethods, "client_secret_basic") && slices.Contains(d.AuthMethods, "client_secret_post") {
+		ep.AuthStyle = oauth2.AuthStyleInParams
+	}
+	p := &provider{
+		oauth: oauth2.Config{
+			ClientID: b.cfg.ClientID, ClientSecret: b.cfg.ClientSecret, Endpoint: ep,
+			RedirectURL: b.cfg.redirectURI, Scopes: b.cfg.Scopes,
+		},
+		verifier: oidc.NewVerifier(b.cfg.Issuer, keys, &oidc.Config{
+			ClientID: b.cfg.ClientID, SupportedSigningAlgs: algs, Now: b.cfg.Now,
+		}),
+		userinfoURL:      d.Userinfo,
+		revocationURL:    d.Revocation,
+		endSessionURL:    d.EndSession,
+		issParamRequired: d.IssParam,
+		keys:             keys,
+	}
+	if b.cfg.DisableUserinfo {
+		p.userinfoURL = ""
+	}
+	b.prov.Store(p)
+	b.log.Info("bff: provider discovered", "issuer", b.cfg.Issuer)
+	return nil
+}
+
+// memLocker is the in-process Locker.
+type memLocker struct {
+	mu    sync.Mutex
+	locks map[string]chan struct{}
+}
+
+func (l *memLocker) Lock(ctx context.Context, name string, _ time.Duration) (func(), error) {
+	for {
+		l.mu.Lock()
+		if l.locks == nil {
+			l.locks = map[string]chan struct{}{}
+		}
+		held, ok := l.locks[name]
+		if !ok {
+			ch := make(chan struct{})
+			l.locks[name] = ch
+			l.mu.Unlock()
+			var once sync.Once
+			return func() {
+				once.Do(func() {
+					l.mu.Lock()
+					delete(l.locks, name)
+					l.mu.Unlock()
+					close(ch)
+				})
+			}, nil
+		}
+		l.mu.Unlock()
+		select {
+		case <-held:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// storeReplay is the replay cache on a generic store: a marker record per
+// name, under the name's lock (atomic within the Locker's reach).
+func (b *BFF) storeReplay(ctx context.Context, name string, ttl time.Duration) (bool, error) {
+	unlock, err := b.locker.Lock(ctx, "lock:"+name, 5*time.Second)
+	if err != nil {
+		return false, errUnavailable("The session lock", err)
+	}
+	defer unlock()
+	_, found, err := b.storeFind(ctx, name)
+	if err != nil || found {
+		return false, err
+	}
+	return true, b.storeCommit(ctx, name, []byte{1}, b.cfg.Now().Add(ttl))
+}
+
+// writeJSON writes a 200 JSON response.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(v)
+}
+
+// maxBody bounds every response body read from the provider.
+const maxBody = 1 << 20
+
+// limitedClient wraps c's transport so that no response body from the
+// provider can be larger than maxBody (go-oidc reads discovery and userinfo
+// bodies without a limit).
+func limitedClient(c *http.Client) *http.Client {
+	cc := *c
+	rt := c.Transport
+	if rt == nil {
+		rt = http.DefaultTransport
+	}
+	cc.Transport = limitTransport{rt}
+	return &cc
+}
+
+type limitTransport struct{ rt http.RoundTripper }
+
+func (t limitTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := t.rt.RoundTrip(r)
+	if err != nil {
+		return nil, err
+	}
+	resp.Body = &limitedBody{rc: resp.Body, left: maxBody}
+	return resp, nil
+}
+
+type limitedBody struct {
+	rc   io.ReadCloser
+	left int64
+}
+
+var errBodyTooLarge = errors.New("bff: response body from the provider exceeds 1 MiB")
+
+func (l *limitedBody) Read(p []byte) (int, error) {
+	if l.left < 0 {
+		return 0, errBodyTooLarge
+	}
+	if int64(len(p)) > l.left+1 {
+		p = p[:l.left+1]
+	}
+	n, err := l.rc.Read(p)
+	if int64(n) > l.left {
+		l.left = -1
+		return 0, errBodyTooLarge
+	}
+	l.left -= int64(n)
+	return n, err
+}
+
+func (l *limitedBody) Close() error { return l.rc.Close() }

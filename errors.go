@@ -1,0 +1,109 @@
+package bff
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+)
+
+// Sentinel errors. Every error bff hands to Options.ErrorHandler is an
+// *Error that wraps one of them; test with errors.Is.
+var (
+	// ErrUnauthenticated: no valid session (401). The session cookie is
+	// missing, malformed, unknown, expired, or was ended.
+	ErrUnauthenticated = errors.New("bff: no valid session")
+
+	// ErrUnavailable: the provider or the session store cannot be reached
+	// right now (503 with Retry-After). The session, if any, is intact.
+	ErrUnavailable = errors.New("bff: temporarily unavailable")
+
+	// ErrCrossOrigin: an unsafe request from another origin, or without the
+	// required CSRF header (403). Nothing was changed.
+	ErrCrossOrigin = errors.New("bff: cross-origin request refused")
+
+	// ErrLogin: a sign-in failed (400, or 403 when refused by OnLogin):
+	// the provider returned an error or a check of the callback failed. No
+	// session was created and none was changed.
+	ErrLogin = errors.New("bff: sign-in failed")
+
+	// ErrBadRequest: a malformed request to an auth route (400).
+	ErrBadRequest = errors.New("bff: bad request")
+
+	// ErrUpstream: the proxied upstream failed (502, or 504 on timeout).
+	ErrUpstream = errors.New("bff: upstream failed")
+)
+
+// Error is the error type of every failed request. Status, Code and
+// Description are safe to show to the client; Err (the cause) is for logs
+// only and is never sent.
+type Error struct {
+	Status      int    // HTTP status
+	Code        string // short machine-readable code, such as "unauthenticated"
+	Description string // one sentence for humans; never contains internals
+	RetryAfter  int    // seconds, for 503
+	Err         error  // the cause; wraps one of the sentinels
+}
+
+func (e *Error) Error() string {
+	if e.Err != nil {
+		return fmt.Sprintf("bff: %s: %v", e.Code, e.Err)
+	}
+	return "bff: " + e.Code
+}
+
+// Unwrap returns the cause.
+func (e *Error) Unwrap() error { return e.Err }
+
+// ConfigError reports an invalid Options field from New.
+type ConfigError struct {
+	Field  string
+	Reason string
+}
+
+func (e *ConfigError) Error() string { return "bff: Options." + e.Field + " " + e.Reason }
+
+func errUnauth(cause error) *Error {
+	return &Error{Status: http.StatusUnauthorized, Code: "unauthenticated", Description: "Sign-in required.",
+		Err: fmt.Errorf("%w: %w", ErrUnauthenticated, cause)}
+}
+
+func errUnavailable(what string, cause error) *Error {
+	return &Error{Status: http.StatusServiceUnavailable, Code: "temporarily_unavailable",
+		Description: what + " is temporarily unavailable; try again shortly.", RetryAfter: 5,
+		Err: fmt.Errorf("%w: %s: %w", ErrUnavailable, what, cause)}
+}
+
+func errLogin(status int, description string, cause error) *Error {
+	return &Error{Status: status, Code: "login_failed", Description: description,
+		Err: fmt.Errorf("%w: %w", ErrLogin, cause)}
+}
+
+var errCSRF = &Error{Status: http.StatusForbidden, Code: "cross_origin", Description: "Cross-origin request refused.",
+	Err: ErrCrossOrigin}
+
+// defaultErrorHandler writes the JSON error body. It uses only the safe
+// fields of *Error.
+func defaultErrorHandler(w http.ResponseWriter, r *http.Request, err error) {
+	var e *Error
+	if !errors.As(err, &e) {
+		e = &Error{Status: http.StatusInternalServerError, Code: "server_error", Description: "Internal error."}
+	}
+	writeJSONError(w, e)
+}
+
+func writeJSONError(w http.ResponseWriter, e *Error) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	if e.RetryAfter > 0 {
+		h.Set("Retry-After", strconv.Itoa(e.RetryAfter))
+	}
+	w.WriteHeader(e.Status)
+	json.NewEncoder(w).Encode(struct {
+		Error       string `json:"error"`
+		Description string `json:"error_description,omitempty"`
+	}{e.Code, e.Description})
+}

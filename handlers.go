@@ -1,0 +1,365 @@
+package bff
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/coreos/go-oidc/v3/oidc"
+	"golang.org/x/oauth2"
+
+	"github.com/gobff/bff/internal/record"
+	"github.com/gobff/bff/internal/redirect"
+	"github.com/gobff/bff/internal/seal"
+)
+
+// txn is one sign-in attempt, sealed into its own cookie named after its
+// state, so that /login keeps no server-side state and parallel sign-ins
+// (two tabs) do not overwrite each other.
+type txn struct {
+	State    string `json:"s"`
+	Nonce    string `json:"n"`
+	Verifier string `json:"v"`
+	ReturnTo string `json:"r"`
+	Issuer   string `json:"i"`
+	Created  int64  `json:"c"` // Unix seconds
+}
+
+// maxTxCookies bounds the sign-in cookies a browser carries: older ones are
+// cleared when a new sign-in starts.
+const maxTxCookies = 4
+
+func (b *BFF) txPrefix() string { return b.cfg.CookieName + "-tx-" }
+
+func (b *BFF) txCookie(w http.ResponseWriter, name, value string, maxAge int) {
+	http.SetCookie(w, &http.Cookie{
+		Name: name, Value: value, Path: "/", MaxAge: maxAge,
+		Secure: b.cfg.cookieSec, HttpOnly: true, SameSite: http.SameSiteLaxMode,
+	})
+}
+
+var errNotReady = &Error{Status: http.StatusServiceUnavailable, Code: "temporarily_unavailable", RetryAfter: 5,
+	Description: "The identity provider is not reachable yet; try again shortly.",
+	Err:         fmt.Errorf("%w: provider discovery has not succeeded yet", ErrUnavailable)}
+
+func badRequest(description string, cause error) *Error {
+	return &Error{Status: http.StatusBadRequest, Code: "invalid_request", Description: description,
+		Err: fmt.Errorf("%w: %w", ErrBadRequest, cause)}
+}
+
+// handleLogin starts the authorization-code flow with PKCE S256, state and
+// nonce.
+func (b *BFF) handleLogin(w http.ResponseWriter, r *http.Request) {
+	prov := b.provider()
+	if prov == nil {
+		b.fail(w, r, errNotReady)
+		return
+	}
+	returnTo := "/"
+	if q := r.URL.Query().Get("returnTo"); q != "" {
+		rt, err := redirect.Path(q)
+		if err != nil {
+			b.fail(w, r, badRequest("returnTo must be a same-origin path such as /app.", err))
+			return
+		}
+		returnTo = rt
+	}
+	tx := txn{State: rand.Text(), Nonce: rand.Text(), Verifier: oauth2.GenerateVerifier(), ReturnTo: returnTo,
+		Issuer: b.cfg.Issuer, Created: b.cfg.Now().Unix()}
+	plain, _ := json.Marshal(tx)
+	name := b.txPrefix() + tx.State
+	value := base64.RawURLEncoding.EncodeToString(b.sealer.Seal(nil, seal.PurposeTransaction, plain, []byte(name)))
+
+	// Clear the oldest abandoned sign-ins beyond the bound.
+	var old []string
+	for _, c := range r.Cookies() {
+		if strings.HasPrefix(c.Name, b.txPrefix()) {
+			old = append(old, c.Name)
+		}
+	}
+	for i := 0; i+maxTxCookies <= len(old); i++ {
+		b.txCookie(w, old[i], "", -1)
+	}
+	b.txCookie(w, name, value, int(b.cfg.LoginTimeout/time.Second))
+	http.Redirect(w, r, prov.oauth.AuthCodeURL(tx.State, oidc.Nonce(tx.Nonce), oauth2.S256ChallengeOption(tx.Verifier)),
+		http.StatusSeeOther)
+}
+
+// oauthErrors are the error codes of RFC 6749 §4.1.2.1 and OIDC Core
+// §3.1.2.6; only these are repeated to the client.
+var oauthErrors = map[string]bool{
+	"invalid_request": true, "unauthorized_client": true, "access_denied": true, "unsupported_response_type": true,
+	"invalid_scope": true, "server_error": true, "temporarily_unavailable": true, "interaction_required": true,
+	"login_required": true, "account_selection_required": true, "consent_required": true,
+	"invalid_request_uri": true, "invalid_request_object": true, "request_not_supported": true,
+	"request_uri_not_supported": true, "registration_not_supported": true,
+}
+
+// handleCallback completes a sign-in. Every check runs before anything is
+// stored; any failure answers an error and changes no session.
+func (b *BFF) handleCallback(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	state := q.Get("state")
+	if validID(state) {
+		// Single use in this browser: the transaction cookie goes away
+		// whatever the outcome.
+		b.txCookie(w, b.txPrefix()+state, "", -1)
+	}
+	if e := q.Get("error"); e != "" {
+		code := "unknown_error"
+		if oauthErrors[e] {
+			code = e
+		}
+		b.fail(w, r, errLogin(http.StatusBadRequest, "The identity provider did not sign you in ("+code+").",
+			fmt.Errorf("provider returned error %q", code)))
+		return
+	}
+	s, id, returnTo, err := b.completeLogin(r, state, q)
+	if err != nil {
+		b.fail(w, r, err)
+		return
+	}
+	b.sessionCookie(w, id, 0)
+	b.log.Info("bff: signed in", "sub", s.rec.Subject)
+	http.Redirect(w, r, returnTo, http.StatusSeeOther)
+}
+
+func (b *BFF) completeLogin(r *http.Request, state string, q map[string][]string) (*session, string, string, error) {
+	fail := func(desc string, cause error) (*session, string, string, error) {
+		return nil, "", "", errLogin(http.StatusBadRequest, desc, cause)
+	}
+	get := func(k string) string {
+		if v := q[k]; len(v) > 0 {
+			return v[0]
+		}
+		return ""
+	}
+	if !validID(state) {
+		return fail("The sign-in response has no valid state.", errors.New("missing or malformed state"))
+	}
+	name := b.txPrefix() + state
+	raw, ok := cookieValue(r.Header, name)
+	if !ok {
+		return fail("No sign-in is in progress in this browser for this response; start again.",
+			errors.New("no transaction cookie for this state (replayed, expired, or started in another browser)"))
+	}
+	sealed, err := base64.RawURLEncoding.DecodeString(raw)
+	if err != nil {
+		return fail("The sign-in cookie is invalid; start again.", err)
+	}
+	plain, err := b.sealer.Open(nil, seal.PurposeTransaction, sealed, []byte(name))
+	if err != nil {
+		return fail("The sign-in cookie is invalid; start again.", err)
+	}
+	var tx txn
+	if err := json.Unmarshal(plain, &tx); err != nil {
+		return fail("The sign-in cookie is invalid; start again.", err)
+	}
+	now := b.cfg.Now()
+	switch {
+	case subtle.ConstantTimeCompare([]byte(tx.State), []byte(state)) != 1:
+		return fail("The sign-in response does not match this browser's sign-in.", errors.New("state mismatch"))
+	case now.Sub(time.Unix(tx.Created, 0)) > b.cfg.LoginTimeout || tx.Created > now.Unix()+60:
+		return fail("The sign-in took too long; start again.", errors.New("transaction expired"))
+	case tx.Issuer != b.cfg.Issuer:
+		return fail("The sign-in was started for another identity provider.", errors.New("transaction issuer mismatch"))
+	}
+	prov := b.provider()
+	if prov == nil {
+		return nil, "", "", errNotReady
+	}
+	// RFC 9207: the iss parameter identifies the provider that answered.
+	if iss, present := q["iss"]; present {
+		if len(iss) != 1 || iss[0] != b.cfg.Issuer {
+			return fail("The sign-in response came from another identity provider.", errors.New("iss parameter mismatch (mix-up)"))
+		}
+	} else if prov.issParamRequired {
+		return fail("The sign-in response lacks the issuer.", errors.New("iss parameter missing though the provider advertises it"))
+	}
+	code := get("code")
+	if code == "" {
+		return fail("The sign-in response has no code.", errors.New("missing code"))
+	}
+	ctx := r.Context()
+	first, err := b.replay(ctx, b.sealer.Name("state", state), b.cfg.LoginTimeout)
+	if err != nil {
+		return nil, "", "", errUnavailable("The session store", err)
+	}
+	if !first {
+		return fail("This sign-in response was already used.", errors.New("state replayed"))
+	}
+
+	callCtx, cancel := context.WithTimeout(b.clientContext(ctx), b.cfg.RefreshTimeout)
+	defer cancel()
+	tok, err := prov.oauth.Exchange(callCtx, code, oauth2.VerifierOption(tx.Verifier))
+	if err != nil {
+		var re *oauth2.RetrieveError
+		if errors.As(err, &re) && re.Response != nil && re.Response.StatusCode < 500 {
+			return fail("The identity provider refused the sign-in code.", scrub(err))
+		}
+		return nil, "", "", errUnavailable("The identity provider", scrub(err))
+	}
+	rawID, _ := tok.Extra("id_token").(string)
+	if rawID == "" {
+		return fail("The identity provider returned no ID token.", errors.New("token response without id_token"))
+	}
+	idt, err := b.verifyIDToken(callCtx, prov, rawID, tok.AccessToken)
+	if err != nil {
+		return fail("The ID token failed verification.", err)
+	}
+	if subtle.ConstantTimeCompare([]byte(idt.Nonce), []byte(tx.Nonce)) != 1 {
+		return fail("The ID token failed verification.", errors.New("nonce mismatch"))
+	}
+	var claims map[string]any
+	if err := idt.Claims(&claims); err != nil {
+		return fail("The ID token failed verification.", err)
+	}
+	if prov.userinfoURL != "" {
+		ui, err := b.userinfo(callCtx, prov, tok.AccessToken)
+		if err != nil {
+			return nil, "", "", errUnavailable("The identity provider", err)
+		}
+		if sub, _ := ui["sub"].(string); sub != idt.Subject {
+			return fail("The user profile does not belong to the signed-in user.", errors.New("userinfo sub differs from the ID token's"))
+		}
+		for k, v := range ui {
+			if _, protocol := protocolClaims[k]; !protocol {
+				claims[k] = v
+			}
+		}
+	}
+	sid, _ := claims["sid"].(string)
+	for k := range protocolClaims {
+		if k != "sub" && k != "iss" && k != "sid" && k != "auth_time" {
+			delete(claims, k)
+		}
+	}
+	if err := b.runOnLogin(ctx, claims); err != nil {
+		return nil, "", "", errLogin(http.StatusForbidden, "Sign-in refused.", err)
+	}
+	claims["sub"] = idt.Subject
+	claimsJSON, err := json.Marshal(claims)
+	if err != nil {
+		return fail("The user's claims cannot be stored.", err)
+	}
+
+	// Session fixation: whatever session this browser had ends; the new
+	// one gets a new ID.
+	if old, ok := cookieValue(r.Header, b.cfg.CookieName); ok && validID(old) {
+		if os, err := b.load(ctx, old); err == nil {
+			b.end(ctx, os)
+		}
+	}
+	n := now.UnixNano()
+	rec := record.Session{
+		Rev: 1, Created: n, LastSeen: n, Expires: min(now.Add(b.cfg.MaxLifetime).UnixNano(), refreshDeadline(tok, now)),
+		Subject: idt.Subject, SID: sid, Claims: claimsJSON,
+		AccessToken: tok.AccessToken, TokenType: tok.Type(), AccessIssued: n,
+		RefreshToken: tok.RefreshToken, IDToken: rawID, IDTokenExpiry: idt.Expiry.UnixNano(),
+	}
+	if !tok.Expiry.IsZero() {
+		rec.AccessExpiry = tok.Expiry.UnixNano()
+	}
+	id := rand.Text()
+	s, err := newSession(storeKey(id), rec)
+	if err != nil {
+		return fail("The user's claims cannot be stored.", err)
+	}
+	if err := b.index(ctx, s, true); err != nil {
+		return nil, "", "", err
+	}
+	if err := b.write(ctx, s); err != nil {
+		b.index(ctx, s, false)
+		return nil, "", "", err
+	}
+	return s, id, tx.ReturnTo, nil
+}
+
+// protocolClaims are ID-token claims about the token, not the user; they
+// are not kept with the user's claims (except sub, iss, sid, auth_time).
+var protocolClaims = map[string]struct{}{
+	"sub": {}, "iss": {}, "aud": {}, "exp": {}, "iat": {}, "nbf": {}, "nonce": {}, "at_hash": {}, "c_hash": {},
+	"azp": {}, "jti": {}, "sid": {}, "auth_time": {}, "acr": {}, "amr": {},
+}
+
+func (b *BFF) runOnLogin(ctx context.Context, claims map[string]any) (err error) {
+	if b.cfg.OnLogin == nil {
+		return nil
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("OnLogin panicked: %v", p)
+		}
+	}()
+	if err := b.cfg.OnLogin(ctx, claims); err != nil {
+		return fmt.Errorf("OnLogin: %w", err)
+	}
+	return nil
+}
+
+// userinfo fetches the user's profile (OIDC Core §5.3).
+func (b *BFF) userinfo(ctx context.Context, prov *provider, accessToken string) (map[string]any, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, prov.userinfoURL, nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Authorization", "Bearer "+accessToken)
+	req.Header.Set("Accept", "application/json")
+	resp, err := b.client.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("userinfo: %w", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, fmt.Errorf("userinfo: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("userinfo: status %d", resp.StatusCode)
+	}
+	var out map[string]any
+	if err := json.Unmarshal(body, &out); err != nil {
+		return nil, fmt.Errorf("userinfo: not a JSON object (signed userinfo responses are not supported)")
+	}
+	return out, nil
+}
+
+// handleSession answers the browser app's "who am I": the user's claims,
+// when the session ends, and where to sign out. Never a token.
+func (b *BFF) handleSession(w http.ResponseWriter, r *http.Request) {
+	s, err := b.liveSession(w, r)
+	if err != nil {
+		b.fail(w, r, err)
+		return
+	}
+	now := b.cfg.Now()
+	ends := time.Unix(0, min(s.rec.Expires, s.rec.LastSeen+int64(b.cfg.IdleTimeout)))
+	writeJSON(w, http.StatusOK, sessionInfo{
+		User:      userJSON{Subject: s.user.Subject, Name: s.user.Name, Email: s.user.Email, Claims: s.user.claims},
+		ExpiresAt: ends.UTC().Format(time.RFC3339),
+		ExpiresIn: int64(ends.Sub(now) / time.Second),
+		LogoutURL: b.cfg.Prefix + "/logout",
+	})
+}
+
+type userJSON struct {
+	Subject string         `json:"sub"`
+	Name    string         `json:"name,omitempty"`
+	Email   string         `json:"email,omitempty"`
+	Claims  map[string]any `json:"claims"`
+}
+
+type sessionInfo struct {
+	User      userJSON `json:"user"`
+	ExpiresAt string   `json:"expiresAt"`
+	ExpiresIn int64    `json:"expiresIn"` // seconds
+	LogoutURL string   `json:"logoutUrl"` // POST here to sign out
+}

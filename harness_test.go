@@ -1,0 +1,221 @@
+package bff
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gobff/bff/internal/oidctest"
+)
+
+// The test harness: a real test OpenID Provider on its own origin
+// (http://localhost:port), an app server using a BFF on another origin
+// (http://127.0.0.1:port), and a "browser": an http.Client with a cookie jar.
+
+// testOP starts the programmable provider.
+func testOP(t testing.TB, cfg oidctest.Config) *oidctest.Provider {
+	t.Helper()
+	op := oidctest.New(cfg)
+	srv := httptest.NewUnstartedServer(op)
+	srv.Start()
+	t.Cleanup(srv.Close)
+	op.SetIssuer(strings.Replace(srv.URL, "127.0.0.1", "localhost", 1))
+	return op
+}
+
+// app is an app server with a BFF mounted at /auth/ and API routes.
+type app struct {
+	t   testing.TB
+	bff *BFF
+	srv *httptest.Server
+	op  *oidctest.Provider
+	URL string
+}
+
+// testKey is a fixed secret key so that several instances interoperate.
+var testKey = []byte("0123456789abcdef0123456789abcdef")
+
+// newApp starts an app whose BFF talks to op. opt may change the options.
+func newApp(t testing.TB, op *oidctest.Provider, opt func(*Options)) *app {
+	t.Helper()
+	a := &app{t: t, op: op}
+	var h http.Handler = http.NotFoundHandler()
+	a.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.ServeHTTP(w, r) }))
+	t.Cleanup(a.srv.Close)
+	a.URL = a.srv.URL
+	o := Options{
+		Issuer: op.Issuer(), ClientID: op.ClientID(), ClientSecret: op.ClientSecret(), BaseURL: a.URL,
+		SecretKeys: [][]byte{testKey},
+		Logger:     slog.New(slog.NewTextHandler(io.Discard, nil)),
+	}
+	if testing.Verbose() {
+		o.Logger = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	if opt != nil {
+		opt(&o)
+	}
+	b, err := New(o)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	t.Cleanup(func() { b.Close() })
+	a.bff = b
+	h = a.mux()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := b.Ready(ctx); err != nil {
+		t.Fatalf("discovery: %v", err)
+	}
+	return a
+}
+
+func (a *app) mux() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/auth/", a.bff)
+	mux.Handle("GET /api/me", a.bff.RequireSession(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		u, _ := UserFrom(r.Context())
+		tok, _ := TokenFrom(r.Context())
+		json.NewEncoder(w).Encode(map[string]any{"sub": u.Subject, "email": u.Email, "name": u.Name,
+			"tokenExpiresAt": tok.Expiry.UTC().Format(time.RFC3339)})
+	})))
+	// /api/token exists only in tests, to check which token a handler got;
+	// a real app never sends a token to the browser.
+	mux.Handle("GET /api/token", a.bff.RequireSession(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		tok, _ := TokenFrom(r.Context())
+		io.WriteString(w, tok.AccessToken)
+	})))
+	mux.Handle("POST /api/echo", a.bff.RequireSession(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		io.Copy(w, r.Body)
+	})))
+	mux.HandleFunc("GET /app", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "app page") })
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "home") })
+	return mux
+}
+
+type testWriter struct{ t testing.TB }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
+
+// browser is a cookie-keeping HTTP client that does not follow redirects by
+// itself, so tests can see every step.
+type browser struct {
+	t      testing.TB
+	jar    *cookiejar.Jar
+	client *http.Client
+}
+
+func newBrowser(t testing.TB) *browser {
+	jar, _ := cookiejar.New(nil)
+	return &browser{t: t, jar: jar, client: &http.Client{
+		Jar:           jar,
+		Timeout:       20 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}}
+}
+
+// do sends a request; headers are pairs of name, value.
+func (br *browser) do(method, u string, body io.Reader, headers ...string) *http.Response {
+	br.t.Helper()
+	req, err := http.NewRequest(method, u, body)
+	if err != nil {
+		br.t.Fatal(err)
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	resp, err := br.client.Do(req)
+	if err != nil {
+		br.t.Fatalf("%s %s: %v", method, u, err)
+	}
+	return resp
+}
+
+func (br *browser) get(u string) *http.Response { return br.do("GET", u, nil) }
+
+// follow GETs u and follows redirects (each cookie through the jar) until
+// a non-redirect response, which it returns with its body read.
+func (br *browser) follow(u string) (*http.Response, string) {
+	br.t.Helper()
+	for range 10 {
+		resp := br.get(u)
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode < 300 || resp.StatusCode >= 400 {
+			return resp, string(body)
+		}
+		loc, err := resp.Request.URL.Parse(resp.Header.Get("Location"))
+		if err != nil {
+			br.t.Fatal(err)
+		}
+		u = loc.String()
+	}
+	br.t.Fatal("too many redirects")
+	return nil, ""
+}
+
+// login signs the browser in through the whole flow and returns the final
+// page's response.
+func (a *app) login(br *browser) (*http.Response, string) {
+	a.t.Helper()
+	resp, body := br.follow(a.URL + "/auth/login?returnTo=/app")
+	if resp.StatusCode != 200 || body != "app page" {
+		a.t.Fatalf("login ended with %d %q at %s", resp.StatusCode, body, resp.Request.URL)
+	}
+	return resp, body
+}
+
+// startLogin runs /login and the provider's authorize step, and returns the
+// callback URL the provider sent the browser to (not yet visited).
+func (a *app) startLogin(br *browser) string {
+	a.t.Helper()
+	resp := br.get(a.URL + "/auth/login?returnTo=/app")
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusSeeOther {
+		a.t.Fatalf("login: status %d", resp.StatusCode)
+	}
+	authz := resp.Header.Get("Location")
+	resp = br.get(authz)
+	resp.Body.Close()
+	cb := resp.Header.Get("Location")
+	if !strings.HasPrefix(cb, a.URL+"/auth/callback") {
+		a.t.Fatalf("authorize did not redirect to the callback: %d %q", resp.StatusCode, cb)
+	}
+	return cb
+}
+
+// status GETs path and returns the status and body.
+func (a *app) status(br *browser, method, path string, headers ...string) (int, string) {
+	a.t.Helper()
+	resp := br.do(method, a.URL+path, nil, headers...)
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode, string(body)
+}
+
+// sessionCookie returns the browser's session cookie for the app, if any.
+func (a *app) sessionCookie(br *browser) (string, bool) {
+	u, _ := url.Parse(a.URL)
+	for _, c := range br.jar.Cookies(u) {
+		if c.Name == a.bff.cfg.CookieName {
+			return c.Value, true
+		}
+	}
+	return "", false
+}
+
+// storeSession reads a session record straight from the store.
+func (a *app) storeSession(id string) (*session, error) {
+	return a.bff.read(context.Background(), storeKey(id))
+}

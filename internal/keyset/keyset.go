@@ -1,0 +1,378 @@
+// Package keyset implements an OpenID Connect key set (the oidc.KeySet interface
+// of github.com/coreos/go-oidc/v3) backed by a remote JWKS URL.
+//
+// Compared with oidc.RemoteKeySet it
+//   - parses every JWK of the set on its own and skips the keys it cannot use
+//     (for example the secp256k1 key without "alg" found in the OpenID
+//     conformance suite's key set), so the usable keys still verify;
+//   - restricts the signature algorithms to an asymmetric allow-list;
+//   - rate-limits refetches triggered by unknown key IDs or failed
+//     verifications: at most one fetch per MinRefetchInterval, concurrent
+//     callers share one in-flight fetch, and callers arriving while the
+//     refetch is rate-limited fail fast without any network call. This keeps a
+//     public endpoint (back-channel logout) that verifies attacker-supplied
+//     tokens from hammering the identity provider.
+//
+// Errors never contain the token text.
+package keyset
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rsa"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	jose "github.com/go-jose/go-jose/v4"
+)
+
+// Defaults for Config fields left at their zero value.
+const (
+	DefaultMinRefetchInterval = 10 * time.Second
+	DefaultFetchTimeout       = 10 * time.Second
+	// MaxJWKSSize is the largest JWKS document accepted.
+	MaxJWKSSize = 1 << 20
+)
+
+// DefaultAlgs is the signature algorithm allow-list used when Config.Algs is empty.
+var DefaultAlgs = []string{
+	"RS256", "RS384", "RS512",
+	"ES256", "ES384", "ES512",
+	"PS256", "PS384", "PS512",
+	"EdDSA",
+}
+
+// supportedAlgs is the set of algorithms that may ever be allowed: asymmetric
+// signatures only. "none" and the HMAC algorithms are never accepted.
+var supportedAlgs = map[string]bool{
+	"RS256": true, "RS384": true, "RS512": true,
+	"ES256": true, "ES384": true, "ES512": true,
+	"PS256": true, "PS384": true, "PS512": true,
+	"EdDSA": true,
+}
+
+var (
+	// ErrVerification is returned when no key of the set verifies the token's signature.
+	ErrVerification = errors.New("keyset: signature verification failed")
+	// ErrRateLimited is returned (wrapped together with ErrVerification) when a refetch of the
+	// key set would be needed but the previous fetch was less than MinRefetchInterval ago.
+	ErrRateLimited = errors.New("keyset: key set refetch rate-limited")
+	// ErrMalformed is returned for tokens that cannot be parsed as a compact JWS with an
+	// allowed algorithm.
+	ErrMalformed = errors.New("keyset: malformed or disallowed jwt")
+	// ErrNoUsableKeys is returned when a fetched key set holds no key this package can use.
+	ErrNoUsableKeys = errors.New("keyset: key set has no usable keys")
+)
+
+// Config configures a Set.
+type Config struct {
+	// URL is the jwks_uri of the provider. Required.
+	URL string
+	// Client performs the fetches. Nil means http.DefaultClient.
+	Client *http.Client
+	// MinRefetchInterval is the minimum time between two fetches (successful or not).
+	// Zero means DefaultMinRefetchInterval.
+	MinRefetchInterval time.Duration
+	// FetchTimeout bounds one fetch. Zero means DefaultFetchTimeout.
+	FetchTimeout time.Duration
+	// Algs is the signature algorithm allow-list. Empty means DefaultAlgs. Entries
+	// other than the asymmetric algorithms of DefaultAlgs (e.g. "none", "HS256") are
+	// dropped with a warning; if none remain every verification fails.
+	Algs []string
+	// Now is the clock used for rate limiting. Nil means time.Now.
+	Now func() time.Time
+	// Logger receives warnings about skipped keys and failed fetches. Nil means slog.Default().
+	Logger *slog.Logger
+}
+
+// Set is a remote JWKS with caching and rate-limited refetches. It is safe for
+// concurrent use. Create it with New.
+type Set struct {
+	url      string
+	client   *http.Client
+	interval time.Duration
+	timeout  time.Duration
+	algs     []jose.SignatureAlgorithm
+	allowed  map[string]bool
+	now      func() time.Time
+	log      *slog.Logger
+
+	mu        sync.Mutex
+	keys      []jose.JSONWebKey // usable public keys only; replaced, never mutated
+	fetched   bool              // a fetch has been started at least once
+	lastFetch time.Time         // start time of the most recent fetch
+	inflight  *inflight
+}
+
+type inflight struct {
+	done chan struct{}
+	keys []jose.JSONWebKey
+	err  error
+}
+
+// New returns a Set for cfg. No network call is made until the first verification.
+func New(cfg Config) *Set {
+	s := &Set{
+		url:      cfg.URL,
+		client:   cfg.Client,
+		interval: cfg.MinRefetchInterval,
+		timeout:  cfg.FetchTimeout,
+		now:      cfg.Now,
+		log:      cfg.Logger,
+		allowed:  map[string]bool{},
+	}
+	if s.client == nil {
+		s.client = http.DefaultClient
+	}
+	if s.interval <= 0 {
+		s.interval = DefaultMinRefetchInterval
+	}
+	if s.timeout <= 0 {
+		s.timeout = DefaultFetchTimeout
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	algs := cfg.Algs
+	if len(algs) == 0 {
+		algs = DefaultAlgs
+	}
+	for _, a := range algs {
+		if !supportedAlgs[a] {
+			s.log.Warn("keyset: ignoring disallowed signature algorithm", "alg", a)
+			continue
+		}
+		if !s.allowed[a] {
+			s.allowed[a] = true
+			s.algs = append(s.algs, jose.SignatureAlgorithm(a))
+		}
+	}
+	return s
+}
+
+// VerifySignature verifies the signature of the compact-serialized JWS jwt with the
+// key set and returns its payload. It implements oidc.KeySet. It checks the
+// signature only: the caller (an oidc.IDTokenVerifier) validates the claims.
+func (s *Set) VerifySignature(ctx context.Context, jwt string) ([]byte, error) {
+	if s.url == "" {
+		return nil, errors.New("keyset: no JWKS URL configured")
+	}
+	if len(s.algs) == 0 {
+		return nil, errors.New("keyset: no signature algorithm allowed")
+	}
+	// JWTs use the compact serialization only (RFC 7519 §1).
+	jws, err := jose.ParseSignedCompact(jwt, s.algs)
+	if err != nil {
+		// go-jose's parse errors describe the failure without echoing the input;
+		// keep only the sentinel to be certain nothing of the token leaks.
+		return nil, ErrMalformed
+	}
+	if len(jws.Signatures) != 1 {
+		return nil, ErrMalformed
+	}
+	hdr := jws.Signatures[0].Protected
+	if !s.allowed[hdr.Algorithm] {
+		return nil, ErrMalformed
+	}
+
+	s.mu.Lock()
+	keys, fetched := s.keys, s.fetched
+	s.mu.Unlock()
+	if fetched {
+		if payload, ok := verify(jws, keys); ok {
+			return payload, nil
+		}
+	}
+
+	// Unknown kid, no key verifying, or nothing fetched yet: refetch (rate-limited).
+	keys, err = s.refetch(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if payload, ok := verify(jws, keys); ok {
+		return payload, nil
+	}
+	return nil, ErrVerification
+}
+
+// verify tries the candidate keys for the JWS's single signature.
+func verify(jws *jose.JSONWebSignature, keys []jose.JSONWebKey) ([]byte, bool) {
+	hdr := jws.Signatures[0].Protected
+	for i := range keys {
+		k := &keys[i]
+		if hdr.KeyID != "" && k.KeyID != hdr.KeyID {
+			continue
+		}
+		if !keyFits(k, hdr.Algorithm) {
+			continue
+		}
+		if payload, err := jws.Verify(k.Key); err == nil {
+			return payload, true
+		}
+	}
+	return nil, false
+}
+
+// keyFits reports whether key k may verify a signature made with alg.
+func keyFits(k *jose.JSONWebKey, alg string) bool {
+	if k.Algorithm != "" && k.Algorithm != alg {
+		return false
+	}
+	switch pub := k.Key.(type) {
+	case *rsa.PublicKey:
+		switch alg {
+		case "RS256", "RS384", "RS512", "PS256", "PS384", "PS512":
+			return true
+		}
+	case *ecdsa.PublicKey:
+		switch alg {
+		case "ES256":
+			return pub.Curve == elliptic.P256()
+		case "ES384":
+			return pub.Curve == elliptic.P384()
+		case "ES512":
+			return pub.Curve == elliptic.P521()
+		}
+	case ed25519.PublicKey:
+		return alg == "EdDSA"
+	}
+	return false
+}
+
+// refetch returns fresh keys, joining an in-flight fetch if there is one. If the
+// last fetch started less than the minimum interval ago it fails fast.
+func (s *Set) refetch(ctx context.Context) ([]jose.JSONWebKey, error) {
+	s.mu.Lock()
+	in := s.inflight
+	if in == nil {
+		if s.fetched && s.now().Sub(s.lastFetch) < s.interval {
+			s.mu.Unlock()
+			return nil, fmt.Errorf("%w: %w", ErrVerification, ErrRateLimited)
+		}
+		in = &inflight{done: make(chan struct{})}
+		s.inflight = in
+		s.fetched = true
+		s.lastFetch = s.now()
+		// The fetch runs detached from this caller's cancellation: other callers
+		// may be waiting for it. It is bounded by the fetch timeout.
+		fctx := context.WithoutCancel(ctx)
+		go s.runFetch(fctx, in)
+	}
+	s.mu.Unlock()
+
+	select {
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	case <-in.done:
+		return in.keys, in.err
+	}
+}
+
+func (s *Set) runFetch(ctx context.Context, in *inflight) {
+	keys, err := s.fetch(ctx)
+	s.mu.Lock()
+	if err == nil {
+		s.keys = keys
+	} else {
+		// Keep the cached keys: a failed fetch must not break verification.
+		keys = s.keys
+		s.log.Warn("keyset: fetching JWKS failed", "url", s.url, "error", err)
+	}
+	in.keys, in.err = keys, err
+	s.inflight = nil
+	s.mu.Unlock()
+	close(in.done)
+}
+
+func (s *Set) fetch(ctx context.Context) ([]jose.JSONWebKey, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.url, nil)
+	if err != nil {
+		return nil, fmt.Errorf("keyset: fetching JWKS: %w", err)
+	}
+	req.Header.Set("Accept", "application/jwk-set+json, application/json;q=0.9, */*;q=0.1")
+	resp, err := s.client.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("keyset: fetching JWKS: %w", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxJWKSSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("keyset: reading JWKS: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("keyset: fetching JWKS: unexpected status %d", resp.StatusCode)
+	}
+	if len(body) > MaxJWKSSize {
+		return nil, fmt.Errorf("keyset: JWKS larger than %d bytes", MaxJWKSSize)
+	}
+	return s.parse(body)
+}
+
+// parse decodes a JWKS document, keeping only the usable public signature keys.
+func (s *Set) parse(body []byte) ([]jose.JSONWebKey, error) {
+	var doc struct {
+		Keys []json.RawMessage `json:"keys"`
+	}
+	if err := json.Unmarshal(body, &doc); err != nil {
+		return nil, fmt.Errorf("keyset: decoding JWKS: %w", err)
+	}
+	var keys []jose.JSONWebKey
+	for i, raw := range doc.Keys {
+		// Only public metadata is logged, never key material.
+		var meta struct {
+			Kid string `json:"kid"`
+			Kty string `json:"kty"`
+			Crv string `json:"crv"`
+			Alg string `json:"alg"`
+			Use string `json:"use"`
+		}
+		_ = json.Unmarshal(raw, &meta)
+		skip := func(reason string) {
+			s.log.Info("keyset: skipping unusable JWK", "index", i, "kid", meta.Kid,
+				"kty", meta.Kty, "crv", meta.Crv, "alg", meta.Alg, "reason", reason)
+		}
+		var k jose.JSONWebKey
+		if err := k.UnmarshalJSON(raw); err != nil {
+			skip("unparseable: " + err.Error())
+			continue
+		}
+		if k.Use != "" && k.Use != "sig" {
+			skip("use is not sig")
+			continue
+		}
+		if k.Algorithm != "" && !supportedAlgs[k.Algorithm] {
+			skip("unsupported alg")
+			continue
+		}
+		// Never keep private or symmetric key material; Public strips private parts.
+		pub := k.Public()
+		switch pub.Key.(type) {
+		case *rsa.PublicKey, *ecdsa.PublicKey, ed25519.PublicKey:
+		default:
+			skip("not an RSA, EC or Ed25519 public key")
+			continue
+		}
+		if !pub.Valid() {
+			skip("invalid key")
+			continue
+		}
+		keys = append(keys, pub)
+	}
+	if len(keys) == 0 {
+		return nil, ErrNoUsableKeys
+	}
+	return keys, nil
+}

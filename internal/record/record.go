@@ -1,0 +1,94 @@
+// Package record is the binary layout of a session record at rest (before
+// sealing). It is a flat, length-prefixed encoding: decoding is one pass
+// with bounds checks, no reflection, and garbage always yields an error.
+package record
+
+import (
+	"encoding/binary"
+	"errors"
+)
+
+// Version is the layout version; the first byte of every encoding.
+const Version = 1
+
+// MaxField bounds every string field (a JWT of several hundred claims fits).
+const MaxField = 64 << 10
+
+// ErrDecode is returned for any input that is not a valid record.
+var ErrDecode = errors.New("record: malformed session record")
+
+// Session is everything bff keeps about one session. Times are Unix
+// nanoseconds; 0 means unknown / never.
+type Session struct {
+	Rev           uint64 // incremented by every write, for tests and logs
+	Created       int64
+	LastSeen      int64
+	Expires       int64 // absolute end: sign-in + MaxLifetime, or the refresh token's expiry if sooner
+	Subject       string
+	SID           string // the provider's session ID (sid claim), for back-channel logout
+	Claims        []byte // JSON object of the user's claims
+	AccessToken   string
+	TokenType     string
+	AccessIssued  int64
+	AccessExpiry  int64
+	RefreshToken  string
+	IDToken       string
+	IDTokenExpiry int64
+}
+
+// Append encodes s and appends it to dst.
+func (s *Session) Append(dst []byte) []byte {
+	dst = append(dst, Version)
+	for _, v := range [...]int64{int64(s.Rev), s.Created, s.LastSeen, s.Expires, s.AccessIssued, s.AccessExpiry, s.IDTokenExpiry} {
+		dst = binary.AppendVarint(dst, v)
+	}
+	for _, f := range [...]string{s.Subject, s.SID, s.AccessToken, s.TokenType, s.RefreshToken, s.IDToken} {
+		dst = binary.AppendUvarint(dst, uint64(len(f)))
+		dst = append(dst, f...)
+	}
+	dst = binary.AppendUvarint(dst, uint64(len(s.Claims)))
+	return append(dst, s.Claims...)
+}
+
+// Decode parses b into s. The strings in s do not alias b.
+func (s *Session) Decode(b []byte) error {
+	if len(b) == 0 || b[0] != Version {
+		return ErrDecode
+	}
+	b = b[1:]
+	var ints [7]int64
+	for i := range ints {
+		v, n := binary.Varint(b)
+		if n <= 0 {
+			return ErrDecode
+		}
+		ints[i], b = v, b[n:]
+	}
+	// The string fields are sliced from one string that copies the region
+	// holding them: one allocation for all of them.
+	var off [7][2]int
+	pos := 0
+	for i := range off {
+		l, n := binary.Uvarint(b[pos:])
+		if n <= 0 || l > MaxField || l > uint64(len(b)-pos-n) {
+			return ErrDecode
+		}
+		off[i] = [2]int{pos + n, pos + n + int(l)}
+		pos += n + int(l)
+	}
+	if pos != len(b) {
+		return ErrDecode
+	}
+	region := string(b[:off[5][1]])
+	var out [6]string
+	for i := range out {
+		out[i] = region[off[i][0]:off[i][1]]
+	}
+	*s = Session{
+		Rev: uint64(ints[0]), Created: ints[1], LastSeen: ints[2], Expires: ints[3],
+		AccessIssued: ints[4], AccessExpiry: ints[5], IDTokenExpiry: ints[6],
+		Subject: out[0], SID: out[1], AccessToken: out[2], TokenType: out[3], RefreshToken: out[4], IDToken: out[5],
+		Claims: append([]byte(nil), b[off[6][0]:off[6][1]]...),
+	}
+	return nil
+}

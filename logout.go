@@ -1,0 +1,299 @@
+package bff
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/gobff/bff/internal/seal"
+)
+
+// handleLogout ends the session here (store, cookie, every instance's
+// cache), revokes its refresh token at the provider (RFC 7009) when the
+// provider offers revocation, and sends the browser to the provider's
+// end-session endpoint (RP-Initiated Logout) with id_token_hint, client_id,
+// post_logout_redirect_uri and a state checked on the way back. Only POST
+// from this origin is a logout.
+func (b *BFF) handleLogout(w http.ResponseWriter, r *http.Request) {
+	if err := b.cop.Check(r); err != nil {
+		b.fail(w, r, errCSRF)
+		return
+	}
+	dest := b.cfg.PostLogoutRedirect
+	s, err := b.liveSession(w, r)
+	switch {
+	case err == nil:
+		ctx := r.Context()
+		if err := b.end(ctx, s); err != nil {
+			b.fail(w, r, err) // the store is down: the session is not ended
+			return
+		}
+		b.sessionCookie(w, "", -1)
+		prov := b.provider()
+		if prov != nil && prov.revocationURL != "" && s.rec.RefreshToken != "" {
+			if err := b.revoke(ctx, prov, s.rec.RefreshToken); err != nil {
+				b.log.Warn("bff: refresh token revocation failed; the session is ended here", "sub", s.rec.Subject, "err", err)
+			}
+		}
+		if prov != nil && prov.endSessionURL != "" {
+			dest = b.endSessionURL(w, prov, s.rec.IDToken)
+		}
+		b.log.Info("bff: signed out", "sub", s.rec.Subject)
+	default:
+		var e *Error
+		if errors.As(err, &e) && e.Status != http.StatusUnauthorized {
+			b.fail(w, r, err)
+			return
+		}
+	}
+	http.Redirect(w, r, dest, http.StatusSeeOther)
+}
+
+// logoutState is the state of an RP-initiated logout, sealed in a
+// short-lived cookie.
+type logoutState struct {
+	State   string `json:"s"`
+	Created int64  `json:"c"`
+}
+
+func (b *BFF) logoutCookieName() string { return b.cfg.CookieName + "-logout" }
+
+func (b *BFF) endSessionURL(w http.ResponseWriter, prov *provider, idToken string) string {
+	st := logoutState{State: rand.Text(), Created: b.cfg.Now().Unix()}
+	plain, _ := json.Marshal(st)
+	name := b.logoutCookieName()
+	b.txCookie(w, name, base64.RawURLEncoding.EncodeToString(b.sealer.Seal(nil, seal.PurposeTransaction, plain, []byte(name))),
+		int(b.cfg.LoginTimeout/time.Second))
+	u, err := url.Parse(prov.endSessionURL)
+	if err != nil {
+		return b.cfg.PostLogoutRedirect
+	}
+	q := u.Query()
+	if idToken != "" {
+		q.Set("id_token_hint", idToken)
+	}
+	q.Set("client_id", b.cfg.ClientID)
+	q.Set("post_logout_redirect_uri", b.cfg.postLogout)
+	q.Set("state", st.State)
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+// handleLogoutCallback is where the provider sends the browser after
+// logout. It checks the state before redirecting to PostLogoutRedirect.
+func (b *BFF) handleLogoutCallback(w http.ResponseWriter, r *http.Request) {
+	name := b.logoutCookieName()
+	b.txCookie(w, name, "", -1)
+	bad := func(cause string) {
+		b.fail(w, r, badRequest("This sign-out response does not match a sign-out from this browser.", errors.New(cause)))
+	}
+	raw, ok := cookieValue(r.Header, name)
+	if !ok {
+		bad("no logout cookie")
+		return
+	}
+	sealed, err := base64.RawURLEncoding.DecodeString(raw)
+	if err != nil {
+		bad("logout cookie not base64")
+		return
+	}
+	plain, err := b.sealer.Open(nil, seal.PurposeTransaction, sealed, []byte(name))
+	var st logoutState
+	if err != nil || json.Unmarshal(plain, &st) != nil {
+		bad("logout cookie does not open")
+		return
+	}
+	if subtle.ConstantTimeCompare([]byte(st.State), []byte(r.URL.Query().Get("state"))) != 1 {
+		bad("logout state mismatch")
+		return
+	}
+	if b.cfg.Now().Sub(time.Unix(st.Created, 0)) > b.cfg.LoginTimeout {
+		bad("logout state expired")
+		return
+	}
+	http.Redirect(w, r, b.cfg.PostLogoutRedirect, http.StatusSeeOther)
+}
+
+// revoke revokes a refresh token (RFC 7009), bounded by a short timeout.
+func (b *BFF) revoke(ctx context.Context, prov *provider, token string) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 3*time.Second)
+	defer cancel()
+	form := url.Values{"token": {token}, "token_type_hint": {"refresh_token"}}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, prov.revocationURL, strings.NewReader(form.Encode()))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth(url.QueryEscape(b.cfg.ClientID), url.QueryEscape(b.cfg.ClientSecret))
+	resp, err := b.client.Do(req)
+	if err != nil {
+		return fmt.Errorf("revocation request: %w", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("revocation endpoint answered %d", resp.StatusCode)
+	}
+	return nil
+}
+
+// handleBackchannelLogout implements OpenID Connect Back-Channel Logout 1.0:
+// a verified, not replayed logout token ends every session of its sid (or
+// of its sub when it has no sid). Any invalid token gets 400 and ends
+// nothing.
+func (b *BFF) handleBackchannelLogout(w http.ResponseWriter, r *http.Request) {
+	invalid := func(cause error) {
+		b.log.Info("bff: back-channel logout refused", "err", cause)
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "invalid_request"})
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+	if err := r.ParseForm(); err != nil {
+		invalid(err)
+		return
+	}
+	raw := r.PostForm.Get("logout_token")
+	if raw == "" {
+		invalid(errors.New("no logout_token"))
+		return
+	}
+	prov := b.provider()
+	if prov == nil {
+		b.fail(w, r, errNotReady)
+		return
+	}
+	ctx := r.Context()
+	lt, err := prov.verifier.VerifyLogout(b.clientContext(ctx), raw)
+	if err != nil {
+		invalid(err)
+		return
+	}
+	// Replay: each jti is accepted once while the token is valid.
+	ttl := lt.Expiry.Sub(b.cfg.Now()) + time.Minute
+	first, err := b.replay(ctx, b.sealer.Name("jti", lt.Issuer+"\x00"+lt.TokenID), ttl)
+	if err != nil {
+		b.fail(w, r, errUnavailable("The session store", err))
+		return
+	}
+	if !first {
+		invalid(errors.New("logout token jti replayed"))
+		return
+	}
+	var n int
+	if lt.SessionID != "" {
+		n, err = b.endWhere(ctx, "sid", lt.SessionID, func(s *session) bool {
+			return s.rec.SID == lt.SessionID && (lt.Subject == "" || lt.Subject == s.rec.Subject)
+		})
+	} else {
+		n, err = b.endWhere(ctx, "sub", lt.Subject, nil)
+	}
+	if err != nil {
+		b.fail(w, r, err)
+		return
+	}
+	b.log.Info("bff: back-channel logout", "sub", lt.Subject, "sessions_ended", n)
+	w.WriteHeader(http.StatusOK)
+}
+
+// end ends one session: store record, index entries, every instance's cache.
+func (b *BFF) end(ctx context.Context, s *session) error {
+	if err := b.remove(ctx, s.key); err != nil {
+		return err
+	}
+	if err := b.index(ctx, s, false); err != nil {
+		b.log.Debug("bff: index not updated (entries expire with the session)", "err", err)
+	}
+	return nil
+}
+
+// endWhere ends the indexed sessions of a sub or sid that match keep (nil:
+// all of them), and returns how many it ended.
+func (b *BFF) endWhere(ctx context.Context, kind, value string, keep func(*session) bool) (int, error) {
+	keys, err := b.indexKeys(ctx, kind, value)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, key := range keys {
+		s, err := b.read(ctx, key)
+		if err == errNotFound {
+			continue
+		}
+		if err != nil {
+			return n, err
+		}
+		if keep != nil && !keep(s) {
+			continue
+		}
+		if err := b.end(ctx, s); err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
+}
+
+// SessionInfo describes one session of a user, without any token.
+type SessionInfo struct {
+	Handle   string    // opaque; pass to RevokeSession. Not the cookie value.
+	Created  time.Time // sign-in
+	LastSeen time.Time // last recorded activity (recorded at most once per TouchInterval)
+	Expires  time.Time // when it ends unless used (idle timeout) or at the latest
+}
+
+// Sessions lists the live sessions of the user with subject sub.
+func (b *BFF) Sessions(ctx context.Context, sub string) ([]SessionInfo, error) {
+	keys, err := b.indexKeys(ctx, "sub", sub)
+	if err != nil {
+		return nil, err
+	}
+	var out []SessionInfo
+	now := b.cfg.Now().UnixNano()
+	for _, key := range keys {
+		s, err := b.read(ctx, key)
+		if err == errNotFound {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if s.rec.Subject != sub || b.expired(s, now) {
+			continue
+		}
+		out = append(out, SessionInfo{
+			Handle:   key,
+			Created:  time.Unix(0, s.rec.Created),
+			LastSeen: time.Unix(0, s.rec.LastSeen),
+			Expires:  time.Unix(0, min(s.rec.Expires, s.rec.LastSeen+int64(b.cfg.IdleTimeout))),
+		})
+	}
+	return out, nil
+}
+
+// RevokeSessions ends every session of the user with subject sub, on every
+// instance ("sign out everywhere", or locking a user out), and returns how
+// many it ended. The provider's sessions are not affected.
+func (b *BFF) RevokeSessions(ctx context.Context, sub string) (int, error) {
+	return b.endWhere(ctx, "sub", sub, func(s *session) bool { return s.rec.Subject == sub })
+}
+
+// RevokeSession ends the session with the given SessionInfo.Handle.
+func (b *BFF) RevokeSession(ctx context.Context, handle string) error {
+	if !strings.HasPrefix(handle, "s:") {
+		return badRequest("Unknown session handle.", errors.New("malformed handle"))
+	}
+	s, err := b.read(ctx, handle)
+	if err == errNotFound {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return b.end(ctx, s)
+}

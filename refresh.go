@@ -1,0 +1,410 @@
+package bff
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/coreos/go-oidc/v3/oidc"
+	"golang.org/x/oauth2"
+)
+
+// RequireSession guards an API: without a valid session it answers 401
+// with a small JSON body (never a redirect); unsafe methods from another
+// origin are refused with 403. With a session, the request reaches next with
+// the user (UserFrom) and an access token valid for at least
+// Options.RefreshSkew (TokenFrom) in its context; an access token about to
+// expire is refreshed on the server first. The response writer is passed
+// through untouched, so streaming (http.Flusher) and upgrades
+// (http.Hijacker) work.
+//
+// The path of a request whose token is fresh reads the session from this
+// instance's cache (or at most once from the store), writes nothing (except
+// once per Options.TouchInterval, for the idle timeout), takes no lock and
+// allocates only the request's context.
+func (b *BFF) RequireSession(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !safeMethod(r.Method) {
+			if err := b.checkCSRF(r); err != nil {
+				b.fail(w, r, err)
+				return
+			}
+		}
+		s, err := b.authenticate(w, r)
+		if err != nil {
+			b.fail(w, r, err)
+			return
+		}
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), sessionKey, s)))
+	})
+}
+
+func safeMethod(m string) bool { return m == "GET" || m == "HEAD" || m == "OPTIONS" }
+
+func (b *BFF) checkCSRF(r *http.Request) error {
+	if err := b.cop.Check(r); err != nil {
+		return errCSRF
+	}
+	if b.cfg.CSRFHeader != "" && r.Header.Get(b.cfg.CSRFHeader) == "" {
+		return errCSRF
+	}
+	return nil
+}
+
+// Pre-built rejections: the rejection path allocates nothing of its own.
+var (
+	errNoCookie   = errUnauth(errors.New("no session cookie"))
+	errBadCookie  = errUnauth(errors.New("malformed session cookie"))
+	errNoSession  = errUnauth(errors.New("unknown session"))
+	errExpired    = errUnauth(errors.New("session expired"))
+	errNoProvider = errUnavailable("The identity provider", errors.New("discovery has not succeeded yet"))
+)
+
+// authenticate finds the request's live session and refreshes its access
+// token when it is about to expire.
+func (b *BFF) authenticate(w http.ResponseWriter, r *http.Request) (*session, error) {
+	s, err := b.liveSession(w, r)
+	if err != nil {
+		return nil, err
+	}
+	ctx := r.Context()
+	now := b.cfg.Now().UnixNano()
+	if b.needsRefresh(s, now) {
+		s, err = b.refresh(ctx, s, now)
+		if err != nil {
+			var e *Error
+			if errors.As(err, &e) && e.Status == http.StatusUnauthorized {
+				b.sessionCookie(w, "", -1)
+			}
+			return nil, err
+		}
+	}
+	if now-s.rec.LastSeen >= int64(b.cfg.TouchInterval) {
+		s = b.touch(ctx, s, now)
+	}
+	return s, nil
+}
+
+func (b *BFF) expired(s *session, now int64) bool {
+	return now >= s.rec.Expires || now >= s.rec.LastSeen+int64(b.cfg.IdleTimeout)
+}
+
+// needsRefresh: the access token expires within the skew. The skew is at
+// most half the token's lifetime, so a skew longer than the lifetime does
+// not refresh on every request. A token without expiry is never refreshed.
+func (b *BFF) needsRefresh(s *session, now int64) bool {
+	exp := s.rec.AccessExpiry
+	if exp == 0 {
+		return false
+	}
+	skew := int64(b.cfg.RefreshSkew)
+	if s.rec.AccessIssued != 0 {
+		if half := (exp - s.rec.AccessIssued) / 2; skew > half {
+			skew = half
+		}
+	}
+	return now >= exp-skew
+}
+
+// RefreshEvent describes one refresh attempt, for Options.OnRefresh. It
+// holds no token.
+type RefreshEvent struct {
+	Subject  string
+	Outcome  string // "refreshed", "reused" (another request or instance had just refreshed), "ended" (the session ended) or "failed" (transient)
+	Err      error  // nil for "refreshed" and "reused"
+	Duration time.Duration
+}
+
+// refresh gets a fresh access token for s. Within this process, concurrent
+// requests of one session share one refresh; across processes, the
+// session's store lock serializes them, and the record is re-read under
+// the lock so that a request that lost the race uses the winner's tokens.
+//
+// Failure policy: a dead refresh token (invalid_grant) or a refreshed ID
+// token that fails verification or changes the subject ends the session
+// (401). A transient failure (provider down, timeout, 5xx, lock or store
+// unavailable) keeps the session: the current access token is used while it
+// is still valid, otherwise 503 with Retry-After.
+func (b *BFF) refresh(ctx context.Context, s *session, now int64) (*session, error) {
+	ns, err := b.flights.do(ctx, "refresh:"+s.key, func() (*session, error) {
+		return b.refreshLocked(context.WithoutCancel(ctx), s.key)
+	})
+	if err == nil {
+		return ns, nil
+	}
+	var e *Error
+	if errors.As(err, &e) && e.Status == http.StatusUnauthorized {
+		return nil, err
+	}
+	if now < s.rec.AccessExpiry {
+		b.log.Warn("bff: token refresh failed; using the current access token until it expires", "sub", s.rec.Subject, "err", err)
+		return s, nil
+	}
+	if e == nil {
+		e = errUnavailable("The identity provider", err)
+	}
+	return nil, e
+}
+
+// lockTTL bounds how long a crashed holder blocks a session's refresh.
+func (b *BFF) lockTTL() time.Duration { return 2*b.cfg.RefreshTimeout + 5*time.Second }
+
+func (b *BFF) refreshLocked(ctx context.Context, key string) (ns *session, err error) {
+	start := time.Now()
+	var sub string
+	outcome := "refreshed"
+	defer func() {
+		if err != nil {
+			outcome = "failed"
+			var e *Error
+			if errors.As(err, &e) && e.Status == http.StatusUnauthorized {
+				outcome = "ended"
+			}
+		}
+		ev := RefreshEvent{Subject: sub, Outcome: outcome, Err: err, Duration: time.Since(start)}
+		b.log.Info("bff: token refresh", "sub", sub, "outcome", outcome, "duration", ev.Duration, "err", err)
+		if b.cfg.OnRefresh != nil {
+			b.cfg.OnRefresh(ctx, ev)
+		}
+	}()
+
+	lockCtx, cancel := context.WithTimeout(ctx, b.cfg.RefreshTimeout)
+	defer cancel()
+	unlock, err := b.locker.Lock(lockCtx, "lock:"+key, b.lockTTL())
+	if err != nil {
+		return nil, errUnavailable("The session lock", err)
+	}
+	defer unlock()
+
+	cur, err := b.read(ctx, key)
+	if err == errNotFound {
+		return nil, errUnauth(errors.New("session ended during refresh"))
+	}
+	if err != nil {
+		return nil, err
+	}
+	sub = cur.rec.Subject
+	now := b.cfg.Now()
+	if !b.needsRefresh(cur, now.UnixNano()) {
+		outcome = "reused"
+		return cur, nil
+	}
+	prov := b.prov.Load()
+	if prov == nil {
+		return nil, errNoProvider
+	}
+	if cur.rec.RefreshToken == "" {
+		if now.UnixNano() < cur.rec.AccessExpiry {
+			outcome = "reused"
+			return cur, nil
+		}
+		b.end(ctx, cur)
+		return nil, errUnauth(errors.New("access token expired and there is no refresh token"))
+	}
+
+	callCtx, cancelCall := context.WithTimeout(ctx, b.cfg.RefreshTimeout)
+	defer cancelCall()
+	callCtx = b.clientContext(callCtx)
+	tok, err := prov.oauth.TokenSource(callCtx, &oauth2.Token{RefreshToken: cur.rec.RefreshToken}).Token()
+	if err != nil {
+		var re *oauth2.RetrieveError
+		if errors.As(err, &re) && re.ErrorCode == "invalid_grant" {
+			b.end(ctx, cur)
+			return nil, errUnauth(errors.New("refresh token rejected (invalid_grant)"))
+		}
+		return nil, errUnavailable("The identity provider", scrub(err))
+	}
+
+	rec := cur.rec
+	rec.Rev++
+	rec.AccessToken = tok.AccessToken
+	rec.TokenType = tok.Type()
+	rec.AccessIssued = now.UnixNano()
+	rec.AccessExpiry = 0
+	if !tok.Expiry.IsZero() {
+		rec.AccessExpiry = tok.Expiry.UnixNano()
+	}
+	rec.RefreshToken = tok.RefreshToken
+	rec.Expires = min(rec.Expires, refreshDeadline(tok, now))
+	if raw, _ := tok.Extra("id_token").(string); raw != "" {
+		idt, err := b.verifyIDToken(callCtx, prov, raw, tok.AccessToken)
+		if err == nil && idt.Subject != cur.rec.Subject {
+			err = errors.New("refreshed ID token has a different subject")
+		}
+		if err != nil {
+			b.end(ctx, cur)
+			return nil, errUnauth(fmt.Errorf("refreshed ID token: %w", err))
+		}
+		rec.IDToken, rec.IDTokenExpiry = raw, idt.Expiry.UnixNano()
+	}
+	ns, err = newSession(key, rec)
+	if err != nil {
+		return nil, errUnavailable("The session store", err)
+	}
+	// The provider has rotated the refresh token: losing the new one would
+	// end the session at the next refresh, so try the write a few times.
+	for try := 0; try < 3; try++ {
+		if err = b.write(ctx, ns); err == nil {
+			return ns, nil
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	b.log.Error("bff: refreshed tokens could not be stored; the session may end at its next refresh", "sub", sub, "err", err)
+	return ns, nil
+}
+
+// refreshDeadline is when the refresh token expires, if the provider says
+// (refresh_expires_in, as Keycloak does); otherwise never.
+func refreshDeadline(tok *oauth2.Token, now time.Time) int64 {
+	var secs int64
+	switch v := tok.Extra("refresh_expires_in").(type) {
+	case float64:
+		secs = int64(v)
+	case string:
+		secs, _ = strconv.ParseInt(v, 10, 64)
+	}
+	if secs <= 0 {
+		return 1<<63 - 1
+	}
+	return now.Add(time.Duration(secs) * time.Second).UnixNano()
+}
+
+// touch records activity for the idle timeout, at most once per
+// TouchInterval, under the session's lock on a re-read record (so that it
+// never writes back stale tokens). A failure keeps the session as it is.
+func (b *BFF) touch(ctx context.Context, s *session, now int64) *session {
+	ns, err := b.flights.do(ctx, "touch:"+s.key, func() (*session, error) {
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+		defer cancel()
+		unlock, err := b.locker.Lock(ctx, "lock:"+s.key, b.lockTTL())
+		if err != nil {
+			return nil, err
+		}
+		defer unlock()
+		cur, err := b.read(ctx, s.key)
+		if err != nil {
+			return nil, err
+		}
+		if now-cur.rec.LastSeen < int64(b.cfg.TouchInterval) {
+			return cur, nil
+		}
+		rec := cur.rec
+		rec.Rev++
+		rec.LastSeen = now
+		ns, err := newSession(s.key, rec)
+		if err != nil {
+			return nil, err
+		}
+		return ns, b.write(ctx, ns)
+	})
+	if err != nil {
+		b.log.Debug("bff: session activity not recorded", "err", err)
+		return s
+	}
+	return ns
+}
+
+// scrub keeps an oauth2 error's code but drops the response body it quotes.
+func scrub(err error) error {
+	var re *oauth2.RetrieveError
+	if errors.As(err, &re) {
+		status := 0
+		if re.Response != nil {
+			status = re.Response.StatusCode
+		}
+		return fmt.Errorf("token endpoint: status %d, error %q", status, re.ErrorCode)
+	}
+	return err
+}
+
+// flightGroup runs one call per key at a time; concurrent callers of the
+// same key wait for it and share its result. A waiter whose own context
+// ends stops waiting; the call goes on for the others. Entries are removed
+// when their call ends, so the group holds only calls in flight.
+type flightGroup struct {
+	mu    sync.Mutex
+	calls map[string]*flight
+}
+
+type flight struct {
+	done chan struct{}
+	s    *session
+	err  error
+}
+
+func (g *flightGroup) do(ctx context.Context, key string, fn func() (*session, error)) (*session, error) {
+	g.mu.Lock()
+	if g.calls == nil {
+		g.calls = map[string]*flight{}
+	}
+	f, ok := g.calls[key]
+	if !ok {
+		f = &flight{done: make(chan struct{})}
+		g.calls[key] = f
+		go func() {
+			defer func() {
+				if p := recover(); p != nil {
+					f.err = fmt.Errorf("panic: %v", p)
+				}
+				g.mu.Lock()
+				delete(g.calls, key)
+				g.mu.Unlock()
+				close(f.done)
+			}()
+			f.s, f.err = fn()
+		}()
+	}
+	g.mu.Unlock()
+	select {
+	case <-f.done:
+		return f.s, f.err
+	case <-ctx.Done():
+		return nil, errUnavailable("The token refresh", ctx.Err())
+	}
+}
+
+// size reports the number of calls in flight (for tests).
+func (g *flightGroup) size() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return len(g.calls)
+}
+
+// verifyIDToken runs go-oidc's verification (signature, iss, aud, exp) and
+// the checks go-oidc leaves to the caller: sub and iat present; azp equals
+// the client ID when there are several audiences (or when present);
+// at_hash, when present, matches the access token.
+func (b *BFF) verifyIDToken(ctx context.Context, prov *provider, raw, accessToken string) (*oidc.IDToken, error) {
+	idt, err := prov.verifier.Verify(ctx, raw)
+	if err != nil {
+		return nil, err
+	}
+	var c struct {
+		Sub string `json:"sub"`
+		Iat *int64 `json:"iat"`
+		Azp string `json:"azp"`
+	}
+	if err := idt.Claims(&c); err != nil {
+		return nil, err
+	}
+	switch {
+	case c.Sub == "":
+		return nil, errors.New("ID token has no sub")
+	case c.Iat == nil:
+		return nil, errors.New("ID token has no iat")
+	case len(idt.Audience) > 1 && c.Azp != b.cfg.ClientID:
+		return nil, errors.New("ID token has several audiences and azp is not the client ID")
+	case c.Azp != "" && c.Azp != b.cfg.ClientID:
+		return nil, errors.New("ID token azp is not the client ID")
+	}
+	if idt.AccessTokenHash != "" {
+		if err := idt.VerifyAccessToken(accessToken); err != nil {
+			return nil, errors.New("ID token at_hash does not match the access token")
+		}
+	}
+	return idt, nil
+}

@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# Runs every check of the repository: gofmt, go vet, the race-enabled tests of
+# the root module and of every nested module, and short fuzz runs.
+#
+# Knobs:
+#   FUZZTIME=5s     duration of each fuzz target's run
+#   BFF_SKIP_FUZZ=1 skip fuzzing
+#   CI=...          when non-empty, tests needing redis-server fail instead of skipping
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+root=$(pwd)
+
+section() {
+	printf '\n==== %s ====\n' "$*"
+}
+
+section "system packages"
+# command:package pairs needed by the tests.
+needed=("redis-server:redis-server" "chromium:chromium")
+missing=()
+for pair in "${needed[@]}"; do
+	cmd=${pair%%:*}
+	pkg=${pair#*:}
+	if command -v "$cmd" >/dev/null 2>&1; then
+		echo "found $cmd: $(command -v "$cmd")"
+	else
+		missing+=("$pkg")
+	fi
+done
+if ((${#missing[@]} > 0)); then
+	echo "installing missing packages: ${missing[*]}"
+	if [[ $(id -u) -eq 0 ]]; then
+		export DEBIAN_FRONTEND=noninteractive
+		apt-get update -y
+		apt-get install -y --no-install-recommends "${missing[@]}"
+	elif command -v sudo >/dev/null 2>&1; then
+		sudo env DEBIAN_FRONTEND=noninteractive apt-get update -y
+		sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
+	else
+		echo "error: missing packages ${missing[*]}; run as root or install them: apt-get install ${missing[*]}" >&2
+		exit 1
+	fi
+fi
+
+section "go version"
+go version
+
+section "gofmt"
+unformatted=$(gofmt -l .)
+if [[ -n $unformatted ]]; then
+	echo "these files need gofmt -w:" >&2
+	echo "$unformatted" >&2
+	exit 1
+fi
+echo "ok"
+
+section "go vet (root module)"
+go vet ./...
+
+section "go test -race (root module)"
+go test -race -count=1 ./...
+
+# Nested modules: every go.mod below the root, outside testdata, vendor and hidden directories.
+nested=()
+while IFS= read -r mod; do
+	nested+=("$(dirname "$mod")")
+done < <(find . -mindepth 2 -name go.mod \
+	-not -path '*/testdata/*' -not -path '*/vendor/*' -not -path '*/.*/*' -not -path '*/node_modules/*' | sort)
+
+for dir in "${nested[@]}"; do
+	section "nested module ${dir#./}: go vet, go test -race"
+	(cd "$dir" && go vet ./... && go test -race -count=1 ./...)
+done
+
+if [[ ${BFF_SKIP_FUZZ:-} == 1 ]]; then
+	section "fuzzing skipped (BFF_SKIP_FUZZ=1)"
+	exit 0
+fi
+
+section "fuzzing (${FUZZTIME:-5s} per target)"
+# Fuzz targets of the root module only: skip files inside nested modules.
+in_nested() {
+	local f=$1 d
+	for d in "${nested[@]}"; do
+		[[ $f == "$d"/* ]] && return 0
+	done
+	return 1
+}
+targets=0
+while IFS= read -r file; do
+	if in_nested "$file"; then
+		continue
+	fi
+	pkgdir=$(dirname "$file")
+	while IFS= read -r name; do
+		echo "--- ${pkgdir#./} ${name}"
+		go test -run '^$' -fuzz "^${name}\$" -fuzztime "${FUZZTIME:-5s}" "./${pkgdir#./}"
+		targets=$((targets + 1))
+	done < <(grep -oE '^func Fuzz[A-Za-z0-9_]*\(' "$file" | sed -e 's/^func //' -e 's/($//')
+done < <(grep -rlE --include='*_test.go' '^func Fuzz[A-Za-z0-9_]*\(' . \
+	| grep -vE '/(testdata|vendor|node_modules)/|/\.' | sort)
+echo "fuzzed ${targets} target(s)"
+
+section "all checks passed (${root})"
