@@ -8,6 +8,7 @@ package redistest
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -246,6 +247,26 @@ func (s *Server) Pool() *redis.Pool {
 type genConn struct {
 	redis.Conn
 	gen uint64
+}
+
+// The context and timeout variants pass through, so that code using
+// redigo's DoContext, ReceiveWithTimeout and Script.DoContext works on the
+// test pool as on a plain one.
+
+func (c genConn) DoContext(ctx context.Context, cmd string, args ...any) (any, error) {
+	return redis.DoContext(c.Conn, ctx, cmd, args...)
+}
+
+func (c genConn) DoWithTimeout(d time.Duration, cmd string, args ...any) (any, error) {
+	return redis.DoWithTimeout(c.Conn, d, cmd, args...)
+}
+
+func (c genConn) ReceiveContext(ctx context.Context) (any, error) {
+	return redis.ReceiveContext(c.Conn, ctx)
+}
+
+func (c genConn) ReceiveWithTimeout(d time.Duration) (any, error) {
+	return redis.ReceiveWithTimeout(c.Conn, d)
 }
 
 func (s *Server) generation() uint64 {

@@ -144,11 +144,11 @@ func setNX(ctx context.Context, pool *redis.Pool, key, value string, ttl time.Du
 	}
 }
 
-// ctxErr returns err, joined with ctx.Err() when ctx is done, so callers can
+// ctxErr returns err, also wrapping ctx.Err() when ctx is done, so callers can
 // test for context.Canceled or context.DeadlineExceeded.
 func ctxErr(ctx context.Context, err error) error {
 	if cerr := ctx.Err(); cerr != nil && !errors.Is(err, cerr) {
-		return errors.Join(cerr, err)
+		return fmt.Errorf("%w: %w", cerr, err)
 	}
 	return err
 }
