@@ -265,9 +265,7 @@ func (b *BFF) completeLogin(r *http.Request, state string, q map[string][]string
 		AccessToken: tok.AccessToken, TokenType: tok.Type(), AccessIssued: n,
 		RefreshToken: tok.RefreshToken, IDToken: rawID, IDTokenExpiry: idt.Expiry.UnixNano(),
 	}
-	if !tok.Expiry.IsZero() {
-		rec.AccessExpiry = tok.Expiry.UnixNano()
-	}
+	rec.AccessExpiry = accessExpiry(tok, now)
 	id := rand.Text()
 	s, err := newSession(storeKey(id), rec)
 	if err != nil {

@@ -67,12 +67,13 @@ var (
 // authenticate finds the request's live session and refreshes its access
 // token when it is about to expire.
 func (b *BFF) authenticate(w http.ResponseWriter, r *http.Request) (*session, error) {
-	s, err := b.liveSession(w, r)
+	t := b.cfg.Now() // the request's one clock reading
+	s, err := b.liveSessionAt(w, r, t)
 	if err != nil {
 		return nil, err
 	}
 	ctx := r.Context()
-	now := b.cfg.Now().UnixNano()
+	now := t.UnixNano()
 	if b.needsRefresh(s, now) {
 		s, err = b.refresh(ctx, s, now)
 		if err != nil {
@@ -131,7 +132,7 @@ type RefreshEvent struct {
 // is still valid, otherwise 503 with Retry-After.
 func (b *BFF) refresh(ctx context.Context, s *session, now int64) (*session, error) {
 	ns, err := b.flights.do(ctx, "refresh:"+s.key, func() (*session, error) {
-		return b.refreshLocked(context.WithoutCancel(ctx), s.key)
+		return b.refreshLocked(context.WithoutCancel(ctx), s.key, "")
 	})
 	if err == nil {
 		return ns, nil
@@ -153,7 +154,23 @@ func (b *BFF) refresh(ctx context.Context, s *session, now int64) (*session, err
 // lockTTL bounds how long a crashed holder blocks a session's refresh.
 func (b *BFF) lockTTL() time.Duration { return 2*b.cfg.RefreshTimeout + 5*time.Second }
 
-func (b *BFF) refreshLocked(ctx context.Context, key string) (ns *session, err error) {
+// refreshRejected refreshes s's access token after an upstream API
+// rejected it (401), whatever its expiry says: it shares refreshLocked's
+// lock and re-read, so if the stored session already holds another token
+// (another request or instance has refreshed), that token is returned
+// without a new grant. Concurrent calls for one session share one refresh.
+// The caller compares the result's token with the rejected one: the same
+// token means no new token could be had (no refresh token). Errors are
+// refreshLocked's: 401 when the session ended, else 503.
+func (b *BFF) refreshRejected(ctx context.Context, s *session) (*session, error) {
+	return b.flights.do(ctx, "refresh-rejected:"+s.key, func() (*session, error) {
+		return b.refreshLocked(context.WithoutCancel(ctx), s.key, s.rec.AccessToken)
+	})
+}
+
+// refreshLocked refreshes the session's access token if it needs it, or if
+// the stored token is rejected (an upstream refused it; "" for none).
+func (b *BFF) refreshLocked(ctx context.Context, key, rejected string) (ns *session, err error) {
 	start := time.Now()
 	var sub string
 	outcome := "refreshed"
@@ -189,7 +206,7 @@ func (b *BFF) refreshLocked(ctx context.Context, key string) (ns *session, err e
 	}
 	sub = cur.rec.Subject
 	now := b.cfg.Now()
-	if !b.needsRefresh(cur, now.UnixNano()) {
+	if !b.needsRefresh(cur, now.UnixNano()) && (rejected == "" || cur.rec.AccessToken != rejected) {
 		outcome = "reused"
 		return cur, nil
 	}
@@ -224,12 +241,15 @@ func (b *BFF) refreshLocked(ctx context.Context, key string) (ns *session, err e
 	rec.AccessToken = tok.AccessToken
 	rec.TokenType = tok.Type()
 	rec.AccessIssued = now.UnixNano()
-	rec.AccessExpiry = 0
-	if !tok.Expiry.IsZero() {
-		rec.AccessExpiry = tok.Expiry.UnixNano()
-	}
+	rec.AccessExpiry = accessExpiry(tok, now)
 	rec.RefreshToken = tok.RefreshToken
-	rec.Expires = min(rec.Expires, refreshDeadline(tok, now))
+	// The session ends with the current refresh token (if the provider
+	// says when) and at MaxLifetime after sign-in. A rotated token's
+	// deadline replaces the old one: providers such as Keycloak slide it
+	// with every refresh. Without a new deadline, the old one stays.
+	if dl := refreshDeadline(tok, now); dl != 1<<63-1 || rec.RefreshToken != cur.rec.RefreshToken {
+		rec.Expires = min(rec.Created+int64(b.cfg.MaxLifetime), dl)
+	}
 	if raw, _ := tok.Extra("id_token").(string); raw != "" {
 		idt, err := b.verifyIDToken(callCtx, prov, raw, tok.AccessToken)
 		if err == nil && idt.Subject != cur.rec.Subject {
@@ -271,6 +291,19 @@ func refreshDeadline(tok *oauth2.Token, now time.Time) int64 {
 		return 1<<63 - 1
 	}
 	return now.Add(time.Duration(secs) * time.Second).UnixNano()
+}
+
+// accessExpiry is when the access token expires (0: never), on the BFF's
+// clock: x/oauth2 computes tok.Expiry from expires_in with time.Now, which
+// disagrees with an injected Options.Now.
+func accessExpiry(tok *oauth2.Token, now time.Time) int64 {
+	switch {
+	case tok.ExpiresIn > 0:
+		return now.Add(time.Duration(tok.ExpiresIn) * time.Second).UnixNano()
+	case !tok.Expiry.IsZero():
+		return tok.Expiry.UnixNano()
+	}
+	return 0
 }
 
 // touch records activity for the idle timeout, at most once per

@@ -55,6 +55,10 @@ if [[ -n $unformatted ]]; then
 fi
 echo "ok"
 
+section "go mod tidy (root module)"
+go mod tidy -diff
+echo "ok"
+
 section "go vet (root module)"
 go vet ./...
 
@@ -70,7 +74,7 @@ done < <(find . -mindepth 2 -name go.mod \
 
 for dir in "${nested[@]}"; do
 	section "nested module ${dir#./}: go vet, go test -race"
-	(cd "$dir" && go vet ./... && go test -race -count=1 ./...)
+	(cd "$dir" && go mod tidy -diff && go vet ./... && go test -race -count=1 ./...)
 done
 
 if [[ ${BFF_SKIP_FUZZ:-} == 1 ]]; then
