@@ -121,6 +121,7 @@ func (s *Server) start() error {
 	)
 	cmd.Stdout = out
 	cmd.Stderr = out
+	dieWithParent(cmd)
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("starting %s: %w", s.bin, err)
 	}

@@ -1,0 +1,201 @@
+// Command basic is the runnable example of bff: a stdlib-only server with a
+// static page, an API behind bff.RequireSession, and (with no BFF_ISSUER) an
+// embedded development OpenID Provider on its own origin.
+//
+//	go run ./examples/basic
+//
+// then open http://localhost:8080 and sign in as alice / alice.
+//
+// Environment (all optional):
+//
+//	BFF_ADDR                  listen address (127.0.0.1:8080)
+//	BFF_BASE_URL              public origin (http://localhost:8080)
+//	BFF_ISSUER                the OpenID Provider; unset: the embedded development IdP
+//	BFF_CLIENT_ID             client ID at the provider
+//	BFF_CLIENT_SECRET         client secret at the provider
+//	BFF_SCOPES                space-separated scopes (openid profile email offline_access)
+//	BFF_REDIS_ADDR            host:port of Redis for sessions (in-memory)
+//	BFF_SECRET_KEY            base64 of 32 bytes (random per process, with a warning)
+//	BFF_REFRESH_SKEW          refresh access tokens this long before they expire (1m)
+//	BFF_UPSTREAM_URL          downstream API proxied under /api/upstream/ (unset)
+//	BFF_DEV_IDP_ADDR          listen address of the development IdP (127.0.0.1:8081)
+//	BFF_DEV_ACCESS_TOKEN_TTL  access-token lifetime at the development IdP (1h)
+//
+// Routes:
+//
+//	/auth/...          sign-in, callback, session, sign-out (bff)
+//	GET  /api/me       {"sub", "name", "email", "tokenExpiresAt"} (signed in)
+//	POST /api/echo     echoes its JSON body (signed in, same origin)
+//	/api/upstream/...  proxied to BFF_UPSTREAM_URL with the access token (signed in)
+//	GET  /             the page
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"slices"
+	"syscall"
+	"time"
+
+	"github.com/gobff/bff"
+	"github.com/gobff/bff/examples/internal/exampleapp"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Getenv, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "error:", err)
+		os.Exit(1)
+	}
+}
+
+// run serves until ctx is done, then shuts down gracefully.
+func run(ctx context.Context, getenv func(string) string, logw io.Writer) error {
+	log := slog.New(slog.NewTextHandler(logw, nil))
+	s, err := newServer(getenv, log)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+
+	ln, err := net.Listen("tcp", s.Addr)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{
+		Handler:           s.Handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	log.Info("example: listening; open the page in a browser", "addr", ln.Addr().String(), "url", s.BaseURL+"/")
+
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("example: shutting down")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		return err
+	}
+	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// server is the example app, ready to serve: Handler on Addr.
+type server struct {
+	Handler http.Handler
+	Addr    string
+	BaseURL string
+	Auth    *bff.BFF
+	DevIdP  *exampleapp.DevIdP // nil with BFF_ISSUER
+
+	closers []func()
+}
+
+// newServer builds the app from the environment. Close releases it.
+func newServer(getenv func(string) string, log *slog.Logger) (_ *server, err error) {
+	cfg, err := exampleapp.Load(getenv, log)
+	if err != nil {
+		return nil, err
+	}
+	s := &server{Addr: cfg.Addr, BaseURL: cfg.BaseURL}
+	defer func() {
+		if err != nil {
+			s.Close()
+		}
+	}()
+	if cfg.Issuer == "" {
+		if s.DevIdP, err = cfg.StartDevIdP(log); err != nil {
+			return nil, fmt.Errorf("development IdP: %w", err)
+		}
+		s.closers = append(s.closers, func() { s.DevIdP.Close() })
+	}
+	opts := cfg.Options(log)
+	if opts.Redis != nil {
+		s.closers = append(s.closers, func() { opts.Redis.Close() })
+	}
+
+	auth, err := bff.New(opts)
+	if err != nil {
+		return nil, err
+	}
+	s.Auth = auth
+	s.closers = append(s.closers, func() { auth.Close() })
+
+	mux := http.NewServeMux()
+	mux.Handle("/auth/", auth)
+	mux.Handle("GET /api/me", auth.RequireSession(http.HandlerFunc(me)))
+	mux.Handle("POST /api/echo", auth.RequireSession(http.HandlerFunc(echo)))
+	if cfg.Upstream != nil {
+		// The browser calls the downstream API through the BFF, which adds
+		// the user's access token: /api/upstream/x goes to BFF_UPSTREAM_URL/x.
+		mux.Handle("/api/upstream/", auth.RequireSession(http.StripPrefix("/api/upstream", auth.Proxy(cfg.Upstream))))
+	}
+	mux.Handle("/", exampleapp.Page())
+	s.Handler = mux
+	return s, nil
+}
+
+// Close stops the BFF, then what it uses.
+func (s *server) Close() {
+	for _, c := range slices.Backward(s.closers) {
+		c()
+	}
+	s.closers = nil
+}
+
+// meResponse is the JSON of GET /api/me.
+type meResponse struct {
+	Sub            string `json:"sub"`
+	Name           string `json:"name,omitempty"`
+	Email          string `json:"email"`
+	TokenExpiresAt string `json:"tokenExpiresAt"` // RFC 3339; empty when the provider gave no expiry
+}
+
+// me answers who is signed in and until when the access token that a call
+// to a downstream API would use is valid.
+func me(w http.ResponseWriter, r *http.Request) {
+	user, _ := bff.UserFrom(r.Context())
+	tok, _ := bff.TokenFrom(r.Context())
+	resp := meResponse{Sub: user.Subject, Name: user.Name, Email: user.Email}
+	if !tok.Expiry.IsZero() {
+		resp.TokenExpiresAt = tok.Expiry.UTC().Format(time.RFC3339)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	json.NewEncoder(w).Encode(resp)
+}
+
+// echo answers its JSON request body: an unsafe request that RequireSession
+// accepts only from this origin.
+func echo(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 64<<10))
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	switch {
+	case err != nil:
+		w.WriteHeader(http.StatusRequestEntityTooLarge)
+		io.WriteString(w, `{"error":"too_large","error_description":"The body is limited to 64 KiB."}`+"\n")
+	case !json.Valid(body):
+		w.WriteHeader(http.StatusBadRequest)
+		io.WriteString(w, `{"error":"invalid_json","error_description":"The body is not JSON."}`+"\n")
+	default:
+		w.Write(body)
+	}
+}
