@@ -55,6 +55,7 @@ import (
 	"github.com/alexedwards/scs/redisstore"
 	"github.com/alexedwards/scs/v2"
 	"github.com/coreos/go-oidc/v3/oidc"
+	"github.com/gomodule/redigo/redis"
 	"golang.org/x/oauth2"
 
 	"github.com/gobff/bff/internal/keyset"
@@ -72,6 +73,7 @@ type BFF struct {
 	store  scs.Store
 	locker Locker
 	replay func(ctx context.Context, name string, ttl time.Duration) (bool, error)
+	forget func(ctx context.Context, name string) error // undoes replay
 	cache  *cache
 	bus    *redisx.Bus
 	cop    *http.CrossOriginProtection
@@ -79,6 +81,7 @@ type BFF struct {
 	client *http.Client
 
 	flights        flightGroup
+	retryAt        retryTimes
 	storeDownUntil atomic.Int64
 
 	prov      atomic.Pointer[provider]
@@ -144,6 +147,15 @@ func New(opts Options) (*BFF, error) {
 		b.replay = func(ctx context.Context, name string, ttl time.Duration) (bool, error) {
 			return redisx.FirstUse(ctx, pool, "bff:"+name, ttl)
 		}
+		b.forget = func(ctx context.Context, name string) error {
+			conn, err := pool.GetContext(ctx)
+			if err != nil {
+				return err
+			}
+			defer conn.Close()
+			_, err = redis.DoContext(conn, ctx, "DEL", "bff:"+name)
+			return err
+		}
 		if !cfg.DisableSessionCache {
 			b.cache = newCache(2*time.Second, nil, nil)
 			b.bus = redisx.NewBus(pool, "bff:invalidate", b.cache.drop, b.cache.reset, cfg.Logger)
@@ -167,6 +179,7 @@ func New(opts Options) (*BFF, error) {
 	}
 	if b.replay == nil {
 		b.replay = b.storeReplay
+		b.forget = b.storeDeleteNow
 	}
 	b.routes()
 	b.wg.Add(1)
@@ -217,22 +230,40 @@ func (b *BFF) routes() {
 	b.mux.HandleFunc("POST "+p+"/logout", b.handleLogout)
 	b.mux.HandleFunc("GET "+p+"/logout/callback", b.handleLogoutCallback)
 	b.mux.HandleFunc("POST "+p+"/backchannel-logout", b.handleBackchannelLogout)
+	// The catch-all below matches every method, so the mux's own 405 never
+	// happens: answer it here for a route's path with another method (a GET
+	// of /logout is no logout, and says so).
+	allow := map[string]string{p + "/login": "GET, HEAD", p + "/callback": "GET, HEAD", p + "/session": "GET, HEAD",
+		p + "/logout": "POST", p + "/logout/callback": "GET, HEAD", p + "/backchannel-logout": "POST"}
 	b.mux.HandleFunc(p+"/", func(w http.ResponseWriter, r *http.Request) {
+		if methods, ok := allow[r.URL.Path]; ok {
+			w.Header().Set("Allow", methods)
+			b.fail(w, r, &Error{Status: http.StatusMethodNotAllowed, Code: "method_not_allowed", Description: "Method not allowed.", Err: ErrBadRequest})
+			return
+		}
 		b.fail(w, r, &Error{Status: http.StatusNotFound, Code: "not_found", Description: "No such route.", Err: ErrBadRequest})
 	})
 }
 
 // fail logs err (with its cause) and hands it to the error handler.
 func (b *BFF) fail(w http.ResponseWriter, r *http.Request, err error) {
-	var e *Error
-	if !errors.As(err, &e) {
-		e = &Error{Status: http.StatusInternalServerError, Code: "server_error", Description: "Internal error.", Err: err}
+	e, ok := err.(*Error) // the usual case, without errors.As's allocation
+	if !ok {
+		var wrapped *Error
+		if !errors.As(err, &wrapped) {
+			wrapped = &Error{Status: http.StatusInternalServerError, Code: "server_error", Description: "Internal error.", Err: err}
+		}
+		e = wrapped
 	}
 	switch {
 	case e.Status >= 500:
 		b.log.Warn("bff: request failed", "method", r.Method, "path", r.URL.Path, "status", e.Status, "err", e.Err)
 	case e.Status == http.StatusUnauthorized:
-		b.log.Debug("bff: unauthenticated", "path", r.URL.Path, "err", e.Err)
+		// Checked first: building the arguments allocates, on every
+		// rejected request.
+		if b.log.Enabled(r.Context(), slog.LevelDebug) {
+			b.log.Debug("bff: unauthenticated", "path", r.URL.Path, "err", e.Err)
+		}
 	default:
 		b.log.Info("bff: request refused", "method", r.Method, "path", r.URL.Path, "status", e.Status, "err", e.Err)
 	}
@@ -321,7 +352,8 @@ func (b *BFF) discoverOnce() error {
 			return fmt.Errorf("discovery document: invalid endpoint %q", u)
 		}
 	}
-	keys := keyset.New(keyset.Config{URL: d.JWKSURI, Client: b.client, Logger: b.cfg.Logger})
+	keys := keyset.New(keyset.Config{URL: d.JWKSURI, Client: b.client, Logger: b.cfg.Logger,
+		MinRefetchInterval: b.cfg.keysRefetchInterval})
 	algs := []string{}
 	for _, a := range d.SigningAlgs {
 		if a != "none" && !strings.HasPrefix(a, "HS") {

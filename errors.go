@@ -64,8 +64,13 @@ type ConfigError struct {
 
 func (e *ConfigError) Error() string { return "bff: Options." + e.Field + " " + e.Reason }
 
+const (
+	unauthCode        = "unauthenticated"
+	unauthDescription = "Sign-in required."
+)
+
 func errUnauth(cause error) *Error {
-	return &Error{Status: http.StatusUnauthorized, Code: "unauthenticated", Description: "Sign-in required.",
+	return &Error{Status: http.StatusUnauthorized, Code: unauthCode, Description: unauthDescription,
 		Err: fmt.Errorf("%w: %w", ErrUnauthenticated, cause)}
 }
 
@@ -86,24 +91,50 @@ var errCSRF = &Error{Status: http.StatusForbidden, Code: "cross_origin", Descrip
 // defaultErrorHandler writes the JSON error body. It uses only the safe
 // fields of *Error.
 func defaultErrorHandler(w http.ResponseWriter, r *http.Request, err error) {
-	var e *Error
-	if !errors.As(err, &e) {
-		e = &Error{Status: http.StatusInternalServerError, Code: "server_error", Description: "Internal error."}
+	e, ok := err.(*Error) // the usual case, without errors.As's allocation
+	if !ok {
+		var wrapped *Error
+		if !errors.As(err, &wrapped) {
+			wrapped = &Error{Status: http.StatusInternalServerError, Code: "server_error", Description: "Internal error."}
+		}
+		e = wrapped
 	}
 	writeJSONError(w, e)
 }
 
+type errorJSON struct {
+	Error       string `json:"error"`
+	Description string `json:"error_description,omitempty"`
+}
+
+// The bodies of the most frequent errors, encoded once, so that rejecting
+// a flood of requests without a session encodes nothing.
+var (
+	unauthBody = errorBody(unauthCode, unauthDescription)
+	csrfBody   = errorBody(errCSRF.Code, errCSRF.Description)
+)
+
+// errorBody is what json.Encoder writes for the error.
+func errorBody(code, description string) []byte {
+	b, _ := json.Marshal(errorJSON{code, description})
+	return append(b, '\n')
+}
+
 func writeJSONError(w http.ResponseWriter, e *Error) {
 	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("Cache-Control", "no-store")
-	h.Set("X-Content-Type-Options", "nosniff")
+	v := make([]string, 3) // one allocation for the three values (Set makes one each)
+	v[0], v[1], v[2] = "application/json", "no-store", "nosniff"
+	h["Content-Type"], h["Cache-Control"], h["X-Content-Type-Options"] = v[0:1:1], v[1:2:2], v[2:3:3]
 	if e.RetryAfter > 0 {
 		h.Set("Retry-After", strconv.Itoa(e.RetryAfter))
 	}
 	w.WriteHeader(e.Status)
-	json.NewEncoder(w).Encode(struct {
-		Error       string `json:"error"`
-		Description string `json:"error_description,omitempty"`
-	}{e.Code, e.Description})
+	switch {
+	case e.Code == unauthCode && e.Description == unauthDescription:
+		w.Write(unauthBody)
+	case e.Code == errCSRF.Code && e.Description == errCSRF.Description:
+		w.Write(csrfBody)
+	default:
+		json.NewEncoder(w).Encode(errorJSON{e.Code, e.Description})
+	}
 }

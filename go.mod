@@ -10,3 +10,5 @@ require (
 	github.com/gomodule/redigo v1.9.3
 	golang.org/x/oauth2 v0.38.0
 )
+
+require go.uber.org/goleak v1.3.0

@@ -28,17 +28,25 @@ func (b *BFF) index(ctx context.Context, s *session, add bool) error {
 		if kv[1] == "" {
 			continue
 		}
-		err := b.updateIndex(ctx, b.sealer.Name(kv[0], kv[1]), func(m indexRecord) {
-			if add {
-				// The deadline moves with the idle timeout; keep the
-				// entry until the longest the session can live.
-				m[s.key] = max(deadline, s.rec.Expires)
-			} else {
-				delete(m, s.key)
+		// An entry is added under the first key's name, and removed under
+		// every key's name: it may have been added before a rotation.
+		names := b.sealer.Names(kv[0], kv[1])
+		if add {
+			names = names[:1]
+		}
+		for _, name := range names {
+			err := b.updateIndex(ctx, name, func(m indexRecord) {
+				if add {
+					// The deadline moves with the idle timeout; keep the
+					// entry until the longest the session can live.
+					m[s.key] = max(deadline, s.rec.Expires)
+				} else {
+					delete(m, s.key)
+				}
+			})
+			if err != nil {
+				return err
 			}
-		})
-		if err != nil {
-			return err
 		}
 	}
 	return nil

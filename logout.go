@@ -176,7 +176,8 @@ func (b *BFF) handleBackchannelLogout(w http.ResponseWriter, r *http.Request) {
 	}
 	// Replay: each jti is accepted once while the token is valid.
 	ttl := lt.Expiry.Sub(b.cfg.Now()) + time.Minute
-	first, err := b.replay(ctx, b.sealer.Name("jti", lt.Issuer+"\x00"+lt.TokenID), ttl)
+	jti := b.sealer.Name("jti", lt.Issuer+"\x00"+lt.TokenID)
+	first, err := b.replay(ctx, jti, ttl)
 	if err != nil {
 		b.fail(w, r, errUnavailable("The session store", err))
 		return
@@ -194,6 +195,12 @@ func (b *BFF) handleBackchannelLogout(w http.ResponseWriter, r *http.Request) {
 		n, err = b.endWhere(ctx, "sub", lt.Subject, nil)
 	}
 	if err != nil {
+		// Not every session could be ended (the store failed): forget the
+		// jti, so that the provider's retry of this token is not refused
+		// as a replay.
+		if ferr := b.forget(context.WithoutCancel(ctx), jti); ferr != nil {
+			b.log.Warn("bff: back-channel logout failed and its jti could not be forgotten; the provider's retry will be refused", "err", ferr)
+		}
 		b.fail(w, r, err)
 		return
 	}

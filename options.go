@@ -173,6 +173,11 @@ type Options struct {
 
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
+
+	// keysRefetchInterval overrides the minimum time between two fetches
+	// of the provider's key set (keyset.DefaultMinRefetchInterval), so that
+	// tests of a key rotation need not wait 10 s. Tests only.
+	keysRefetchInterval time.Duration
 }
 
 // config is Options after validation, with defaults applied.
@@ -184,6 +189,7 @@ type config struct {
 	keys        [][]byte
 	cookieSec   bool
 	memoryStore bool
+	clearCookie string // the Set-Cookie value that clears the session cookie
 }
 
 func fieldErr(field, format string, args ...any) error {
@@ -262,6 +268,8 @@ func validate(o Options) (*config, error) {
 	if !validCookieName(c.CookieName) {
 		return nil, fieldErr("CookieName", "is not a valid cookie name")
 	}
+	c.clearCookie = (&http.Cookie{Name: c.CookieName, Path: "/", MaxAge: -1, Secure: c.cookieSec, HttpOnly: true,
+		SameSite: http.SameSiteStrictMode}).String()
 
 	if err := defDur(&c.IdleTimeout, 12*time.Hour, "IdleTimeout"); err != nil {
 		return nil, err

@@ -11,6 +11,8 @@ import (
 
 	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
+
+	"github.com/gobff/bff/internal/keyset"
 )
 
 // RequireSession guards an API: without a valid session it answers 401
@@ -131,6 +133,12 @@ type RefreshEvent struct {
 // unavailable) keeps the session: the current access token is used while it
 // is still valid, otherwise 503 with Retry-After.
 func (b *BFF) refresh(ctx context.Context, s *session, now int64) (*session, error) {
+	if now < s.rec.AccessExpiry && b.retryAt.active(s.key, now) {
+		// A refresh of this session failed moments ago and the token
+		// still works: use it, instead of making every request wait on a
+		// failing provider.
+		return s, nil
+	}
 	ns, err := b.flights.do(ctx, "refresh:"+s.key, func() (*session, error) {
 		return b.refreshLocked(context.WithoutCancel(ctx), s.key, "")
 	})
@@ -141,6 +149,7 @@ func (b *BFF) refresh(ctx context.Context, s *session, now int64) (*session, err
 	if errors.As(err, &e) && e.Status == http.StatusUnauthorized {
 		return nil, err
 	}
+	b.retryAt.set(s.key, now+int64(refreshRetryDelay))
 	if now < s.rec.AccessExpiry {
 		b.log.Warn("bff: token refresh failed; using the current access token until it expires", "sub", s.rec.Subject, "err", err)
 		return s, nil
@@ -266,12 +275,16 @@ func (b *BFF) refreshLocked(ctx context.Context, key, rejected string) (ns *sess
 		return nil, errUnavailable("The session store", err)
 	}
 	// The provider has rotated the refresh token: losing the new one would
-	// end the session at the next refresh, so try the write a few times.
+	// end the session at the next refresh, so try the write a few times,
+	// each after the store's circuit breaker has closed again (a retry
+	// within storeBackoff would fail without reaching the store).
 	for try := 0; try < 3; try++ {
+		if try > 0 {
+			time.Sleep(storeBackoff + 10*time.Millisecond)
+		}
 		if err = b.write(ctx, ns); err == nil {
 			return ns, nil
 		}
-		time.Sleep(50 * time.Millisecond)
 	}
 	b.log.Error("bff: refreshed tokens could not be stored; the session may end at its next refresh", "sub", sub, "err", err)
 	return ns, nil
@@ -412,7 +425,9 @@ func (g *flightGroup) size() int {
 // the client ID when there are several audiences (or when present);
 // at_hash, when present, matches the access token.
 func (b *BFF) verifyIDToken(ctx context.Context, prov *provider, raw, accessToken string) (*oidc.IDToken, error) {
-	idt, err := prov.verifier.Verify(ctx, raw)
+	// The token comes from the token endpoint: a key rotation may refetch
+	// the keys at once (see keyset.Trusted).
+	idt, err := prov.verifier.Verify(keyset.Trusted(ctx), raw)
 	if err != nil {
 		return nil, err
 	}
@@ -440,4 +455,44 @@ func (b *BFF) verifyIDToken(ctx context.Context, prov *provider, raw, accessToke
 		}
 	}
 	return idt, nil
+}
+
+// refreshRetryDelay: after a transient refresh failure, a session whose
+// access token is still valid uses it for this long before trying again.
+const refreshRetryDelay = 5 * time.Second
+
+// retryTimes remembers, per session, when a failed refresh may be retried.
+// It holds only sessions whose refresh failed recently: expired entries are
+// swept whenever it grows past a bound.
+type retryTimes struct {
+	mu sync.Mutex
+	at map[string]int64
+}
+
+func (r *retryTimes) active(key string, now int64) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	at, ok := r.at[key]
+	if ok && now >= at {
+		delete(r.at, key)
+		return false
+	}
+	return ok
+}
+
+func (r *retryTimes) set(key string, at int64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.at == nil {
+		r.at = map[string]int64{}
+	}
+	if len(r.at) >= 4096 {
+		now := at - int64(refreshRetryDelay)
+		for k, v := range r.at {
+			if v <= now {
+				delete(r.at, k)
+			}
+		}
+	}
+	r.at[key] = at
 }

@@ -236,6 +236,10 @@ func (b *BFF) remove(ctx context.Context, key string) error {
 func (b *BFF) invalidate(ctx context.Context, key string) {
 	b.cache.drop(key)
 	if b.bus != nil {
+		// The record has changed: announce it even if the caller has gone
+		// away, or other instances would serve their cached copy.
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+		defer cancel()
 		if err := b.bus.Publish(ctx, key); err != nil {
 			// The bus is unhealthy; every instance bypasses its cache
 			// until it recovers, so nothing stale is served.
@@ -299,20 +303,27 @@ func (b *BFF) storeDelete(ctx context.Context, key string) error {
 	if err := b.storeDown(); err != nil {
 		return err
 	}
-	var err error
-	if cs, ok := b.store.(scs.CtxStore); ok {
-		err = cs.DeleteCtx(ctx, key)
-	} else {
-		err = b.store.Delete(key)
-	}
-	if err != nil {
+	if err := b.storeDeleteNow(ctx, key); err != nil {
 		return b.storeErr(err)
 	}
 	return nil
 }
 
+// storeDeleteNow deletes past the circuit breaker: for undoing a write
+// right after a failure.
+func (b *BFF) storeDeleteNow(ctx context.Context, key string) error {
+	if cs, ok := b.store.(scs.CtxStore); ok {
+		return cs.DeleteCtx(ctx, key)
+	}
+	return b.store.Delete(key)
+}
+
 // sessionCookie sets (or, with maxAge < 0, clears) the session cookie.
 func (b *BFF) sessionCookie(w http.ResponseWriter, id string, maxAge int) {
+	if id == "" && maxAge < 0 {
+		w.Header().Add("Set-Cookie", b.cfg.clearCookie) // built once (bad cookies may come in floods)
+		return
+	}
 	http.SetCookie(w, &http.Cookie{
 		Name: b.cfg.CookieName, Value: id, Path: "/", MaxAge: maxAge,
 		Secure: b.cfg.cookieSec, HttpOnly: true, SameSite: http.SameSiteStrictMode,
@@ -365,21 +376,27 @@ func (c *cache) seq() uint64 {
 	if c == nil {
 		return 0
 	}
-	if c.seqFn != nil {
-		return c.seqFn()
-	}
 	c.mu.RLock()
 	defer c.mu.RUnlock()
+	return c.seqLocked()
+}
+
+// seqLocked counts local invalidations plus the bus's (remote ones and
+// resets). Both only grow, so the sum changes whenever either does.
+func (c *cache) seqLocked() uint64 {
+	if c.seqFn != nil {
+		return c.local + c.seqFn()
+	}
 	return c.local
 }
 
 func (c *cache) put(id string, s *session, seq uint64, now time.Time) {
-	if c == nil || c.seq() != seq || (c.trusted != nil && !c.trusted()) {
+	if c == nil || (c.trusted != nil && !c.trusted()) {
 		return
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.seqFn == nil && c.local != seq {
+	if c.seqLocked() != seq {
 		return
 	}
 	if len(c.byID) >= c.limit {

@@ -250,13 +250,26 @@ func keyFits(k *jose.JSONWebKey, alg string) bool {
 	return false
 }
 
+type trustedKey struct{}
+
+// Trusted marks ctx as verifying a token that came from the provider itself
+// (an ID token in a token response, received over an authenticated
+// channel), not from an arbitrary party: a refetch it needs is not
+// rate-limited (concurrent callers still share one fetch). The limit exists
+// for tokens anyone can send (logout tokens); applied to the provider's own
+// tokens, a key rotation within MinRefetchInterval of the last fetch, which
+// an attacker can keep recent, would fail every sign-in and every refresh
+// until the interval ends.
+func Trusted(ctx context.Context) context.Context { return context.WithValue(ctx, trustedKey{}, true) }
+
 // refetch returns fresh keys, joining an in-flight fetch if there is one. If the
-// last fetch started less than the minimum interval ago it fails fast.
+// last fetch started less than the minimum interval ago it fails fast, unless
+// ctx is Trusted.
 func (s *Set) refetch(ctx context.Context) ([]jose.JSONWebKey, error) {
 	s.mu.Lock()
 	in := s.inflight
 	if in == nil {
-		if s.fetched && s.now().Sub(s.lastFetch) < s.interval {
+		if s.fetched && s.now().Sub(s.lastFetch) < s.interval && ctx.Value(trustedKey{}) == nil {
 			s.mu.Unlock()
 			return nil, fmt.Errorf("%w: %w", ErrVerification, ErrRateLimited)
 		}

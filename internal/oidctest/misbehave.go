@@ -77,6 +77,9 @@ type Misbehavior struct {
 	// AccessTokenTTL overrides Config.AccessTokenTTL for newly issued
 	// access tokens (0 = config).
 	AccessTokenTTL time.Duration
+	// NoExpiresIn omits expires_in from token responses (an access token
+	// whose lifetime the client is not told).
+	NoExpiresIn bool
 	// DiscoveryDown makes discovery answer 503.
 	DiscoveryDown bool
 }

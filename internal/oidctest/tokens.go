@@ -233,6 +233,9 @@ func (p *Provider) issueLocked(famID string, f *family, mb Misbehavior, now time
 		"expires_in":   int64(ttl / time.Second),
 		"scope":        f.scope,
 	}
+	if mb.NoExpiresIn {
+		delete(resp, "expires_in")
+	}
 	if withRefresh {
 		rt := randomString() + randomString()
 		exp := now.Add(p.cfg.RefreshTokenTTL)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net/url"
 	"strings"
+	"unicode/utf8"
 )
 
 // MaxLen bounds a return path.
@@ -21,9 +22,10 @@ var ErrInvalid = errors.New("returnTo must be a same-origin path such as /app")
 // ("https://x", "//x", "/\x"), any scheme ("javascript:"), backslashes,
 // control characters and white space anywhere (browsers drop tabs and
 // newlines, turning "/\t/x" into "//x"), and percent-encoded variants of the
-// above in the path ("/%2F%2Fx", "/%5Cx").
+// above in the path ("/%2F%2Fx", "/%5Cx"), and invalid UTF-8 (which would
+// not survive the sealed login-transaction cookie unchanged).
 func Path(s string) (string, error) {
-	if s == "" || len(s) > MaxLen || s[0] != '/' {
+	if s == "" || len(s) > MaxLen || s[0] != '/' || !utf8.ValidString(s) {
 		return "", ErrInvalid
 	}
 	if len(s) > 1 && (s[1] == '/' || s[1] == '\\') {

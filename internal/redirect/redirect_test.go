@@ -13,7 +13,7 @@ var Attacks = []string{
 	"/ /evil.example", "javascript:alert(1)", "JaVaScRiPt:alert(1)", "data:text/html,x",
 	"/%2F%2Fevil.example", "/%2f/evil.example", "/%5Cevil.example", "/%5c%5cevil.example",
 	"/%09/evil.example", "/%00", "/\x00", "/\x7f", "//@evil.example", "/@/evil.example/../",
-	"https:evil.example", "/" + strings.Repeat("a", MaxLen),
+	"https:evil.example", "/" + strings.Repeat("a", MaxLen), "/\x8c",
 }
 
 func TestPathRejectsAttacks(t *testing.T) {

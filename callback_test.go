@@ -1,0 +1,659 @@
+package bff
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gobff/bff/internal/memstore"
+	"github.com/gobff/bff/internal/oidctest"
+	"github.com/gobff/bff/internal/redirect"
+)
+
+// coreClock is an injectable clock (Options.Now and oidctest.Config.Now)
+// that starts at the real time and moves only when told.
+type coreClock struct{ ns atomic.Int64 }
+
+func newCoreClock() *coreClock {
+	c := &coreClock{}
+	c.ns.Store(time.Now().UnixNano())
+	return c
+}
+
+func (c *coreClock) Now() time.Time      { return time.Unix(0, c.ns.Load()) }
+func (c *coreClock) Add(d time.Duration) { c.ns.Add(int64(d)) }
+
+// coreStore is internal/memstore with a record of the keys written and a
+// count of writes per kind of record ("s" for sessions, "sub", "sid",
+// "state"), so tests can see exactly what reached the store.
+type coreStore struct {
+	*memstore.Store
+	mu      sync.Mutex
+	keys    map[string]bool
+	commits map[string]int
+}
+
+func newCoreStore(t testing.TB) *coreStore {
+	ms := memstore.New(time.Minute)
+	t.Cleanup(ms.Close)
+	return &coreStore{Store: ms, keys: map[string]bool{}, commits: map[string]int{}}
+}
+
+func (s *coreStore) Commit(key string, b []byte, exp time.Time) error {
+	kind, _, _ := strings.Cut(key, ":")
+	s.mu.Lock()
+	s.keys[key] = true
+	s.commits[kind]++
+	s.mu.Unlock()
+	return s.Store.Commit(key, b, exp)
+}
+
+func (s *coreStore) Delete(key string) error {
+	s.mu.Lock()
+	delete(s.keys, key)
+	s.mu.Unlock()
+	return s.Store.Delete(key)
+}
+
+// writes counts the writes of one kind of record.
+func (s *coreStore) writes(kind string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.commits[kind]
+}
+
+// live returns the store keys of one kind that are present and unexpired.
+func (s *coreStore) live(kind string) []string {
+	s.mu.Lock()
+	var keys []string
+	for k := range s.keys {
+		if strings.HasPrefix(k, kind+":") {
+			keys = append(keys, k)
+		}
+	}
+	s.mu.Unlock()
+	var out []string
+	for _, k := range keys {
+		if _, found, _ := s.Find(k); found {
+			out = append(out, k)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// coreEnv is one provider, one app and one browser, on a shared clock and
+// an observable store.
+type coreEnv struct {
+	t     *testing.T
+	op    *oidctest.Provider
+	a     *app
+	br    *browser
+	clock *coreClock
+	store *coreStore
+}
+
+// newCoreEnv starts a provider (after setup changes its misbehaviour, for
+// what discovery must see) and an app (opt changes its options).
+func newCoreEnv(t *testing.T, setup func(*oidctest.Misbehavior), opt func(*Options)) *coreEnv {
+	t.Helper()
+	e := &coreEnv{t: t, clock: newCoreClock(), store: newCoreStore(t)}
+	// Long-lived access tokens: moving the clock by hours must not make
+	// every request refresh (x/oauth2 computes expiry from the real clock).
+	// ES256 keys are cheap to generate (the flow tests cover RS256).
+	e.op = testOP(t, oidctest.Config{Now: e.clock.Now, AccessTokenTTL: 48 * time.Hour, SigningAlg: "ES256"})
+	if setup != nil {
+		e.op.Misbehave(setup)
+	}
+	e.a = newApp(t, e.op, func(o *Options) {
+		o.Now = e.clock.Now
+		o.Store = e.store
+		if opt != nil {
+			opt(o)
+		}
+	})
+	e.br = newBrowser(t)
+	return e
+}
+
+func (e *coreEnv) appURL() *url.URL {
+	u, _ := url.Parse(e.a.URL)
+	return u
+}
+
+// txCookies returns the browser's login-transaction cookies.
+func (e *coreEnv) txCookies(br *browser) []*http.Cookie {
+	var out []*http.Cookie
+	for _, c := range br.jar.Cookies(e.appURL()) {
+		if strings.HasPrefix(c.Name, e.a.bff.txPrefix()) {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// setCookie puts a cookie into the browser's jar for the app.
+func (e *coreEnv) setCookie(br *browser, name, value string) {
+	c := &http.Cookie{Name: name, Value: value, Path: "/"}
+	if value == "" {
+		c.MaxAge = -1
+	}
+	br.jar.SetCookies(e.appURL(), []*http.Cookie{c})
+}
+
+// editQuery returns u with its query changed by f.
+func editQuery(t testing.TB, u string, f func(url.Values)) string {
+	t.Helper()
+	p, err := url.Parse(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := p.Query()
+	f(q)
+	p.RawQuery = q.Encode()
+	return p.String()
+}
+
+// jsonError reads an error response's JSON body.
+func jsonError(t testing.TB, resp *http.Response) (code, desc, body string) {
+	t.Helper()
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var v struct {
+		Error       string `json:"error"`
+		Description string `json:"error_description"`
+	}
+	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
+		t.Errorf("Content-Type = %q, want JSON (body %q)", ct, b)
+	}
+	if err := json.Unmarshal(b, &v); err != nil || v.Error == "" {
+		t.Errorf("body %q is not a JSON error", b)
+	}
+	return v.Error, v.Description, string(b)
+}
+
+// setsCookie reports whether resp sets (or clears) the named cookie.
+func setsCookie(resp *http.Response, name string) bool {
+	for _, c := range resp.Cookies() {
+		if c.Name == name {
+			return true
+		}
+	}
+	return false
+}
+
+// TestCallbackChecks runs every sign-in check of SECURITY.md as an attack on
+// a browser that already has a session. Each attack must fail with an error
+// response, set no session cookie, store no session, and leave the
+// browser's session as it was.
+func TestCallbackChecks(t *testing.T) {
+	visit := func(e *coreEnv) *http.Response { return e.br.get(e.a.startLogin(e.br)) }
+	cases := []struct {
+		name      string
+		misbehave func(*oidctest.Misbehavior) // set after the first sign-in, before the attack
+		// attack defaults to a whole sign-in with the provider
+		// misbehaving; it returns the callback's response. It may
+		// update *sid when the browser's session legitimately changes.
+		attack func(e *coreEnv, sid *string) *http.Response
+		status int    // default 400
+		desc   string // part of error_description
+	}{
+		{name: "no_login_cookie", desc: "No sign-in is in progress",
+			attack: func(e *coreEnv, _ *string) *http.Response {
+				cb := e.a.startLogin(e.br)
+				for _, c := range e.txCookies(e.br) {
+					e.setCookie(e.br, c.Name, "")
+				}
+				return e.br.get(cb)
+			}},
+		{name: "state_replayed", desc: "already used",
+			attack: func(e *coreEnv, sid *string) *http.Response {
+				cb := e.a.startLogin(e.br)
+				tx := e.txCookies(e.br)
+				if len(tx) != 1 {
+					e.t.Fatalf("%d transaction cookies", len(tx))
+				}
+				resp := e.br.get(cb)
+				resp.Body.Close()
+				if resp.StatusCode != http.StatusSeeOther {
+					e.t.Fatalf("first callback = %d", resp.StatusCode)
+				}
+				*sid, _ = e.a.sessionCookie(e.br)
+				e.setCookie(e.br, tx[0].Name, tx[0].Value) // an attacker who kept the cookie
+				grants := e.op.CodeGrants()
+				resp = e.br.get(cb)
+				if e.op.CodeGrants() != grants {
+					e.t.Error("the replayed code was sent to the provider")
+				}
+				return resp
+			}},
+		{name: "code_from_other_browser", desc: "No sign-in is in progress",
+			attack: func(e *coreEnv, _ *string) *http.Response {
+				attacker := newBrowser(e.t)
+				cb := e.a.startLogin(attacker) // login CSRF: the attacker's callback URL
+				grants := e.op.CodeGrants()
+				resp := e.br.get(cb)
+				if e.op.CodeGrants() != grants {
+					e.t.Error("another browser's code was redeemed")
+				}
+				return resp
+			}},
+		{name: "code_injection_pkce", desc: "refused the sign-in code",
+			attack: func(e *coreEnv, _ *string) *http.Response {
+				attacker := newBrowser(e.t)
+				stolen, _ := url.Parse(e.a.startLogin(attacker))
+				cb := e.a.startLogin(e.br)
+				return e.br.get(editQuery(e.t, cb, func(q url.Values) { q.Set("code", stolen.Query().Get("code")) }))
+			}},
+		{name: "login_cookie_tampered", desc: "cookie is invalid",
+			attack: func(e *coreEnv, _ *string) *http.Response {
+				cb := e.a.startLogin(e.br)
+				c := e.txCookies(e.br)[0]
+				v := []byte(c.Value)
+				v[len(v)/2] ^= 1
+				if v[len(v)/2] == c.Value[len(v)/2] || !strings.ContainsRune("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_", rune(v[len(v)/2])) {
+					v[len(v)/2] = 'A' + (c.Value[len(v)/2]-'A'+1)%26
+				}
+				e.setCookie(e.br, c.Name, string(v))
+				return e.br.get(cb)
+			}},
+		{name: "state_mismatch_cookie_of_other_login", desc: "cookie is invalid",
+			attack: func(e *coreEnv, _ *string) *http.Response {
+				cb1 := e.a.startLogin(e.br)
+				cb2 := e.a.startLogin(e.br)
+				p1, _ := url.Parse(cb1)
+				p2, _ := url.Parse(cb2)
+				v1, _ := cookieValueOf(e.txCookies(e.br), e.a.bff.txPrefix()+p1.Query().Get("state"))
+				// The first login's sealed transaction, under the second's name.
+				e.setCookie(e.br, e.a.bff.txPrefix()+p2.Query().Get("state"), v1)
+				return e.br.get(cb2)
+			}},
+		{name: "state_missing", desc: "no valid state",
+			attack: func(e *coreEnv, _ *string) *http.Response {
+				cb := e.a.startLogin(e.br)
+				return e.br.get(editQuery(e.t, cb, func(q url.Values) { q.Del("state") }))
+			}},
+		{name: "login_expired", desc: "took too long",
+			attack: func(e *coreEnv, _ *string) *http.Response {
+				cb := e.a.startLogin(e.br)
+				e.clock.Add(10*time.Minute + time.Second) // default LoginTimeout
+				return e.br.get(cb)
+			}},
+		{name: "iss_param_other_issuer", desc: "another identity provider",
+			misbehave: func(m *oidctest.Misbehavior) { m.IssParam = "https://evil.example" }},
+		{name: "iss_param_twice", desc: "another identity provider",
+			attack: func(e *coreEnv, _ *string) *http.Response {
+				cb := e.a.startLogin(e.br)
+				return e.br.get(editQuery(e.t, cb, func(q url.Values) { q.Add("iss", "https://evil.example") }))
+			}},
+		{name: "iss_param_missing_when_advertised", desc: "lacks the issuer",
+			misbehave: func(m *oidctest.Misbehavior) { m.IssParam = "-" }},
+		{name: "idp_error_access_denied", desc: "(access_denied)",
+			attack: func(e *coreEnv, _ *string) *http.Response {
+				cb := e.a.startLogin(e.br)
+				return e.br.get(editQuery(e.t, cb, func(q url.Values) {
+					q.Del("code")
+					q.Set("error", "access_denied")
+					q.Set("error_description", "the user said no")
+				}))
+			}},
+		{name: "idp_error_unknown_code_not_echoed", desc: "(unknown_error)",
+			attack: func(e *coreEnv, _ *string) *http.Response {
+				cb := e.a.startLogin(e.br)
+				resp := e.br.get(editQuery(e.t, cb, func(q url.Values) { q.Set("error", "<script>alert(1)</script>") }))
+				b, _ := io.ReadAll(resp.Body)
+				if strings.Contains(string(b), "<script") || strings.Contains(string(b), "alert") {
+					e.t.Errorf("the provider's error code reached the page: %s", b)
+				}
+				resp.Body = io.NopCloser(strings.NewReader(string(b)))
+				return resp
+			}},
+		{name: "missing_code", desc: "no code",
+			attack: func(e *coreEnv, _ *string) *http.Response {
+				cb := e.a.startLogin(e.br)
+				return e.br.get(editQuery(e.t, cb, func(q url.Values) { q.Del("code") }))
+			}},
+		{name: "wrong_nonce", desc: "ID token failed verification",
+			misbehave: func(m *oidctest.Misbehavior) { m.WrongNonce = true }},
+		{name: "missing_nonce", desc: "ID token failed verification",
+			misbehave: func(m *oidctest.Misbehavior) { m.OmitNonce = true }},
+		{name: "missing_sub", desc: "ID token failed verification",
+			misbehave: func(m *oidctest.Misbehavior) { m.OmitSub = true }},
+		{name: "missing_iat", desc: "ID token failed verification",
+			misbehave: func(m *oidctest.Misbehavior) { m.OmitIat = true }},
+		{name: "extra_audience_wrong_azp", desc: "ID token failed verification",
+			misbehave: func(m *oidctest.Misbehavior) { m.ExtraAudience, m.AZP = "other-client", "other-client" }},
+		{name: "extra_audience_no_azp", desc: "ID token failed verification",
+			misbehave: func(m *oidctest.Misbehavior) { m.ExtraAudience, m.OmitAZP = "other-client", true }},
+		{name: "azp_not_client", desc: "ID token failed verification",
+			misbehave: func(m *oidctest.Misbehavior) { m.AZP = "other-client" }},
+		{name: "bad_at_hash", desc: "ID token failed verification",
+			misbehave: func(m *oidctest.Misbehavior) { m.BadAtHash = true }},
+		{name: "wrong_id_token_issuer", desc: "ID token failed verification",
+			misbehave: func(m *oidctest.Misbehavior) { m.IDTokenIssuer = "https://evil.example" }},
+		{name: "expired_id_token", desc: "ID token failed verification",
+			misbehave: func(m *oidctest.Misbehavior) { m.ExpiredIDToken = true }},
+		{name: "bad_signature_unknown_key", desc: "ID token failed verification",
+			misbehave: func(m *oidctest.Misbehavior) { m.SignWithUnknownKey = true }},
+		{name: "alg_none", desc: "ID token failed verification",
+			misbehave: func(m *oidctest.Misbehavior) { m.AlgNone = true }},
+		{name: "userinfo_sub_mismatch", desc: "does not belong to the signed-in user",
+			misbehave: func(m *oidctest.Misbehavior) { m.UserinfoSub = "mallory-0002" }},
+		// A token response that is not JSON is a provider failure
+		// (ErrUnavailable), not the browser's fault.
+		{name: "garbage_token_json", status: http.StatusServiceUnavailable, desc: "temporarily unavailable",
+			misbehave: func(m *oidctest.Misbehavior) { m.GarbageJSON = true }},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := newCoreEnv(t, nil, nil)
+			e.a.login(e.br)
+			sid, _ := e.a.sessionCookie(e.br)
+			if tc.misbehave != nil {
+				e.op.Misbehave(tc.misbehave)
+			}
+			attack, status := tc.attack, tc.status
+			if attack == nil {
+				attack = func(e *coreEnv, _ *string) *http.Response { return visit(e) }
+			}
+			if status == 0 {
+				status = http.StatusBadRequest
+			}
+			resp := attack(e, &sid)
+			e.op.Reset()
+			if resp.StatusCode != status {
+				t.Errorf("callback = %d, want %d", resp.StatusCode, status)
+			}
+			if loc := resp.Header.Get("Location"); loc != "" {
+				t.Errorf("callback redirects to %q", loc)
+			}
+			if setsCookie(resp, e.a.bff.cfg.CookieName) {
+				t.Errorf("callback touched the session cookie: %v", resp.Header["Set-Cookie"])
+			}
+			_, desc, _ := jsonError(t, resp)
+			if !strings.Contains(desc, tc.desc) {
+				t.Errorf("error_description = %q, want it to contain %q", desc, tc.desc)
+			}
+
+			// The browser's session is intact, and it is the only one.
+			if got, _ := e.a.sessionCookie(e.br); got != sid {
+				t.Errorf("session cookie changed from %q to %q", sid, got)
+			}
+			if live := e.store.live("s"); !slices.Equal(live, []string{storeKey(sid)}) {
+				t.Errorf("sessions in the store = %q, want only %q", live, storeKey(sid))
+			}
+			if code, body := e.a.status(e.br, "GET", "/api/me"); code != 200 || !strings.Contains(body, oidctest.DefaultUser.Subject) {
+				t.Errorf("after the attack /api/me = %d %s", code, body)
+			}
+		})
+	}
+}
+
+func cookieValueOf(cs []*http.Cookie, name string) (string, bool) {
+	for _, c := range cs {
+		if c.Name == name {
+			return c.Value, true
+		}
+	}
+	return "", false
+}
+
+// TestCallbackAccepts: what a provider may legitimately do still signs in.
+func TestCallbackAccepts(t *testing.T) {
+	cases := []struct {
+		name  string
+		setup func(*oidctest.Misbehavior) // before discovery
+		opt   func(*Options)
+		check func(e *coreEnv, cb string)
+	}{
+		// The conformance suite's key sets hold a key go-jose cannot parse.
+		{name: "unparseable_jwk_in_key_set", setup: func(m *oidctest.Misbehavior) { m.UnparseableJWK = true }},
+		{name: "iss_param_absent_not_advertised", setup: func(m *oidctest.Misbehavior) { m.NoIssParamSupport = true },
+			check: func(e *coreEnv, cb string) {
+				if p, _ := url.Parse(cb); p.Query().Has("iss") {
+					e.t.Fatalf("the provider sent iss: %s", cb)
+				}
+			}},
+		{name: "no_at_hash", setup: func(m *oidctest.Misbehavior) { m.OmitAtHash = true }},
+		{name: "extra_audience_azp_client", setup: func(m *oidctest.Misbehavior) { m.ExtraAudience = "other-client" }},
+		{name: "no_userinfo_endpoint", setup: func(m *oidctest.Misbehavior) { m.NoUserinfo = true },
+			check: func(e *coreEnv, _ string) {
+				if n := e.op.UserinfoCalls(); n != 0 {
+					e.t.Errorf("userinfo called %d times", n)
+				}
+			}},
+		{name: "userinfo_fetched", check: func(e *coreEnv, _ string) {
+			if n := e.op.UserinfoCalls(); n != 1 {
+				e.t.Errorf("userinfo called %d times, want 1", n)
+			}
+		}},
+		{name: "disable_userinfo", opt: func(o *Options) { o.DisableUserinfo = true },
+			check: func(e *coreEnv, _ string) {
+				if n := e.op.UserinfoCalls(); n != 0 {
+					e.t.Errorf("userinfo called %d times with DisableUserinfo", n)
+				}
+			}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := newCoreEnv(t, tc.setup, tc.opt)
+			cb := e.a.startLogin(e.br)
+			resp := e.br.get(cb)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/app" {
+				t.Fatalf("callback = %d to %q", resp.StatusCode, resp.Header.Get("Location"))
+			}
+			if code, body := e.a.status(e.br, "GET", "/api/me"); code != 200 || !strings.Contains(body, oidctest.DefaultUser.Email) {
+				t.Fatalf("/api/me = %d %s", code, body)
+			}
+			if tc.check != nil {
+				tc.check(e, cb)
+			}
+		})
+	}
+}
+
+// A provider that does not advertise PKCE S256 is refused (no sign-in
+// starts), unless InsecureAllowNoPKCE.
+func TestProviderWithoutS256(t *testing.T) {
+	t.Run("refused", func(t *testing.T) {
+		op := testOP(t, oidctest.Config{SigningAlg: "ES256"})
+		op.Misbehave(func(m *oidctest.Misbehavior) { m.NoS256 = true })
+		a := newUnreadyApp(t, op, nil)
+		br := newBrowser(t)
+		// Until discovery has run twice (the first attempt is over, so its
+		// verdict counts), and once more after.
+		deadline := time.Now().Add(10 * time.Second)
+		for n := 0; n < 3; {
+			if op.DiscoveryFetches() >= 2 {
+				n++
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("discovery was not retried")
+			}
+			resp := br.get(a.URL + "/auth/login?returnTo=/app")
+			if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Location") != "" {
+				t.Fatalf("/auth/login = %d to %q, want 503", resp.StatusCode, resp.Header.Get("Location"))
+			}
+			if resp.Header.Get("Retry-After") == "" {
+				t.Error("503 without Retry-After")
+			}
+			if len(resp.Cookies()) != 0 {
+				t.Errorf("cookies set: %v", resp.Cookies())
+			}
+			jsonError(t, resp)
+		}
+	})
+	t.Run("InsecureAllowNoPKCE", func(t *testing.T) {
+		op := testOP(t, oidctest.Config{SigningAlg: "ES256"})
+		op.Misbehave(func(m *oidctest.Misbehavior) { m.NoS256 = true })
+		a := newApp(t, op, func(o *Options) { o.InsecureAllowNoPKCE = true })
+		br := newBrowser(t)
+		resp := br.get(a.URL + "/auth/login")
+		resp.Body.Close()
+		loc, _ := url.Parse(resp.Header.Get("Location"))
+		if resp.StatusCode != http.StatusSeeOther || loc.Query().Get("code_challenge_method") != "S256" {
+			t.Fatalf("/auth/login = %d to %v; PKCE must still be sent", resp.StatusCode, loc)
+		}
+		a.login(br)
+	})
+}
+
+// returnTo accepts only same-origin paths: every open-redirect payload is
+// refused at /login, before any sign-in starts.
+func TestReturnTo(t *testing.T) {
+	e := newCoreEnv(t, nil, nil)
+	// The payloads of internal/redirect's attack list (redirect_test.go).
+	attacks := []string{
+		"app", "https://evil.example", "http:/evil.example", "//evil.example", "///evil.example",
+		"/\\evil.example", "\\\\evil.example", "/\t/evil.example", "/\n/evil.example", "/\r/evil.example",
+		"/ /evil.example", "javascript:alert(1)", "JaVaScRiPt:alert(1)", "data:text/html,x",
+		"/%2F%2Fevil.example", "/%2f/evil.example", "/%5Cevil.example", "/%5c%5cevil.example",
+		"/%09/evil.example", "/%00", "/\x00", "/\x7f", "//@evil.example",
+		"https:evil.example", "/" + strings.Repeat("a", redirect.MaxLen),
+	}
+	for _, p := range attacks {
+		t.Run(strings.ToValidUTF8(p[:min(len(p), 24)], "?"), func(t *testing.T) {
+			resp := e.br.get(e.a.URL + "/auth/login?returnTo=" + url.QueryEscape(p))
+			if resp.StatusCode != http.StatusBadRequest || resp.Header.Get("Location") != "" {
+				t.Errorf("returnTo=%q: /auth/login = %d to %q, want 400", p, resp.StatusCode, resp.Header.Get("Location"))
+			}
+			if len(resp.Cookies()) != 0 {
+				t.Errorf("returnTo=%q: cookies set: %v", p, resp.Cookies())
+			}
+			jsonError(t, resp)
+		})
+	}
+	for _, p := range []string{"/", "/app", "/app/x?tab=2", "/a#frag", "/a%20b", "/?next=//evil.example", "/@/evil.example/../"} {
+		t.Run("valid"+p, func(t *testing.T) {
+			want := p
+			if p == "/@/evil.example/../" {
+				want = "/@/" // http.Redirect cleans the path; still same-origin
+			}
+			resp := e.br.get(e.a.URL + "/auth/login?returnTo=" + url.QueryEscape(p))
+			resp.Body.Close()
+			resp = e.br.get(resp.Header.Get("Location"))
+			resp.Body.Close()
+			resp = e.br.get(resp.Header.Get("Location"))
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != want {
+				t.Errorf("returnTo=%q: callback = %d to %q", p, resp.StatusCode, resp.Header.Get("Location"))
+			}
+		})
+	}
+}
+
+// A session cookie planted before sign-in (the attacker's own valid
+// session, tossed into the victim's browser) is replaced by a new ID, and
+// the planted session ends.
+func TestSessionFixation(t *testing.T) {
+	mallory := oidctest.User{Subject: "mallory-0002", Username: "mallory", Password: "mallory", Email: "mallory@example.com"}
+	e := newCoreEnv(t, nil, nil)
+	attacker := newBrowser(t)
+	e.op.SetDefaultUser(mallory)
+	e.a.login(attacker)
+	e.op.SetDefaultUser(oidctest.DefaultUser)
+	planted, _ := e.a.sessionCookie(attacker)
+	if _, err := e.a.storeSession(planted); err != nil {
+		t.Fatalf("attacker's session: %v", err)
+	}
+
+	victim := newBrowser(t)
+	e.setCookie(victim, e.a.bff.cfg.CookieName, planted)
+	e.a.login(victim)
+	got, _ := e.a.sessionCookie(victim)
+	if got == planted || !validID(got) {
+		t.Fatalf("session ID after sign-in = %q, planted %q", got, planted)
+	}
+	if _, err := e.a.storeSession(planted); !errors.Is(err, errNotFound) {
+		t.Errorf("planted session still in the store: %v", err)
+	}
+	if live := e.store.live("s"); !slices.Equal(live, []string{storeKey(got)}) {
+		t.Errorf("sessions in the store = %q, want only the victim's", live)
+	}
+	if code, body := e.a.status(victim, "GET", "/api/me"); code != 200 || !strings.Contains(body, oidctest.DefaultUser.Subject) {
+		t.Errorf("victim /api/me = %d %s", code, body)
+	}
+	if code, _ := e.a.status(attacker, "GET", "/api/me"); code != 401 {
+		t.Errorf("attacker /api/me = %d, want 401", code)
+	}
+
+	// A planted cookie that names no session is replaced just the same.
+	other := newBrowser(t)
+	const fake = "AAAAAAAAAAAAAAAAAAAAAAAAAA"
+	e.setCookie(other, e.a.bff.cfg.CookieName, fake)
+	e.a.login(other)
+	if got, _ := e.a.sessionCookie(other); got == fake {
+		t.Error("a planted session ID was kept")
+	}
+}
+
+func TestOnLogin(t *testing.T) {
+	refused := func(t *testing.T, hook func(map[string]any) error) {
+		e := newCoreEnv(t, nil, func(o *Options) {
+			o.OnLogin = func(_ context.Context, c map[string]any) error { return hook(c) }
+		})
+		resp := e.br.get(e.a.startLogin(e.br))
+		if resp.StatusCode != http.StatusForbidden {
+			t.Errorf("callback = %d, want 403", resp.StatusCode)
+		}
+		if setsCookie(resp, e.a.bff.cfg.CookieName) {
+			t.Error("a session cookie was set")
+		}
+		_, _, body := jsonError(t, resp)
+		if strings.Contains(body, "not on the list") || strings.Contains(body, "boom") {
+			t.Errorf("the hook's error reached the browser: %s", body)
+		}
+		if live := e.store.live("s"); len(live) != 0 {
+			t.Errorf("sessions stored: %q", live)
+		}
+		if code, _ := e.a.status(e.br, "GET", "/auth/session"); code != 401 {
+			t.Errorf("/auth/session = %d, want 401", code)
+		}
+	}
+	t.Run("reject", func(t *testing.T) {
+		refused(t, func(c map[string]any) error {
+			if c["sub"] != oidctest.DefaultUser.Subject || c["email"] != oidctest.DefaultUser.Email {
+				t.Errorf("hook got claims %v", c)
+			}
+			return errors.New("not on the list")
+		})
+	})
+	t.Run("panic", func(t *testing.T) {
+		refused(t, func(map[string]any) error { panic("boom") })
+	})
+	t.Run("map_claims", func(t *testing.T) {
+		e := newCoreEnv(t, nil, func(o *Options) {
+			o.OnLogin = func(_ context.Context, c map[string]any) error {
+				c["role"] = "admin"
+				delete(c, "preferred_username")
+				return nil
+			}
+		})
+		e.a.login(e.br)
+		code, body := e.a.status(e.br, "GET", "/auth/session")
+		var si struct {
+			User struct {
+				Claims map[string]any `json:"claims"`
+			} `json:"user"`
+		}
+		json.Unmarshal([]byte(body), &si)
+		if code != 200 || si.User.Claims["role"] != "admin" {
+			t.Fatalf("/auth/session = %d %s, want role admin", code, body)
+		}
+		if _, ok := si.User.Claims["preferred_username"]; ok {
+			t.Errorf("a claim the hook dropped is still there: %s", body)
+		}
+	})
+}

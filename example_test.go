@@ -1,0 +1,79 @@
+package bff_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+
+	"github.com/gobff/bff"
+	"github.com/gobff/bff/internal/oidctest"
+)
+
+// A complete sign-in: a test OpenID Provider stands in for the real one, and
+// an http.Client with a cookie jar plays the browser.
+func Example() {
+	op := oidctest.New(oidctest.Config{})
+	idp := httptest.NewServer(op)
+	defer idp.Close()
+	op.SetIssuer(idp.URL)
+
+	mux := http.NewServeMux()
+	app := httptest.NewServer(mux)
+	defer app.Close()
+
+	auth, err := bff.New(bff.Options{
+		Issuer:       op.Issuer(),
+		ClientID:     op.ClientID(),
+		ClientSecret: op.ClientSecret(),
+		BaseURL:      app.URL, // the redirect URI is app.URL + "/auth/callback"
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer auth.Close()
+	mux.Handle("/auth/", auth)
+	mux.Handle("GET /api/me", auth.RequireSession(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		user, _ := bff.UserFrom(r.Context())
+		fmt.Fprintln(w, user.Email)
+	})))
+	if err := auth.Ready(context.Background()); err != nil { // discovery done
+		log.Fatal(err)
+	}
+
+	// The browser signs in and comes back to /api/me.
+	jar, _ := cookiejar.New(nil)
+	browser := &http.Client{Jar: jar}
+	resp, err := browser.Get(app.URL + "/auth/login?returnTo=/api/me")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	fmt.Print(string(body))
+	// Output: alice@example.com
+}
+
+// A handler behind RequireSession calls a downstream API with the user's
+// access token; the browser never sees it.
+func ExampleTokenFrom() {
+	var auth *bff.BFF // from bff.New
+	orders := func(w http.ResponseWriter, r *http.Request) {
+		user, _ := bff.UserFrom(r.Context())
+		tok, _ := bff.TokenFrom(r.Context())
+		req, _ := http.NewRequestWithContext(r.Context(), "GET", "https://api.example/orders?customer="+user.Subject, nil)
+		req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			http.Error(w, "orders unavailable", http.StatusBadGateway)
+			return
+		}
+		defer resp.Body.Close()
+		w.Header().Set("Content-Type", "application/json")
+		io.Copy(w, resp.Body)
+	}
+	http.Handle("GET /api/orders", auth.RequireSession(http.HandlerFunc(orders)))
+}

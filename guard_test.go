@@ -1,0 +1,527 @@
+package bff
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gobff/bff/internal/oidctest"
+)
+
+// newUnreadyApp is newApp without waiting for discovery, for providers that
+// are down or refused.
+func newUnreadyApp(t testing.TB, op *oidctest.Provider, opt func(*Options)) *app {
+	t.Helper()
+	a := &app{t: t, op: op}
+	var h http.Handler = http.NotFoundHandler()
+	var mu sync.Mutex
+	a.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		hh := h
+		mu.Unlock()
+		hh.ServeHTTP(w, r)
+	}))
+	t.Cleanup(a.srv.Close)
+	a.URL = a.srv.URL
+	o := Options{
+		Issuer: op.Issuer(), ClientID: op.ClientID(), ClientSecret: op.ClientSecret(), BaseURL: a.URL,
+		SecretKeys: [][]byte{testKey},
+		Logger:     slog.New(slog.NewTextHandler(io.Discard, nil)),
+	}
+	if opt != nil {
+		opt(&o)
+	}
+	b, err := New(o)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	t.Cleanup(func() { b.Close() })
+	a.bff = b
+	mu.Lock()
+	h = a.mux()
+	mu.Unlock()
+	return a
+}
+
+// guarded serves next behind the app's RequireSession on a server of its own
+// (same host, so the browser's cookies go there too), for any method.
+func guarded(t testing.TB, a *app, next http.HandlerFunc) *httptest.Server {
+	srv := httptest.NewServer(a.bff.RequireSession(next))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+func TestRequireSessionUnauthenticated(t *testing.T) {
+	e := newCoreEnv(t, nil, nil)
+	cases := []struct {
+		name, cookie string
+		cleared      bool // the bad cookie is cleared
+	}{
+		{name: "no_cookie"},
+		{name: "empty_cookie", cookie: "__Host-bff=", cleared: true},
+		{name: "malformed_cookie", cookie: "__Host-bff=not-a-session-id", cleared: true},
+		{name: "lowercase_id", cookie: "__Host-bff=aaaaaaaaaaaaaaaaaaaaaaaaaa", cleared: true},
+		{name: "unknown_id", cookie: "__Host-bff=ABCDEFGHIJKLMNOPQRSTUVWXYZ", cleared: true},
+		{name: "other_cookie_only", cookie: "bff=ABCDEFGHIJKLMNOPQRSTUVWXYZ"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			for _, m := range []string{"GET", "POST"} {
+				br := newBrowser(t)
+				path := map[string]string{"GET": "/api/me", "POST": "/api/echo"}[m]
+				var h []string
+				if tc.cookie != "" {
+					h = []string{"Cookie", tc.cookie}
+				}
+				resp := br.do(m, e.a.URL+path, strings.NewReader("{}"), h...)
+				if resp.StatusCode != http.StatusUnauthorized || resp.Header.Get("Location") != "" {
+					t.Errorf("%s %s = %d to %q, want 401 and no redirect", m, path, resp.StatusCode, resp.Header.Get("Location"))
+				}
+				if code, _, _ := jsonError(t, resp); code != "unauthenticated" {
+					t.Errorf("error = %q", code)
+				}
+				if got := setsCookie(resp, "__Host-bff"); got != tc.cleared {
+					t.Errorf("cookie cleared = %v, want %v", got, tc.cleared)
+				}
+			}
+		})
+	}
+}
+
+// Unsafe methods from another origin are refused before the handler runs,
+// and the session stays.
+func TestRequireSessionCrossOrigin(t *testing.T) {
+	e := newCoreEnv(t, nil, nil)
+	e.a.login(e.br)
+	sid, _ := e.a.sessionCookie(e.br)
+	var mu sync.Mutex
+	calls := 0
+	srv := guarded(t, e.a, func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		calls++
+		mu.Unlock()
+		io.Copy(w, r.Body)
+	})
+	cases := []struct {
+		name, method string
+		headers      []string
+		want         int
+	}{
+		{"post_cross_site", "POST", []string{"Sec-Fetch-Site", "cross-site"}, 403},
+		{"put_cross_site", "PUT", []string{"Sec-Fetch-Site", "cross-site"}, 403},
+		{"patch_cross_site", "PATCH", []string{"Sec-Fetch-Site", "cross-site"}, 403},
+		{"delete_cross_site", "DELETE", []string{"Sec-Fetch-Site", "cross-site"}, 403},
+		{"post_same_site", "POST", []string{"Sec-Fetch-Site", "same-site"}, 403},
+		{"post_cross_site_with_own_origin", "POST", []string{"Sec-Fetch-Site", "cross-site", "Origin", "SELF"}, 403},
+		{"post_origin_other_host", "POST", []string{"Origin", "http://evil.example"}, 403},
+		{"put_origin_other_port", "PUT", []string{"Origin", "http://127.0.0.1:1"}, 403},
+		{"delete_origin_null", "DELETE", []string{"Origin", "null"}, 403},
+		{"post_same_origin", "POST", []string{"Sec-Fetch-Site", "same-origin"}, 200},
+		{"put_same_origin", "PUT", []string{"Sec-Fetch-Site", "same-origin"}, 200},
+		{"post_origin_same_host", "POST", []string{"Origin", "SELF"}, 200},
+		{"post_no_browser_headers", "POST", nil, 200},
+		{"get_cross_site", "GET", []string{"Sec-Fetch-Site", "cross-site"}, 200},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			base := srv.URL
+			if tc.method == "POST" {
+				base = e.a.URL // the app's own POST /api/echo
+			}
+			h := append([]string{"Content-Type", "application/json"}, tc.headers...)
+			for i := range h {
+				if h[i] == "SELF" {
+					h[i] = base
+				}
+			}
+			mu.Lock()
+			before := calls
+			mu.Unlock()
+			resp := e.br.do(tc.method, base+"/api/echo", strings.NewReader(`{"x":1}`), h...)
+			if resp.StatusCode != tc.want {
+				t.Fatalf("%s = %d, want %d", tc.method, resp.StatusCode, tc.want)
+			}
+			if tc.want == 403 {
+				if code, _, _ := jsonError(t, resp); code != "cross_origin" {
+					t.Errorf("error = %q", code)
+				}
+				mu.Lock()
+				if calls != before {
+					t.Error("the handler ran")
+				}
+				mu.Unlock()
+				if setsCookie(resp, "__Host-bff") {
+					t.Error("the session cookie was touched")
+				}
+			} else {
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if tc.method != "GET" && string(b) != `{"x":1}` {
+					t.Errorf("echo = %q", b)
+				}
+			}
+		})
+	}
+	if got, _ := e.a.sessionCookie(e.br); got != sid {
+		t.Fatal("the session cookie changed")
+	}
+	if _, err := e.a.storeSession(sid); err != nil {
+		t.Fatalf("session after cross-origin requests: %v", err)
+	}
+	if code, _ := e.a.status(e.br, "GET", "/api/me"); code != 200 {
+		t.Fatalf("/api/me = %d", code)
+	}
+}
+
+func TestRequireSessionCSRFHeader(t *testing.T) {
+	e := newCoreEnv(t, nil, func(o *Options) { o.CSRFHeader = "X-Requested-By" })
+	e.a.login(e.br)
+	post := func(headers ...string) (int, string) {
+		resp := e.br.do("POST", e.a.URL+"/api/echo", strings.NewReader(`{"y":2}`),
+			append([]string{"Sec-Fetch-Site", "same-origin"}, headers...)...)
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode, string(b)
+	}
+	if code, body := post(); code != 403 || !strings.Contains(body, "cross_origin") {
+		t.Errorf("POST without the header = %d %s, want 403", code, body)
+	}
+	if code, _ := post("X-Requested-By", ""); code != 403 {
+		t.Errorf("POST with an empty header = %d, want 403", code)
+	}
+	if code, body := post("X-Requested-By", "app"); code != 200 || body != `{"y":2}` {
+		t.Errorf("POST with the header = %d %s, want 200", code, body)
+	}
+	if code, _ := e.a.status(e.br, "GET", "/api/me"); code != 200 {
+		t.Errorf("GET without the header = %d, want 200", code)
+	}
+}
+
+// Server-sent events through RequireSession: the first event reaches the
+// client while the handler is still running.
+func TestRequireSessionSSE(t *testing.T) {
+	e := newCoreEnv(t, nil, nil)
+	e.a.login(e.br)
+	release := make(chan struct{})
+	var once sync.Once
+	unblock := func() { once.Do(func() { close(release) }) }
+	srv := guarded(t, e.a, func(w http.ResponseWriter, r *http.Request) {
+		f, ok := w.(http.Flusher)
+		if !ok {
+			t.Error("the ResponseWriter is not an http.Flusher")
+			return
+		}
+		u, _ := UserFrom(r.Context())
+		w.Header().Set("Content-Type", "text/event-stream")
+		fmt.Fprintf(w, "data: hello %s\n\n", u.Subject)
+		f.Flush()
+		<-release
+		fmt.Fprint(w, "data: bye\n\n")
+	})
+	t.Cleanup(unblock) // runs before srv.Close
+	resp := e.br.get(srv.URL + "/events")
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "text/event-stream" {
+		t.Fatalf("= %d %q", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	r := bufio.NewReader(resp.Body)
+	line, err := r.ReadString('\n')
+	if err != nil || line != "data: hello "+oidctest.DefaultUser.Subject+"\n" {
+		t.Fatalf("first event = %q, %v", line, err)
+	}
+	unblock()
+	rest, _ := io.ReadAll(r)
+	if string(rest) != "\ndata: bye\n\n" {
+		t.Fatalf("rest = %q", rest)
+	}
+}
+
+// A websocket-style upgrade through RequireSession: the handler hijacks the
+// connection and speaks its own protocol after a 101.
+func TestRequireSessionUpgrade(t *testing.T) {
+	e := newCoreEnv(t, nil, nil)
+	e.a.login(e.br)
+	sid, _ := e.a.sessionCookie(e.br)
+	srv := guarded(t, e.a, func(w http.ResponseWriter, r *http.Request) {
+		u, _ := UserFrom(r.Context())
+		conn, rw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			t.Errorf("Hijack: %v", err)
+			return
+		}
+		defer conn.Close()
+		rw.WriteString("HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: bff-test\r\n\r\n")
+		rw.Flush()
+		line, _ := rw.ReadString('\n')
+		rw.WriteString("hello " + u.Subject + " " + line)
+		rw.Flush()
+	})
+	dial := func(cookie string) (net.Conn, *bufio.Reader, *http.Response) {
+		conn, err := net.Dial("tcp", srv.Listener.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conn.Close() })
+		conn.SetDeadline(time.Now().Add(10 * time.Second)) // a hang guard, not an assertion
+		fmt.Fprintf(conn, "GET /ws HTTP/1.1\r\nHost: %s\r\nConnection: Upgrade\r\nUpgrade: bff-test\r\n%s\r\n",
+			srv.Listener.Addr(), cookie)
+		r := bufio.NewReader(conn)
+		resp, err := http.ReadResponse(r, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return conn, r, resp
+	}
+
+	conn, r, resp := dial("Cookie: __Host-bff=" + sid + "\r\n")
+	if resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("upgrade = %d", resp.StatusCode)
+	}
+	io.WriteString(conn, "ping\n")
+	if line, err := r.ReadString('\n'); err != nil || line != "hello "+oidctest.DefaultUser.Subject+" ping\n" {
+		t.Fatalf("over the upgraded connection: %q, %v", line, err)
+	}
+
+	if _, _, resp := dial(""); resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("upgrade without a session = %d, want 401", resp.StatusCode)
+	}
+}
+
+// The app starts while the provider is unreachable; sign-in answers 503 at
+// once until discovery succeeds, then works.
+func TestDiscoveryUnavailable(t *testing.T) {
+	check503 := func(t *testing.T, a *app, br *browser) {
+		t.Helper()
+		resp := br.get(a.URL + "/auth/login?returnTo=/app")
+		if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" || resp.Header.Get("Location") != "" {
+			t.Fatalf("/auth/login = %d (Retry-After %q, Location %q), want 503 with Retry-After",
+				resp.StatusCode, resp.Header.Get("Retry-After"), resp.Header.Get("Location"))
+		}
+		if code, _, _ := jsonError(t, resp); code != "temporarily_unavailable" {
+			t.Errorf("error = %q", code)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Millisecond)
+		defer cancel()
+		if err := a.bff.Ready(ctx); !errors.Is(err, ErrUnavailable) {
+			t.Errorf("Ready = %v, want ErrUnavailable", err)
+		}
+		// The API still answers: no session is 401, not a hang.
+		if code, _ := a.status(br, "GET", "/api/me"); code != 401 {
+			t.Errorf("/api/me = %d, want 401", code)
+		}
+	}
+	// waitLogin polls /auth/login (each request asks for a discovery
+	// attempt at once) until sign-in starts.
+	waitLogin := func(t *testing.T, a *app, br *browser) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			resp := br.get(a.URL + "/auth/login")
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusSeeOther {
+				break
+			}
+			if resp.StatusCode != http.StatusServiceUnavailable || time.Now().After(deadline) {
+				t.Fatalf("/auth/login = %d after the provider came back", resp.StatusCode)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		a.login(br)
+	}
+
+	t.Run("discovery_down", func(t *testing.T) {
+		op := testOP(t, oidctest.Config{SigningAlg: "ES256"})
+		op.Misbehave(func(m *oidctest.Misbehavior) { m.DiscoveryDown = true })
+		a := newUnreadyApp(t, op, nil)
+		br := newBrowser(t)
+		check503(t, a, br)
+		op.Reset()
+		waitLogin(t, a, br)
+	})
+
+	t.Run("issuer_not_listening", func(t *testing.T) {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := ln.Addr().String()
+		ln.Close()
+		op := oidctest.New(oidctest.Config{Issuer: "http://" + addr, SigningAlg: "ES256"})
+		a := newUnreadyApp(t, op, nil)
+		br := newBrowser(t)
+		check503(t, a, br)
+
+		// The provider comes up on that address.
+		ln, err = net.Listen("tcp", addr)
+		if err != nil {
+			t.Skipf("cannot listen on %s again: %v", addr, err)
+		}
+		srv := &http.Server{Handler: op}
+		go srv.Serve(ln)
+		t.Cleanup(func() { srv.Close() })
+		waitLogin(t, a, br)
+	})
+}
+
+// Session lifetimes on an injected clock: the idle timeout and the maximum
+// lifetime end a session (401, cookie cleared, record deleted), and activity
+// is written at most once per TouchInterval.
+func TestSessionLifetimes(t *testing.T) {
+	step := func(t *testing.T, e *coreEnv, d time.Duration) {
+		t.Helper()
+		e.clock.Add(d)
+		if code, _ := e.a.status(e.br, "GET", "/api/me"); code != 200 {
+			t.Fatalf("/api/me = %d", code)
+		}
+	}
+	for _, store := range []string{"memory", "custom"} {
+		opts := func(o *Options) {
+			o.IdleTimeout, o.TouchInterval, o.MaxLifetime = time.Hour, 10*time.Minute, 3*time.Hour
+			if store == "memory" {
+				o.Store = nil // the default store, with its session cache
+			}
+		}
+		ended := func(t *testing.T, e *coreEnv, sid string) {
+			t.Helper()
+			resp := e.br.get(e.a.URL + "/api/me")
+			if resp.StatusCode != 401 {
+				t.Fatalf("/api/me = %d, want 401", resp.StatusCode)
+			}
+			jsonError(t, resp)
+			cleared := false
+			for _, c := range resp.Cookies() {
+				cleared = cleared || c.Name == "__Host-bff" && c.MaxAge < 0
+			}
+			if !cleared {
+				t.Error("the session cookie was not cleared")
+			}
+			if _, err := e.a.storeSession(sid); !errors.Is(err, errNotFound) {
+				t.Errorf("session record after the end: %v", err)
+			}
+		}
+		t.Run(store+"/idle_timeout", func(t *testing.T) {
+			e := newCoreEnv(t, nil, opts)
+			e.a.login(e.br)
+			sid, _ := e.a.sessionCookie(e.br)
+			step(t, e, 59*time.Minute) // active: the idle clock restarts
+			step(t, e, 59*time.Minute)
+			e.clock.Add(time.Hour)
+			ended(t, e, sid)
+		})
+		t.Run(store+"/max_lifetime", func(t *testing.T) {
+			e := newCoreEnv(t, nil, opts)
+			e.a.login(e.br)
+			sid, _ := e.a.sessionCookie(e.br)
+			for range 5 {
+				step(t, e, 30*time.Minute) // never idle
+			}
+			step(t, e, 29*time.Minute) // 2h59m
+			e.clock.Add(time.Minute)
+			ended(t, e, sid)
+		})
+	}
+
+	t.Run("touch_once_per_interval", func(t *testing.T) {
+		e := newCoreEnv(t, nil, func(o *Options) { o.IdleTimeout, o.TouchInterval = time.Hour, 10*time.Minute })
+		e.a.login(e.br)
+		writes := func() int { return e.store.writes("s") }
+		if w := writes(); w != 1 {
+			t.Fatalf("%d session writes at sign-in, want 1", w)
+		}
+		for _, d := range []time.Duration{0, 5 * time.Minute, 4*time.Minute + 59*time.Second} {
+			step(t, e, d)
+		}
+		if w := writes(); w != 1 {
+			t.Fatalf("%d session writes within the first interval, want 1", w)
+		}
+		step(t, e, time.Second) // 10 minutes since sign-in
+		step(t, e, 0)
+		step(t, e, 9*time.Minute)
+		if w := writes(); w != 2 {
+			t.Fatalf("%d session writes after one interval, want 2", w)
+		}
+		e.clock.Add(5 * time.Minute) // 24 minutes: a new interval
+		var wg sync.WaitGroup
+		for range 20 {
+			wg.Go(func() {
+				resp := e.br.get(e.a.URL + "/api/me")
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 200 {
+					t.Errorf("/api/me = %d", resp.StatusCode)
+				}
+			})
+		}
+		wg.Wait()
+		if w := writes(); w != 3 {
+			t.Fatalf("%d session writes after 20 concurrent requests in a new interval, want 3", w)
+		}
+	})
+}
+
+// signalLocker reports every Lock call on a session's lock.
+type signalLocker struct {
+	Locker
+	calls chan struct{}
+}
+
+func (l *signalLocker) Lock(ctx context.Context, name string, ttl time.Duration) (func(), error) {
+	if strings.HasPrefix(name, "lock:"+storeKey("")[:2]) {
+		l.calls <- struct{}{}
+	}
+	return l.Locker.Lock(ctx, name, ttl)
+}
+
+// Two instances touch one session at the same moment: the second re-reads
+// the record under the lock and does not write it again.
+func TestTouchRereadsUnderLock(t *testing.T) {
+	lk := &signalLocker{Locker: &memLocker{}, calls: make(chan struct{}, 8)}
+	opts := func(o *Options) {
+		o.IdleTimeout, o.TouchInterval, o.Locker = time.Hour, 10*time.Minute, lk
+	}
+	e := newCoreEnv(t, nil, opts)
+	b := newApp(t, e.op, func(o *Options) { o.Now, o.Store = e.clock.Now, e.store; opts(o) })
+	e.a.login(e.br)
+	sid, _ := e.a.sessionCookie(e.br)
+	for len(lk.calls) > 0 {
+		<-lk.calls
+	}
+	if w := e.store.writes("s"); w != 1 {
+		t.Fatalf("%d session writes at sign-in", w)
+	}
+
+	e.clock.Add(10 * time.Minute)
+	unlock, err := lk.Locker.Lock(context.Background(), "lock:"+storeKey(sid), time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	codes := make(chan int, 2)
+	for _, a := range []*app{e.a, b} {
+		go func() {
+			resp := e.br.get(a.URL + "/api/me")
+			resp.Body.Close()
+			codes <- resp.StatusCode
+		}()
+	}
+	<-lk.calls // both instances read the old record and wait for the lock
+	<-lk.calls
+	unlock()
+	for range 2 {
+		if code := <-codes; code != 200 {
+			t.Errorf("/api/me = %d", code)
+		}
+	}
+	if w := e.store.writes("s"); w != 2 {
+		t.Fatalf("%d session writes, want 2 (sign-in and one touch)", w)
+	}
+}

@@ -1,0 +1,403 @@
+package bff
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gomodule/redigo/redis"
+	"go.uber.org/goleak"
+
+	"github.com/gobff/bff/internal/memstore"
+	"github.com/gobff/bff/internal/oidctest"
+	"github.com/gobff/bff/internal/redistest"
+)
+
+// Bounded resources: what an unauthenticated flood can make bff keep, what
+// the refresh coordination, the replay cache and the session index keep
+// after use, and a goroutine-leak check of the whole test suite.
+
+// TestMain fails the package's tests if any goroutine is left running after
+// all of them (every BFF is closed by its test's cleanup, and Close must stop
+// everything it started).
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m,
+		// Keep-alive connections of http.DefaultTransport (shared by the
+		// test clients, the test provider and BFFs without an
+		// Options.HTTPClient) close in the background after their server.
+		goleak.IgnoreTopFunction("net/http.(*persistConn).readLoop"),
+		goleak.IgnoreTopFunction("net/http.(*persistConn).writeLoop"),
+		goleak.IgnoreTopFunction("internal/poll.runtime_pollWait"),
+	)
+}
+
+// Close stops everything New started, with the memory store and with
+// Redis (the invalidation bus), also while discovery is still retrying.
+func TestLeakCloseStopsEverything(t *testing.T) {
+	rs := redistest.Start(t)
+	op := testOP(t, oidctest.Config{})
+	ignore := goleak.IgnoreCurrent()
+	for _, tc := range []struct {
+		name string
+		opt  func(*Options)
+	}{
+		{"memory", nil},
+		{"redis", func(o *Options) { o.Redis = NewRedisPool(rs.Addr) }},
+		{"discovery_failing", func(o *Options) { o.Issuer = "http://127.0.0.1:1" }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o := Options{Issuer: op.Issuer(), ClientID: op.ClientID(), ClientSecret: op.ClientSecret(),
+				BaseURL: "http://127.0.0.1:1", SecretKeys: [][]byte{testKey}}
+			o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+			if tc.opt != nil {
+				tc.opt(&o)
+			}
+			b, err := New(o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.name != "discovery_failing" {
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				defer cancel()
+				if err := b.Ready(ctx); err != nil {
+					t.Fatal(err)
+				}
+				if b.bus != nil {
+					waitUntil(t, 5*time.Second, "the bus", b.bus.Healthy)
+				}
+			} else {
+				time.Sleep(50 * time.Millisecond) // a first attempt has failed
+			}
+			b.Close()
+			if o.Redis != nil {
+				o.Redis.Close()
+			}
+			goleak.VerifyNone(t, ignore,
+				goleak.IgnoreTopFunction("net/http.(*persistConn).readLoop"),
+				goleak.IgnoreTopFunction("net/http.(*persistConn).writeLoop"),
+				goleak.IgnoreTopFunction("internal/poll.runtime_pollWait"),
+			)
+		})
+	}
+}
+
+// cacheLen returns the number of decoded sessions cached.
+func cacheLen(b *BFF) int {
+	if b.cache == nil {
+		return 0
+	}
+	b.cache.mu.RLock()
+	defer b.cache.mu.RUnlock()
+	return len(b.cache.byID) + len(b.cache.byKey)
+}
+
+func heapInuse() uint64 {
+	var m runtime.MemStats
+	runtime.GC()
+	runtime.GC()
+	runtime.ReadMemStats(&m)
+	return m.HeapInuse
+}
+
+// /auth/login hit 100,000 times (in-process) keeps nothing on the server:
+// the sign-in transaction lives in the browser's cookie. The store, the
+// session cache and the lock table are unchanged, the provider is not
+// contacted, and the heap does not grow.
+func TestBoundedLoginFlood(t *testing.T) {
+	op := testOP(t, oidctest.Config{})
+	a := newApp(t, op, nil)
+	ms := a.bff.store.(*memstore.Store)
+	storeBefore, opBefore := ms.Len(), op.DiscoveryFetches()+op.JWKSFetches()+op.CodeGrants()
+	heapBefore := heapInuse()
+
+	const total = 100_000
+	workers := runtime.GOMAXPROCS(0)
+	var next, bad atomic.Int64
+	start := time.Now()
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for next.Add(1) <= total {
+				resp := serveInProcess(a.bff, "GET", "/auth/login", "returnTo=%2Fapp", nil, nil)
+				if resp.StatusCode != http.StatusSeeOther {
+					bad.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	heapAfter := heapInuse()
+	t.Logf("%d logins in %v; heap in use %d KiB before, %d KiB after", total, time.Since(start), heapBefore>>10, heapAfter>>10)
+	if bad.Load() != 0 {
+		t.Fatalf("%d logins did not redirect", bad.Load())
+	}
+	if ms.Len() != storeBefore {
+		t.Errorf("store records: %d before, %d after", storeBefore, ms.Len())
+	}
+	if n := cacheLen(a.bff); n != 0 {
+		t.Errorf("session cache holds %d entries", n)
+	}
+	if n := op.DiscoveryFetches() + op.JWKSFetches() + op.CodeGrants(); n != opBefore {
+		t.Errorf("the provider was contacted %d times", n-opBefore)
+	}
+	if heapAfter > heapBefore+16<<20 {
+		t.Errorf("heap grew from %d KiB to %d KiB", heapBefore>>10, heapAfter>>10)
+	}
+
+	// A browser that starts sign-in after sign-in carries a bounded number
+	// of transaction cookies.
+	br := newBrowser(t)
+	for range 20 {
+		resp := br.get(a.URL + "/auth/login?returnTo=/app")
+		resp.Body.Close()
+	}
+	u, _ := url.Parse(a.URL)
+	n := 0
+	for _, c := range br.jar.Cookies(u) {
+		if strings.HasPrefix(c.Name, a.bff.txPrefix()) {
+			n++
+		}
+	}
+	if n > maxTxCookies {
+		t.Errorf("the browser carries %d transaction cookies, want at most %d", n, maxTxCookies)
+	}
+}
+
+// lockCount returns the number of locks held in the in-process Locker.
+func lockCount(b *BFF) int {
+	l, ok := b.locker.(*memLocker)
+	if !ok {
+		return 0
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.locks)
+}
+
+// Bursts of concurrent requests that all need a refresh share one grant per
+// session; afterwards, also when clients gave up mid-refresh, the flight
+// group and the lock table are empty.
+func TestBoundedRefreshFlights(t *testing.T) {
+	clock := &faultClock{}
+	op := testOP(t, oidctest.Config{Now: clock.Now})
+	a := newApp(t, op, func(o *Options) { o.Now = clock.Now })
+	const sessions, burst = 8, 8
+	browsers := make([]*browser, sessions)
+	for i := range browsers {
+		browsers[i] = newBrowser(t)
+		a.login(browsers[i])
+	}
+	runBurst := func(timeout time.Duration) (ok, failed int64) {
+		var wg sync.WaitGroup
+		var okN, failN atomic.Int64
+		for _, br := range browsers {
+			for range burst {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					c := *br.client
+					c.Timeout = timeout
+					resp, err := c.Get(a.URL + "/api/me")
+					if err != nil {
+						failN.Add(1)
+						return
+					}
+					resp.Body.Close()
+					if resp.StatusCode == 200 {
+						okN.Add(1)
+					} else {
+						failN.Add(1)
+					}
+				}()
+			}
+		}
+		wg.Wait()
+		return okN.Load(), failN.Load()
+	}
+
+	grants := op.RefreshGrants()
+	clock.Advance(oidctest.DefaultAccessTokenTTL)
+	if ok, failed := runBurst(10 * time.Second); failed != 0 || ok != sessions*burst {
+		t.Fatalf("burst: %d ok, %d failed", ok, failed)
+	}
+	if got := op.RefreshGrants() - grants; got != sessions {
+		t.Errorf("%d refresh grants for %d sessions", got, sessions)
+	}
+	if n := a.bff.flights.size(); n != 0 {
+		t.Errorf("flight group holds %d calls after the burst", n)
+	}
+	if n := lockCount(a.bff); n != 0 {
+		t.Errorf("%d locks held after the burst", n)
+	}
+
+	// Clients give up while the provider is slow: the refreshes finish on
+	// their own, and leave nothing behind.
+	op.Misbehave(func(m *oidctest.Misbehavior) { m.TokenDelay = 200 * time.Millisecond })
+	clock.Advance(oidctest.DefaultAccessTokenTTL)
+	runBurst(50 * time.Millisecond)
+	waitUntil(t, 5*time.Second, "the flight group to empty", func() bool { return a.bff.flights.size() == 0 })
+	waitUntil(t, 5*time.Second, "the locks to be released", func() bool { return lockCount(a.bff) == 0 })
+	op.Reset()
+	for i, br := range browsers {
+		if code, _ := a.status(br, "GET", "/api/me"); code != 200 {
+			t.Errorf("session %d after the abandoned refreshes: %d", i, code)
+		}
+	}
+	if op.FamilyRevoked(oidctest.DefaultUser.Subject) {
+		t.Error("a token family was revoked")
+	}
+}
+
+// expiryStore records the expiry of every commit.
+type expiryStore struct {
+	*memstore.Store
+	mu  sync.Mutex
+	exp map[string]time.Time
+}
+
+func (s *expiryStore) Commit(key string, b []byte, exp time.Time) error {
+	s.mu.Lock()
+	s.exp[key] = exp
+	s.mu.Unlock()
+	return s.Store.Commit(key, b, exp)
+}
+
+func (s *expiryStore) expiry(key string) time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.exp[key]
+}
+
+// The replay cache (used states, used logout-token jti) holds each marker
+// for a bounded time: the login timeout for a state, the logout token's
+// remaining lifetime plus a minute for a jti; in memory and in Redis.
+func TestBoundedReplayCacheExpires(t *testing.T) {
+	check := func(t *testing.T, a *app, op *oidctest.Provider, ttl func(name string) time.Duration) {
+		br := newBrowser(t)
+		cb := a.startLogin(br)
+		cbURL, _ := url.Parse(cb)
+		state := cbURL.Query().Get("state")
+		resp := br.get(cb)
+		resp.Body.Close()
+		if d := ttl(a.bff.sealer.Name("state", state)); d <= 0 || d > a.bff.cfg.LoginTimeout {
+			t.Errorf("state marker lives %v, want (0, %v]", d, a.bff.cfg.LoginTimeout)
+		}
+		id, _ := a.sessionCookie(br)
+		s, _ := a.storeSession(id)
+		lt := op.LogoutToken(s.rec.Subject, s.rec.SID, func(c map[string]any) { c["jti"] = "jti-1" })
+		resp = br.do("POST", a.URL+"/auth/backchannel-logout", strings.NewReader("logout_token="+lt),
+			"Content-Type", "application/x-www-form-urlencoded")
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("backchannel logout = %d", resp.StatusCode)
+		}
+		if d := ttl(a.bff.sealer.Name("jti", op.Issuer()+"\x00jti-1")); d <= 0 || d > 3*time.Minute+time.Second {
+			t.Errorf("jti marker lives %v, want (0, 3m]", d)
+		}
+	}
+	t.Run("memory", func(t *testing.T) {
+		op := testOP(t, oidctest.Config{})
+		st := &expiryStore{Store: memstore.New(time.Minute), exp: map[string]time.Time{}}
+		t.Cleanup(st.Store.Close)
+		a := newApp(t, op, func(o *Options) { o.Store = st })
+		check(t, a, op, func(name string) time.Duration {
+			if e := st.expiry(name); !e.IsZero() {
+				return time.Until(e)
+			}
+			return 0
+		})
+	})
+	t.Run("redis", func(t *testing.T) {
+		rs := redistest.Start(t)
+		op := testOP(t, oidctest.Config{})
+		a := newApp(t, op, func(o *Options) { o.Redis = rs.Pool() })
+		check(t, a, op, func(name string) time.Duration {
+			ms, err := redis.Int64(rs.Do("PTTL", "bff:"+name))
+			if err != nil || ms < 0 {
+				return 0
+			}
+			return time.Duration(ms) * time.Millisecond
+		})
+	})
+}
+
+// The session index is cleaned: every way a session ends (logout,
+// back-channel logout, RevokeSessions, expiry) removes its entries, and
+// the index records of a user without sessions are deleted.
+func TestBoundedSessionIndexCleaned(t *testing.T) {
+	clock := &faultClock{}
+	op := testOP(t, oidctest.Config{Now: clock.Now})
+	a := newApp(t, op, func(o *Options) { o.Now = clock.Now })
+	ctx := context.Background()
+	sub := oidctest.DefaultUser.Subject
+	subIndex := a.bff.sealer.Name("sub", sub)
+	entries := func() int {
+		m, err := a.bff.readIndex(ctx, subIndex)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(m)
+	}
+	present := func(name string) bool {
+		_, found, _ := a.bff.store.Find(name)
+		return found
+	}
+	var sids []string
+	var browsers []*browser
+	for range 4 {
+		br := newBrowser(t)
+		a.login(br)
+		id, _ := a.sessionCookie(br)
+		s, _ := a.storeSession(id)
+		sids = append(sids, s.rec.SID)
+		browsers = append(browsers, br)
+	}
+	if n := entries(); n != 4 {
+		t.Fatalf("index holds %d sessions, want 4", n)
+	}
+
+	resp := browsers[0].do("POST", a.URL+"/auth/logout", nil)
+	resp.Body.Close()
+	if n := entries(); n != 3 || present(a.bff.sealer.Name("sid", sids[0])) {
+		t.Fatalf("after a logout: %d entries, sid record present %v", n, present(a.bff.sealer.Name("sid", sids[0])))
+	}
+	lt := op.LogoutToken("", sids[1], nil)
+	resp = browsers[1].do("POST", a.URL+"/auth/backchannel-logout", strings.NewReader("logout_token="+lt),
+		"Content-Type", "application/x-www-form-urlencoded")
+	resp.Body.Close()
+	if n := entries(); n != 2 || present(a.bff.sealer.Name("sid", sids[1])) {
+		t.Fatalf("after a back-channel logout: %d entries", n)
+	}
+	if n, err := a.bff.RevokeSessions(ctx, sub); err != nil || n != 2 {
+		t.Fatalf("RevokeSessions = %d, %v", n, err)
+	}
+	if present(subIndex) || present(a.bff.sealer.Name("sid", sids[2])) || present(a.bff.sealer.Name("sid", sids[3])) {
+		t.Fatal("index records remain for a user without sessions")
+	}
+
+	// Sessions that simply expire: their entries are pruned at the next
+	// change of the record, once past the longest the sessions could have
+	// lived (an entry is not rewritten when activity extends a session).
+	var last int64
+	for _, br := range browsers[:3] {
+		a.login(br)
+		id, _ := a.sessionCookie(br)
+		s, _ := a.storeSession(id)
+		last = max(last, s.rec.Expires)
+	}
+	clock.Advance(time.Unix(0, last).Sub(clock.Now()) + time.Minute)
+	a.login(browsers[3])
+	if n := entries(); n != 1 {
+		t.Fatalf("after expiry and a new sign-in the index holds %d sessions, want 1", n)
+	}
+}

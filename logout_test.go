@@ -1,0 +1,656 @@
+package bff
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"reflect"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/alexedwards/scs/v2"
+
+	"github.com/gobff/bff/internal/memstore"
+	"github.com/gobff/bff/internal/oidctest"
+	"github.com/gobff/bff/internal/redistest"
+)
+
+// Tests of logout (issue 5): RP-initiated, back-channel, and "sign out
+// everywhere".
+
+var bob = oidctest.User{Subject: "bob-0002", Username: "bob", Password: "bob", Name: "Bob Example", Email: "bob@example.com"}
+
+func twoUsers() oidctest.Config {
+	return oidctest.Config{Users: []oidctest.User{oidctest.DefaultUser, bob}}
+}
+
+// loginAs signs a new browser in as u.
+func loginAs(a *app, u oidctest.User) *browser {
+	a.t.Helper()
+	a.op.SetDefaultUser(u)
+	defer a.op.SetDefaultUser(oidctest.DefaultUser)
+	br := newBrowser(a.t)
+	a.login(br)
+	return br
+}
+
+func (a *app) logout(br *browser, headers ...string) *http.Response {
+	a.t.Helper()
+	resp := br.do("POST", a.URL+"/auth/logout", nil, headers...)
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp
+}
+
+func (a *app) backchannel(token string) (int, http.Header, string) {
+	a.t.Helper()
+	resp, err := http.Post(a.URL+"/auth/backchannel-logout", "application/x-www-form-urlencoded",
+		strings.NewReader(url.Values{"logout_token": {token}}.Encode()))
+	if err != nil {
+		a.t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode, resp.Header, string(body)
+}
+
+func signedIn(t testing.TB, a *app, br *browser) bool {
+	t.Helper()
+	code, body := a.status(br, "GET", "/api/me")
+	if code != 200 && code != 401 {
+		t.Fatalf("/api/me = %d %s", code, body)
+	}
+	return code == 200
+}
+
+func TestLogoutCrossSitePOSTRefused(t *testing.T) {
+	op := testOP(t, oidctest.Config{})
+	a := newApp(t, op, nil)
+	br := newBrowser(t)
+	a.login(br)
+	for _, h := range [][]string{
+		{"Sec-Fetch-Site", "cross-site"},
+		{"Sec-Fetch-Site", "same-site"},
+		{"Origin", "https://evil.example"},
+	} {
+		resp := a.logout(br, h...)
+		if resp.StatusCode != http.StatusForbidden {
+			t.Errorf("logout with %s: %s = %d, want 403", h[0], h[1], resp.StatusCode)
+		}
+	}
+	if !signedIn(t, a, br) || op.Revocations() != 0 {
+		t.Fatal("a cross-site logout ended the session")
+	}
+}
+
+func TestLogoutByGETDoesNothing(t *testing.T) {
+	op := testOP(t, oidctest.Config{})
+	a := newApp(t, op, nil)
+	br := newBrowser(t)
+	a.login(br)
+	code, _ := a.status(br, "GET", "/auth/logout")
+	if code != http.StatusMethodNotAllowed {
+		t.Errorf("GET /auth/logout = %d, want 405", code)
+	}
+	if !signedIn(t, a, br) || op.Revocations() != 0 || op.EndSessions() != 0 {
+		t.Fatal("GET /auth/logout ended the session")
+	}
+}
+
+func TestLogoutRevokesAndRedirectsToEndSession(t *testing.T) {
+	op := testOP(t, oidctest.Config{})
+	a := newApp(t, op, nil)
+	br := newBrowser(t)
+	a.login(br)
+	id, _ := a.sessionCookie(br)
+	s, err := a.storeSession(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !op.RefreshTokenValid(s.rec.RefreshToken) {
+		t.Fatal("refresh token not valid before logout")
+	}
+
+	resp := a.logout(br)
+	if resp.StatusCode != http.StatusSeeOther {
+		t.Fatalf("logout = %d", resp.StatusCode)
+	}
+	if n := op.Revocations(); n != 1 {
+		t.Errorf("revocations = %d, want 1", n)
+	}
+	if op.RefreshTokenValid(s.rec.RefreshToken) {
+		t.Error("the refresh token is still valid at the provider")
+	}
+	loc, err := url.Parse(resp.Header.Get("Location"))
+	if err != nil || loc.Scheme+"://"+loc.Host+loc.Path != op.Endpoint("/end-session") {
+		t.Fatalf("logout redirects to %q, want the end_session_endpoint", resp.Header.Get("Location"))
+	}
+	q := loc.Query()
+	if q.Get("id_token_hint") != s.rec.IDToken || q.Get("client_id") != op.ClientID() ||
+		q.Get("post_logout_redirect_uri") != a.URL+"/auth/logout/callback" || q.Get("state") == "" {
+		t.Fatalf("end-session query = %v", q)
+	}
+	if _, ok := a.sessionCookie(br); ok {
+		t.Error("session cookie not cleared")
+	}
+	if _, err := a.storeSession(id); err != errNotFound {
+		t.Errorf("session record after logout: %v", err)
+	}
+	// The provider sends the browser back with the state: 303 to "/".
+	resp = br.get(loc.String())
+	resp.Body.Close()
+	back := resp.Header.Get("Location")
+	if resp.StatusCode != http.StatusFound || !strings.HasPrefix(back, a.URL+"/auth/logout/callback?") {
+		t.Fatalf("end-session = %d to %q", resp.StatusCode, back)
+	}
+	resp = br.get(back)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/" {
+		t.Fatalf("logout callback = %d to %q, want 303 to /", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	if op.EndSessions() != 1 {
+		t.Errorf("end sessions at the provider = %d", op.EndSessions())
+	}
+	// The state is single use: the same return again is refused.
+	resp = br.get(back)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("second logout callback = %d, want 400", resp.StatusCode)
+	}
+	// Re-sending the old cookie does not bring the session back.
+	br.jar.SetCookies(resp.Request.URL, []*http.Cookie{{Name: "__Host-bff", Value: id, Path: "/", Secure: true}})
+	if signedIn(t, a, br) {
+		t.Fatal("session alive after logout")
+	}
+}
+
+func TestLogoutCallbackWrongState(t *testing.T) {
+	op := testOP(t, oidctest.Config{})
+	a := newApp(t, op, nil)
+	for _, tc := range []struct {
+		name  string
+		state func(real string) string
+	}{
+		{"wrong state", func(string) string { return "AAAAAAAAAAAAAAAAAAAAAAAAAA" }},
+		{"no state", func(string) string { return "" }},
+		{"state with suffix", func(s string) string { return s + "x" }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			br := newBrowser(t)
+			a.login(br)
+			resp := a.logout(br)
+			loc, _ := url.Parse(resp.Header.Get("Location"))
+			st := loc.Query().Get("state")
+			code, _ := a.status(br, "GET", "/auth/logout/callback?state="+url.QueryEscape(tc.state(st)))
+			if code != http.StatusBadRequest {
+				t.Fatalf("logout callback = %d, want 400", code)
+			}
+		})
+	}
+	t.Run("no logout cookie (another browser)", func(t *testing.T) {
+		br := newBrowser(t)
+		a.login(br)
+		resp := a.logout(br)
+		loc, _ := url.Parse(resp.Header.Get("Location"))
+		code, _ := a.status(newBrowser(t), "GET", "/auth/logout/callback?state="+loc.Query().Get("state"))
+		if code != http.StatusBadRequest {
+			t.Fatalf("logout callback = %d, want 400", code)
+		}
+	})
+}
+
+func TestLogoutWithoutEndSessionEndpoint(t *testing.T) {
+	op := testOP(t, oidctest.Config{})
+	op.Misbehave(func(m *oidctest.Misbehavior) { m.NoEndSession = true })
+	a := newApp(t, op, func(o *Options) { o.PostLogoutRedirect = "/bye" })
+	br := newBrowser(t)
+	a.login(br)
+	resp := a.logout(br)
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/bye" {
+		t.Fatalf("logout = %d to %q, want 303 to /bye", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	if signedIn(t, a, br) || op.Revocations() != 1 {
+		t.Fatalf("signed in after logout, or revocations = %d", op.Revocations())
+	}
+}
+
+// A revocation that fails (error answer, or the provider unreachable) is
+// logged and never blocks the logout.
+func TestLogoutRevocationFailureDoesNotBlock(t *testing.T) {
+	op := oidctest.New(oidctest.Config{})
+	var revokeFails atomic.Bool
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if revokeFails.Load() && strings.HasSuffix(r.URL.Path, "/revoke") {
+			http.Error(w, `{"error":"server_error"}`, http.StatusInternalServerError)
+			return
+		}
+		op.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	op.SetIssuer(strings.Replace(srv.URL, "127.0.0.1", "localhost", 1))
+	a := newApp(t, op, nil)
+
+	t.Run("revocation endpoint answers 500", func(t *testing.T) {
+		br := newBrowser(t)
+		a.login(br)
+		revokeFails.Store(true)
+		defer revokeFails.Store(false)
+		resp := a.logout(br)
+		if resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(resp.Header.Get("Location"), op.Endpoint("/end-session")) {
+			t.Fatalf("logout = %d to %q", resp.StatusCode, resp.Header.Get("Location"))
+		}
+		if signedIn(t, a, br) {
+			t.Fatal("session alive after logout")
+		}
+	})
+	t.Run("provider down", func(t *testing.T) {
+		br := newBrowser(t)
+		a.login(br)
+		srv.Close()
+		start := time.Now()
+		resp := a.logout(br)
+		t.Logf("logout with the provider down took %v", time.Since(start))
+		if resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(resp.Header.Get("Location"), op.Endpoint("/end-session")) {
+			t.Fatalf("logout = %d to %q", resp.StatusCode, resp.Header.Get("Location"))
+		}
+		if signedIn(t, a, br) {
+			t.Fatal("session alive after logout")
+		}
+	})
+}
+
+func TestBackchannelLogoutSid(t *testing.T) {
+	op := testOP(t, oidctest.Config{})
+	a := newApp(t, op, nil)
+	br1, br2 := newBrowser(t), newBrowser(t)
+	a.login(br1)
+	a.login(br2)
+	id1, _ := a.sessionCookie(br1)
+	s1, _ := a.storeSession(id1)
+	id2, _ := a.sessionCookie(br2)
+	s2, _ := a.storeSession(id2)
+	if s1.rec.SID == "" || s1.rec.SID == s2.rec.SID {
+		t.Fatalf("sids %q, %q: want two distinct", s1.rec.SID, s2.rec.SID)
+	}
+	code, hdr, body := a.backchannel(op.LogoutToken(oidctest.DefaultUser.Subject, s1.rec.SID, nil))
+	if code != 200 || hdr.Get("Cache-Control") != "no-store" {
+		t.Fatalf("back-channel logout = %d %s (Cache-Control %q)", code, body, hdr.Get("Cache-Control"))
+	}
+	if signedIn(t, a, br1) {
+		t.Error("the session of the sid is still alive")
+	}
+	if !signedIn(t, a, br2) {
+		t.Error("the user's other session ended")
+	}
+	// sid alone (no sub) works too.
+	if code, _, _ := a.backchannel(op.LogoutToken("", s2.rec.SID, nil)); code != 200 {
+		t.Fatalf("back-channel logout (sid only) = %d", code)
+	}
+	if signedIn(t, a, br2) {
+		t.Error("the session of the sid is still alive")
+	}
+}
+
+// A sid with a sub that is not its session's does not end it.
+func TestBackchannelLogoutSidOfAnotherSub(t *testing.T) {
+	op := testOP(t, twoUsers())
+	a := newApp(t, op, nil)
+	alice := loginAs(a, oidctest.DefaultUser)
+	id, _ := a.sessionCookie(alice)
+	s, _ := a.storeSession(id)
+	if code, _, _ := a.backchannel(op.LogoutToken(bob.Subject, s.rec.SID, nil)); code != 200 {
+		t.Fatalf("back-channel logout = %d", code)
+	}
+	if !signedIn(t, a, alice) {
+		t.Fatal("a logout token for bob ended alice's session")
+	}
+}
+
+func TestBackchannelLogoutSub(t *testing.T) {
+	op := testOP(t, twoUsers())
+	a := newApp(t, op, nil)
+	alice1 := loginAs(a, oidctest.DefaultUser)
+	alice2 := loginAs(a, oidctest.DefaultUser)
+	bobBr := loginAs(a, bob)
+	code, _, body := a.backchannel(op.LogoutToken(oidctest.DefaultUser.Subject, "", nil))
+	if code != 200 {
+		t.Fatalf("back-channel logout = %d %s", code, body)
+	}
+	if signedIn(t, a, alice1) || signedIn(t, a, alice2) {
+		t.Error("a session of the user is still alive")
+	}
+	if !signedIn(t, a, bobBr) {
+		t.Error("another user's session ended")
+	}
+}
+
+// Every invalid logout token gets 400 {"error":"invalid_request"} with
+// Cache-Control: no-store, and ends nothing.
+func TestBackchannelLogoutInvalidTokens(t *testing.T) {
+	op := testOP(t, twoUsers())
+	a := newApp(t, op, nil)
+	alice := loginAs(a, oidctest.DefaultUser)
+	bobBr := loginAs(a, bob)
+	id, _ := a.sessionCookie(alice)
+	s, _ := a.storeSession(id)
+	sub, sid := oidctest.DefaultUser.Subject, s.rec.SID
+
+	claims := func(mutate func(map[string]any)) map[string]any {
+		var c map[string]any
+		op.LogoutToken(sub, sid, func(m map[string]any) {
+			if mutate != nil {
+				mutate(m)
+			}
+			c = m
+		})
+		return c
+	}
+	// A token that was accepted once (for nobody's session), whose jti a
+	// new token for alice reuses.
+	usedJTI := claims(nil)
+	usedJTI["sub"], usedJTI["sid"] = "nobody", "nobody-sid"
+	if code, _, body := a.backchannel(op.SignJWT(usedJTI, oidctest.SignOptions{Typ: "logout+jwt"})); code != 200 {
+		t.Fatalf("first use = %d %s", code, body)
+	}
+	valid := op.LogoutToken(sub, sid, nil)
+	if code, _, _ := a.backchannel(op.LogoutToken("nobody", "", nil)); code != 200 {
+		t.Fatal("valid token refused")
+	}
+
+	cases := []struct {
+		name  string
+		token string
+	}{
+		{"bad signature", op.SignJWT(claims(nil), oidctest.SignOptions{UnknownKey: true, Typ: "logout+jwt"})},
+		{"unknown kid", op.SignJWT(claims(nil), oidctest.SignOptions{UnknownKey: true, KID: "forged", Typ: "logout+jwt"})},
+		{"alg none", op.SignJWT(claims(nil), oidctest.SignOptions{AlgNone: true, Typ: "logout+jwt"})},
+		{"nonce present", op.LogoutToken(sub, sid, func(m map[string]any) { m["nonce"] = "n" })},
+		{"events missing", op.LogoutToken(sub, sid, func(m map[string]any) { delete(m, "events") })},
+		{"wrong event", op.LogoutToken(sub, sid, func(m map[string]any) {
+			m["events"] = map[string]any{"http://schemas.openid.net/event/other": map[string]any{}}
+		})},
+		{"wrong aud", op.LogoutToken(sub, sid, func(m map[string]any) { m["aud"] = "another-client" })},
+		{"wrong iss", op.LogoutToken(sub, sid, func(m map[string]any) { m["iss"] = "https://evil.example" })},
+		{"expired", op.LogoutToken(sub, sid, func(m map[string]any) { m["exp"] = time.Now().Add(-time.Minute).Unix() })},
+		{"missing exp", op.LogoutToken(sub, sid, func(m map[string]any) { delete(m, "exp") })},
+		{"replayed jti", op.LogoutToken(sub, sid, func(m map[string]any) { m["jti"] = usedJTI["jti"] })},
+		{"missing jti", op.LogoutToken(sub, sid, func(m map[string]any) { delete(m, "jti") })},
+		{"neither sub nor sid", op.LogoutToken("", "", nil)},
+		{"tampered payload", tamper(valid)},
+		{"garbage", "garbage"},
+		{"empty", ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			code, hdr, body := a.backchannel(tc.token)
+			m := jsonBody(t, body)
+			if code != http.StatusBadRequest || len(m) != 1 || m["error"] != "invalid_request" {
+				t.Errorf("= %d %s, want 400 {\"error\":\"invalid_request\"}", code, body)
+			}
+			if hdr.Get("Cache-Control") != "no-store" {
+				t.Errorf("Cache-Control = %q", hdr.Get("Cache-Control"))
+			}
+			if !signedIn(t, a, alice) || !signedIn(t, a, bobBr) {
+				t.Fatal("an invalid logout token ended a session")
+			}
+		})
+	}
+	// The genuine token still works afterwards: the cases above were
+	// refused for what they are, not because the endpoint is broken.
+	if code, _, _ := a.backchannel(valid); code != 200 || signedIn(t, a, alice) {
+		t.Fatalf("valid token = %d", code)
+	}
+	// And it cannot be replayed.
+	if code, _, _ := a.backchannel(valid); code != http.StatusBadRequest {
+		t.Fatalf("replayed valid token = %d, want 400", code)
+	}
+}
+
+// tamper changes the payload of a signed JWT, keeping its signature.
+func tamper(jwt string) string {
+	parts := strings.Split(jwt, ".")
+	p := []byte(parts[1])
+	p[len(p)/2] ^= 1
+	if p[len(p)/2] == '-' || p[len(p)/2] == '_' {
+		p[len(p)/2] = 'A'
+	}
+	return parts[0] + "." + string(p) + "." + parts[2]
+}
+
+// Forged tokens with random kids do not make the BFF refetch the provider's
+// key set for each of them.
+func TestBackchannelLogoutForgedKidsRateLimited(t *testing.T) {
+	op := testOP(t, oidctest.Config{})
+	a := newApp(t, op, nil)
+	br := newBrowser(t)
+	a.login(br)
+	before := op.JWKSFetches()
+	for i := range 50 {
+		tok := op.SignJWT(map[string]any{
+			"iss": op.Issuer(), "aud": op.ClientID(), "iat": time.Now().Unix(), "exp": time.Now().Add(time.Minute).Unix(),
+			"jti": "j" + strings.Repeat("x", i), "sub": oidctest.DefaultUser.Subject,
+			"events": map[string]any{"http://schemas.openid.net/event/backchannel-logout": map[string]any{}},
+		}, oidctest.SignOptions{UnknownKey: true, KID: "kid-" + strings.Repeat("k", i+1), Typ: "logout+jwt"})
+		if code, _, _ := a.backchannel(tok); code != http.StatusBadRequest {
+			t.Fatalf("forged token %d = %d", i, code)
+		}
+	}
+	if n := op.JWKSFetches() - before; n > 1 {
+		t.Fatalf("50 forged tokens caused %d key-set fetches, want at most 1", n)
+	}
+	if !signedIn(t, a, br) {
+		t.Fatal("a forged token ended the session")
+	}
+}
+
+// With two instances on one Redis, a back-channel logout received by A ends
+// the session a browser is using on B, at once.
+func TestBackchannelLogoutRedisAcrossInstances(t *testing.T) {
+	rs := redistest.Start(t)
+	op := testOP(t, oidctest.Config{})
+	apps := redisApps(t, op, rs, 2, nil)
+	a, b := apps[0], apps[1]
+	br := newBrowser(t)
+	a.login(br)
+	id, _ := a.sessionCookie(br)
+	s, _ := b.storeSession(id)
+	waitHealthy(t, b)
+	if !signedIn(t, b, br) || !signedIn(t, b, br) { // now cached on B
+		t.Fatal("not signed in on B")
+	}
+	if code, _, body := a.backchannel(op.LogoutToken(oidctest.DefaultUser.Subject, s.rec.SID, nil)); code != 200 {
+		t.Fatalf("back-channel logout on A = %d %s", code, body)
+	}
+	d := expect401Within(t, b, br, "/api/me", 100*time.Millisecond)
+	t.Logf("back-channel logout on A seen on B after %v", d)
+	// The same token replayed to B (shared replay cache) is refused.
+	assertNoKEYS(t, rs)
+}
+
+// The same jti sent to two instances is accepted once: the replay cache is
+// shared in Redis.
+func TestBackchannelLogoutRedisReplayShared(t *testing.T) {
+	rs := redistest.Start(t)
+	op := testOP(t, oidctest.Config{})
+	apps := redisApps(t, op, rs, 2, nil)
+	tok := op.LogoutToken("nobody", "", nil)
+	if code, _, _ := apps[0].backchannel(tok); code != 200 {
+		t.Fatalf("first = %d", code)
+	}
+	if code, _, _ := apps[1].backchannel(tok); code != http.StatusBadRequest {
+		t.Fatalf("replay on the other instance = %d, want 400", code)
+	}
+}
+
+func TestRevokeSessionsListsAndEndsEverywhere(t *testing.T) {
+	rs := redistest.Start(t)
+	op := testOP(t, twoUsers())
+	var clk clock
+	apps := redisApps(t, op, rs, 2, func(o *Options) { o.Now = clk.Now })
+	a, b := apps[0], apps[1]
+	ctx := context.Background()
+	sub := oidctest.DefaultUser.Subject
+
+	alice1 := loginAs(a, oidctest.DefaultUser)
+	clk.Advance(2 * time.Minute)
+	alice2 := loginAs(a, oidctest.DefaultUser)
+	bobBr := loginAs(a, bob)
+	waitHealthy(t, a)
+	waitHealthy(t, b)
+	// Each browser uses its own instance (and has its session cached).
+	signedIn(t, a, alice1)
+	signedIn(t, b, alice2)
+	signedIn(t, b, bobBr)
+
+	list, err := b.bff.Sessions(ctx, sub)
+	if err != nil || len(list) != 2 {
+		t.Fatalf("Sessions = %+v, %v; want 2", list, err)
+	}
+	now := clk.Now()
+	cookies := []string{}
+	for _, br := range []*browser{alice1, alice2} {
+		id, _ := a.sessionCookie(br)
+		cookies = append(cookies, id)
+	}
+	for _, si := range list {
+		if si.Created.IsZero() || si.LastSeen.Before(si.Created) || !si.Expires.After(now) || si.Created.After(now) {
+			t.Errorf("session info %+v (now %v)", si, now)
+		}
+		for _, c := range cookies {
+			if strings.Contains(si.Handle, c) {
+				t.Error("the handle contains the cookie value")
+			}
+		}
+	}
+	if list[0].Created.Equal(list[1].Created) {
+		t.Error("both sessions have the same creation time")
+	}
+	// No token can be reached through SessionInfo.
+	typ := reflect.TypeFor[SessionInfo]()
+	for i := range typ.NumField() {
+		if f := typ.Field(i); f.Type.Kind() != reflect.String && f.Type != reflect.TypeFor[time.Time]() {
+			t.Errorf("SessionInfo.%s has type %v", f.Name, f.Type)
+		}
+	}
+	if bl, _ := a.bff.Sessions(ctx, bob.Subject); len(bl) != 1 {
+		t.Fatalf("bob's sessions = %d", len(bl))
+	}
+
+	n, err := a.bff.RevokeSessions(ctx, sub)
+	if err != nil || n != 2 {
+		t.Fatalf("RevokeSessions = %d, %v; want 2", n, err)
+	}
+	expect401Within(t, a, alice1, "/api/me", 100*time.Millisecond)
+	expect401Within(t, b, alice2, "/api/me", 100*time.Millisecond)
+	if !signedIn(t, b, bobBr) {
+		t.Fatal("bob's session ended")
+	}
+	if list, _ := b.bff.Sessions(ctx, sub); len(list) != 0 {
+		t.Fatalf("Sessions after RevokeSessions = %d", len(list))
+	}
+
+	// RevokeSession ends one session by its handle.
+	bl, _ := b.bff.Sessions(ctx, bob.Subject)
+	if err := a.bff.RevokeSession(ctx, bl[0].Handle); err != nil {
+		t.Fatal(err)
+	}
+	expect401Within(t, b, bobBr, "/api/me", 100*time.Millisecond)
+	if err := a.bff.RevokeSession(ctx, "not a handle"); err == nil {
+		t.Error("RevokeSession accepted a malformed handle")
+	}
+	assertNoKEYS(t, rs)
+}
+
+// With the memory store, sessions past their expiry are neither listed nor
+// indexed.
+func TestRevokeSessionsIndexEmptyAfterExpiry(t *testing.T) {
+	op := testOP(t, oidctest.Config{})
+	var clk clock
+	a := newApp(t, op, func(o *Options) { o.Now = clk.Now })
+	ctx := context.Background()
+	sub := oidctest.DefaultUser.Subject
+	a.login(newBrowser(t))
+	a.login(newBrowser(t))
+	if list, _ := a.bff.Sessions(ctx, sub); len(list) != 2 {
+		t.Fatalf("Sessions = %d, want 2", len(list))
+	}
+	clk.Advance(a.bff.cfg.MaxLifetime + time.Second)
+	if list, err := a.bff.Sessions(ctx, sub); err != nil || len(list) != 0 {
+		t.Fatalf("Sessions after expiry = %v, %v", list, err)
+	}
+	if keys, err := a.bff.indexKeys(ctx, "sub", sub); err != nil || len(keys) != 0 {
+		t.Fatalf("index after expiry = %q, %v", keys, err)
+	}
+	if n, err := a.bff.RevokeSessions(ctx, sub); err != nil || n != 0 {
+		t.Fatalf("RevokeSessions after expiry = %d, %v", n, err)
+	}
+}
+
+func TestLogoutSessionEndpointHasLogoutURL(t *testing.T) {
+	op := testOP(t, oidctest.Config{})
+	a := newApp(t, op, func(o *Options) { o.IdleTimeout = time.Hour })
+	br := newBrowser(t)
+	a.login(br)
+	code, body := a.status(br, "GET", "/auth/session")
+	m := jsonBody(t, body)
+	in, _ := m["expiresIn"].(float64)
+	if code != 200 || m["logoutUrl"] != "/auth/logout" || in <= 3500 || in > 3600 {
+		t.Fatalf("/auth/session = %d %s; want logoutUrl /auth/logout and expiresIn about 3600", code, body)
+	}
+	for _, tok := range []string{"access", "refresh", "id_token", "eyJ"} {
+		if strings.Contains(body, tok) {
+			t.Errorf("/auth/session mentions %q", tok)
+		}
+	}
+}
+
+// flakyDeleteStore fails the next failDeletes Delete calls.
+type flakyDeleteStore struct {
+	scs.Store
+	failDeletes atomic.Int64
+}
+
+func (s *flakyDeleteStore) Delete(k string) error {
+	if s.failDeletes.Add(-1) >= 0 {
+		return errors.New("store blip")
+	}
+	return s.Store.Delete(k)
+}
+
+// The store fails while a verified logout token is being applied: the
+// answer is 503, and the provider's retry of the same token is not refused
+// as a replay — it ends the session.
+func TestBackchannelLogoutRetryAfterStoreFailure(t *testing.T) {
+	ms := memstore.New(time.Minute)
+	t.Cleanup(ms.Close)
+	fs := &flakyDeleteStore{Store: ms}
+	op := testOP(t, oidctest.Config{})
+	a := newApp(t, op, func(o *Options) { o.Store = fs })
+	br := newBrowser(t)
+	a.login(br)
+	id, _ := a.sessionCookie(br)
+	s, _ := a.storeSession(id)
+	tok := op.LogoutToken(oidctest.DefaultUser.Subject, s.rec.SID, nil)
+	fs.failDeletes.Store(1)
+	if code, _, body := a.backchannel(tok); code != http.StatusServiceUnavailable {
+		t.Fatalf("back-channel logout during a store failure = %d %s, want 503", code, body)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for a.bff.storeDown() != nil && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if !signedIn(t, a, br) {
+		t.Fatal("the session ended though the logout failed")
+	}
+	if code, _, body := a.backchannel(tok); code != 200 {
+		t.Fatalf("the provider's retry = %d %s, want 200", code, body)
+	}
+	if signedIn(t, a, br) {
+		t.Fatal("the session is still alive after the retry")
+	}
+}

@@ -1,0 +1,397 @@
+package bff
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+	"unicode/utf8"
+)
+
+// ProxyOption configures Proxy. Options are built only by the Proxy…
+// functions of this package.
+type ProxyOption interface{ applyProxy(*proxyConfig) }
+
+type proxyConfig struct {
+	methods     []string
+	timeout     time.Duration
+	dialTimeout time.Duration
+	transport   http.RoundTripper
+}
+
+type proxyOptionFunc func(*proxyConfig)
+
+func (f proxyOptionFunc) applyProxy(c *proxyConfig) { f(c) }
+
+// ProxyMethods allows only the given methods (exact, case-sensitive
+// names such as "GET"); any other method is answered 405 with an Allow
+// header. Default: every method except TRACE and CONNECT, which are always
+// refused (TRACE would echo the access token back to the browser).
+func ProxyMethods(methods ...string) ProxyOption {
+	methods = slices.Clone(methods)
+	return proxyOptionFunc(func(c *proxyConfig) { c.methods = methods })
+}
+
+// ProxyTimeout bounds the wait for the upstream's response headers after
+// the request was sent; when it passes, the browser gets 504. A streaming
+// response (such as server-sent events) is not bounded once its headers
+// have arrived. A duration that is not positive keeps the default, 30
+// seconds. Ignored with ProxyTransport.
+func ProxyTimeout(d time.Duration) ProxyOption {
+	return proxyOptionFunc(func(c *proxyConfig) {
+		if d > 0 {
+			c.timeout = d
+		}
+	})
+}
+
+// ProxyDialTimeout bounds connecting to the upstream: the TCP connection,
+// and the TLS handshake separately. When it passes, the browser gets 504.
+// A duration that is not positive keeps the default, 5 seconds. Ignored
+// with ProxyTransport.
+func ProxyDialTimeout(d time.Duration) ProxyOption {
+	return proxyOptionFunc(func(c *proxyConfig) {
+		if d > 0 {
+			c.dialTimeout = d
+		}
+	})
+}
+
+// ProxyTransport makes the proxy send its requests with rt, which then
+// owns every timeout (ProxyTimeout and ProxyDialTimeout are ignored).
+// Default: an http.Transport like http.DefaultTransport with the two
+// timeouts and up to 64 idle connections to the upstream.
+func ProxyTransport(rt http.RoundTripper) ProxyOption {
+	return proxyOptionFunc(func(c *proxyConfig) { c.transport = rt })
+}
+
+// Proxy returns a handler that forwards the browser's requests to the
+// upstream API at target with the user's access token, so that the browser
+// can call the API without ever holding a token. Mount it under a path
+// prefix of your choosing, with the prefix stripped, behind RequireSession:
+//
+//	up, _ := url.Parse("https://api.internal/v1")
+//	mux.Handle("/api/upstream/", b.RequireSession(http.StripPrefix("/api/upstream", b.Proxy(up))))
+//
+// A request for /api/upstream/orders/7?x=1 is then sent to
+// https://api.internal/v1/orders/7?x=1. The proxy:
+//
+//   - answers 401 without a session in the request's context (when it is
+//     not behind RequireSession); it never forwards a request without a
+//     token;
+//   - sends Authorization: Bearer with the session's access token, which
+//     RequireSession has refreshed if it was about to expire, and removes
+//     the browser's Cookie header, the Options.CSRFHeader and any
+//     Authorization header the browser sent;
+//   - fixes the destination: the upstream's scheme, host and the path
+//     prefix come from target only (the request's Host header and an
+//     absolute-form request URI are ignored), and the request's path is
+//     appended to target's path only if it has no dot segments ("." or "..",
+//     also percent-encoded or followed by ";param"), no encoded slashes or
+//     backslashes (%2F, %5C), no backslashes, no empty segments ("//"), no
+//     control characters and no invalid UTF-8 once decoded: anything else
+//     is refused with 400, never cleaned into another path;
+//   - sets X-Forwarded-For to the address of the connection's peer,
+//     X-Forwarded-Host and X-Forwarded-Proto to those of Options.BaseURL
+//     (never the request's Host header), and drops such headers sent by the
+//     browser, along with Forwarded, the hop-by-hop headers, and headers
+//     with which some frameworks let a request change its path, method or
+//     origin (X-Original-URL, X-Rewrite-URL, X-HTTP-Method-Override,
+//     X-Real-IP and the like; see proxyDropHeaders);
+//   - streams request and response bodies without buffering and flushes
+//     every write of the response at once, so server-sent events work;
+//   - passes the upstream's status, headers and body through, except that
+//     Set-Cookie and Clear-Site-Data are removed: the upstream is an API,
+//     and its cookies must not mix with (or clear) the BFF's session cookie
+//     on the app's origin;
+//   - when the upstream answers 401 to a GET or HEAD without a body (a
+//     request that is safe to send twice), refreshes the access token once,
+//     whatever its expiry, and sends the request once more with the new
+//     token; the second answer is final. A 401 to any other method is
+//     passed through. If the refresh shows that the session has ended, the
+//     answer is 401 and the session cookie is cleared; if the provider
+//     cannot be reached, 503;
+//   - answers 502 when the upstream cannot be reached or fails, and 504
+//     when it does not answer in time (see ProxyTimeout and
+//     ProxyDialTimeout), through Options.ErrorHandler with an *Error that
+//     wraps ErrUpstream.
+//
+// Proxy panics if target is not an absolute http or https URL without user
+// information and fragment: that is a programming error.
+func (b *BFF) Proxy(target *url.URL, opts ...ProxyOption) http.Handler {
+	if target == nil || (target.Scheme != "http" && target.Scheme != "https") || target.Host == "" ||
+		target.User != nil || target.Fragment != "" || target.Opaque != "" {
+		panic("bff: Proxy target must be an absolute http(s) URL without user information or fragment")
+	}
+	cfg := proxyConfig{timeout: 30 * time.Second, dialTimeout: 5 * time.Second}
+	for _, o := range opts {
+		o.applyProxy(&cfg)
+	}
+	rt := cfg.transport
+	if rt == nil {
+		dialer := &net.Dialer{Timeout: cfg.dialTimeout, KeepAlive: 30 * time.Second}
+		rt = &http.Transport{
+			Proxy:                 http.ProxyFromEnvironment,
+			DialContext:           dialer.DialContext,
+			ForceAttemptHTTP2:     true,
+			MaxIdleConns:          100,
+			MaxIdleConnsPerHost:   64,
+			IdleConnTimeout:       90 * time.Second,
+			TLSHandshakeTimeout:   cfg.dialTimeout,
+			ExpectContinueTimeout: time.Second,
+			ResponseHeaderTimeout: cfg.timeout,
+		}
+	}
+	p := &proxy{
+		b:        b,
+		scheme:   target.Scheme,
+		host:     target.Host,
+		query:    target.RawQuery,
+		basePath: strings.TrimSuffix(target.Path, "/"),
+		baseRaw:  strings.TrimSuffix(target.EscapedPath(), "/"),
+		methods:  cfg.methods,
+		allow:    "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS",
+		fwdHost:  []string{b.cfg.base.Host}[:1:1],
+		fwdProto: []string{b.cfg.base.Scheme}[:1:1],
+	}
+	if p.methods != nil {
+		p.allow = strings.Join(slices.DeleteFunc(slices.Clone(p.methods), neverProxied), ", ")
+	}
+	p.rp = &httputil.ReverseProxy{
+		Rewrite:        p.rewrite,
+		Transport:      &proxyTransport{b: b, rt: rt},
+		FlushInterval:  -1,
+		ModifyResponse: modifyProxyResponse,
+		ErrorHandler:   p.upstreamError,
+		ErrorLog:       slog.NewLogLogger(b.log.Handler(), slog.LevelWarn),
+	}
+	return p
+}
+
+type proxy struct {
+	b                 *BFF
+	scheme, host      string
+	query             string // target's raw query, merged into each request's
+	basePath, baseRaw string // target's path without a trailing slash; decoded and escaped
+	methods           []string
+	allow             string
+	fwdHost, fwdProto []string // X-Forwarded-Host and -Proto: Options.BaseURL's
+	rp                *httputil.ReverseProxy
+}
+
+var (
+	errProxyNoSession = errUnauth(errors.New("proxy: no session in the request context (mount the proxy behind RequireSession)"))
+	errProxyMethod    = &Error{Status: http.StatusMethodNotAllowed, Code: "method_not_allowed",
+		Description: "This method is not allowed here.", Err: fmt.Errorf("%w: proxy: method not allowed", ErrBadRequest)}
+	errProxyPath = &Error{Status: http.StatusBadRequest, Code: "bad_path",
+		Description: "The request path is not allowed.", Err: fmt.Errorf("%w: proxy: path refused", ErrBadRequest)}
+)
+
+// proxyDropHeaders are request headers the browser may not pass on (in
+// canonical form): its credentials, and headers that upstream frameworks
+// or proxies read as the request's real path, method, host or client.
+var proxyDropHeaders = []string{
+	"Cookie", "Authorization",
+	"X-Original-Url", "X-Rewrite-Url", "X-Forwarded-Prefix", "X-Forwarded-Path", "X-Forwarded-Uri",
+	"X-Http-Method-Override", "X-Http-Method", "X-Method-Override",
+	"X-Forwarded-Port", "X-Forwarded-Server", "X-Forwarded-Scheme", "X-Forwarded-Ssl", "X-Url-Scheme",
+	"X-Real-Ip", "X-Client-Ip", "True-Client-Ip", "Cf-Connecting-Ip", "X-Cluster-Client-Ip", "X-Host",
+}
+
+func neverProxied(method string) bool { return method == "TRACE" || method == "CONNECT" }
+
+func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if s, ok := fromContext(r.Context()); !ok || s.token.AccessToken == "" {
+		p.b.fail(w, r, errProxyNoSession)
+		return
+	}
+	if neverProxied(r.Method) || (p.methods != nil && !slices.Contains(p.methods, r.Method)) {
+		w.Header().Set("Allow", p.allow)
+		p.b.fail(w, r, errProxyMethod)
+		return
+	}
+	if _, ok := checkProxyPath(r.URL.EscapedPath()); !ok {
+		p.b.fail(w, r, errProxyPath)
+		return
+	}
+	p.rp.ServeHTTP(w, r)
+}
+
+// rewrite builds the upstream request. ServeHTTP has checked the session
+// and the path.
+func (p *proxy) rewrite(pr *httputil.ProxyRequest) {
+	out := pr.Out
+	up, raw, _ := proxyPath(p.basePath, p.baseRaw, pr.In.URL.EscapedPath())
+	u := out.URL // a copy of the inbound URL
+	u.Scheme, u.Host, u.User, u.Opaque = p.scheme, p.host, nil, ""
+	u.Path, u.RawPath = up, raw
+	u.Fragment, u.RawFragment, u.ForceQuery = "", "", false
+	switch {
+	case p.query == "":
+	case u.RawQuery == "":
+		u.RawQuery = p.query
+	default:
+		u.RawQuery = p.query + "&" + u.RawQuery
+	}
+	out.Host = "" // the Host header is target's
+
+	h := out.Header
+	for _, k := range proxyDropHeaders {
+		delete(h, k)
+	}
+	if p.b.cfg.CSRFHeader != "" {
+		h.Del(p.b.cfg.CSRFHeader)
+	}
+	s, _ := fromContext(pr.In.Context())
+	h["Authorization"] = []string{"Bearer " + s.token.AccessToken}
+
+	pr.SetXForwarded()
+	h["X-Forwarded-Host"] = p.fwdHost // shared, read-only: cap = len, so an append copies
+	h["X-Forwarded-Proto"] = p.fwdProto
+}
+
+// proxyPath maps the escaped path of a request (after the mount prefix) to
+// the upstream path below base (decoded and escaped forms, without a
+// trailing slash). ok is false for a path that could leave base or be read
+// differently by the upstream: dot segments, also percent-encoded; encoded
+// slashes and backslashes; empty segments; control characters; characters
+// that an escaped path does not hold (backslash, space, '?', '#', non-ASCII);
+// malformed escapes; invalid UTF-8; "..;x" (a dot segment with
+// a path parameter). Such paths are refused, not cleaned.
+func proxyPath(basePath, baseRaw, in string) (path, raw string, ok bool) {
+	decoded, ok := checkProxyPath(in)
+	switch {
+	case !ok:
+		return "", "", false
+	case in == "" && basePath == "":
+		return "/", "/", true
+	case in != "" && in[0] != '/':
+		in, decoded = "/"+in, "/"+decoded
+	}
+	return basePath + decoded, baseRaw + in, true
+}
+
+// checkProxyPath is proxyPath's check; it returns in decoded. It allocates
+// only for a path with percent-encoding.
+func checkProxyPath(in string) (decoded string, ok bool) {
+	if strings.Contains(in, "//") {
+		return "", false
+	}
+	// Only characters of an escaped path (as url.URL.EscapedPath makes
+	// them): no backslash, space, '?', '#', control or non-ASCII byte.
+	for i := 0; i < len(in); i++ {
+		if c := in[i]; !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
+			strings.IndexByte("-._~!$&'()*+,;=:@[]%/", c) >= 0) {
+			return "", false
+		}
+	}
+	decoded = in
+	if strings.IndexByte(in, '%') >= 0 {
+		var err error
+		if decoded, err = url.PathUnescape(in); err != nil || !utf8.ValidString(decoded) {
+			return "", false // malformed escape; invalid (such as overlong) UTF-8
+		}
+	}
+	// Check each segment of the escaped path in its decoded form.
+	for rest := strings.TrimPrefix(in, "/"); rest != ""; {
+		seg, tail, _ := strings.Cut(rest, "/")
+		rest = tail
+		if strings.IndexByte(seg, '%') >= 0 {
+			seg, _ = url.PathUnescape(seg) // valid: the whole path unescaped
+		}
+		// A path parameter does not hide a dot segment (Tomcat reads
+		// "..;x" as "..").
+		if name, _, _ := strings.Cut(seg, ";"); name == "." || name == ".." {
+			return "", false
+		}
+		for i := 0; i < len(seg); i++ {
+			if c := seg[i]; c < 0x20 || c == 0x7f || c == '/' || c == '\\' {
+				return "", false
+			}
+		}
+	}
+	return decoded, true
+}
+
+// modifyProxyResponse keeps the upstream's cookies out of the app's origin.
+func modifyProxyResponse(res *http.Response) error {
+	res.Header.Del("Set-Cookie")
+	res.Header.Del("Clear-Site-Data")
+	return nil
+}
+
+// proxyTransport retries a replayable request once with a refreshed token
+// when the upstream rejects the token.
+type proxyTransport struct {
+	b  *BFF
+	rt http.RoundTripper
+}
+
+func (t *proxyTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	res, err := t.rt.RoundTrip(req)
+	if err != nil || res.StatusCode != http.StatusUnauthorized ||
+		(req.Method != "GET" && req.Method != "HEAD") || (req.Body != nil && req.Body != http.NoBody) {
+		return res, err
+	}
+	s, ok := fromContext(req.Context())
+	if !ok {
+		return res, nil
+	}
+	ns, err := t.b.refreshRejected(req.Context(), s)
+	if err != nil {
+		discard(res)
+		return nil, err
+	}
+	if ns.token.AccessToken == "" || ns.token.AccessToken == s.token.AccessToken {
+		return res, nil // no other token to try: the upstream's 401 stands
+	}
+	discard(res)
+	retry := req.Clone(req.Context())
+	retry.Header["Authorization"] = []string{"Bearer " + ns.token.AccessToken}
+	return t.rt.RoundTrip(retry)
+}
+
+// discard drops a response that will not be used, reading a little of it
+// so that the connection can be reused.
+func discard(res *http.Response) {
+	io.CopyN(io.Discard, res.Body, 4<<10)
+	res.Body.Close()
+}
+
+// upstreamError is the ReverseProxy's error handler. r is the outbound
+// request.
+func (p *proxy) upstreamError(w http.ResponseWriter, r *http.Request, err error) {
+	// The outbound request carries the token; the error handler and the
+	// log must not see it.
+	r = r.Clone(r.Context())
+	r.Header.Del("Authorization")
+
+	var e *Error
+	var ne net.Error
+	switch {
+	case errors.As(err, &e): // from the refresh after an upstream 401
+		if e.Status == http.StatusUnauthorized {
+			p.b.sessionCookie(w, "", -1)
+		}
+	case errors.Is(r.Context().Err(), context.Canceled):
+		// The browser has gone; nobody reads this answer.
+		p.b.log.Debug("bff: proxy request canceled", "method", r.Method, "path", r.URL.Path)
+		w.WriteHeader(http.StatusBadGateway)
+		return
+	case errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout():
+		e = &Error{Status: http.StatusGatewayTimeout, Code: "upstream_timeout",
+			Description: "The upstream API did not answer in time.", Err: fmt.Errorf("%w: %w", ErrUpstream, err)}
+	default:
+		e = &Error{Status: http.StatusBadGateway, Code: "upstream_unavailable",
+			Description: "The upstream API cannot be reached.", Err: fmt.Errorf("%w: %w", ErrUpstream, err)}
+	}
+	p.b.fail(w, r, e)
+}

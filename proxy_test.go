@@ -1,0 +1,813 @@
+package bff
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"path"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gobff/bff/internal/oidctest"
+)
+
+// upstream is a real API server behind the proxy. It accepts only bearer
+// tokens that the test OP says are valid, and records every request it sees.
+type upstream struct {
+	op      *oidctest.Provider
+	srv     *httptest.Server
+	target  *url.URL // srv.URL + "/v1"
+	release chan struct{}
+	gotPart chan struct{} // the upload handler has received part of the body
+
+	rejectAll atomic.Bool
+	mu        sync.Mutex
+	rejectTok string // a token answered 401 although valid
+	seen      []seenRequest
+}
+
+type seenRequest struct {
+	Method, RequestURI, Path, Host string
+	Header                         http.Header
+}
+
+func newUpstream(t testing.TB, op *oidctest.Provider) *upstream {
+	t.Helper()
+	u := &upstream{op: op, release: make(chan struct{}), gotPart: make(chan struct{}, 1)}
+	u.srv = httptest.NewServer(u)
+	t.Cleanup(u.srv.Close)
+	t.Cleanup(func() { close(u.release) }) // before srv.Close: unblock slow handlers
+	u.target, _ = url.Parse(u.srv.URL + "/v1")
+	return u
+}
+
+func (u *upstream) reject(tok string) {
+	u.mu.Lock()
+	u.rejectTok = tok
+	u.mu.Unlock()
+}
+
+func (u *upstream) requests() []seenRequest {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return append([]seenRequest(nil), u.seen...)
+}
+
+func (u *upstream) reset() {
+	u.mu.Lock()
+	u.seen = nil
+	u.mu.Unlock()
+}
+
+func (u *upstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	u.mu.Lock()
+	u.seen = append(u.seen, seenRequest{r.Method, r.RequestURI, r.URL.Path, r.Host, r.Header.Clone()})
+	rejected := u.rejectTok
+	u.mu.Unlock()
+
+	if r.Method == "TRACE" { // echoes the request, as TRACE does
+		w.Header().Set("Content-Type", "message/http")
+		r.Write(w)
+		return
+	}
+	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	sub, valid := u.op.AccessTokenInfo(tok)
+	if !ok || !valid || u.rejectAll.Load() || tok == rejected {
+		w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+		w.WriteHeader(http.StatusUnauthorized)
+		io.WriteString(w, `{"upstream":"rejected"}`)
+		return
+	}
+	h := w.Header()
+	h.Set("Set-Cookie", "__Host-bff=planted-by-upstream; Path=/; Secure")
+	h.Set("Clear-Site-Data", `"cookies"`)
+	h.Set("X-Upstream", "yes")
+	switch r.URL.Path {
+	case "/v1/events":
+		h.Set("Content-Type", "text/event-stream")
+		io.WriteString(w, "data: one\n\n")
+		w.(http.Flusher).Flush()
+		select {
+		case <-u.release:
+		case <-r.Context().Done():
+			return
+		}
+		io.WriteString(w, "data: two\n\n")
+	case "/v1/download": // a known length, sent in two parts
+		h.Set("Content-Length", "20")
+		io.WriteString(w, "first-part\n")
+		w.(http.Flusher).Flush()
+		select {
+		case <-u.release:
+		case <-r.Context().Done():
+			return
+		}
+		io.WriteString(w, "the rest\n")
+	case "/v1/slow":
+		select {
+		case <-u.release:
+		case <-r.Context().Done():
+		}
+	case "/v1/teapot":
+		w.WriteHeader(http.StatusTeapot)
+		io.WriteString(w, "short and stout")
+	case "/v1/upload":
+		// Count the body; tell the test when 64 KiB have arrived.
+		n, signalled := 0, false
+		buf := make([]byte, 32<<10)
+		for {
+			m, err := r.Body.Read(buf)
+			n += m
+			if n >= 64<<10 && !signalled {
+				signalled = true
+				u.gotPart <- struct{}{}
+			}
+			if err != nil {
+				break
+			}
+		}
+		fmt.Fprint(w, n)
+	default:
+		h.Set("Content-Type", "application/json")
+		json.NewEncoder(w).Encode(map[string]string{"sub": sub, "path": r.URL.Path})
+	}
+}
+
+// mountProxy serves the app with proxy mounted the way the docs say, on a
+// router that does not clean paths (like most third-party routers): under
+// /api/upstream/ behind RequireSession, and under /naked/ without it. Other
+// paths go to the app. The browser's cookies for the app (127.0.0.1) are
+// sent here too: cookies ignore the port.
+func mountProxy(t testing.TB, a *app, proxy http.Handler) *httptest.Server {
+	t.Helper()
+	guarded := a.bff.RequireSession(http.StripPrefix("/api/upstream", proxy))
+	naked := http.StripPrefix("/naked", proxy)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case strings.HasPrefix(r.URL.Path, "/api/upstream/"):
+			guarded.ServeHTTP(w, r)
+		case strings.HasPrefix(r.URL.Path, "/naked/"):
+			naked.ServeHTTP(w, r)
+		default:
+			a.srv.Config.Handler.ServeHTTP(w, r)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// proxyEnv: a signed-in browser, an upstream, and the app with the proxy.
+type proxyEnv struct {
+	op    *oidctest.Provider
+	a     *app
+	up    *upstream
+	front *httptest.Server
+	br    *browser
+}
+
+func newProxyEnv(t *testing.T, opt func(*Options), popts ...ProxyOption) *proxyEnv {
+	t.Helper()
+	e := &proxyEnv{op: testOP(t, oidctest.Config{})}
+	e.a = newApp(t, e.op, opt)
+	e.up = newUpstream(t, e.op)
+	e.front = mountProxy(t, e.a, e.a.bff.Proxy(e.up.target, popts...))
+	e.br = newBrowser(t)
+	e.a.login(e.br)
+	return e
+}
+
+// accessToken is the access token stored in the browser's session.
+func (e *proxyEnv) accessToken(t *testing.T) string {
+	t.Helper()
+	id, ok := e.a.sessionCookie(e.br)
+	if !ok {
+		t.Fatal("no session cookie")
+	}
+	s, err := e.a.storeSession(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s.rec.AccessToken
+}
+
+// do sends a request through the browser to the front server and reads the
+// whole answer. A hang fails through the browser's timeout.
+func (e *proxyEnv) do(t *testing.T, method, p string, headers ...string) (*http.Response, string) {
+	t.Helper()
+	resp := e.br.do(method, e.front.URL+p, nil, headers...)
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	return resp, string(body)
+}
+
+func TestProxyForwardsTokenNotBrowserCredentials(t *testing.T) {
+	e := newProxyEnv(t, func(o *Options) { o.CSRFHeader = "X-CSRF" })
+	tok := e.accessToken(t)
+	resp, body := e.do(t, "GET", "/api/upstream/whoami?x=1&y=%2F",
+		"Authorization", "Bearer browser-chosen-token",
+		"X-CSRF", "1",
+		"X-Forwarded-For", "6.6.6.6",
+		"X-Forwarded-Host", "evil.example",
+		"X-Forwarded-Proto", "https",
+		"Forwarded", "for=6.6.6.6;host=evil.example",
+		"X-Original-URL", "/admin",
+		"X-Rewrite-URL", "/admin",
+		"X-HTTP-Method-Override", "DELETE",
+		"X-Real-IP", "6.6.6.6",
+		"X-Forwarded-Prefix", "/admin")
+	if resp.StatusCode != 200 {
+		t.Fatalf("status %d %s", resp.StatusCode, body)
+	}
+	reqs := e.up.requests()
+	if len(reqs) != 1 {
+		t.Fatalf("upstream saw %d requests", len(reqs))
+	}
+	got := reqs[0]
+	if got.Header.Get("Authorization") != "Bearer "+tok || len(got.Header["Authorization"]) != 1 {
+		t.Error("upstream did not get exactly the session's access token")
+	}
+	if sub, ok := e.op.AccessTokenInfo(tok); !ok || sub != oidctest.DefaultUser.Subject {
+		t.Error("forwarded token is not valid at the provider")
+	}
+	for _, h := range []string{"Cookie", "X-Csrf", "Forwarded", "X-Original-Url", "X-Rewrite-Url",
+		"X-Http-Method-Override", "X-Real-Ip", "X-Forwarded-Prefix"} {
+		if v := got.Header.Values(h); len(v) > 0 {
+			t.Errorf("upstream got the browser's %s header: %q", h, v)
+		}
+	}
+	appURL, _ := url.Parse(e.a.URL)
+	if xff := got.Header.Get("X-Forwarded-For"); xff != "127.0.0.1" {
+		t.Errorf("X-Forwarded-For = %q, want the peer address only", xff)
+	}
+	if xfh := got.Header.Get("X-Forwarded-Host"); xfh != appURL.Host {
+		t.Errorf("X-Forwarded-Host = %q, want BaseURL's %q", xfh, appURL.Host)
+	}
+	if xfp := got.Header.Get("X-Forwarded-Proto"); xfp != "http" {
+		t.Errorf("X-Forwarded-Proto = %q", xfp)
+	}
+	upURL, _ := url.Parse(e.up.srv.URL)
+	if got.Host != upURL.Host || got.RequestURI != "/v1/whoami?x=1&y=%2F" {
+		t.Errorf("upstream request = Host %q, %q", got.Host, got.RequestURI)
+	}
+
+	// The upstream's cookies stay out of the app's origin; its other
+	// headers and its body pass; no token reaches the browser.
+	if sc := resp.Header.Values("Set-Cookie"); len(sc) > 0 {
+		t.Errorf("upstream Set-Cookie reached the browser: %q", sc)
+	}
+	if resp.Header.Get("Clear-Site-Data") != "" {
+		t.Error("upstream Clear-Site-Data reached the browser")
+	}
+	if resp.Header.Get("X-Upstream") != "yes" || !strings.Contains(body, `"path":"/v1/whoami"`) {
+		t.Errorf("response = %v %s", resp.Header, body)
+	}
+	if strings.Contains(body, tok) || strings.Contains(fmt.Sprint(resp.Header), tok) {
+		t.Error("the access token reached the browser")
+	}
+	if code, _ := e.a.status(e.br, "GET", "/api/me"); code != 200 {
+		t.Errorf("session broken after the proxied call: /api/me = %d", code)
+	}
+
+	// The upstream's status passes through.
+	if resp, body := e.do(t, "GET", "/api/upstream/teapot"); resp.StatusCode != http.StatusTeapot || body != "short and stout" {
+		t.Errorf("teapot = %d %q", resp.StatusCode, body)
+	}
+}
+
+func TestProxyWithoutSessionRefuses(t *testing.T) {
+	e := newProxyEnv(t, nil)
+	// Mounted without RequireSession: a cookie and a browser token are not
+	// enough; nothing is forwarded.
+	resp, body := e.do(t, "GET", "/naked/whoami", "Authorization", "Bearer browser-chosen-token")
+	if resp.StatusCode != 401 || !strings.Contains(body, `"unauthenticated"`) {
+		t.Fatalf("= %d %s", resp.StatusCode, body)
+	}
+	// Behind RequireSession without a cookie: 401 as well.
+	resp = newBrowser(t).do("GET", e.front.URL+"/api/upstream/whoami", nil)
+	resp.Body.Close()
+	if resp.StatusCode != 401 {
+		t.Fatalf("signed out = %d", resp.StatusCode)
+	}
+	if n := len(e.up.requests()); n != 0 {
+		t.Fatalf("upstream saw %d requests", n)
+	}
+}
+
+func TestProxyRefreshesExpiringToken(t *testing.T) {
+	var offset atomic.Int64
+	e := newProxyEnv(t, func(o *Options) {
+		o.Now = func() time.Time { return time.Now().Add(time.Duration(offset.Load())) }
+	})
+	old := e.accessToken(t)
+	grants := e.op.RefreshGrants()
+	// The provider's tokens live an hour; RefreshSkew is a minute.
+	offset.Store(int64(59*time.Minute + 30*time.Second))
+	resp, body := e.do(t, "GET", "/api/upstream/whoami")
+	if resp.StatusCode != 200 {
+		t.Fatalf("status %d %s", resp.StatusCode, body)
+	}
+	if n := e.op.RefreshGrants() - grants; n != 1 {
+		t.Fatalf("%d refresh grants, want 1", n)
+	}
+	got := strings.TrimPrefix(e.up.requests()[0].Header.Get("Authorization"), "Bearer ")
+	if got == old || got != e.accessToken(t) {
+		t.Fatal("upstream did not get the refreshed token")
+	}
+}
+
+func TestProxyUpstream401(t *testing.T) {
+	t.Run("GET is refreshed and retried once", func(t *testing.T) {
+		e := newProxyEnv(t, nil)
+		old := e.accessToken(t)
+		e.up.reject(old)
+		grants := e.op.RefreshGrants()
+		resp, body := e.do(t, "GET", "/api/upstream/whoami")
+		if resp.StatusCode != 200 || !strings.Contains(body, oidctest.DefaultUser.Subject) {
+			t.Fatalf("= %d %s", resp.StatusCode, body)
+		}
+		if n := e.op.RefreshGrants() - grants; n != 1 {
+			t.Errorf("%d refresh grants, want 1", n)
+		}
+		reqs := e.up.requests()
+		if len(reqs) != 2 {
+			t.Fatalf("upstream saw %d requests, want 2", len(reqs))
+		}
+		nw := e.accessToken(t)
+		if nw == old || reqs[1].Header.Get("Authorization") != "Bearer "+nw {
+			t.Error("the retry did not carry the new, stored token")
+		}
+	})
+	t.Run("HEAD is refreshed and retried once", func(t *testing.T) {
+		e := newProxyEnv(t, nil)
+		e.up.reject(e.accessToken(t))
+		grants := e.op.RefreshGrants()
+		if resp, _ := e.do(t, "HEAD", "/api/upstream/whoami"); resp.StatusCode != 200 {
+			t.Fatalf("= %d", resp.StatusCode)
+		}
+		if n := e.op.RefreshGrants() - grants; n != 1 || len(e.up.requests()) != 2 {
+			t.Errorf("%d grants, %d upstream requests", n, len(e.up.requests()))
+		}
+	})
+	t.Run("GET still rejected: one retry, then the 401 passes", func(t *testing.T) {
+		e := newProxyEnv(t, nil)
+		e.up.rejectAll.Store(true)
+		grants := e.op.RefreshGrants()
+		resp, body := e.do(t, "GET", "/api/upstream/whoami")
+		if resp.StatusCode != 401 || body != `{"upstream":"rejected"}` {
+			t.Fatalf("= %d %s", resp.StatusCode, body)
+		}
+		if n := e.op.RefreshGrants() - grants; n != 1 {
+			t.Errorf("%d refresh grants, want 1", n)
+		}
+		if n := len(e.up.requests()); n != 2 {
+			t.Errorf("upstream saw %d requests, want 2", n)
+		}
+		if _, ok := e.a.sessionCookie(e.br); !ok {
+			t.Error("an upstream 401 ended the browser's session")
+		}
+	})
+	t.Run("GET without a refresh token: no new token, no retry", func(t *testing.T) {
+		e := newProxyEnv(t, func(o *Options) { o.Scopes = []string{"openid", "profile", "email"} })
+		e.up.rejectAll.Store(true)
+		resp, body := e.do(t, "GET", "/api/upstream/whoami")
+		if resp.StatusCode != 401 || body != `{"upstream":"rejected"}` {
+			t.Fatalf("= %d %s", resp.StatusCode, body)
+		}
+		if n := len(e.up.requests()); n != 1 {
+			t.Errorf("upstream saw %d requests, want 1", n)
+		}
+		if _, ok := e.a.sessionCookie(e.br); !ok {
+			t.Error("session ended")
+		}
+	})
+	t.Run("POST passes the 401 through", func(t *testing.T) {
+		e := newProxyEnv(t, nil)
+		e.up.reject(e.accessToken(t))
+		grants := e.op.RefreshGrants()
+		resp, body := e.do(t, "POST", "/api/upstream/whoami")
+		if resp.StatusCode != 401 || body != `{"upstream":"rejected"}` {
+			t.Fatalf("= %d %s", resp.StatusCode, body)
+		}
+		if n := e.op.RefreshGrants() - grants; n != 0 {
+			t.Errorf("%d refresh grants, want 0", n)
+		}
+		if n := len(e.up.requests()); n != 1 {
+			t.Errorf("upstream saw %d requests, want 1", n)
+		}
+	})
+	t.Run("concurrent GETs share one refresh", func(t *testing.T) {
+		e := newProxyEnv(t, nil)
+		e.up.reject(e.accessToken(t))
+		grants := e.op.RefreshGrants()
+		var wg sync.WaitGroup
+		codes := make([]int, 8)
+		for i := range codes {
+			wg.Go(func() {
+				resp := e.br.do("GET", e.front.URL+"/api/upstream/whoami", nil)
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				codes[i] = resp.StatusCode
+			})
+		}
+		wg.Wait()
+		for i, c := range codes {
+			if c != 200 {
+				t.Errorf("request %d = %d", i, c)
+			}
+		}
+		if n := e.op.RefreshGrants() - grants; n != 1 {
+			t.Errorf("%d refresh grants, want 1", n)
+		}
+	})
+	t.Run("refresh token revoked: session ends", func(t *testing.T) {
+		e := newProxyEnv(t, nil)
+		e.up.rejectAll.Store(true)
+		e.op.RevokeSubject(oidctest.DefaultUser.Subject)
+		resp, body := e.do(t, "GET", "/api/upstream/whoami")
+		if resp.StatusCode != 401 || !strings.Contains(body, `"unauthenticated"`) {
+			t.Fatalf("= %d %s", resp.StatusCode, body)
+		}
+		if _, ok := e.a.sessionCookie(e.br); ok {
+			t.Error("session cookie not cleared")
+		}
+		if code, _ := e.a.status(e.br, "GET", "/api/me"); code != 401 {
+			t.Errorf("/api/me = %d after the session ended", code)
+		}
+	})
+	t.Run("provider down: 503", func(t *testing.T) {
+		e := newProxyEnv(t, nil)
+		e.up.rejectAll.Store(true)
+		e.op.Misbehave(func(m *oidctest.Misbehavior) { m.TokenStatus = 500 })
+		resp, body := e.do(t, "GET", "/api/upstream/whoami")
+		if resp.StatusCode != 503 || resp.Header.Get("Retry-After") == "" {
+			t.Fatalf("= %d %s", resp.StatusCode, body)
+		}
+		if _, ok := e.a.sessionCookie(e.br); !ok {
+			t.Error("a transient failure ended the session")
+		}
+	})
+}
+
+// rawRequest writes a request line and headers as given (no client-side
+// normalization) and reads the answer.
+func rawRequest(t *testing.T, addr, requestLine string, headers ...string) (int, string) {
+	t.Helper()
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	var sb strings.Builder
+	sb.WriteString(requestLine + "\r\n")
+	for i := 0; i+1 < len(headers); i += 2 {
+		sb.WriteString(headers[i] + ": " + headers[i+1] + "\r\n")
+	}
+	sb.WriteString("Connection: close\r\n\r\n")
+	if _, err := io.WriteString(conn, sb.String()); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body)
+}
+
+// proxyTraversals are request paths (after the mount prefix) that try to
+// leave the target's path; each must be refused before the upstream.
+var proxyTraversals = []struct{ name, path string }{
+	{"dot-dot segment", "/../secret"},
+	{"trailing dot-dot", "/a/.."},
+	{"dot segment", "/./secret"},
+	{"encoded dot-dot", "/%2e%2e/secret"},
+	{"upper- and lowercase encoded dot-dots", "/a/%2E%2E/%2e%2e/secret"},
+	{"half-encoded dot-dot", "/.%2e/secret"},
+	{"double slash (protocol-relative host)", "//evil.example/x"},
+	{"empty segment", "/a//b"},
+	{"encoded slash", "/a%2f..%2fsecret"},
+	{"encoded uppercase slash", "/a%2F..%2Fsecret"},
+	{"encoded backslash", "/..%5csecret"},
+	{"dot-dot with path parameter (Tomcat)", "/..;/secret"},
+	{"encoded dot-dot with path parameter", "/%2e%2e;x=1/secret"},
+	{"overlong UTF-8 dots", "/%c0%ae%c0%ae/secret"},
+	{"encoded NUL", "/a%00/secret"},
+	{"encoded CR LF", "/a%0d%0aX-Injected:%201"},
+}
+
+func TestProxyPathTraversal(t *testing.T) {
+	e := newProxyEnv(t, nil)
+	id, _ := e.a.sessionCookie(e.br)
+	cookie := e.a.bff.cfg.CookieName + "=" + id
+	front := strings.TrimPrefix(e.front.URL, "http://")
+	upURL, _ := url.Parse(e.up.srv.URL)
+
+	for _, tc := range proxyTraversals {
+		t.Run(tc.name, func(t *testing.T) {
+			e.up.reset()
+			code, body := rawRequest(t, front, "GET /api/upstream"+tc.path+" HTTP/1.1", "Host", front, "Cookie", cookie)
+			if code != http.StatusBadRequest || !strings.Contains(body, `"bad_path"`) {
+				t.Errorf("= %d %s, want 400", code, body)
+			}
+			if reqs := e.up.requests(); len(reqs) != 0 {
+				t.Errorf("upstream saw %q", reqs[0].RequestURI)
+			}
+		})
+	}
+
+	// The request cannot choose the upstream host: the destination is
+	// fixed whatever the Host header or an absolute-form request URI says.
+	hostCases := []struct{ name, line, host, wantURI string }{
+		{"Host header spoof", "GET /api/upstream/x HTTP/1.1", "evil.example", "/v1/x"},
+		{"absolute-form URI", "GET http://evil.example/api/upstream/x HTTP/1.1", "evil.example", "/v1/x"},
+		{"absolute-form URI with userinfo", "GET http://user:pw@evil.example/api/upstream/x HTTP/1.1", front, "/v1/x"},
+		{"encoded characters stay encoded", "GET /api/upstream/a%3Fb/c%20d/ HTTP/1.1", front, "/v1/a%3Fb/c%20d/"},
+	}
+	for _, tc := range hostCases {
+		t.Run(tc.name, func(t *testing.T) {
+			e.up.reset()
+			code, body := rawRequest(t, front, tc.line, "Host", tc.host, "Cookie", cookie)
+			if code != 200 {
+				t.Fatalf("= %d %s", code, body)
+			}
+			reqs := e.up.requests()
+			if len(reqs) != 1 || reqs[0].Host != upURL.Host || reqs[0].RequestURI != tc.wantURI {
+				t.Fatalf("upstream saw %+v", reqs)
+			}
+			if xfh := reqs[0].Header.Get("X-Forwarded-Host"); strings.Contains(xfh, "evil") {
+				t.Errorf("X-Forwarded-Host = %q", xfh)
+			}
+		})
+	}
+}
+
+func TestProxyMethods(t *testing.T) {
+	t.Run("TRACE is always refused", func(t *testing.T) {
+		e := newProxyEnv(t, nil)
+		tok := e.accessToken(t)
+		resp, body := e.do(t, "TRACE", "/api/upstream/x")
+		if resp.StatusCode != 405 || resp.Header.Get("Allow") == "" || strings.Contains(body, tok) {
+			t.Fatalf("= %d %s", resp.StatusCode, body)
+		}
+		if n := len(e.up.requests()); n != 0 {
+			t.Fatalf("upstream saw %d requests", n)
+		}
+	})
+	t.Run("method not in ProxyMethods", func(t *testing.T) {
+		e := newProxyEnv(t, nil, ProxyMethods("GET", "HEAD"))
+		resp, body := e.do(t, "DELETE", "/api/upstream/x")
+		if resp.StatusCode != 405 || resp.Header.Get("Allow") != "GET, HEAD" || !strings.Contains(body, `"method_not_allowed"`) {
+			t.Fatalf("= %d %v %s", resp.StatusCode, resp.Header, body)
+		}
+		if n := len(e.up.requests()); n != 0 {
+			t.Fatalf("upstream saw %d requests", n)
+		}
+		if resp, _ := e.do(t, "GET", "/api/upstream/x"); resp.StatusCode != 200 {
+			t.Fatalf("GET = %d", resp.StatusCode)
+		}
+	})
+}
+
+func TestProxyStreams(t *testing.T) {
+	t.Run("server-sent events", func(t *testing.T) {
+		e := newProxyEnv(t, nil)
+		resp := e.br.get(e.front.URL + "/api/upstream/events")
+		defer resp.Body.Close()
+		if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "text/event-stream" {
+			t.Fatalf("= %d %v", resp.StatusCode, resp.Header)
+		}
+		// The upstream holds the stream open until released: the first
+		// event must arrive before (a buffering proxy would hang here
+		// until the browser's timeout).
+		r := bufio.NewReader(resp.Body)
+		if line, err := r.ReadString('\n'); err != nil || line != "data: one\n" {
+			t.Fatalf("first line = %q, %v", line, err)
+		}
+		e.up.release <- struct{}{}
+		rest, _ := io.ReadAll(r)
+		if string(rest) != "\ndata: two\n\n" {
+			t.Fatalf("rest = %q", rest)
+		}
+	})
+	t.Run("response with a known length", func(t *testing.T) {
+		// ReverseProxy flushes event streams and responses of unknown
+		// length by itself; this one is flushed by FlushInterval -1.
+		e := newProxyEnv(t, nil)
+		resp := e.br.get(e.front.URL + "/api/upstream/download")
+		defer resp.Body.Close()
+		r := bufio.NewReader(resp.Body)
+		if line, err := r.ReadString('\n'); err != nil || line != "first-part\n" {
+			t.Fatalf("first line = %q, %v", line, err)
+		}
+		e.up.release <- struct{}{}
+		if rest, _ := io.ReadAll(r); string(rest) != "the rest\n" {
+			t.Fatalf("rest = %q", rest)
+		}
+	})
+	t.Run("request body", func(t *testing.T) {
+		e := newProxyEnv(t, nil)
+		// The browser sends half of the body, then waits until the
+		// upstream has received part of it before sending the rest: a
+		// proxy that buffered the body would hang here until the
+		// browser's timeout.
+		const half = 256 << 10
+		pr, pw := io.Pipe()
+		done := make(chan struct{})
+		defer close(done)
+		go func() {
+			chunk := strings.Repeat("x", half)
+			io.WriteString(pw, chunk)
+			select {
+			case <-e.up.gotPart:
+			case <-done:
+				pw.CloseWithError(io.ErrUnexpectedEOF)
+				return
+			}
+			io.WriteString(pw, chunk)
+			pw.Close()
+		}()
+		resp := e.br.do("POST", e.front.URL+"/api/upstream/upload", pr)
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || string(body) != fmt.Sprint(2*half) {
+			t.Fatalf("= %d %s", resp.StatusCode, body)
+		}
+	})
+}
+
+func TestProxyUpstreamFailures(t *testing.T) {
+	t.Run("connection refused: 502", func(t *testing.T) {
+		op := testOP(t, oidctest.Config{})
+		a := newApp(t, op, nil)
+		dead := httptest.NewServer(http.NotFoundHandler())
+		target, _ := url.Parse(dead.URL + "/v1")
+		dead.Close()
+		front := mountProxy(t, a, a.bff.Proxy(target))
+		br := newBrowser(t)
+		a.login(br)
+		resp := br.get(front.URL + "/api/upstream/x")
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadGateway || resp.Header.Get("Content-Type") != "application/json" ||
+			!strings.Contains(string(body), `"upstream_unavailable"`) {
+			t.Fatalf("= %d %s", resp.StatusCode, body)
+		}
+	})
+	t.Run("no answer in time: 504", func(t *testing.T) {
+		e := newProxyEnv(t, nil, ProxyTimeout(50*time.Millisecond))
+		// The upstream never answers; the default timeout (30 s) would
+		// outlast the browser's (20 s).
+		resp, body := e.do(t, "GET", "/api/upstream/slow")
+		if resp.StatusCode != http.StatusGatewayTimeout || !strings.Contains(body, `"upstream_timeout"`) {
+			t.Fatalf("= %d %s", resp.StatusCode, body)
+		}
+	})
+}
+
+func TestProxyPath(t *testing.T) {
+	for _, tc := range []struct {
+		name, base, baseRaw, in, path, raw string
+	}{
+		{"join", "/v1", "/v1", "/a/b", "/v1/a/b", "/v1/a/b"},
+		{"trailing slash kept", "/v1", "/v1", "/a/", "/v1/a/", "/v1/a/"},
+		{"root", "/v1", "/v1", "/", "/v1/", "/v1/"},
+		{"empty", "/v1", "/v1", "", "/v1", "/v1"},
+		{"empty, no base", "", "", "", "/", "/"},
+		{"no base", "", "", "/a", "/a", "/a"},
+		{"no leading slash (StripPrefix with a slash)", "/v1", "/v1", "a", "/v1/a", "/v1/a"},
+		{"escapes kept", "/v 1", "/v%201", "/a%3Fb", "/v 1/a?b", "/v%201/a%3Fb"},
+		{"dots inside a name", "", "", "/a..b/.c/..d", "/a..b/.c/..d", "/a..b/.c/..d"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p, raw, ok := proxyPath(tc.base, tc.baseRaw, tc.in)
+			if !ok || p != tc.path || raw != tc.raw {
+				t.Fatalf("= %q %q %v", p, raw, ok)
+			}
+		})
+	}
+	refused := append([]struct{ name, path string }{
+		{"backslash", `/..\secret`},
+		{"malformed escape", "/%zz"},
+		{"truncated escape", "/a%2"},
+		{"literal control character", "/a\x01"},
+	}, proxyTraversals...)
+	for _, tc := range refused {
+		t.Run(tc.name, func(t *testing.T) {
+			if p, raw, ok := proxyPath("/v1", "/v1", tc.path); ok {
+				t.Fatalf("accepted: %q %q", p, raw)
+			}
+		})
+	}
+}
+
+// FuzzProxyPath: whatever the request path, the mapped path stays under the
+// target's path, decodes to itself, and an upstream parses it back to the
+// same path on the same host.
+func FuzzProxyPath(f *testing.F) {
+	for _, tc := range proxyTraversals {
+		f.Add(tc.path)
+	}
+	for _, s := range []string{"", "/", "/a/b/", "a", `/..\x`, "/%zz", "/a%3Fb", "/..;/x", "/%2e", "/.%2E", "#00000000", "/a?b", "/a b"} {
+		f.Add(s)
+	}
+	bases := []struct{ path, raw string }{{"", ""}, {"/v1", "/v1"}, {"/a b/c", "/a%20b/c"}}
+	f.Fuzz(func(t *testing.T, in string) {
+		for _, base := range bases {
+			p, raw, ok := proxyPath(base.path, base.raw, in)
+			if !ok {
+				continue
+			}
+			if p != base.path && !strings.HasPrefix(p, base.path+"/") {
+				t.Fatalf("%q -> %q escapes %q", in, p, base.path)
+			}
+			if c := path.Clean(p); c != p && c+"/" != p {
+				t.Fatalf("%q -> %q is not clean (%q)", in, p, c)
+			}
+			for _, seg := range strings.Split(p, "/") {
+				if name, _, _ := strings.Cut(seg, ";"); name == "." || name == ".." {
+					t.Fatalf("%q -> %q has a dot segment", in, p)
+				}
+			}
+			if d, err := url.PathUnescape(raw); err != nil || d != p {
+				t.Fatalf("%q -> raw %q decodes to %q, not %q", in, raw, d, p)
+			}
+			u, err := url.Parse("http://up.example" + raw)
+			if err != nil || u.Host != "up.example" || u.Path != p || u.RawQuery != "" || u.Fragment != "" {
+				t.Fatalf("%q -> upstream URL %q parses as %+v, %v", in, raw, u, err)
+			}
+		}
+	})
+}
+
+// benchUpstream is the upstream of the benchmarks: a small JSON answer.
+func benchUpstream(b *testing.B) *url.URL {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"id":1,"name":"item"}`)
+	}))
+	b.Cleanup(srv.Close)
+	u, _ := url.Parse(srv.URL + "/v1")
+	return u
+}
+
+func benchServe(b *testing.B, h http.Handler, req *http.Request) {
+	b.ReportAllocs()
+	for b.Loop() {
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, req)
+		if w.Code != 200 {
+			b.Fatalf("status %d %s", w.Code, w.Body)
+		}
+	}
+}
+
+// BenchmarkProxy: one proxied GET in process, to a real loopback upstream.
+// "handler" is the proxy alone (the session already in the context, as
+// RequireSession leaves it); "RequireSession" includes the session lookup.
+func BenchmarkProxy(b *testing.B) {
+	op := testOP(b, oidctest.Config{})
+	a := newApp(b, op, nil)
+	br := newBrowser(b)
+	a.login(br)
+	id, _ := a.sessionCookie(br)
+	s, err := a.bff.load(context.Background(), id)
+	if err != nil {
+		b.Fatal(err)
+	}
+	proxy := http.StripPrefix("/api/upstream", a.bff.Proxy(benchUpstream(b)))
+
+	b.Run("handler", func(b *testing.B) {
+		req := httptest.NewRequest("GET", "/api/upstream/items/1", nil)
+		req = req.WithContext(context.WithValue(req.Context(), sessionKey, s))
+		benchServe(b, proxy, req)
+	})
+	b.Run("RequireSession", func(b *testing.B) {
+		req := httptest.NewRequest("GET", "/api/upstream/items/1", nil)
+		req.Header.Set("Cookie", a.bff.cfg.CookieName+"="+id)
+		benchServe(b, a.bff.RequireSession(proxy), req)
+	})
+}
+
+// BenchmarkProxyBareReverseProxy is the baseline: httputil.ReverseProxy
+// with SetURL to the same kind of upstream.
+func BenchmarkProxyBareReverseProxy(b *testing.B) {
+	target := benchUpstream(b)
+	rp := &httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) {
+		pr.SetURL(target)
+		pr.SetXForwarded()
+	}}
+	req := httptest.NewRequest("GET", "/api/upstream/items/1", nil)
+	benchServe(b, http.StripPrefix("/api/upstream", rp), req)
+}
