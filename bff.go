@@ -282,6 +282,7 @@ func (b *BFF) discoveryLoop() {
 	defer b.wg.Done()
 	backoff := time.Second
 	for {
+		last := time.Now()
 		err := b.discoverOnce()
 		if err == nil {
 			close(b.ready)
@@ -297,6 +298,15 @@ func (b *BFF) discoveryLoop() {
 			t.Stop()
 		case <-t.C:
 			backoff = min(2*backoff, 30*time.Second)
+		}
+		// Requests may ask for an attempt at once, but a flood of them
+		// makes at most one attempt per second.
+		if wait := time.Second - time.Since(last); wait > 0 {
+			select {
+			case <-b.closed:
+				return
+			case <-time.After(wait):
+			}
 		}
 	}
 }

@@ -12,7 +12,7 @@ import (
 )
 
 func TestLoginFlow(t *testing.T) {
-	op := testOP(t, oidctest.Config{})
+	op := testOP(t, oidctest.Config{SigningAlg: "RS256"})
 	a := newApp(t, op, nil)
 	br := newBrowser(t)
 

@@ -197,7 +197,8 @@ func fuzzApp(f *testing.F, opt func(*Options)) (*oidctest.Provider, *app) {
 // FuzzCallbackQuery sends arbitrary callback queries, with and without the
 // browser's transaction cookie, for a sign-in started with an arbitrary
 // returnTo. Properties: no panic; no 5xx but 503; no redirect off the
-// origin; a session is created only when the query carries the genuine
+// origin; every answer has CSP frame-ancestors 'none' and no-store; a
+// session is created only when the query carries the genuine
 // state and code and the browser the genuine cookie (and then always for
 // the genuine response).
 func FuzzCallbackQuery(f *testing.F) {
@@ -227,6 +228,9 @@ func FuzzCallbackQuery(f *testing.F) {
 		resp := serveInProcess(a.bff, "GET", "/auth/callback", raw, nil, hdr)
 		checkNo500(t, resp, "callback")
 		checkSameOrigin(t, a, resp)
+		if resp.Header.Get("Content-Security-Policy") != "frame-ancestors 'none'" || resp.Header.Get("Cache-Control") != "no-store" {
+			t.Fatalf("callback response without CSP frame-ancestors 'none' and no-store: %v", resp.Header)
+		}
 
 		id, created := sessionIDSet(a, resp)
 		q, _ := url.ParseQuery(raw)

@@ -30,12 +30,16 @@ type txn struct {
 	Verifier string `json:"v"`
 	ReturnTo string `json:"r"`
 	Issuer   string `json:"i"`
-	Created  int64  `json:"c"` // Unix seconds
+	Created  int64  `json:"c"` // Unix milliseconds
 }
 
 // maxTxCookies bounds the sign-in cookies a browser carries: older ones are
 // cleared when a new sign-in starts.
 const maxTxCookies = 4
+
+// txMaxAge is LoginTimeout in whole seconds, rounded up (the sealed
+// creation time is what enforces the timeout).
+func (b *BFF) txMaxAge() int { return int((b.cfg.LoginTimeout + time.Second - 1) / time.Second) }
 
 func (b *BFF) txPrefix() string { return b.cfg.CookieName + "-tx-" }
 
@@ -73,7 +77,7 @@ func (b *BFF) handleLogin(w http.ResponseWriter, r *http.Request) {
 		returnTo = rt
 	}
 	tx := txn{State: rand.Text(), Nonce: rand.Text(), Verifier: oauth2.GenerateVerifier(), ReturnTo: returnTo,
-		Issuer: b.cfg.Issuer, Created: b.cfg.Now().Unix()}
+		Issuer: b.cfg.Issuer, Created: b.cfg.Now().UnixMilli()}
 	plain, _ := json.Marshal(tx)
 	name := b.txPrefix() + tx.State
 	value := base64.RawURLEncoding.EncodeToString(b.sealer.Seal(nil, seal.PurposeTransaction, plain, []byte(name)))
@@ -88,7 +92,7 @@ func (b *BFF) handleLogin(w http.ResponseWriter, r *http.Request) {
 	for i := 0; i+maxTxCookies <= len(old); i++ {
 		b.txCookie(w, old[i], "", -1)
 	}
-	b.txCookie(w, name, value, int(b.cfg.LoginTimeout/time.Second))
+	b.txCookie(w, name, value, b.txMaxAge())
 	http.Redirect(w, r, prov.oauth.AuthCodeURL(tx.State, oidc.Nonce(tx.Nonce), oauth2.S256ChallengeOption(tx.Verifier)),
 		http.StatusSeeOther)
 }
@@ -167,7 +171,7 @@ func (b *BFF) completeLogin(r *http.Request, state string, q map[string][]string
 	switch {
 	case subtle.ConstantTimeCompare([]byte(tx.State), []byte(state)) != 1:
 		return fail("The sign-in response does not match this browser's sign-in.", errors.New("state mismatch"))
-	case now.Sub(time.Unix(tx.Created, 0)) > b.cfg.LoginTimeout || tx.Created > now.Unix()+60:
+	case now.Sub(time.UnixMilli(tx.Created)) > b.cfg.LoginTimeout || tx.Created > now.Add(time.Minute).UnixMilli():
 		return fail("The sign-in took too long; start again.", errors.New("transaction expired"))
 	case tx.Issuer != b.cfg.Issuer:
 		return fail("The sign-in was started for another identity provider.", errors.New("transaction issuer mismatch"))

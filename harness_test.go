@@ -23,6 +23,11 @@ import (
 // testOP starts the programmable provider.
 func testOP(t testing.TB, cfg oidctest.Config) *oidctest.Provider {
 	t.Helper()
+	if cfg.SigningAlg == "" {
+		// ES256 keys are generated in microseconds, RSA keys in up to a
+		// second; TestLoginFlow and the examples cover RS256.
+		cfg.SigningAlg = "ES256"
+	}
 	op := oidctest.New(cfg)
 	srv := httptest.NewUnstartedServer(op)
 	srv.Start()

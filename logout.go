@@ -67,11 +67,11 @@ type logoutState struct {
 func (b *BFF) logoutCookieName() string { return b.cfg.CookieName + "-logout" }
 
 func (b *BFF) endSessionURL(w http.ResponseWriter, prov *provider, idToken string) string {
-	st := logoutState{State: rand.Text(), Created: b.cfg.Now().Unix()}
+	st := logoutState{State: rand.Text(), Created: b.cfg.Now().UnixMilli()}
 	plain, _ := json.Marshal(st)
 	name := b.logoutCookieName()
 	b.txCookie(w, name, base64.RawURLEncoding.EncodeToString(b.sealer.Seal(nil, seal.PurposeTransaction, plain, []byte(name))),
-		int(b.cfg.LoginTimeout/time.Second))
+		b.txMaxAge())
 	u, err := url.Parse(prov.endSessionURL)
 	if err != nil {
 		return b.cfg.PostLogoutRedirect
@@ -115,7 +115,7 @@ func (b *BFF) handleLogoutCallback(w http.ResponseWriter, r *http.Request) {
 		bad("logout state mismatch")
 		return
 	}
-	if b.cfg.Now().Sub(time.Unix(st.Created, 0)) > b.cfg.LoginTimeout {
+	if b.cfg.Now().Sub(time.UnixMilli(st.Created)) > b.cfg.LoginTimeout {
 		bad("logout state expired")
 		return
 	}

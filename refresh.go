@@ -194,7 +194,14 @@ func (b *BFF) refreshLocked(ctx context.Context, key, rejected string) (ns *sess
 		ev := RefreshEvent{Subject: sub, Outcome: outcome, Err: err, Duration: time.Since(start)}
 		b.log.Info("bff: token refresh", "sub", sub, "outcome", outcome, "duration", ev.Duration, "err", err)
 		if b.cfg.OnRefresh != nil {
-			b.cfg.OnRefresh(ctx, ev)
+			func() {
+				defer func() {
+					if p := recover(); p != nil {
+						b.log.Error("bff: OnRefresh panicked", "panic", p)
+					}
+				}()
+				b.cfg.OnRefresh(ctx, ev)
+			}()
 		}
 	}()
 
@@ -326,7 +333,9 @@ func (b *BFF) touch(ctx context.Context, s *session, now int64) *session {
 	ns, err := b.flights.do(ctx, "touch:"+s.key, func() (*session, error) {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
 		defer cancel()
-		unlock, err := b.locker.Lock(ctx, "lock:"+s.key, b.lockTTL())
+		// The touch holds the lock for at most its 1 s context: a short
+		// ttl, so that a lock stranded by a stalled store blocks little.
+		unlock, err := b.locker.Lock(ctx, "lock:"+s.key, 3*time.Second)
 		if err != nil {
 			return nil, err
 		}

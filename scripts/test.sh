@@ -3,7 +3,7 @@
 # the root module and of every nested module, and short fuzz runs.
 #
 # Knobs:
-#   FUZZTIME=5s     duration of each fuzz target's run
+#   FUZZTIME=5s     duration of each fuzz target's run (a release: FUZZTIME=10m)
 #   BFF_SKIP_FUZZ=1 skip fuzzing
 #   CI=...          when non-empty, tests needing redis-server fail instead of skipping
 set -euo pipefail
@@ -64,6 +64,11 @@ go vet ./...
 
 section "go test -race (root module)"
 go test -race -count=1 ./...
+
+# TestLoad runs only when named; without the race detector its figures
+# (requests/s, p99) mean something. Budget: BFF_LOAD_SESSIONS, BFF_LOAD_REQUESTS.
+section "load test (root module)"
+go test -count=1 -run '^TestLoad$' -v .
 
 # Nested modules: every go.mod below the root, outside testdata, vendor and hidden directories.
 nested=()

@@ -77,6 +77,15 @@ func (l *Locker) Lock(ctx context.Context, name string, ttl time.Duration) (unlo
 	for {
 		ok, err := setNX(ctx, l.pool, key, token, ttl)
 		if err != nil {
+			// The SET may still reach Redis after we gave up on it (a
+			// stalled or paused server): then nobody would own the lock
+			// for its whole ttl. Delete it if it holds our token, soon
+			// and once more later.
+			for _, d := range []time.Duration{100 * time.Millisecond, time.Second} {
+				if d < ttl {
+					time.AfterFunc(d, func() { l.release(key, token) })
+				}
+			}
 			return nil, fmt.Errorf("redisx: lock %q: %w", name, err)
 		}
 		if ok {
