@@ -265,16 +265,13 @@ func (b *BFF) completeLogin(r *http.Request, state string, q map[string][]string
 	n := now.UnixNano()
 	rec := record.Session{
 		Rev: 1, Created: n, LastSeen: n, Expires: min(now.Add(b.cfg.MaxLifetime).UnixNano(), refreshDeadline(tok, now)),
-		Subject: idt.Subject, SID: sid, Claims: claimsJSON,
+		Subject: idt.Subject, SID: sid, Claims: claimsJSON, Name: stringClaim(claims, "name"), Email: stringClaim(claims, "email"),
 		AccessToken: tok.AccessToken, TokenType: tok.Type(), AccessIssued: n,
 		RefreshToken: tok.RefreshToken, IDToken: rawID, IDTokenExpiry: idt.Expiry.UnixNano(),
 	}
 	rec.AccessExpiry = accessExpiry(tok, now)
 	id := rand.Text()
-	s, err := newSession(storeKey(id), rec)
-	if err != nil {
-		return fail("The user's claims cannot be stored.", err)
-	}
+	s := newSession(storeKey(id), rec)
 	if err := b.index(ctx, s, true); err != nil {
 		return nil, "", "", err
 	}
@@ -283,6 +280,11 @@ func (b *BFF) completeLogin(r *http.Request, state string, q map[string][]string
 		return nil, "", "", err
 	}
 	return s, id, tx.ReturnTo, nil
+}
+
+func stringClaim(claims map[string]any, name string) string {
+	v, _ := claims[name].(string)
+	return v
 }
 
 // protocolClaims are ID-token claims about the token, not the user; they
@@ -345,7 +347,7 @@ func (b *BFF) handleSession(w http.ResponseWriter, r *http.Request) {
 	now := b.cfg.Now()
 	ends := time.Unix(0, min(s.rec.Expires, s.rec.LastSeen+int64(b.cfg.IdleTimeout)))
 	writeJSON(w, http.StatusOK, sessionInfo{
-		User:      userJSON{Subject: s.user.Subject, Name: s.user.Name, Email: s.user.Email, Claims: s.user.claims},
+		User:      userJSON{Subject: s.user.Subject, Name: s.user.Name, Email: s.user.Email, Claims: s.rec.Claims},
 		ExpiresAt: ends.UTC().Format(time.RFC3339),
 		ExpiresIn: int64(ends.Sub(now) / time.Second),
 		LogoutURL: b.cfg.Prefix + "/logout",
@@ -353,10 +355,10 @@ func (b *BFF) handleSession(w http.ResponseWriter, r *http.Request) {
 }
 
 type userJSON struct {
-	Subject string         `json:"sub"`
-	Name    string         `json:"name,omitempty"`
-	Email   string         `json:"email,omitempty"`
-	Claims  map[string]any `json:"claims"`
+	Subject string          `json:"sub"`
+	Name    string          `json:"name,omitempty"`
+	Email   string          `json:"email,omitempty"`
+	Claims  json.RawMessage `json:"claims"`
 }
 
 type sessionInfo struct {

@@ -277,10 +277,7 @@ func (b *BFF) refreshLocked(ctx context.Context, key, rejected string) (ns *sess
 		}
 		rec.IDToken, rec.IDTokenExpiry = raw, idt.Expiry.UnixNano()
 	}
-	ns, err = newSession(key, rec)
-	if err != nil {
-		return nil, errUnavailable("The session store", err)
-	}
+	ns = newSession(key, rec)
 	// The provider has rotated the refresh token: losing the new one would
 	// end the session at the next refresh, so try the write a few times,
 	// each after the store's circuit breaker has closed again (a retry
@@ -350,10 +347,7 @@ func (b *BFF) touch(ctx context.Context, s *session, now int64) *session {
 		rec := cur.rec
 		rec.Rev++
 		rec.LastSeen = now
-		ns, err := newSession(s.key, rec)
-		if err != nil {
-			return nil, err
-		}
+		ns := newSession(s.key, rec)
 		return ns, b.write(ctx, ns)
 	})
 	if err != nil {

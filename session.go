@@ -4,8 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"strings"
 	"sync"
@@ -24,22 +24,38 @@ type User struct {
 	Name    string // the "name" claim, if any
 	Email   string // the "email" claim, if any
 
-	claims map[string]any // shared and read-only; see Claims
+	claims *claimSet // shared by every request of the session; see Claims
 }
 
 // Claim returns one claim.
 func (u User) Claim(name string) (any, bool) {
-	v, ok := u.claims[name]
+	v, ok := u.claims.get()[name]
 	return v, ok
 }
 
 // Claims returns a copy of all claims.
 func (u User) Claims() map[string]any {
-	out := make(map[string]any, len(u.claims))
-	for k, v := range u.claims {
-		out[k] = v
+	return maps.Clone(u.claims.get())
+}
+
+// claimSet parses a session's claims on first use, so that requests that
+// only need Subject, Name or Email never parse JSON.
+type claimSet struct {
+	raw  []byte
+	once sync.Once
+	m    map[string]any
+}
+
+func (c *claimSet) get() map[string]any {
+	if c == nil {
+		return nil
 	}
-	return out
+	c.once.Do(func() {
+		// The record is authenticated and its claims were marshalled by
+		// bff, so they parse; should they not, the user has no claims.
+		json.Unmarshal(c.raw, &c.m)
+	})
+	return c.m
 }
 
 // Token is the user's current access token, for calling downstream APIs.
@@ -102,21 +118,14 @@ func TokenFrom(ctx context.Context) (Token, bool) {
 }
 
 // newSession builds the shared, decoded form of a record.
-func newSession(key string, rec record.Session) (*session, error) {
+func newSession(key string, rec record.Session) *session {
 	s := &session{key: key, rec: rec}
-	s.user.Subject = rec.Subject
-	if len(rec.Claims) > 0 {
-		if err := json.Unmarshal(rec.Claims, &s.user.claims); err != nil {
-			return nil, fmt.Errorf("claims: %w", err)
-		}
-		s.user.Name, _ = s.user.claims["name"].(string)
-		s.user.Email, _ = s.user.claims["email"].(string)
-	}
+	s.user = User{Subject: rec.Subject, Name: rec.Name, Email: rec.Email, claims: &claimSet{raw: rec.Claims}}
 	s.token = Token{AccessToken: rec.AccessToken, TokenType: rec.TokenType}
 	if rec.AccessExpiry != 0 {
 		s.token.Expiry = time.Unix(0, rec.AccessExpiry)
 	}
-	return s, nil
+	return s
 }
 
 // sessionIDLen is the length of crypto/rand.Text's output.
@@ -203,12 +212,7 @@ func (b *BFF) read(ctx context.Context, key string) (*session, error) {
 		b.log.Warn("bff: session record does not decode; treating as no session", "store_key", key)
 		return nil, errNotFound
 	}
-	s, err := newSession(key, rec)
-	if err != nil {
-		b.log.Warn("bff: session record has invalid claims; treating as no session", "store_key", key)
-		return nil, errNotFound
-	}
-	return s, nil
+	return newSession(key, rec), nil
 }
 
 // write seals and stores a session record. The caller holds the session's

@@ -34,6 +34,7 @@ type Session struct {
 	RefreshToken  string
 	IDToken       string
 	IDTokenExpiry int64
+	Name, Email   string // copies of the "name" and "email" claims, so that a read needs no JSON parsing
 }
 
 // Append encodes s and appends it to dst.
@@ -42,7 +43,7 @@ func (s *Session) Append(dst []byte) []byte {
 	for _, v := range [...]int64{int64(s.Rev), s.Created, s.LastSeen, s.Expires, s.AccessIssued, s.AccessExpiry, s.IDTokenExpiry} {
 		dst = binary.AppendVarint(dst, v)
 	}
-	for _, f := range [...]string{s.Subject, s.SID, s.AccessToken, s.TokenType, s.RefreshToken, s.IDToken} {
+	for _, f := range [...]string{s.Subject, s.SID, s.AccessToken, s.TokenType, s.RefreshToken, s.IDToken, s.Name, s.Email} {
 		dst = binary.AppendUvarint(dst, uint64(len(f)))
 		dst = append(dst, f...)
 	}
@@ -66,7 +67,7 @@ func (s *Session) Decode(b []byte) error {
 	}
 	// The string fields are sliced from one string that copies the region
 	// holding them: one allocation for all of them.
-	var off [7][2]int
+	var off [9][2]int
 	pos := 0
 	for i := range off {
 		l, n := binary.Uvarint(b[pos:])
@@ -79,8 +80,8 @@ func (s *Session) Decode(b []byte) error {
 	if pos != len(b) {
 		return ErrDecode
 	}
-	region := string(b[:off[5][1]])
-	var out [6]string
+	region := string(b[:off[7][1]])
+	var out [8]string
 	for i := range out {
 		out[i] = region[off[i][0]:off[i][1]]
 	}
@@ -88,7 +89,8 @@ func (s *Session) Decode(b []byte) error {
 		Rev: uint64(ints[0]), Created: ints[1], LastSeen: ints[2], Expires: ints[3],
 		AccessIssued: ints[4], AccessExpiry: ints[5], IDTokenExpiry: ints[6],
 		Subject: out[0], SID: out[1], AccessToken: out[2], TokenType: out[3], RefreshToken: out[4], IDToken: out[5],
-		Claims: append([]byte(nil), b[off[6][0]:off[6][1]]...),
+		Name: out[6], Email: out[7],
+		Claims: append([]byte(nil), b[off[8][0]:off[8][1]]...),
 	}
 	return nil
 }

@@ -8,7 +8,7 @@ import (
 func sample() Session {
 	return Session{Rev: 3, Created: 1, LastSeen: -2, Expires: 1 << 60, Subject: "alice", SID: "sid-1",
 		Claims: []byte(`{"sub":"alice"}`), AccessToken: "at", TokenType: "Bearer", AccessIssued: 5,
-		AccessExpiry: 6, RefreshToken: "rt", IDToken: "a.b.c", IDTokenExpiry: 7}
+		AccessExpiry: 6, RefreshToken: "rt", IDToken: "a.b.c", IDTokenExpiry: 7, Name: "Alice", Email: "alice@example.com"}
 }
 
 func TestRoundTrip(t *testing.T) {
@@ -18,7 +18,7 @@ func TestRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	if out.Subject != in.Subject || out.RefreshToken != in.RefreshToken || out.IDToken != in.IDToken ||
-		!bytes.Equal(out.Claims, in.Claims) || out.Expires != in.Expires || out.LastSeen != in.LastSeen || out.Rev != in.Rev {
+		!bytes.Equal(out.Claims, in.Claims) || out.Name != in.Name || out.Email != in.Email || out.Expires != in.Expires || out.LastSeen != in.LastSeen || out.Rev != in.Rev {
 		t.Fatalf("round trip: got %+v want %+v", out, in)
 	}
 }
