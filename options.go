@@ -58,7 +58,10 @@ type Options struct {
 	// Redis, when set, makes Redis the session store (scs/redisstore) and
 	// also the cross-instance refresh lock, the replay cache, and the
 	// invalidation channel that keeps every instance's session cache
-	// honest. See NewRedisPool. Default nil (memory).
+	// honest. Use NewRedisPool, or a pool whose connections have connect,
+	// read and write timeouts: scs/redisstore takes no context, so the
+	// pool's timeouts are what bound a request while Redis is unreachable
+	// (503 instead of a hang). Default nil (memory).
 	Redis *redis.Pool
 
 	// Locker serializes writes to one session across instances that share

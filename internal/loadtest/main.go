@@ -77,9 +77,9 @@ func main() {
 
 		gen     = flag.String("gen", "", "child mode: Go load generator against this URL")
 		cookie  = flag.String("cookie", "", "Cookie header for -gen")
-		rounds  = flag.Int("rounds", 3, "rounds of all variants")
+		rounds  = flag.Int("rounds", 5, "rounds of all variants")
 		dur     = flag.Duration("duration", 5*time.Second, "duration of each run")
-		warmup  = flag.Duration("warmup", time.Second, "unmeasured warm-up run of each variant before the rounds")
+		warmup  = flag.Duration("warmup", 3*time.Second, "unmeasured warm-up run of each variant before the rounds")
 		conns   = flag.Int("conns", 32, "concurrent connections")
 		only    = flag.String("variants", strings.Join(allVariants, ","), "comma-separated variants to run")
 		loader  = flag.String("loader", "auto", "load generator: wrk, go, or auto (wrk if installed)")
