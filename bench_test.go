@@ -144,17 +144,12 @@ func BenchmarkCallback(b *testing.B) {
 	}
 }
 
-// benchClock is a clock shared by the provider and the BFF that can jump.
-type benchClock struct{ offset atomic.Int64 }
-
-func (c *benchClock) Now() time.Time { return time.Now().Add(time.Duration(c.offset.Load())) }
-
 // BenchmarkRefresh forces the refresh path on every request: the shared
 // clock jumps past the access token's expiry, so RequireSession runs the
 // refresh-token grant, verifies the new ID token, writes the record and
 // records activity.
 func BenchmarkRefresh(b *testing.B) {
-	clk := &benchClock{}
+	clk := &offsetClock{}
 	const ttl = 2 * time.Minute
 	a, id := benchApp(b, oidctest.Config{Now: clk.Now, AccessTokenTTL: ttl}, func(o *Options) {
 		o.Now = clk.Now
@@ -165,7 +160,7 @@ func BenchmarkRefresh(b *testing.B) {
 	before := a.op.RefreshGrants()
 	b.ReportAllocs()
 	for b.Loop() {
-		clk.offset.Add(int64(ttl))
+		clk.Advance(ttl)
 		serve(b, h, r, 200)
 	}
 	if got := a.op.RefreshGrants() - before; got != b.N {

@@ -10,7 +10,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -18,19 +17,6 @@ import (
 	"github.com/gobff/bff/internal/oidctest"
 	"github.com/gobff/bff/internal/redirect"
 )
-
-// coreClock is an injectable clock (Options.Now and oidctest.Config.Now)
-// that starts at the real time and moves only when told.
-type coreClock struct{ ns atomic.Int64 }
-
-func newCoreClock() *coreClock {
-	c := &coreClock{}
-	c.ns.Store(time.Now().UnixNano())
-	return c
-}
-
-func (c *coreClock) Now() time.Time      { return time.Unix(0, c.ns.Load()) }
-func (c *coreClock) Add(d time.Duration) { c.ns.Add(int64(d)) }
 
 // coreStore is internal/memstore with a record of the keys written and a
 // count of writes per kind of record ("s" for sessions, "sub", "sid",
@@ -98,7 +84,7 @@ type coreEnv struct {
 	op    *oidctest.Provider
 	a     *app
 	br    *browser
-	clock *coreClock
+	clock *frozenClock
 	store *coreStore
 }
 
@@ -106,7 +92,7 @@ type coreEnv struct {
 // what discovery must see) and an app (opt changes its options).
 func newCoreEnv(t *testing.T, setup func(*oidctest.Misbehavior), opt func(*Options)) *coreEnv {
 	t.Helper()
-	e := &coreEnv{t: t, clock: newCoreClock(), store: newCoreStore(t)}
+	e := &coreEnv{t: t, clock: newFrozenClock(), store: newCoreStore(t)}
 	// Long-lived access tokens: moving the clock by hours must not make
 	// every request refresh (x/oauth2 computes expiry from the real clock).
 	// ES256 keys are cheap to generate (the flow tests cover RS256).
@@ -286,7 +272,7 @@ func TestCallbackChecks(t *testing.T) {
 		{name: "login_expired", desc: "took too long",
 			attack: func(e *coreEnv, _ *string) *http.Response {
 				cb := e.a.startLogin(e.br)
-				e.clock.Add(10*time.Minute + time.Second) // default LoginTimeout
+				e.clock.Advance(10*time.Minute + time.Second) // default LoginTimeout
 				return e.br.get(cb)
 			}},
 		{name: "iss_param_other_issuer", desc: "another identity provider",

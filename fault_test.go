@@ -24,12 +24,6 @@ import (
 // error, nothing hangs past its timeout, and no session is created, lost or
 // corrupted.
 
-// faultClock is an Options.Now that runs with real time plus an offset.
-type faultClock struct{ off atomic.Int64 }
-
-func (c *faultClock) Now() time.Time          { return time.Now().Add(time.Duration(c.off.Load())) }
-func (c *faultClock) Advance(d time.Duration) { c.off.Add(int64(d)) }
-
 // opFront stands in front of the test provider: it can make it unreachable
 // (every connection is closed unanswered) or replace the response of one
 // endpoint.
@@ -212,7 +206,7 @@ func TestFaultIdPUnreachableAtStartup(t *testing.T) {
 // answer within their bound (RefreshTimeout), never hang; a refresh that
 // times out keeps the session (the current token while valid, then 503).
 func TestFaultIdPSlow(t *testing.T) {
-	clock := &faultClock{}
+	clock := &offsetClock{}
 	op := testOP(t, oidctest.Config{Now: clock.Now})
 	a := newApp(t, op, func(o *Options) {
 		o.RefreshTimeout = 300 * time.Millisecond
@@ -399,7 +393,7 @@ func TestFaultIdPBadResponsesAtRefresh(t *testing.T) {
 		{"status_500", func(m *oidctest.Misbehavior) { m.TokenStatus = 500 }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			clock := &faultClock{}
+			clock := &offsetClock{}
 			op := testOP(t, oidctest.Config{Now: clock.Now})
 			a := newApp(t, op, func(o *Options) { o.Now = clock.Now })
 			br := newBrowser(t)
@@ -439,7 +433,7 @@ func TestFaultIdPBadResponsesAtRefresh(t *testing.T) {
 // by the new key and is kept, and new sign-ins verify. Only the
 // rate-limited path stays closed to forged tokens.
 func TestFaultJWKSRotationMidTraffic(t *testing.T) {
-	clock := &faultClock{}
+	clock := &offsetClock{}
 	op := testOP(t, oidctest.Config{Now: clock.Now})
 	a := newApp(t, op, func(o *Options) {
 		o.Now = clock.Now
@@ -554,7 +548,7 @@ func TestFaultRedisSlow(t *testing.T) {
 // revoked at the next refresh.
 func TestFaultRedisPausedDuringRefresh(t *testing.T) {
 	rs := redistest.Start(t)
-	clock := &faultClock{}
+	clock := &offsetClock{}
 	op := testOP(t, oidctest.Config{Now: clock.Now})
 	a := newApp(t, op, func(o *Options) {
 		o.Redis = NewRedisPool(rs.Addr)
@@ -605,7 +599,7 @@ func TestFaultRedisPausedDuringRefresh(t *testing.T) {
 // no session, no index entry and no cookie; OnRefresh's panic loses no
 // token. The server keeps serving.
 func TestFaultHookPanics(t *testing.T) {
-	clock := &faultClock{}
+	clock := &offsetClock{}
 	var panicLogin, panicRefresh atomic.Bool
 	op := testOP(t, oidctest.Config{Now: clock.Now})
 	a := newApp(t, op, func(o *Options) {

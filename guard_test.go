@@ -379,7 +379,7 @@ func TestDiscoveryUnavailable(t *testing.T) {
 func TestSessionLifetimes(t *testing.T) {
 	step := func(t *testing.T, e *coreEnv, d time.Duration) {
 		t.Helper()
-		e.clock.Add(d)
+		e.clock.Advance(d)
 		if code, _ := e.a.status(e.br, "GET", "/api/me"); code != 200 {
 			t.Fatalf("/api/me = %d", code)
 		}
@@ -415,7 +415,7 @@ func TestSessionLifetimes(t *testing.T) {
 			sid, _ := e.a.sessionCookie(e.br)
 			step(t, e, 59*time.Minute) // active: the idle clock restarts
 			step(t, e, 59*time.Minute)
-			e.clock.Add(time.Hour)
+			e.clock.Advance(time.Hour)
 			ended(t, e, sid)
 		})
 		t.Run(store+"/max_lifetime", func(t *testing.T) {
@@ -426,7 +426,7 @@ func TestSessionLifetimes(t *testing.T) {
 				step(t, e, 30*time.Minute) // never idle
 			}
 			step(t, e, 29*time.Minute) // 2h59m
-			e.clock.Add(time.Minute)
+			e.clock.Advance(time.Minute)
 			ended(t, e, sid)
 		})
 	}
@@ -450,7 +450,7 @@ func TestSessionLifetimes(t *testing.T) {
 		if w := writes(); w != 2 {
 			t.Fatalf("%d session writes after one interval, want 2", w)
 		}
-		e.clock.Add(5 * time.Minute) // 24 minutes: a new interval
+		e.clock.Advance(5 * time.Minute) // 24 minutes: a new interval
 		var wg sync.WaitGroup
 		for range 20 {
 			wg.Go(func() {
@@ -503,7 +503,7 @@ func TestTouchRereadsUnderLock(t *testing.T) {
 		t.Fatalf("%d session writes at sign-in", w)
 	}
 
-	e.clock.Add(10 * time.Minute)
+	e.clock.Advance(10 * time.Minute)
 	unlock, err := lk.Locker.Lock(context.Background(), "lock:"+storeKey(sid), time.Minute)
 	if err != nil {
 		t.Fatal(err)

@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -105,6 +106,26 @@ func (a *app) mux() http.Handler {
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "home") })
 	return mux
 }
+
+// offsetClock is an injectable clock (Options.Now, oidctest.Config.Now)
+// that runs with real time plus an offset that tests move forward.
+type offsetClock struct{ off atomic.Int64 }
+
+func (c *offsetClock) Now() time.Time          { return time.Now().Add(time.Duration(c.off.Load())) }
+func (c *offsetClock) Advance(d time.Duration) { c.off.Add(int64(d)) }
+
+// frozenClock is an injectable clock that starts at the real time and
+// moves only when told.
+type frozenClock struct{ ns atomic.Int64 }
+
+func newFrozenClock() *frozenClock {
+	c := &frozenClock{}
+	c.ns.Store(time.Now().UnixNano())
+	return c
+}
+
+func (c *frozenClock) Now() time.Time          { return time.Unix(0, c.ns.Load()) }
+func (c *frozenClock) Advance(d time.Duration) { c.ns.Add(int64(d)) }
 
 type testWriter struct{ t testing.TB }
 

@@ -188,7 +188,7 @@ func lockCount(b *BFF) int {
 // session; afterwards, also when clients gave up mid-refresh, the flight
 // group and the lock table are empty.
 func TestBoundedRefreshFlights(t *testing.T) {
-	clock := &faultClock{}
+	clock := &offsetClock{}
 	op := testOP(t, oidctest.Config{Now: clock.Now})
 	a := newApp(t, op, func(o *Options) { o.Now = clock.Now })
 	const sessions, burst = 8, 8
@@ -335,7 +335,7 @@ func TestBoundedReplayCacheExpires(t *testing.T) {
 // back-channel logout, RevokeSessions, expiry) removes its entries, and
 // the index records of a user without sessions are deleted.
 func TestBoundedSessionIndexCleaned(t *testing.T) {
-	clock := &faultClock{}
+	clock := &offsetClock{}
 	op := testOP(t, oidctest.Config{Now: clock.Now})
 	a := newApp(t, op, func(o *Options) { o.Now = clock.Now })
 	ctx := context.Background()

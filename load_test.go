@@ -117,7 +117,7 @@ func (s *loadStats) add(d time.Duration, errKind string) {
 }
 
 func runLoad(t *testing.T, cfg loadConfig, rs *redistest.Server) {
-	clock := &faultClock{}
+	clock := &offsetClock{}
 	users := make([]oidctest.User, cfg.sessions)
 	for i := range users {
 		users[i] = oidctest.User{Subject: fmt.Sprintf("user-%05d", i), Username: fmt.Sprintf("u%05d", i),

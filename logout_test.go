@@ -490,7 +490,7 @@ func TestBackchannelLogoutRedisReplayShared(t *testing.T) {
 func TestRevokeSessionsListsAndEndsEverywhere(t *testing.T) {
 	rs := redistest.Start(t)
 	op := testOP(t, twoUsers())
-	var clk clock
+	var clk offsetClock
 	apps := redisApps(t, op, rs, 2, func(o *Options) { o.Now = clk.Now })
 	a, b := apps[0], apps[1]
 	ctx := context.Background()
@@ -570,7 +570,7 @@ func TestRevokeSessionsListsAndEndsEverywhere(t *testing.T) {
 // indexed.
 func TestRevokeSessionsIndexEmptyAfterExpiry(t *testing.T) {
 	op := testOP(t, oidctest.Config{})
-	var clk clock
+	var clk offsetClock
 	a := newApp(t, op, func(o *Options) { o.Now = clk.Now })
 	ctx := context.Background()
 	sub := oidctest.DefaultUser.Subject

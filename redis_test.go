@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -133,12 +132,6 @@ func assertNoKEYS(t testing.TB, rs *redistest.Server) {
 	}
 }
 
-// clock is an injectable Options.Now that can be moved forward.
-type clock struct{ off atomic.Int64 }
-
-func (c *clock) Now() time.Time          { return time.Now().Add(time.Duration(c.off.Load())) }
-func (c *clock) Advance(d time.Duration) { c.off.Add(int64(d)) }
-
 func TestRedisInstancesShareSessions(t *testing.T) {
 	rs := redistest.Start(t)
 	op := testOP(t, oidctest.Config{})
@@ -207,7 +200,7 @@ func TestRedisInstanceRestartKeepsSessions(t *testing.T) {
 func TestRedisNothingInClearText(t *testing.T) {
 	rs := redistest.Start(t)
 	op := testOP(t, oidctest.Config{})
-	var clk clock
+	var clk offsetClock
 	apps := redisApps(t, op, rs, 2, func(o *Options) { o.Now = clk.Now })
 	a := apps[0]
 	br := newBrowser(t)
@@ -610,7 +603,7 @@ func TestRedisIndexExpires(t *testing.T) {
 	})
 
 	t.Run("Now past expiry", func(t *testing.T) {
-		var clk clock
+		var clk offsetClock
 		a := redisApps(t, op, rs, 1, func(o *Options) {
 			o.Now = clk.Now
 			o.MaxLifetime = time.Hour

@@ -21,24 +21,11 @@ import (
 	"github.com/gobff/bff/internal/redistest"
 )
 
-// rtClock is the injected clock (Options.Now and oidctest.Config.Now):
-// frozen at its start, moved only by Advance.
-type rtClock struct{ ns atomic.Int64 }
-
-func newRTClock() *rtClock {
-	c := &rtClock{}
-	c.ns.Store(time.Now().UnixNano())
-	return c
-}
-
-func (c *rtClock) Now() time.Time          { return time.Unix(0, c.ns.Load()) }
-func (c *rtClock) Advance(d time.Duration) { c.ns.Add(int64(d)) }
-
 // refreshEnv is a signed-in browser on an app whose BFF and test OP share
 // one injected clock.
 type refreshEnv struct {
 	t   *testing.T
-	clk *rtClock
+	clk *frozenClock
 	op  *oidctest.Provider
 	a   *app
 	br  *browser
@@ -48,7 +35,7 @@ type refreshEnv struct {
 
 func newRefreshEnv(t *testing.T, opCfg oidctest.Config, opt func(*Options)) *refreshEnv {
 	t.Helper()
-	clk := newRTClock()
+	clk := newFrozenClock()
 	opCfg.Now = clk.Now
 	op := testOP(t, opCfg)
 	a := newApp(t, op, func(o *Options) {
@@ -140,7 +127,7 @@ func TestRefreshSkewRules(t *testing.T) {
 	})
 
 	t.Run("token without expiry is never refreshed", func(t *testing.T) {
-		clk := newRTClock()
+		clk := newFrozenClock()
 		op := testOP(t, oidctest.Config{Now: clk.Now})
 		op.Misbehave(func(m *oidctest.Misbehavior) { m.NoExpiresIn = true })
 		a := newApp(t, op, func(o *Options) { o.Now = clk.Now })
@@ -211,7 +198,7 @@ func TestRefreshConcurrentOneGrant(t *testing.T) {
 // winner's tokens.
 func TestRefreshTwoInstancesRedisOneGrant(t *testing.T) {
 	rs := redistest.Start(t)
-	clk := newRTClock()
+	clk := newFrozenClock()
 	op := testOP(t, oidctest.Config{Now: clk.Now})
 	opt := func(o *Options) { o.Redis = rs.Pool(); o.Now = clk.Now }
 	a1, a2 := newApp(t, op, opt), newApp(t, op, opt)
@@ -707,7 +694,7 @@ type rtFreshFixture struct {
 
 func newRTFreshFixture(tb testing.TB, cached bool) *rtFreshFixture {
 	tb.Helper()
-	clk := newRTClock()
+	clk := newFrozenClock()
 	op := testOP(tb, oidctest.Config{Now: clk.Now})
 	f := &rtFreshFixture{locker: &rtCountingLocker{Locker: &memLocker{}}}
 	if !cached {
