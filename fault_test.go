@@ -322,6 +322,12 @@ func TestFaultIdPBadResponsesAtSignIn(t *testing.T) {
 			if resp.StatusCode >= 500 && resp.StatusCode != http.StatusServiceUnavailable || resp.StatusCode < 400 {
 				t.Fatalf("callback = %d, want 4xx or 503", resp.StatusCode)
 			}
+			if strings.HasPrefix(tc.name, "jwks_") && resp.StatusCode != http.StatusServiceUnavailable {
+				// The ID token may be fine: the provider's key set is
+				// what failed, so the answer is "try again", not "bad
+				// token".
+				t.Fatalf("callback with an unusable key set = %d, want 503", resp.StatusCode)
+			}
 			if !strings.Contains(resp.Header.Get("Content-Type"), "application/json") || !strings.Contains(string(body), `"error"`) ||
 				strings.Contains(string(body), "<html>") || strings.Contains(string(body), "aaaa") {
 				t.Fatalf("error body = %q", body)
@@ -654,5 +660,75 @@ func TestFaultHookPanics(t *testing.T) {
 	}
 	if op.FamilyRevoked(oidctest.DefaultUser.Subject) {
 		t.Fatal("the token family was revoked")
+	}
+}
+
+// The provider rotates its keys and then serves a broken key set while a
+// session refreshes: the grant succeeded (the provider may have rotated the
+// refresh token), so the new tokens are kept, the session is not ended,
+// and the previous, verified ID token stays.
+func TestFaultJWKSUnavailableAtRefresh(t *testing.T) {
+	clock := &offsetClock{}
+	op, front := frontedOP(t, oidctest.Config{Now: clock.Now})
+	a := newApp(t, op, func(o *Options) {
+		o.Now = clock.Now
+		o.keysRefetchInterval = time.Millisecond
+	})
+	br := newBrowser(t)
+	a.login(br)
+	id, _ := a.sessionCookie(br)
+	before, err := a.storeSession(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	op.RotateKeys()
+	front.set("/jwks", garbage)
+	clock.Advance(oidctest.DefaultAccessTokenTTL + time.Minute)
+	time.Sleep(2 * time.Millisecond) // past keysRefetchInterval
+	if code, body := a.status(br, "GET", "/api/me"); code != 200 {
+		t.Fatalf("refresh with a broken key set: /api/me = %d %s, want 200", code, body)
+	}
+	after, err := a.storeSession(id)
+	if err != nil {
+		t.Fatalf("the session ended: %v", err)
+	}
+	if after.rec.AccessToken == before.rec.AccessToken || !op.RefreshTokenValid(after.rec.RefreshToken) {
+		t.Fatal("the refreshed tokens were not kept")
+	}
+	if after.rec.IDToken != before.rec.IDToken {
+		t.Fatal("an ID token that could not be verified replaced the verified one")
+	}
+	if op.FamilyRevoked(after.rec.Subject) {
+		t.Fatal("the token family was revoked")
+	}
+}
+
+// A genuine logout token signed with a new key arrives while the
+// provider's key set is down: 503 (the provider retries), no session ends;
+// once the key set is back, the retry ends the session.
+func TestFaultJWKSUnavailableAtBackchannelLogout(t *testing.T) {
+	op, front := frontedOP(t, oidctest.Config{})
+	a := newApp(t, op, func(o *Options) { o.keysRefetchInterval = time.Millisecond })
+	br := newBrowser(t)
+	a.login(br)
+	id, _ := a.sessionCookie(br)
+	s, _ := a.storeSession(id)
+	op.RotateKeys()
+	front.set("/jwks", garbage)
+	tok := op.LogoutToken(s.rec.Subject, s.rec.SID, nil)
+	time.Sleep(2 * time.Millisecond) // past keysRefetchInterval
+	if code, _, body := a.backchannel(tok); code != http.StatusServiceUnavailable {
+		t.Fatalf("logout token with the key set down = %d %s, want 503", code, body)
+	}
+	if !signedIn(t, a, br) {
+		t.Fatal("a session ended on a token that could not be verified")
+	}
+	front.set("/jwks", nil)
+	time.Sleep(2 * time.Millisecond)
+	if code, _, body := a.backchannel(tok); code != 200 {
+		t.Fatalf("the provider's retry = %d %s, want 200", code, body)
+	}
+	if signedIn(t, a, br) {
+		t.Fatal("the session is still alive")
 	}
 }

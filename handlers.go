@@ -216,6 +216,9 @@ func (b *BFF) completeLogin(r *http.Request, state string, q map[string][]string
 		return fail("The identity provider returned no ID token.", errors.New("token response without id_token"))
 	}
 	idt, err := b.verifyIDToken(callCtx, prov, rawID, tok.AccessToken)
+	if errors.Is(err, errKeysUnavailable) {
+		return nil, "", "", errUnavailable("The identity provider", err)
+	}
 	if err != nil {
 		return fail("The ID token failed verification.", err)
 	}

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gobff/bff/internal/keyset"
 	"github.com/gobff/bff/internal/seal"
 )
 
@@ -169,8 +170,16 @@ func (b *BFF) handleBackchannelLogout(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
-	lt, err := prov.verifier.VerifyLogout(b.clientContext(ctx), raw)
+	vctx, keysErr := keyset.Probe(b.clientContext(ctx))
+	lt, err := prov.verifier.VerifyLogout(vctx, raw)
 	if err != nil {
+		if kerr := keysErr(); kerr != nil {
+			// The provider's key set could not be fetched: nothing is
+			// known about the token, so ask for a retry (a 400 would tell
+			// the provider the token is bad).
+			b.fail(w, r, errUnavailable("The identity provider's key set", kerr))
+			return
+		}
 		invalid(err)
 		return
 	}

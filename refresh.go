@@ -268,14 +268,21 @@ func (b *BFF) refreshLocked(ctx context.Context, key, rejected string) (ns *sess
 	}
 	if raw, _ := tok.Extra("id_token").(string); raw != "" {
 		idt, err := b.verifyIDToken(callCtx, prov, raw, tok.AccessToken)
-		if err == nil && idt.Subject != cur.rec.Subject {
+		switch {
+		case errors.Is(err, errKeysUnavailable):
+			// The grant itself succeeded, and the provider may have
+			// rotated the refresh token: keep the new tokens (losing them
+			// would end the session) and the old, verified ID token.
+			b.log.Warn("bff: refreshed ID token not verified now (key set unavailable); keeping the previous one", "sub", sub, "err", err)
+		case err == nil && idt.Subject != cur.rec.Subject:
 			err = errors.New("refreshed ID token has a different subject")
-		}
-		if err != nil {
+			fallthrough
+		case err != nil:
 			b.end(ctx, cur)
 			return nil, errUnauth(fmt.Errorf("refreshed ID token: %w", err))
+		default:
+			rec.IDToken, rec.IDTokenExpiry = raw, idt.Expiry.UnixNano()
 		}
-		rec.IDToken, rec.IDTokenExpiry = raw, idt.Expiry.UnixNano()
 	}
 	ns = newSession(key, rec)
 	// The provider has rotated the refresh token: losing the new one would
@@ -423,6 +430,10 @@ func (g *flightGroup) size() int {
 	return len(g.calls)
 }
 
+// errKeysUnavailable: a token could not be verified because the provider's
+// key set could not be fetched or used; nothing is known about the token.
+var errKeysUnavailable = errors.New("the provider's key set is unavailable")
+
 // verifyIDToken runs go-oidc's verification (signature, iss, aud, exp) and
 // the checks go-oidc leaves to the caller: sub and iat present; azp equals
 // the client ID when there are several audiences (or when present);
@@ -430,8 +441,12 @@ func (g *flightGroup) size() int {
 func (b *BFF) verifyIDToken(ctx context.Context, prov *provider, raw, accessToken string) (*oidc.IDToken, error) {
 	// The token comes from the token endpoint: a key rotation may refetch
 	// the keys at once (see keyset.Trusted).
-	idt, err := prov.verifier.Verify(keyset.Trusted(ctx), raw)
+	ctx, keysErr := keyset.Probe(keyset.Trusted(ctx))
+	idt, err := prov.verifier.Verify(ctx, raw)
 	if err != nil {
+		if kerr := keysErr(); kerr != nil {
+			return nil, fmt.Errorf("%w: %w", errKeysUnavailable, kerr)
+		}
 		return nil, err
 	}
 	var c struct {

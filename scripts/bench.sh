@@ -31,11 +31,11 @@ if ((${#missing[@]} > 0)); then
 	echo "installing missing packages: ${missing[*]}"
 	if [[ $(id -u) -eq 0 ]]; then
 		export DEBIAN_FRONTEND=noninteractive
-		apt-get update -y && apt-get install -y --no-install-recommends "${missing[@]}" ||
+		apt-get update -y && apt-get install -y "${missing[@]}" ||
 			echo "warning: could not install ${missing[*]}" >&2
 	elif command -v sudo >/dev/null 2>&1; then
 		sudo env DEBIAN_FRONTEND=noninteractive apt-get update -y &&
-			sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}" ||
+			sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y "${missing[@]}" ||
 			echo "warning: could not install ${missing[*]}" >&2
 	else
 		echo "warning: missing ${missing[*]}; install them with apt-get install ${missing[*]}" >&2

@@ -33,10 +33,10 @@ if ((${#missing[@]} > 0)); then
 	if [[ $(id -u) -eq 0 ]]; then
 		export DEBIAN_FRONTEND=noninteractive
 		apt-get update -y
-		apt-get install -y --no-install-recommends "${missing[@]}"
+		apt-get install -y "${missing[@]}"
 	elif command -v sudo >/dev/null 2>&1; then
 		sudo env DEBIAN_FRONTEND=noninteractive apt-get update -y
-		sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
+		sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y "${missing[@]}"
 	else
 		echo "error: missing packages ${missing[*]}; run as root or install them: apt-get install ${missing[*]}" >&2
 		exit 1

@@ -198,6 +198,9 @@ func (s *Set) VerifySignature(ctx context.Context, jwt string) ([]byte, error) {
 	// Unknown kid, no key verifying, or nothing fetched yet: refetch (rate-limited).
 	keys, err = s.refetch(ctx)
 	if err != nil {
+		if p, ok := ctx.Value(probeKey{}).(*error); ok && !errors.Is(err, ErrVerification) {
+			*p = err
+		}
 		return nil, err
 	}
 	if payload, ok := verify(jws, keys); ok {
@@ -248,6 +251,19 @@ func keyFits(k *jose.JSONWebKey, alg string) bool {
 		return alg == "EdDSA"
 	}
 	return false
+}
+
+type probeKey struct{}
+
+// Probe returns a context that records why the Set could not get the
+// provider's keys during a verification under it, and a function returning
+// that error (nil when the keys were available, whatever the verdict).
+// go-oidc does not wrap a KeySet's errors, so this is how a caller tells
+// "the provider's key set is unreachable or broken" (transient) from "this
+// signature is bad". Use one probe per verification.
+func Probe(ctx context.Context) (context.Context, func() error) {
+	p := new(error)
+	return context.WithValue(ctx, probeKey{}, p), func() error { return *p }
 }
 
 type trustedKey struct{}

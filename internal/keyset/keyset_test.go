@@ -758,3 +758,30 @@ func FuzzVerifySignature(f *testing.F) {
 		}
 	})
 }
+
+// Probe tells "the key set could not be had" from "the signature is bad".
+func TestProbe(t *testing.T) {
+	good := newRSAKey(t, "a", jose.RS256)
+	srv := newJWKSServer(t, good.jwk(t, true))
+	clk := newClock()
+	s := newSet(t, srv.URL, clk)
+
+	ctx, probe := Probe(t.Context())
+	if _, err := s.VerifySignature(ctx, good.sign(t, payload, false)); err != nil || probe() != nil {
+		t.Fatalf("good token: err %v, probe %v", err, probe())
+	}
+
+	ctx, probe = Probe(t.Context())
+	clk.Advance(time.Minute)
+	if _, err := s.VerifySignature(ctx, newRSAKey(t, "a", jose.RS256).sign(t, payload, false)); !errors.Is(err, ErrVerification) || probe() != nil {
+		t.Fatalf("bad signature with the keys at hand: err %v, probe %v (want ErrVerification, no probe error)", err, probe())
+	}
+
+	rotated := newRSAKey(t, "b", jose.RS256)
+	srv.setBody(http.StatusInternalServerError, "text/plain", []byte("down"))
+	clk.Advance(time.Minute)
+	ctx, probe = Probe(t.Context())
+	if _, err := s.VerifySignature(ctx, rotated.sign(t, payload, false)); err == nil || probe() == nil {
+		t.Fatalf("unknown kid with the key set down: err %v, probe %v (want both)", err, probe())
+	}
+}
