@@ -43,7 +43,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"slices"
@@ -58,6 +57,7 @@ import (
 	"github.com/gomodule/redigo/redis"
 	"golang.org/x/oauth2"
 
+	"github.com/gobff/bff/internal/bodylimit"
 	"github.com/gobff/bff/internal/keyset"
 	"github.com/gobff/bff/internal/memstore"
 	"github.com/gobff/bff/internal/redisx"
@@ -135,7 +135,7 @@ func New(opts Options) (*BFF, error) {
 	if err != nil {
 		return nil, fieldErr("SecretKeys", "%v", err)
 	}
-	b.client = limitedClient(cfg.HTTPClient)
+	b.client = bodylimit.Client(cfg.HTTPClient, 1<<20)
 
 	switch {
 	case cfg.Redis != nil:
@@ -459,55 +459,3 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	w.WriteHeader(status)
 	json.NewEncoder(w).Encode(v)
 }
-
-// maxBody bounds every response body read from the provider.
-const maxBody = 1 << 20
-
-// limitedClient wraps c's transport so that no response body from the
-// provider can be larger than maxBody (go-oidc reads discovery and userinfo
-// bodies without a limit).
-func limitedClient(c *http.Client) *http.Client {
-	cc := *c
-	rt := c.Transport
-	if rt == nil {
-		rt = http.DefaultTransport
-	}
-	cc.Transport = limitTransport{rt}
-	return &cc
-}
-
-type limitTransport struct{ rt http.RoundTripper }
-
-func (t limitTransport) RoundTrip(r *http.Request) (*http.Response, error) {
-	resp, err := t.rt.RoundTrip(r)
-	if err != nil {
-		return nil, err
-	}
-	resp.Body = &limitedBody{rc: resp.Body, left: maxBody}
-	return resp, nil
-}
-
-type limitedBody struct {
-	rc   io.ReadCloser
-	left int64
-}
-
-var errBodyTooLarge = errors.New("bff: response body from the provider exceeds 1 MiB")
-
-func (l *limitedBody) Read(p []byte) (int, error) {
-	if l.left < 0 {
-		return 0, errBodyTooLarge
-	}
-	if int64(len(p)) > l.left+1 {
-		p = p[:l.left+1]
-	}
-	n, err := l.rc.Read(p)
-	if int64(n) > l.left {
-		l.left = -1
-		return 0, errBodyTooLarge
-	}
-	l.left -= int64(n)
-	return n, err
-}
-
-func (l *limitedBody) Close() error { return l.rc.Close() }
