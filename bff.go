@@ -157,7 +157,7 @@ func New(opts Options) (*BFF, error) {
 			return err
 		}
 		if !cfg.DisableSessionCache {
-			b.cache = newCache(2*time.Second, nil, nil)
+			b.cache = newCache(sessionCacheMaxAge, nil, nil)
 			b.bus = redisx.NewBus(pool, "bff:invalidate", b.cache.drop, b.cache.reset, cfg.Logger)
 			b.cache.trusted, b.cache.seqFn = b.bus.Healthy, b.bus.Seq
 			b.closers = append(b.closers, b.bus.Close)

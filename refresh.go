@@ -63,7 +63,6 @@ var (
 	errBadCookie  = errUnauth(errors.New("malformed session cookie"))
 	errNoSession  = errUnauth(errors.New("unknown session"))
 	errExpired    = errUnauth(errors.New("session expired"))
-	errNoProvider = errUnavailable("The identity provider", errors.New("discovery has not succeeded yet"))
 )
 
 // authenticate finds the request's live session and refreshes its access
@@ -228,7 +227,7 @@ func (b *BFF) refreshLocked(ctx context.Context, key, rejected string) (ns *sess
 	}
 	prov := b.prov.Load()
 	if prov == nil {
-		return nil, errNoProvider
+		return nil, errNotReady
 	}
 	if cur.rec.RefreshToken == "" {
 		if now.UnixNano() < cur.rec.AccessExpiry {

@@ -244,10 +244,18 @@ func (b *BFF) invalidate(ctx context.Context, key string) {
 		// away, or other instances would serve their cached copy.
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
 		defer cancel()
-		if err := b.bus.Publish(ctx, key); err != nil {
-			// The bus is unhealthy; every instance bypasses its cache
-			// until it recovers, so nothing stale is served.
-			b.log.Warn("bff: cache invalidation not published", "err", err)
+		var err error
+		for try := 0; try < 3; try++ {
+			if err = b.bus.Publish(ctx, key); err == nil || ctx.Err() != nil {
+				break
+			}
+		}
+		if err != nil {
+			// Redis answered the write but not the announcement: other
+			// instances may serve their copy until the cache's age bound
+			// (sessionCacheMaxAge), unless their own subscription is
+			// unhealthy too (then they read Redis).
+			b.log.Error("bff: cache invalidation not published", "store_key", key, "err", err)
 		}
 	}
 }
@@ -347,6 +355,11 @@ type cache struct {
 	local   uint64            // guarded by mu
 	limit   int
 }
+
+// sessionCacheMaxAge bounds how long a cached session is served without
+// re-reading Redis, whatever the invalidation bus says: the last line of
+// defence should an announcement be lost.
+const sessionCacheMaxAge = 2 * time.Second
 
 // cacheLimit bounds the cache (decoded sessions are a few KiB each).
 const cacheLimit = 1 << 14
