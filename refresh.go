@@ -59,10 +59,10 @@ func (b *BFF) checkCSRF(r *http.Request) error {
 
 // Pre-built rejections: the rejection path allocates nothing of its own.
 var (
-	errNoCookie   = errUnauth(errors.New("no session cookie"))
-	errBadCookie  = errUnauth(errors.New("malformed session cookie"))
-	errNoSession  = errUnauth(errors.New("unknown session"))
-	errExpired    = errUnauth(errors.New("session expired"))
+	errNoCookie  = errUnauth(errors.New("no session cookie"))
+	errBadCookie = errUnauth(errors.New("malformed session cookie"))
+	errNoSession = errUnauth(errors.New("unknown session"))
+	errExpired   = errUnauth(errors.New("session expired"))
 )
 
 // authenticate finds the request's live session and refreshes its access
