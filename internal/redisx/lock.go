@@ -66,8 +66,10 @@ func NewLocker(pool *redis.Pool, prefix string) *Locker {
 //
 // unlock deletes the key only if it still holds this call's random token; it
 // is idempotent, safe to call concurrently, and uses its own short timeout so
-// it works after ctx is cancelled. Errors while unlocking are ignored: the
-// lease then simply expires after ttl.
+// it works after ctx is cancelled. If Redis does not answer the unlock (or a
+// failed Lock's SET, which may still reach a stalled server), the release is
+// retried after 100 ms and 1 s, so that a stall strands no lock for its
+// whole ttl; past that, the lease expires after ttl.
 func (l *Locker) Lock(ctx context.Context, name string, ttl time.Duration) (unlock func(), err error) {
 	if ttl < time.Millisecond {
 		return nil, fmt.Errorf("redisx: lock %q: ttl %v is below 1ms", name, ttl)
@@ -81,16 +83,20 @@ func (l *Locker) Lock(ctx context.Context, name string, ttl time.Duration) (unlo
 			// stalled or paused server): then nobody would own the lock
 			// for its whole ttl. Delete it if it holds our token, soon
 			// and once more later.
-			for _, d := range []time.Duration{100 * time.Millisecond, time.Second} {
-				if d < ttl {
-					time.AfterFunc(d, func() { l.release(key, token) })
-				}
-			}
+			l.releaseLater(key, token, ttl)
 			return nil, fmt.Errorf("redisx: lock %q: %w", name, err)
 		}
 		if ok {
 			var once sync.Once
-			return func() { once.Do(func() { l.release(key, token) }) }, nil
+			return func() {
+				once.Do(func() {
+					if l.release(key, token) != nil {
+						// Redis did not answer (stalled, paused): try
+						// again rather than strand the lock for its ttl.
+						l.releaseLater(key, token, ttl)
+					}
+				})
+			}, nil
 		}
 		// Held by someone else: back off briefly. The jitter keeps
 		// contending waiters from retrying in lockstep.
@@ -105,15 +111,27 @@ func (l *Locker) Lock(ctx context.Context, name string, ttl time.Duration) (unlo
 }
 
 // release runs the compare-and-delete script for key and token.
-func (l *Locker) release(key, token string) {
+func (l *Locker) release(key, token string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), unlockTimeout)
 	defer cancel()
 	conn, err := l.pool.GetContext(ctx)
 	if err != nil {
-		return
+		return err
 	}
 	defer conn.Close()
-	_, _ = unlockScript.DoContext(ctx, conn, key, token)
+	_, err = unlockScript.DoContext(ctx, conn, key, token)
+	return err
+}
+
+// releaseLater releases key if it holds token, soon and once more later
+// (within ttl, after which Redis drops it anyway). The compare-and-delete
+// never touches a lock someone else has since taken.
+func (l *Locker) releaseLater(key, token string, ttl time.Duration) {
+	for _, d := range []time.Duration{100 * time.Millisecond, time.Second} {
+		if d < ttl {
+			time.AfterFunc(d, func() { l.release(key, token) })
+		}
+	}
 }
 
 // FirstUse records name in Redis for ttl and reports whether this call was
