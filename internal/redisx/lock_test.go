@@ -191,7 +191,7 @@ func TestUnlockDuringStallIsRetried(t *testing.T) {
 	if _, err := s.Do("CLIENT", "PAUSE", 800, "ALL"); err != nil {
 		t.Fatal(err)
 	}
-	unlock() // times out: Redis does not answer during the pause
+	unlock()                                                        // times out: Redis does not answer during the pause
 	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second) // far below ttl
 	defer cancel()
 	unlock2, err := l2.Lock(ctx, "x", time.Second)
