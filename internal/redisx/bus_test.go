@@ -117,8 +117,8 @@ func TestBusOutage(t *testing.T) {
 	s.Stop()
 	stopped := time.Now()
 	waitFor(t, time.Second, "unhealthy after Stop", func() bool { return !b.Healthy() })
-	if d := time.Since(stopped); d > 150*time.Millisecond {
-		t.Errorf("Healthy stayed true for %v after Stop, want < ~100ms", d)
+	if d := time.Since(stopped); d > 500*time.Millisecond {
+		t.Errorf("Healthy stayed true for %v after Stop, want well under a second (the health window is 80 ms)", d)
 	}
 	waitFor(t, time.Second, "onReset after disconnect", func() bool { return r.resets.Load() > resets })
 	if err := b.Publish(t.Context(), "x"); err == nil {
@@ -154,8 +154,8 @@ func TestBusSilentConnection(t *testing.T) {
 	px.freeze()
 	frozen := time.Now()
 	waitFor(t, time.Second, "unhealthy after freeze", func() bool { return !b.Healthy() })
-	if d := time.Since(frozen); d > 150*time.Millisecond {
-		t.Errorf("Healthy stayed true for %v on a silent connection, want < ~100ms", d)
+	if d := time.Since(frozen); d > 500*time.Millisecond {
+		t.Errorf("Healthy stayed true for %v on a silent connection, want well under a second (the health window is 80 ms)", d)
 	}
 	waitFor(t, 2*time.Second, "onReset after read timeout", func() bool { return r.resets.Load() > resets })
 	px.thaw()
