@@ -501,17 +501,11 @@ func TestProviderWithoutS256(t *testing.T) {
 // refused at /login, before any sign-in starts.
 func TestReturnTo(t *testing.T) {
 	e := newCoreEnv(t, nil, nil)
-	// The payloads of internal/redirect's attack list (redirect_test.go).
-	attacks := []string{
-		"app", "https://evil.example", "http:/evil.example", "//evil.example", "///evil.example",
-		"/\\evil.example", "\\\\evil.example", "/\t/evil.example", "/\n/evil.example", "/\r/evil.example",
-		"/ /evil.example", "javascript:alert(1)", "JaVaScRiPt:alert(1)", "data:text/html,x",
-		"/%2F%2Fevil.example", "/%2f/evil.example", "/%5Cevil.example", "/%5c%5cevil.example",
-		"/%09/evil.example", "/%00", "/\x00", "/\x7f", "//@evil.example",
-		"https:evil.example", "/" + strings.Repeat("a", redirect.MaxLen),
-	}
-	for _, p := range attacks {
+	for _, p := range redirect.Attacks {
 		t.Run(strings.ToValidUTF8(p[:min(len(p), 24)], "?"), func(t *testing.T) {
+			if p == "" {
+				return // an empty returnTo means the default, "/"
+			}
 			resp := e.br.get(e.a.URL + "/auth/login?returnTo=" + url.QueryEscape(p))
 			if resp.StatusCode != http.StatusBadRequest || resp.Header.Get("Location") != "" {
 				t.Errorf("returnTo=%q: /auth/login = %d to %q, want 400", p, resp.StatusCode, resp.Header.Get("Location"))

@@ -6,21 +6,8 @@ import (
 	"testing"
 )
 
-// Attacks lists open-redirect payloads; the fuzz target uses them as seeds.
-var Attacks = []string{
-	"", "app", "https://evil.example", "http:/evil.example", "//evil.example", "///evil.example",
-	"/\\evil.example", "\\\\evil.example", "/\t/evil.example", "/\n/evil.example", "/\r/evil.example",
-	"/ /evil.example", "javascript:alert(1)", "JaVaScRiPt:alert(1)", "data:text/html,x",
-	"/%2F%2Fevil.example", "/%2f/evil.example", "/%5Cevil.example", "/%5c%5cevil.example",
-	"/%09/evil.example", "/%00", "/\x00", "/\x7f", "//@evil.example", "/@/evil.example/../",
-	"https:evil.example", "/" + strings.Repeat("a", MaxLen), "/\x8c",
-}
-
 func TestPathRejectsAttacks(t *testing.T) {
 	for _, in := range Attacks {
-		if in == "/@/evil.example/../" { // a harmless same-origin path, kept as a seed
-			continue
-		}
 		if got, err := Path(in); err == nil {
 			t.Errorf("Path(%q) = %q, want error", in, got)
 		}
