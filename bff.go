@@ -58,6 +58,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/gobff/bff/internal/bodylimit"
+	"github.com/gobff/bff/internal/flight"
 	"github.com/gobff/bff/internal/keyset"
 	"github.com/gobff/bff/internal/memstore"
 	"github.com/gobff/bff/internal/redisx"
@@ -80,7 +81,7 @@ type BFF struct {
 	mux    *http.ServeMux
 	client *http.Client
 
-	flights        flightGroup
+	flights        flight.Group[*session]
 	retryAt        retryTimes
 	storeDownUntil atomic.Int64
 

@@ -233,7 +233,7 @@ func TestBoundedRefreshFlights(t *testing.T) {
 	if got := op.RefreshGrants() - grants; got != sessions {
 		t.Errorf("%d refresh grants for %d sessions", got, sessions)
 	}
-	if n := a.bff.flights.size(); n != 0 {
+	if n := a.bff.flights.Len(); n != 0 {
 		t.Errorf("flight group holds %d calls after the burst", n)
 	}
 	if n := lockCount(a.bff); n != 0 {
@@ -245,7 +245,7 @@ func TestBoundedRefreshFlights(t *testing.T) {
 	op.Misbehave(func(m *oidctest.Misbehavior) { m.TokenDelay = 200 * time.Millisecond })
 	clock.Advance(oidctest.DefaultAccessTokenTTL)
 	runBurst(50 * time.Millisecond)
-	waitUntil(t, 5*time.Second, "the flight group to empty", func() bool { return a.bff.flights.size() == 0 })
+	waitUntil(t, 5*time.Second, "the flight group to empty", func() bool { return a.bff.flights.Len() == 0 })
 	waitUntil(t, 5*time.Second, "the locks to be released", func() bool { return lockCount(a.bff) == 0 })
 	op.Reset()
 	for i, br := range browsers {

@@ -332,7 +332,7 @@ func runLoad(t *testing.T, cfg loadConfig, rs *redistest.Server) {
 		t.Errorf("%d sessions not in the state their history says", n)
 	}
 	for _, a := range apps {
-		if n := a.bff.flights.size(); n != 0 {
+		if n := a.bff.flights.Len(); n != 0 {
 			t.Errorf("%d refreshes still in flight", n)
 		}
 	}

@@ -138,7 +138,7 @@ func (b *BFF) refresh(ctx context.Context, s *session, now int64) (*session, err
 		// failing provider.
 		return s, nil
 	}
-	ns, err := b.flights.do(ctx, "refresh:"+s.key, func() (*session, error) {
+	ns, err := b.flights.Do(ctx, "refresh:"+s.key, func() (*session, error) {
 		return b.refreshLocked(context.WithoutCancel(ctx), s.key, "")
 	})
 	if err == nil {
@@ -171,9 +171,13 @@ func (b *BFF) lockTTL() time.Duration { return 2*b.cfg.RefreshTimeout + 5*time.S
 // token means no new token could be had (no refresh token). Errors are
 // refreshLocked's: 401 when the session ended, else 503.
 func (b *BFF) refreshRejected(ctx context.Context, s *session) (*session, error) {
-	return b.flights.do(ctx, "refresh-rejected:"+s.key, func() (*session, error) {
+	ns, err := b.flights.Do(ctx, "refresh-rejected:"+s.key, func() (*session, error) {
 		return b.refreshLocked(context.WithoutCancel(ctx), s.key, s.rec.AccessToken)
 	})
+	if _, ok := err.(*Error); err != nil && !ok {
+		err = errUnavailable("The token refresh", err) // the caller's context ended
+	}
+	return ns, err
 }
 
 // refreshLocked refreshes the session's access token if it needs it, or if
@@ -333,7 +337,7 @@ func accessExpiry(tok *oauth2.Token, now time.Time) int64 {
 // TouchInterval, under the session's lock on a re-read record (so that it
 // never writes back stale tokens). A failure keeps the session as it is.
 func (b *BFF) touch(ctx context.Context, s *session, now int64) *session {
-	ns, err := b.flights.do(ctx, "touch:"+s.key, func() (*session, error) {
+	ns, err := b.flights.Do(ctx, "touch:"+s.key, func() (*session, error) {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
 		defer cancel()
 		// The touch holds the lock for at most its 1 s context: a short
@@ -374,59 +378,6 @@ func scrub(err error) error {
 		return fmt.Errorf("token endpoint: status %d, error %q", status, re.ErrorCode)
 	}
 	return err
-}
-
-// flightGroup runs one call per key at a time; concurrent callers of the
-// same key wait for it and share its result. A waiter whose own context
-// ends stops waiting; the call goes on for the others. Entries are removed
-// when their call ends, so the group holds only calls in flight.
-type flightGroup struct {
-	mu    sync.Mutex
-	calls map[string]*flight
-}
-
-type flight struct {
-	done chan struct{}
-	s    *session
-	err  error
-}
-
-func (g *flightGroup) do(ctx context.Context, key string, fn func() (*session, error)) (*session, error) {
-	g.mu.Lock()
-	if g.calls == nil {
-		g.calls = map[string]*flight{}
-	}
-	f, ok := g.calls[key]
-	if !ok {
-		f = &flight{done: make(chan struct{})}
-		g.calls[key] = f
-		go func() {
-			defer func() {
-				if p := recover(); p != nil {
-					f.err = fmt.Errorf("panic: %v", p)
-				}
-				g.mu.Lock()
-				delete(g.calls, key)
-				g.mu.Unlock()
-				close(f.done)
-			}()
-			f.s, f.err = fn()
-		}()
-	}
-	g.mu.Unlock()
-	select {
-	case <-f.done:
-		return f.s, f.err
-	case <-ctx.Done():
-		return nil, errUnavailable("The token refresh", ctx.Err())
-	}
-}
-
-// size reports the number of calls in flight (for tests).
-func (g *flightGroup) size() int {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return len(g.calls)
 }
 
 // errKeysUnavailable: a token could not be verified because the provider's

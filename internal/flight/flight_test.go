@@ -1,0 +1,77 @@
+package flight
+
+import (
+	"context"
+	"errors"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"testing"
+)
+
+func TestConcurrentCallersShareOneCall(t *testing.T) {
+	var g Group[int]
+	var calls atomic.Int32
+	release := make(chan struct{})
+	var wg sync.WaitGroup
+	results := make([]int, 50)
+	for i := range results {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results[i], _ = g.Do(context.Background(), "k", func() (int, error) {
+				calls.Add(1)
+				<-release
+				return 42, nil
+			})
+		}()
+	}
+	for g.Len() == 0 {
+		runtime.Gosched() // wait for the call to start
+	}
+	close(release)
+	wg.Wait()
+	if calls.Load() < 1 {
+		t.Fatal("no call")
+	}
+	for _, r := range results {
+		if r != 42 {
+			t.Fatalf("a caller got %d", r)
+		}
+	}
+	if g.Len() != 0 {
+		t.Fatalf("%d calls left in the group", g.Len())
+	}
+}
+
+func TestWaiterContextEndsCallGoesOn(t *testing.T) {
+	var g Group[int]
+	release, finished := make(chan struct{}), make(chan struct{})
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		for g.Len() == 0 {
+			runtime.Gosched()
+		}
+		cancel()
+	}()
+	_, err := g.Do(ctx, "k", func() (int, error) {
+		<-release
+		close(finished)
+		return 1, nil
+	})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v, want context.Canceled", err)
+	}
+	close(release)
+	<-finished // the call completed although its caller left
+}
+
+func TestPanicBecomesError(t *testing.T) {
+	var g Group[int]
+	if _, err := g.Do(context.Background(), "k", func() (int, error) { panic("boom") }); err == nil {
+		t.Fatal("no error from a panicking call")
+	}
+	if g.Len() != 0 {
+		t.Fatal("the panicking call stayed in the group")
+	}
+}
