@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
@@ -117,36 +116,6 @@ func huge(w http.ResponseWriter, _ *http.Request) {
 	io.WriteString(w, `"}`)
 }
 
-// unreadyApp is newApp without waiting for discovery.
-func unreadyApp(t testing.TB, op *oidctest.Provider, opt func(*Options)) *app {
-	t.Helper()
-	a := &app{t: t, op: op}
-	var h atomic.Pointer[http.Handler]
-	notFound := http.NotFoundHandler()
-	h.Store(&notFound)
-	a.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		(*h.Load()).ServeHTTP(w, r)
-	}))
-	t.Cleanup(a.srv.Close)
-	a.URL = a.srv.URL
-	o := Options{
-		Issuer: op.Issuer(), ClientID: op.ClientID(), ClientSecret: op.ClientSecret(), BaseURL: a.URL,
-		SecretKeys: [][]byte{testKey}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-	}
-	if opt != nil {
-		opt(&o)
-	}
-	b, err := New(o)
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	t.Cleanup(func() { b.Close() })
-	a.bff = b
-	mux := a.mux()
-	h.Store(&mux)
-	return a
-}
-
 func waitUntil(t testing.TB, d time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(d)
@@ -172,7 +141,7 @@ func timedStatus(a *app, br *browser, method, path string) (int, time.Duration) 
 func TestFaultIdPUnreachableAtStartup(t *testing.T) {
 	op, front := frontedOP(t, oidctest.Config{})
 	front.setDown(true)
-	a := unreadyApp(t, op, nil)
+	a := newUnreadyApp(t, op, nil)
 	br := newBrowser(t)
 
 	waitUntil(t, 5*time.Second, "a first discovery attempt", func() bool { return front.refused.Load() >= 1 })
@@ -356,7 +325,7 @@ func TestFaultIdPBadDiscovery(t *testing.T) {
 			front.set(path, func(w http.ResponseWriter, r *http.Request) { served.Add(1); bad(w, r) })
 			var a *app
 			alloc := memoryDelta(func() {
-				a = unreadyApp(t, op, nil)
+				a = newUnreadyApp(t, op, nil)
 				waitUntil(t, 5*time.Second, "a discovery attempt", func() bool { return served.Load() >= 1 })
 				ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 				defer cancel()

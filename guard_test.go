@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -17,41 +16,6 @@ import (
 
 	"github.com/gobff/bff/internal/oidctest"
 )
-
-// newUnreadyApp is newApp without waiting for discovery, for providers that
-// are down or refused.
-func newUnreadyApp(t testing.TB, op *oidctest.Provider, opt func(*Options)) *app {
-	t.Helper()
-	a := &app{t: t, op: op}
-	var h http.Handler = http.NotFoundHandler()
-	var mu sync.Mutex
-	a.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		mu.Lock()
-		hh := h
-		mu.Unlock()
-		hh.ServeHTTP(w, r)
-	}))
-	t.Cleanup(a.srv.Close)
-	a.URL = a.srv.URL
-	o := Options{
-		Issuer: op.Issuer(), ClientID: op.ClientID(), ClientSecret: op.ClientSecret(), BaseURL: a.URL,
-		SecretKeys: [][]byte{testKey},
-		Logger:     slog.New(slog.NewTextHandler(io.Discard, nil)),
-	}
-	if opt != nil {
-		opt(&o)
-	}
-	b, err := New(o)
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	t.Cleanup(func() { b.Close() })
-	a.bff = b
-	mu.Lock()
-	h = a.mux()
-	mu.Unlock()
-	return a
-}
 
 // guarded serves next behind the app's RequireSession on a server of its own
 // (same host, so the browser's cookies go there too), for any method.

@@ -49,12 +49,30 @@ type app struct {
 // testKey is a fixed secret key so that several instances interoperate.
 var testKey = []byte("0123456789abcdef0123456789abcdef")
 
-// newApp starts an app whose BFF talks to op. opt may change the options.
+// newApp starts an app whose BFF talks to op and waits for discovery. opt
+// may change the options.
 func newApp(t testing.TB, op *oidctest.Provider, opt func(*Options)) *app {
 	t.Helper()
+	a := newUnreadyApp(t, op, opt)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := a.bff.Ready(ctx); err != nil {
+		t.Fatalf("discovery: %v", err)
+	}
+	return a
+}
+
+// newUnreadyApp is newApp without waiting for discovery, for providers that
+// are down or refused.
+func newUnreadyApp(t testing.TB, op *oidctest.Provider, opt func(*Options)) *app {
+	t.Helper()
 	a := &app{t: t, op: op}
-	var h http.Handler = http.NotFoundHandler()
-	a.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.ServeHTTP(w, r) }))
+	var h atomic.Pointer[http.Handler]
+	notFound := http.NotFoundHandler()
+	h.Store(&notFound)
+	a.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		(*h.Load()).ServeHTTP(w, r)
+	}))
 	t.Cleanup(a.srv.Close)
 	a.URL = a.srv.URL
 	o := Options{
@@ -74,12 +92,8 @@ func newApp(t testing.TB, op *oidctest.Provider, opt func(*Options)) *app {
 	}
 	t.Cleanup(func() { b.Close() })
 	a.bff = b
-	h = a.mux()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := b.Ready(ctx); err != nil {
-		t.Fatalf("discovery: %v", err)
-	}
+	mux := a.mux()
+	h.Store(&mux)
 	return a
 }
 
