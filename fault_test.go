@@ -116,17 +116,6 @@ func huge(w http.ResponseWriter, _ *http.Request) {
 	io.WriteString(w, `"}`)
 }
 
-func waitUntil(t testing.TB, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // timedStatus runs one request and returns its status and latency.
 func timedStatus(a *app, br *browser, method, path string) (int, time.Duration) {
 	start := time.Now()

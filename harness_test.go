@@ -148,6 +148,19 @@ func (w testWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// waitUntil polls cond every few milliseconds until it holds, failing after
+// d (a deadline for a wait, never a timed assertion).
+func waitUntil(t testing.TB, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 // browser is a cookie-keeping HTTP client that does not follow redirects by
 // itself, so tests can see every step.
 type browser struct {

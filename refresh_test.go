@@ -447,12 +447,12 @@ func TestRefreshSurvivesRequestCancellation(t *testing.T) {
 		}
 		done <- err
 	}()
-	rtWaitFor(t, "the refresh to start", func() bool { return e.a.bff.flights.Len() > 0 })
+	waitUntil(t, 10*time.Second, "the refresh to start", func() bool { return e.a.bff.flights.Len() > 0 })
 	cancel()
 	if err := <-done; !errors.Is(err, context.Canceled) {
 		t.Fatalf("client request: %v, want it cancelled", err)
 	}
-	rtWaitFor(t, "the refresh to end", func() bool { return e.a.bff.flights.Len() == 0 })
+	waitUntil(t, 10*time.Second, "the refresh to end", func() bool { return e.a.bff.flights.Len() == 0 })
 
 	if g := e.op.RefreshGrants(); g != 1 {
 		t.Fatalf("%d refresh grants, want 1 (the refresh was cancelled with its request)", g)
@@ -464,19 +464,6 @@ func TestRefreshSurvivesRequestCancellation(t *testing.T) {
 	e.op.Reset()
 	if code, tok := e.token(); code != 200 || tok != s.rec.AccessToken || e.op.RefreshGrants() != 1 {
 		t.Fatalf("next request: %d (stored token %v), %d grants", code, tok == s.rec.AccessToken, e.op.RefreshGrants())
-	}
-}
-
-// rtWaitFor polls cond (a short loop with a deadline, never a timed
-// assertion).
-func rtWaitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(time.Millisecond)
 	}
 }
 
@@ -823,7 +810,7 @@ func TestRefreshStoreBlipKeepsRotatedToken(t *testing.T) {
 	if code != 200 || e.op.RefreshGrants() != 1 {
 		t.Fatalf("refresh during a store blip: %d, %d grants", code, e.op.RefreshGrants())
 	}
-	rtWaitFor(t, "the store's circuit breaker to close", func() bool { return e.a.bff.storeDown() == nil })
+	waitUntil(t, 10*time.Second, "the store's circuit breaker to close", func() bool { return e.a.bff.storeDown() == nil })
 	if s := e.rec(); s.rec.AccessToken != tok || !e.op.RefreshTokenValid(s.rec.RefreshToken) {
 		t.Fatal("the rotated refresh token was not stored")
 	}
