@@ -640,10 +640,7 @@ func TestBackchannelLogoutRetryAfterStoreFailure(t *testing.T) {
 	if code, _, body := a.backchannel(tok); code != http.StatusServiceUnavailable {
 		t.Fatalf("back-channel logout during a store failure = %d %s, want 503", code, body)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for a.bff.storeDown() != nil && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitUntil(t, 5*time.Second, "the store's circuit breaker to close", func() bool { return a.bff.storeDown() == nil })
 	if !signedIn(t, a, br) {
 		t.Fatal("the session ended though the logout failed")
 	}
