@@ -2,6 +2,7 @@ package bff
 
 import (
 	"bytes"
+	"context"
 	"crypto/rand"
 	"encoding/json"
 	"errors"
@@ -14,9 +15,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/alexedwards/scs/v2"
-
 	"github.com/gobff/bff/internal/oidctest"
+	"github.com/gobff/bff/internal/storage"
 )
 
 // Benchmarks of the request paths, in process (no network except to the
@@ -199,23 +199,23 @@ func TestHotPathAllocs(t *testing.T) {
 	}
 }
 
-// countingStore counts session-record lookups.
-type countingStore struct {
-	scs.Store
+// countingBackend counts session-record lookups.
+type countingBackend struct {
+	storage.Backend
 	finds atomic.Int64
 }
 
-func (s *countingStore) Find(key string) ([]byte, bool, error) {
+func (s *countingBackend) Get(ctx context.Context, key string) ([]byte, bool, error) {
 	s.finds.Add(1)
-	return s.Store.Find(key)
+	return s.Backend.Get(ctx, key)
 }
 
 // TestRejectStoreLookups: a flood of bad cookies costs no store lookup for
 // a malformed ID and exactly one for an unknown well-formed ID.
 func TestRejectStoreLookups(t *testing.T) {
 	a, id := benchApp(t, oidctest.Config{}, nil)
-	cs := &countingStore{Store: a.bff.store}
-	a.bff.store = cs
+	cs := &countingBackend{Backend: a.bff.store.be}
+	a.bff.store.be = cs
 	h := a.bff.RequireSession(benchHandler)
 	serve(t, h, cookieRequest(a, id), 200) // the first request reads the session into the cache
 	for _, tc := range []struct {

@@ -51,17 +51,12 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/alexedwards/scs/redisstore"
-	"github.com/alexedwards/scs/v2"
 	"github.com/coreos/go-oidc/v3/oidc"
-	"github.com/gomodule/redigo/redis"
 	"golang.org/x/oauth2"
 
 	"github.com/gobff/bff/internal/bodylimit"
 	"github.com/gobff/bff/internal/flight"
 	"github.com/gobff/bff/internal/keyset"
-	"github.com/gobff/bff/internal/memstore"
-	"github.com/gobff/bff/internal/redisx"
 	"github.com/gobff/bff/internal/seal"
 )
 
@@ -71,19 +66,13 @@ type BFF struct {
 	cfg    *config
 	log    *slog.Logger
 	sealer *seal.Sealer
-	store  scs.Store
-	locker Locker
-	replay func(ctx context.Context, name string, ttl time.Duration) (bool, error)
-	forget func(ctx context.Context, name string) error // undoes replay
-	cache  *cache
-	bus    *redisx.Bus
+	store  *sessionStore
 	cop    *http.CrossOriginProtection
 	mux    *http.ServeMux
 	client *http.Client
 
-	flights        flight.Group[*session]
-	retryAt        retryTimes
-	storeDownUntil atomic.Int64
+	flights flight.Group[*session]
+	retryAt retryTimes
 
 	prov      atomic.Pointer[provider]
 	discover  chan struct{} // a request asks for a discovery attempt now
@@ -91,7 +80,6 @@ type BFF struct {
 	closeOnce sync.Once
 	closed    chan struct{}
 	wg        sync.WaitGroup
-	closers   []func()
 }
 
 // provider is the result of discovery.
@@ -138,50 +126,7 @@ func New(opts Options) (*BFF, error) {
 	}
 	b.client = bodylimit.Client(cfg.HTTPClient, 1<<20)
 
-	switch {
-	case cfg.Redis != nil:
-		b.store = redisstore.NewWithPrefix(cfg.Redis, "bff:")
-		if b.locker = cfg.Locker; b.locker == nil {
-			b.locker = redisx.NewLocker(cfg.Redis, "bff:")
-		}
-		pool := cfg.Redis
-		b.replay = func(ctx context.Context, name string, ttl time.Duration) (bool, error) {
-			return redisx.FirstUse(ctx, pool, "bff:"+name, ttl)
-		}
-		b.forget = func(ctx context.Context, name string) error {
-			conn, err := pool.GetContext(ctx)
-			if err != nil {
-				return err
-			}
-			defer conn.Close()
-			_, err = redis.DoContext(conn, ctx, "DEL", "bff:"+name)
-			return err
-		}
-		if !cfg.DisableSessionCache {
-			b.cache = newCache(sessionCacheMaxAge, nil, nil)
-			b.bus = redisx.NewBus(pool, "bff:invalidate", b.cache.drop, b.cache.reset, cfg.Logger)
-			b.cache.trusted, b.cache.seqFn = b.bus.Healthy, b.bus.Seq
-			b.closers = append(b.closers, b.bus.Close)
-		}
-	case cfg.memoryStore:
-		ms := memstore.New(time.Minute)
-		b.store = ms
-		b.closers = append(b.closers, ms.Close)
-		if !cfg.DisableSessionCache {
-			b.cache = newCache(0, nil, nil)
-		}
-	default:
-		b.store = cfg.Store
-	}
-	if b.locker == nil {
-		if b.locker = cfg.Locker; b.locker == nil {
-			b.locker = &memLocker{}
-		}
-	}
-	if b.replay == nil {
-		b.replay = b.storeReplay
-		b.forget = b.storeDeleteNow
-	}
+	b.store = newSessionStore(cfg, b.sealer, b.lockTTL())
 	b.routes()
 	b.wg.Add(1)
 	go b.discoveryLoop()
@@ -194,9 +139,7 @@ func (b *BFF) Close() error {
 	b.closeOnce.Do(func() {
 		close(b.closed)
 		b.wg.Wait()
-		for _, c := range b.closers {
-			c()
-		}
+		b.store.close()
 	})
 	return nil
 }
@@ -401,57 +344,6 @@ func (b *BFF) discoverOnce() error {
 	b.prov.Store(p)
 	b.log.Info("bff: provider discovered", "issuer", b.cfg.Issuer)
 	return nil
-}
-
-// memLocker is the in-process Locker.
-type memLocker struct {
-	mu    sync.Mutex
-	locks map[string]chan struct{}
-}
-
-func (l *memLocker) Lock(ctx context.Context, name string, _ time.Duration) (func(), error) {
-	for {
-		l.mu.Lock()
-		if l.locks == nil {
-			l.locks = map[string]chan struct{}{}
-		}
-		held, ok := l.locks[name]
-		if !ok {
-			ch := make(chan struct{})
-			l.locks[name] = ch
-			l.mu.Unlock()
-			var once sync.Once
-			return func() {
-				once.Do(func() {
-					l.mu.Lock()
-					delete(l.locks, name)
-					l.mu.Unlock()
-					close(ch)
-				})
-			}, nil
-		}
-		l.mu.Unlock()
-		select {
-		case <-held:
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
-	}
-}
-
-// storeReplay is the replay cache on a generic store: a marker record per
-// name, under the name's lock (atomic within the Locker's reach).
-func (b *BFF) storeReplay(ctx context.Context, name string, ttl time.Duration) (bool, error) {
-	unlock, err := b.locker.Lock(ctx, "lock:"+name, 5*time.Second)
-	if err != nil {
-		return false, errUnavailable("The session lock", err)
-	}
-	defer unlock()
-	_, found, err := b.storeFind(ctx, name)
-	if err != nil || found {
-		return false, err
-	}
-	return true, b.storeCommit(ctx, name, []byte{1}, b.cfg.Now().Add(ttl))
 }
 
 // writeJSON writes a 200 JSON response.

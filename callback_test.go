@@ -13,25 +13,25 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gobff/bff/internal/memstore"
 	"github.com/gobff/bff/internal/oidctest"
 	"github.com/gobff/bff/internal/redirect"
+	"github.com/gobff/bff/internal/storage"
 )
 
-// coreStore is internal/memstore with a record of the keys written and a
+// coreStore is storage.Memory (used as a custom Store) with a record of the keys written and a
 // count of writes per kind of record ("s" for sessions, "sub", "sid",
 // "state"), so tests can see exactly what reached the store.
 type coreStore struct {
-	*memstore.Store
+	*storage.Memory
 	mu      sync.Mutex
 	keys    map[string]bool
 	commits map[string]int
 }
 
 func newCoreStore(t testing.TB) *coreStore {
-	ms := memstore.New(time.Minute)
+	ms := storage.NewMemory(time.Minute)
 	t.Cleanup(ms.Close)
-	return &coreStore{Store: ms, keys: map[string]bool{}, commits: map[string]int{}}
+	return &coreStore{Memory: ms, keys: map[string]bool{}, commits: map[string]int{}}
 }
 
 func (s *coreStore) Commit(key string, b []byte, exp time.Time) error {
@@ -40,14 +40,14 @@ func (s *coreStore) Commit(key string, b []byte, exp time.Time) error {
 	s.keys[key] = true
 	s.commits[kind]++
 	s.mu.Unlock()
-	return s.Store.Commit(key, b, exp)
+	return s.Memory.Commit(key, b, exp)
 }
 
 func (s *coreStore) Delete(key string) error {
 	s.mu.Lock()
 	delete(s.keys, key)
 	s.mu.Unlock()
-	return s.Store.Delete(key)
+	return s.Memory.Delete(key)
 }
 
 // writes counts the writes of one kind of record.
@@ -376,8 +376,8 @@ func TestCallbackChecks(t *testing.T) {
 			if got, _ := e.a.sessionCookie(e.br); got != sid {
 				t.Errorf("session cookie changed from %q to %q", sid, got)
 			}
-			if live := e.store.live("s"); !slices.Equal(live, []string{storeKey(sid)}) {
-				t.Errorf("sessions in the store = %q, want only %q", live, storeKey(sid))
+			if live := e.store.live("s"); !slices.Equal(live, []string{recordName(sid)}) {
+				t.Errorf("sessions in the store = %q, want only %q", live, recordName(sid))
 			}
 			if code, body := e.a.status(e.br, "GET", "/api/me"); code != 200 || !strings.Contains(body, oidctest.DefaultUser.Subject) {
 				t.Errorf("after the attack /api/me = %d %s", code, body)
@@ -560,7 +560,7 @@ func TestSessionFixation(t *testing.T) {
 	if _, err := e.a.storeSession(planted); !errors.Is(err, errNotFound) {
 		t.Errorf("planted session still in the store: %v", err)
 	}
-	if live := e.store.live("s"); !slices.Equal(live, []string{storeKey(got)}) {
+	if live := e.store.live("s"); !slices.Equal(live, []string{recordName(got)}) {
 		t.Errorf("sessions in the store = %q, want only the victim's", live)
 	}
 	if code, body := e.a.status(victim, "GET", "/api/me"); code != 200 || !strings.Contains(body, oidctest.DefaultUser.Subject) {

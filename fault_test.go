@@ -574,7 +574,7 @@ func TestFaultHookPanics(t *testing.T) {
 			}
 		}
 	})
-	ms := a.bff.store.(interface{ Len() int })
+	ms := a.mem()
 	ctx := context.Background()
 
 	panicLogin.Store(true)

@@ -217,7 +217,7 @@ func FuzzCallbackQuery(f *testing.F) {
 		if withCookie {
 			hdr = s.cookieHeader()
 		}
-		defer a.bff.store.Delete(a.bff.sealer.Name("state", s.state)) // bound the store in long runs
+		defer a.mem().Delete(a.bff.sealer.Name("state", s.state)) // bound the store in long runs
 		before := op.CodeGrants()
 		resp := serveInProcess(a.bff, "GET", "/auth/callback", raw, nil, hdr)
 		checkNo500(t, resp, "callback")
@@ -239,14 +239,14 @@ func FuzzCallbackQuery(f *testing.F) {
 			t.Fatalf("the genuine callback did not sign in: %d", resp.StatusCode)
 		}
 		if created {
-			sess, err := a.bff.read(context.Background(), storeKey(id))
+			sess, err := a.bff.store.read(context.Background(), recordName(id))
 			if err != nil || sess.rec.Subject != oidctest.DefaultUser.Subject {
 				t.Fatalf("created session does not read back: %v", err)
 			}
 			if want := redirectLocation(returnTo); resp.Header.Get("Location") != want {
 				t.Fatalf("signed in, redirected to %q, want %q", resp.Header.Get("Location"), want)
 			}
-			a.bff.end(context.Background(), sess) // keep the store small
+			a.bff.store.end(context.Background(), sess.key) // keep the store small
 		}
 	})
 }
@@ -297,7 +297,7 @@ func FuzzTxCookie(f *testing.F) {
 		case 4: // a garbage Cookie header
 			hdr = http.Header{"Cookie": {string(raw)}}
 		}
-		defer a.bff.store.Delete(a.bff.sealer.Name("state", s.state)) // bound the store in long runs
+		defer a.mem().Delete(a.bff.sealer.Name("state", s.state)) // bound the store in long runs
 		before := op.CodeGrants()
 		// A wrong code: the callback gets as far as the token endpoint
 		// only if the cookie opened; nothing is signed in either way.
@@ -341,9 +341,9 @@ func FuzzSessionRecord(f *testing.F) {
 	br := newBrowser(f)
 	a.login(br)
 	id, _ := a.sessionCookie(br)
-	key := storeKey(id)
+	key := recordName(id)
 	ctx := context.Background()
-	genuine, found, err := a.bff.store.Find(key)
+	genuine, found, err := a.mem().Find(key)
 	if err != nil || !found {
 		f.Fatalf("no session record: %v", err)
 	}
@@ -351,7 +351,7 @@ func FuzzSessionRecord(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	otherKey := storeKey("AAAAAAAAAAAAAAAAAAAAAAAAAA")
+	otherKey := recordName("AAAAAAAAAAAAAAAAAAAAAAAAAA")
 	exp := time.Now().Add(time.Hour)
 	api := a.bff.RequireSession(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if _, ok := UserFrom(r.Context()); !ok {
@@ -361,9 +361,9 @@ func FuzzSessionRecord(f *testing.F) {
 
 	f.Fuzz(func(t *testing.T, raw []byte, at uint16, mask byte, cut uint16, mode uint8) {
 		defer func() {
-			a.bff.store.Commit(key, genuine, exp)
-			a.bff.store.Delete(otherKey)
-			a.bff.cache.drop(key)
+			a.mem().Commit(key, genuine, exp)
+			a.mem().Delete(otherKey)
+			a.bff.store.cache.drop(key)
 		}()
 		readKey, value, mayOpen := key, raw, false
 		switch mode % 5 {
@@ -387,9 +387,9 @@ func FuzzSessionRecord(f *testing.F) {
 			value = a.bff.sealer.Seal(nil, seal.PurposeSession, p, []byte(key))
 			mayOpen = true
 		}
-		a.bff.store.Commit(readKey, value, exp)
-		a.bff.cache.drop(readKey)
-		s, err := a.bff.read(ctx, readKey)
+		a.mem().Commit(readKey, value, exp)
+		a.bff.store.cache.drop(readKey)
+		s, err := a.bff.store.read(ctx, readKey)
 		if err != nil && err != errNotFound {
 			t.Fatalf("read: %v", err)
 		}
@@ -447,11 +447,11 @@ func FuzzLogoutToken(f *testing.F) {
 		br := newBrowser(t)
 		at.login(br)
 		id, _ := at.sessionCookie(br)
-		s, err := a.bff.read(ctx, storeKey(id))
+		s, err := a.bff.store.read(ctx, recordName(id))
 		if err != nil || s.rec.SID == "" {
 			t.Fatalf("session: %v (sid %q)", err, s.rec.SID)
 		}
-		return live{storeKey(id), s.rec.Subject, s.rec.SID}
+		return live{recordName(id), s.rec.Subject, s.rec.SID}
 	}
 	cur := newLive(f)
 	post := func(body string) *http.Response {
@@ -459,7 +459,7 @@ func FuzzLogoutToken(f *testing.F) {
 			http.Header{"Content-Type": {"application/x-www-form-urlencoded"}})
 	}
 	ended := func() bool {
-		_, err := a.bff.read(ctx, cur.key)
+		_, err := a.bff.store.read(ctx, cur.key)
 		return err == errNotFound
 	}
 

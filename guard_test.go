@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/gobff/bff/internal/oidctest"
+	"github.com/gobff/bff/internal/storage"
 )
 
 // guarded serves next behind the app's RequireSession on a server of its own
@@ -440,7 +441,7 @@ type signalLocker struct {
 }
 
 func (l *signalLocker) Lock(ctx context.Context, name string, ttl time.Duration) (func(), error) {
-	if strings.HasPrefix(name, "lock:"+storeKey("")[:2]) {
+	if strings.HasPrefix(name, "lock:"+recordName("")[:2]) {
 		select {
 		case l.calls <- struct{}{}:
 		default:
@@ -452,7 +453,7 @@ func (l *signalLocker) Lock(ctx context.Context, name string, ttl time.Duration)
 // Two instances touch one session at the same moment: the second re-reads
 // the record under the lock and does not write it again.
 func TestTouchRereadsUnderLock(t *testing.T) {
-	lk := &signalLocker{Locker: &memLocker{}, calls: make(chan struct{}, 8)}
+	lk := &signalLocker{Locker: &storage.MemLocker{}, calls: make(chan struct{}, 8)}
 	opts := func(o *Options) {
 		o.IdleTimeout, o.TouchInterval, o.Locker = time.Hour, 10*time.Minute, lk
 	}
@@ -468,7 +469,7 @@ func TestTouchRereadsUnderLock(t *testing.T) {
 	}
 
 	e.clock.Advance(10 * time.Minute)
-	unlock, err := lk.Locker.Lock(context.Background(), "lock:"+storeKey(sid), time.Minute)
+	unlock, err := lk.Locker.Lock(context.Background(), "lock:"+recordName(sid), time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -193,9 +193,9 @@ func (b *BFF) completeLogin(r *http.Request, state string, q map[string][]string
 		return fail("The sign-in response has no code.", errors.New("missing code"))
 	}
 	ctx := r.Context()
-	first, err := b.replay(ctx, b.sealer.Name("state", state), b.cfg.LoginTimeout)
+	first, err := b.store.firstUse(ctx, replayState, state, b.cfg.LoginTimeout)
 	if err != nil {
-		return nil, "", "", errUnavailable("The session store", err)
+		return nil, "", "", err
 	}
 	if !first {
 		return fail("This sign-in response was already used.", errors.New("state replayed"))
@@ -261,8 +261,8 @@ func (b *BFF) completeLogin(r *http.Request, state string, q map[string][]string
 	// Session fixation: whatever session this browser had ends; the new
 	// one gets a new ID.
 	if old, ok := cookieValue(r.Header, b.cfg.CookieName); ok && validID(old) {
-		if os, err := b.load(ctx, old); err == nil {
-			b.end(ctx, os)
+		if _, err := b.store.end(ctx, recordName(old)); err != nil {
+			b.log.Warn("bff: the previous session of this browser could not be ended", "err", err)
 		}
 	}
 	n := now.UnixNano()
@@ -274,12 +274,8 @@ func (b *BFF) completeLogin(r *http.Request, state string, q map[string][]string
 	}
 	rec.AccessExpiry = accessExpiry(tok, now)
 	id := rand.Text()
-	s := newSession(storeKey(id), rec)
-	if err := b.index(ctx, s, true); err != nil {
-		return nil, "", "", err
-	}
-	if err := b.write(ctx, s); err != nil {
-		b.index(ctx, s, false)
+	s := newSession(recordName(id), rec)
+	if err := b.store.create(ctx, s); err != nil {
 		return nil, "", "", err
 	}
 	return s, id, tx.ReturnTo, nil
@@ -348,7 +344,7 @@ func (b *BFF) handleSession(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	now := b.cfg.Now()
-	ends := time.Unix(0, min(s.rec.Expires, s.rec.LastSeen+int64(b.cfg.IdleTimeout)))
+	ends := time.Unix(0, b.store.deadline(&s.rec))
 	writeJSON(w, http.StatusOK, sessionInfo{
 		User:      userJSON{Subject: s.user.Subject, Name: s.user.Name, Email: s.user.Email, Claims: s.rec.Claims},
 		ExpiresAt: ends.UTC().Format(time.RFC3339),

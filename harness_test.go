@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/gobff/bff/internal/oidctest"
+	"github.com/gobff/bff/internal/storage"
 )
 
 // The test harness: a real test OpenID Provider on its own origin
@@ -270,5 +271,8 @@ func (a *app) sessionCookie(br *browser) (string, bool) {
 
 // storeSession reads a session record straight from the store.
 func (a *app) storeSession(id string) (*session, error) {
-	return a.bff.read(context.Background(), storeKey(id))
+	return a.bff.store.read(context.Background(), recordName(id))
 }
+
+// mem is the app's memory backend (the default store).
+func (a *app) mem() *storage.Memory { return a.bff.store.be.(*storage.Memory) }

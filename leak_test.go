@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
 	"net/url"
 	"runtime"
@@ -16,9 +17,9 @@ import (
 	"github.com/gomodule/redigo/redis"
 	"go.uber.org/goleak"
 
-	"github.com/gobff/bff/internal/memstore"
 	"github.com/gobff/bff/internal/oidctest"
 	"github.com/gobff/bff/internal/redistest"
+	"github.com/gobff/bff/internal/storage"
 )
 
 // Bounded resources: what an unauthenticated flood can make bff keep, what
@@ -70,8 +71,8 @@ func TestLeakCloseStopsEverything(t *testing.T) {
 				if err := b.Ready(ctx); err != nil {
 					t.Fatal(err)
 				}
-				if b.bus != nil {
-					waitUntil(t, 5*time.Second, "the bus", b.bus.Healthy)
+				if b.store.bus != nil {
+					waitUntil(t, 5*time.Second, "the bus", b.store.bus.Healthy)
 				}
 			} else {
 				time.Sleep(50 * time.Millisecond) // a first attempt has failed
@@ -91,12 +92,12 @@ func TestLeakCloseStopsEverything(t *testing.T) {
 
 // cacheLen returns the number of decoded sessions cached.
 func cacheLen(b *BFF) int {
-	if b.cache == nil {
+	if b.store.cache == nil {
 		return 0
 	}
-	b.cache.mu.RLock()
-	defer b.cache.mu.RUnlock()
-	return len(b.cache.byID) + len(b.cache.byKey)
+	b.store.cache.mu.RLock()
+	defer b.store.cache.mu.RUnlock()
+	return len(b.store.cache.byID) + len(b.store.cache.byKey)
 }
 
 func heapInuse() uint64 {
@@ -114,7 +115,7 @@ func heapInuse() uint64 {
 func TestBoundedLoginFlood(t *testing.T) {
 	op := testOP(t, oidctest.Config{})
 	a := newApp(t, op, nil)
-	ms := a.bff.store.(*memstore.Store)
+	ms := a.mem()
 	storeBefore, opBefore := ms.Len(), op.DiscoveryFetches()+op.JWKSFetches()+op.CodeGrants()
 	heapBefore := heapInuse()
 
@@ -175,13 +176,11 @@ func TestBoundedLoginFlood(t *testing.T) {
 
 // lockCount returns the number of locks held in the in-process Locker.
 func lockCount(b *BFF) int {
-	l, ok := b.locker.(*memLocker)
+	l, ok := b.store.locker.(*storage.MemLocker)
 	if !ok {
 		return 0
 	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return len(l.locks)
+	return l.Held()
 }
 
 // Bursts of concurrent requests that all need a refresh share one grant per
@@ -260,7 +259,7 @@ func TestBoundedRefreshFlights(t *testing.T) {
 
 // expiryStore records the expiry of every commit.
 type expiryStore struct {
-	*memstore.Store
+	*storage.Memory
 	mu  sync.Mutex
 	exp map[string]time.Time
 }
@@ -269,7 +268,7 @@ func (s *expiryStore) Commit(key string, b []byte, exp time.Time) error {
 	s.mu.Lock()
 	s.exp[key] = exp
 	s.mu.Unlock()
-	return s.Store.Commit(key, b, exp)
+	return s.Memory.Commit(key, b, exp)
 }
 
 func (s *expiryStore) expiry(key string) time.Time {
@@ -307,8 +306,8 @@ func TestBoundedReplayCacheExpires(t *testing.T) {
 	}
 	t.Run("memory", func(t *testing.T) {
 		op := testOP(t, oidctest.Config{})
-		st := &expiryStore{Store: memstore.New(time.Minute), exp: map[string]time.Time{}}
-		t.Cleanup(st.Store.Close)
+		st := &expiryStore{Memory: storage.NewMemory(time.Minute), exp: map[string]time.Time{}}
+		t.Cleanup(st.Memory.Close)
 		a := newApp(t, op, func(o *Options) { o.Store = st })
 		check(t, a, op, func(name string) time.Duration {
 			if e := st.expiry(name); !e.IsZero() {
@@ -341,16 +340,17 @@ func TestBoundedSessionIndexCleaned(t *testing.T) {
 	ctx := context.Background()
 	sub := oidctest.DefaultUser.Subject
 	subIndex := a.bff.sealer.Name("sub", sub)
-	entries := func() int {
-		m, err := a.bff.readIndex(ctx, subIndex)
+	// Every member the backend holds, stale ones included.
+	present := func(name string) bool {
+		m, err := a.mem().IndexMembers(ctx, name, math.MinInt64)
 		if err != nil {
 			t.Fatal(err)
 		}
-		return len(m)
+		return len(m) > 0
 	}
-	present := func(name string) bool {
-		_, found, _ := a.bff.store.Find(name)
-		return found
+	entries := func() int {
+		m, _ := a.mem().IndexMembers(ctx, subIndex, math.MinInt64)
+		return len(m)
 	}
 	var sids []string
 	var browsers []*browser
@@ -386,16 +386,13 @@ func TestBoundedSessionIndexCleaned(t *testing.T) {
 	}
 
 	// Sessions that simply expire: their entries are pruned at the next
-	// change of the record, once past the longest the sessions could have
-	// lived (an entry is not rewritten when activity extends a session).
-	var last int64
+	// sign-in of the user, once past the longest the sessions could have
+	// lived (MaxLifetime after sign-in: a refresh may move a session's end,
+	// never past that).
 	for _, br := range browsers[:3] {
 		a.login(br)
-		id, _ := a.sessionCookie(br)
-		s, _ := a.storeSession(id)
-		last = max(last, s.rec.Expires)
 	}
-	clock.Advance(time.Unix(0, last).Sub(clock.Now()) + time.Minute)
+	clock.Advance(a.bff.cfg.MaxLifetime + time.Minute)
 	a.login(browsers[3])
 	if n := entries(); n != 1 {
 		t.Fatalf("after expiry and a new sign-in the index holds %d sessions, want 1", n)

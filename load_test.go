@@ -316,7 +316,7 @@ func runLoad(t *testing.T, cfg loadConfig, rs *redistest.Server) {
 				report("%s (signed out %v) on %s: /api/me = %d, want %d", u.sub, u.loggedOut, a.URL, resp.StatusCode, want)
 			}
 		}
-		s, err := apps[0].bff.read(context.Background(), storeKey(u.id))
+		s, err := apps[0].bff.store.read(context.Background(), recordName(u.id))
 		switch {
 		case u.loggedOut && err != errNotFound:
 			report("%s signed out but its session record is still there (%v)", u.sub, err)

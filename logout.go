@@ -33,9 +33,13 @@ func (b *BFF) handleLogout(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case err == nil:
 		ctx := r.Context()
-		if err := b.end(ctx, s); err != nil {
+		last, err := b.store.end(ctx, s.key)
+		if err != nil {
 			b.fail(w, r, err) // the store is down: the session is not ended
 			return
+		}
+		if last != nil {
+			s = last // a refresh that ended under the lock left newer tokens
 		}
 		b.sessionCookie(w, "", -1)
 		prov := b.provider()
@@ -185,10 +189,10 @@ func (b *BFF) handleBackchannelLogout(w http.ResponseWriter, r *http.Request) {
 	}
 	// Replay: each jti is accepted once while the token is valid.
 	ttl := lt.Expiry.Sub(b.cfg.Now()) + time.Minute
-	jti := b.sealer.Name("jti", lt.Issuer+"\x00"+lt.TokenID)
-	first, err := b.replay(ctx, jti, ttl)
+	jti := lt.Issuer + "\x00" + lt.TokenID
+	first, err := b.store.firstUse(ctx, replayJTI, jti, ttl)
 	if err != nil {
-		b.fail(w, r, errUnavailable("The session store", err))
+		b.fail(w, r, err)
 		return
 	}
 	if !first {
@@ -207,7 +211,7 @@ func (b *BFF) handleBackchannelLogout(w http.ResponseWriter, r *http.Request) {
 		// Not every session could be ended (the store failed): forget the
 		// jti, so that the provider's retry of this token is not refused
 		// as a replay.
-		if ferr := b.forget(context.WithoutCancel(ctx), jti); ferr != nil {
+		if ferr := b.store.forget(context.WithoutCancel(ctx), replayJTI, jti); ferr != nil {
 			b.log.Warn("bff: back-channel logout failed and its jti could not be forgotten; the provider's retry will be refused", "err", ferr)
 		}
 		b.fail(w, r, err)
@@ -215,101 +219,4 @@ func (b *BFF) handleBackchannelLogout(w http.ResponseWriter, r *http.Request) {
 	}
 	b.log.Info("bff: back-channel logout", "sub", lt.Subject, "sessions_ended", n)
 	w.WriteHeader(http.StatusOK)
-}
-
-// end ends one session: store record, index entries, every instance's cache.
-func (b *BFF) end(ctx context.Context, s *session) error {
-	if err := b.remove(ctx, s.key); err != nil {
-		return err
-	}
-	if err := b.index(ctx, s, false); err != nil {
-		b.log.Debug("bff: index not updated (entries expire with the session)", "err", err)
-	}
-	return nil
-}
-
-// endWhere ends the indexed sessions of a sub or sid that match keep (nil:
-// all of them), and returns how many it ended.
-func (b *BFF) endWhere(ctx context.Context, kind, value string, keep func(*session) bool) (int, error) {
-	keys, err := b.indexKeys(ctx, kind, value)
-	if err != nil {
-		return 0, err
-	}
-	n := 0
-	for _, key := range keys {
-		s, err := b.read(ctx, key)
-		if err == errNotFound {
-			continue
-		}
-		if err != nil {
-			return n, err
-		}
-		if keep != nil && !keep(s) {
-			continue
-		}
-		if err := b.end(ctx, s); err != nil {
-			return n, err
-		}
-		n++
-	}
-	return n, nil
-}
-
-// SessionInfo describes one session of a user, without any token.
-type SessionInfo struct {
-	Handle   string    // opaque; pass to RevokeSession. Not the cookie value.
-	Created  time.Time // sign-in
-	LastSeen time.Time // last recorded activity (recorded at most once per TouchInterval)
-	Expires  time.Time // when it ends unless used (idle timeout) or at the latest
-}
-
-// Sessions lists the live sessions of the user with subject sub.
-func (b *BFF) Sessions(ctx context.Context, sub string) ([]SessionInfo, error) {
-	keys, err := b.indexKeys(ctx, "sub", sub)
-	if err != nil {
-		return nil, err
-	}
-	var out []SessionInfo
-	now := b.cfg.Now().UnixNano()
-	for _, key := range keys {
-		s, err := b.read(ctx, key)
-		if err == errNotFound {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		if s.rec.Subject != sub || b.expired(s, now) {
-			continue
-		}
-		out = append(out, SessionInfo{
-			Handle:   key,
-			Created:  time.Unix(0, s.rec.Created),
-			LastSeen: time.Unix(0, s.rec.LastSeen),
-			Expires:  time.Unix(0, min(s.rec.Expires, s.rec.LastSeen+int64(b.cfg.IdleTimeout))),
-		})
-	}
-	return out, nil
-}
-
-// RevokeSessions ends every session of the user with subject sub, on every
-// instance ("sign out everywhere", or locking a user out), and returns how
-// many it ended. The provider's sessions are not affected.
-func (b *BFF) RevokeSessions(ctx context.Context, sub string) (int, error) {
-	return b.endWhere(ctx, "sub", sub, func(s *session) bool { return s.rec.Subject == sub })
-}
-
-// RevokeSession ends the session with the given SessionInfo.Handle.
-func (b *BFF) RevokeSession(ctx context.Context, handle string) error {
-	if !strings.HasPrefix(handle, "s:") {
-		return badRequest("Unknown session handle.", errors.New("malformed handle"))
-	}
-	s, err := b.read(ctx, handle)
-	if err == errNotFound {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	return b.end(ctx, s)
 }

@@ -15,9 +15,9 @@ import (
 
 	"github.com/alexedwards/scs/v2"
 
-	"github.com/gobff/bff/internal/memstore"
 	"github.com/gobff/bff/internal/oidctest"
 	"github.com/gobff/bff/internal/redistest"
+	"github.com/gobff/bff/internal/storage"
 )
 
 // Tests of logout (issue 5): RP-initiated, back-channel, and "sign out
@@ -583,7 +583,7 @@ func TestRevokeSessionsIndexEmptyAfterExpiry(t *testing.T) {
 	if list, err := a.bff.Sessions(ctx, sub); err != nil || len(list) != 0 {
 		t.Fatalf("Sessions after expiry = %v, %v", list, err)
 	}
-	if keys, err := a.bff.indexKeys(ctx, "sub", sub); err != nil || len(keys) != 0 {
+	if keys, err := a.bff.store.members(ctx, "sub", sub); err != nil || len(keys) != 0 {
 		t.Fatalf("index after expiry = %q, %v", keys, err)
 	}
 	if n, err := a.bff.RevokeSessions(ctx, sub); err != nil || n != 0 {
@@ -626,7 +626,7 @@ func (s *flakyDeleteStore) Delete(k string) error {
 // answer is 503, and the provider's retry of the same token is not refused
 // as a replay — it ends the session.
 func TestBackchannelLogoutRetryAfterStoreFailure(t *testing.T) {
-	ms := memstore.New(time.Minute)
+	ms := storage.NewMemory(time.Minute)
 	t.Cleanup(ms.Close)
 	fs := &flakyDeleteStore{Store: ms}
 	op := testOP(t, oidctest.Config{})
@@ -640,7 +640,7 @@ func TestBackchannelLogoutRetryAfterStoreFailure(t *testing.T) {
 	if code, _, body := a.backchannel(tok); code != http.StatusServiceUnavailable {
 		t.Fatalf("back-channel logout during a store failure = %d %s, want 503", code, body)
 	}
-	waitUntil(t, 5*time.Second, "the store's circuit breaker to close", func() bool { return a.bff.storeDown() == nil })
+	waitUntil(t, 5*time.Second, "the store's circuit breaker to close", func() bool { return a.bff.store.breaker.allow() == nil })
 	if !signedIn(t, a, br) {
 		t.Fatal("the session ended though the logout failed")
 	}

@@ -95,6 +95,11 @@ type Options struct {
 	// session per interval. Default 1 minute; at most IdleTimeout/2.
 	TouchInterval time.Duration
 
+	// MaxSessionsPerUser bounds the sessions one subject has at a time
+	// (browsers and devices signed in). Signing in beyond it ends the
+	// user's oldest sessions. Default 100.
+	MaxSessionsPerUser int
+
 	// LoginTimeout is how long a sign-in may take between /login and
 	// /callback (the login-transaction cookie's lifetime). Default 10
 	// minutes.
@@ -285,6 +290,12 @@ func validate(o Options) (*config, error) {
 	}
 	if c.TouchInterval > c.IdleTimeout/2 {
 		c.TouchInterval = c.IdleTimeout / 2
+	}
+	switch {
+	case c.MaxSessionsPerUser < 0:
+		return nil, fieldErr("MaxSessionsPerUser", "must not be negative (0 means the default, 100)")
+	case c.MaxSessionsPerUser == 0:
+		c.MaxSessionsPerUser = 100
 	}
 	if err := defDur(&c.LoginTimeout, 10*time.Minute, "LoginTimeout"); err != nil {
 		return nil, err

@@ -13,7 +13,7 @@ import (
 
 	"github.com/gomodule/redigo/redis"
 
-	"github.com/gobff/bff/internal/memstore"
+	"github.com/gobff/bff/internal/storage"
 )
 
 // validOptions are minimal valid options. The issuer is a loopback address
@@ -52,10 +52,10 @@ func TestNewRejectsBadOptions(t *testing.T) {
 		{"scopes_without_openid", "Scopes", func(o *Options) { o.Scopes = []string{"profile", "email"} }},
 		{"short_secret_key", "SecretKeys", func(o *Options) { o.SecretKeys = [][]byte{make([]byte, 16)} }},
 		{"short_second_secret_key", "SecretKeys", func(o *Options) { o.SecretKeys = [][]byte{make([]byte, 32), make([]byte, 31)} }},
-		{"store_without_secret_keys", "SecretKeys", func(o *Options) { o.Store = memstore.New(time.Hour) }},
+		{"store_without_secret_keys", "SecretKeys", func(o *Options) { o.Store = storage.NewMemory(time.Hour) }},
 		{"redis_without_secret_keys", "SecretKeys", func(o *Options) { o.Redis = &redis.Pool{} }},
 		{"store_and_redis", "Store", func(o *Options) {
-			o.Store, o.Redis, o.SecretKeys = memstore.New(time.Hour), &redis.Pool{}, [][]byte{make([]byte, 32)}
+			o.Store, o.Redis, o.SecretKeys = storage.NewMemory(time.Hour), &redis.Pool{}, [][]byte{make([]byte, 32)}
 		}},
 		{"cookie_name_without_host_prefix", "CookieName", func(o *Options) { o.CookieName = "session" }},
 		{"cookie_name_invalid", "CookieName", func(o *Options) { o.CookieName = "__Host-a;b" }},
@@ -74,7 +74,7 @@ func TestNewRejectsBadOptions(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			o := validOptions()
 			tc.set(&o)
-			if ms, ok := o.Store.(*memstore.Store); ok {
+			if ms, ok := o.Store.(*storage.Memory); ok {
 				defer ms.Close()
 			}
 			b, err := New(o)

@@ -782,7 +782,7 @@ func BenchmarkProxy(b *testing.B) {
 	br := newBrowser(b)
 	a.login(br)
 	id, _ := a.sessionCookie(br)
-	s, err := a.bff.load(context.Background(), id)
+	s, err := a.bff.store.load(context.Background(), id, time.Now())
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 	"golang.org/x/oauth2"
 
 	"github.com/gobff/bff/internal/keyset"
+	"github.com/gobff/bff/internal/record"
 )
 
 // RequireSession guards an API: without a valid session it answers 401
@@ -89,10 +90,6 @@ func (b *BFF) authenticate(w http.ResponseWriter, r *http.Request) (*session, er
 		s = b.touch(ctx, s, now)
 	}
 	return s, nil
-}
-
-func (b *BFF) expired(s *session, now int64) bool {
-	return now >= s.rec.Expires || now >= s.rec.LastSeen+int64(b.cfg.IdleTimeout)
 }
 
 // needsRefresh: the access token expires within the skew. The skew is at
@@ -186,37 +183,17 @@ func (b *BFF) refreshLocked(ctx context.Context, key, rejected string) (ns *sess
 	start := time.Now()
 	var sub string
 	outcome := "refreshed"
-	defer func() {
-		if err != nil {
-			outcome = "failed"
-			var e *Error
-			if errors.As(err, &e) && e.Status == http.StatusUnauthorized {
-				outcome = "ended"
-			}
-		}
-		ev := RefreshEvent{Subject: sub, Outcome: outcome, Err: err, Duration: time.Since(start)}
-		b.log.Info("bff: token refresh", "sub", sub, "outcome", outcome, "duration", ev.Duration, "err", err)
-		if b.cfg.OnRefresh != nil {
-			func() {
-				defer func() {
-					if p := recover(); p != nil {
-						b.log.Error("bff: OnRefresh panicked", "panic", p)
-					}
-				}()
-				b.cfg.OnRefresh(ctx, ev)
-			}()
-		}
-	}()
+	defer func() { b.reportRefresh(ctx, sub, outcome, err, time.Since(start)) }()
 
 	lockCtx, cancel := context.WithTimeout(ctx, b.cfg.RefreshTimeout)
 	defer cancel()
-	unlock, err := b.locker.Lock(lockCtx, "lock:"+key, b.lockTTL())
+	unlock, err := b.store.lock(lockCtx, key, b.lockTTL())
 	if err != nil {
 		return nil, errUnavailable("The session lock", err)
 	}
 	defer unlock()
 
-	cur, err := b.read(ctx, key)
+	cur, err := b.store.read(ctx, key)
 	if err == errNotFound {
 		return nil, errUnauth(errors.New("session ended during refresh"))
 	}
@@ -238,23 +215,60 @@ func (b *BFF) refreshLocked(ctx context.Context, key, rejected string) (ns *sess
 			outcome = "reused"
 			return cur, nil
 		}
-		b.end(ctx, cur)
-		return nil, errUnauth(errors.New("access token expired and there is no refresh token"))
+		return nil, b.endAfterRefresh(ctx, cur, errors.New("access token expired and there is no refresh token"))
 	}
+	rec, err := b.grant(ctx, prov, cur, now)
+	if err != nil {
+		return nil, err
+	}
+	return b.storeRefreshed(ctx, prov, cur, rec)
+}
 
-	callCtx, cancelCall := context.WithTimeout(ctx, b.cfg.RefreshTimeout)
-	defer cancelCall()
+// reportRefresh logs a refresh attempt and calls Options.OnRefresh.
+func (b *BFF) reportRefresh(ctx context.Context, sub, outcome string, err error, d time.Duration) {
+	if err != nil {
+		outcome = "failed"
+		var e *Error
+		if errors.As(err, &e) && e.Status == http.StatusUnauthorized {
+			outcome = "ended"
+		}
+	}
+	b.log.Info("bff: token refresh", "sub", sub, "outcome", outcome, "duration", d, "err", err)
+	if b.cfg.OnRefresh == nil {
+		return
+	}
+	defer func() {
+		if p := recover(); p != nil {
+			b.log.Error("bff: OnRefresh panicked", "panic", p)
+		}
+	}()
+	b.cfg.OnRefresh(ctx, RefreshEvent{Subject: sub, Outcome: outcome, Err: err, Duration: d})
+}
+
+// endAfterRefresh ends cur (its lock held) for a refresh that showed the
+// session is over, and returns the 401 that says why.
+func (b *BFF) endAfterRefresh(ctx context.Context, cur *session, why error) error {
+	if err := b.store.endLocked(ctx, cur); err != nil {
+		b.log.Warn("bff: a session whose refresh failed for good could not be ended now; it cannot refresh again", "err", err)
+	}
+	return errUnauth(why)
+}
+
+// grant runs the refresh-token grant for cur and returns the record with
+// the new tokens. A dead refresh token or a bad refreshed ID token ends the
+// session (401); anything else is transient (503).
+func (b *BFF) grant(ctx context.Context, prov *provider, cur *session, now time.Time) (record.Session, error) {
+	callCtx, cancel := context.WithTimeout(ctx, b.cfg.RefreshTimeout)
+	defer cancel()
 	callCtx = b.clientContext(callCtx)
 	tok, err := prov.oauth.TokenSource(callCtx, &oauth2.Token{RefreshToken: cur.rec.RefreshToken}).Token()
 	if err != nil {
 		var re *oauth2.RetrieveError
 		if errors.As(err, &re) && re.ErrorCode == "invalid_grant" {
-			b.end(ctx, cur)
-			return nil, errUnauth(errors.New("refresh token rejected (invalid_grant)"))
+			return record.Session{}, b.endAfterRefresh(ctx, cur, errors.New("refresh token rejected (invalid_grant)"))
 		}
-		return nil, errUnavailable("The identity provider", scrub(err))
+		return record.Session{}, errUnavailable("The identity provider", scrub(err))
 	}
-
 	rec := cur.rec
 	rec.Rev++
 	rec.AccessToken = tok.AccessToken
@@ -269,39 +283,82 @@ func (b *BFF) refreshLocked(ctx context.Context, key, rejected string) (ns *sess
 	if dl := refreshDeadline(tok, now); dl != 1<<63-1 || rec.RefreshToken != cur.rec.RefreshToken {
 		rec.Expires = min(rec.Created+int64(b.cfg.MaxLifetime), dl)
 	}
-	if raw, _ := tok.Extra("id_token").(string); raw != "" {
-		idt, err := b.verifyIDToken(callCtx, prov, raw, tok.AccessToken)
-		switch {
-		case errors.Is(err, errKeysUnavailable):
-			// The grant itself succeeded, and the provider may have
-			// rotated the refresh token: keep the new tokens (losing them
-			// would end the session) and the old, verified ID token.
-			b.log.Warn("bff: refreshed ID token not verified now (key set unavailable); keeping the previous one", "sub", sub, "err", err)
-		case err == nil && idt.Subject != cur.rec.Subject:
-			err = errors.New("refreshed ID token has a different subject")
-			fallthrough
-		case err != nil:
-			b.end(ctx, cur)
-			return nil, errUnauth(fmt.Errorf("refreshed ID token: %w", err))
-		default:
-			rec.IDToken, rec.IDTokenExpiry = raw, idt.Expiry.UnixNano()
-		}
+	raw, _ := tok.Extra("id_token").(string)
+	if raw == "" {
+		return rec, nil
 	}
-	ns = newSession(key, rec)
-	// The provider has rotated the refresh token: losing the new one would
-	// end the session at the next refresh, so try the write a few times,
-	// each after the store's circuit breaker has closed again (a retry
-	// within storeBackoff would fail without reaching the store).
+	idt, err := b.verifyIDToken(callCtx, prov, raw, tok.AccessToken)
+	switch {
+	case errors.Is(err, errKeysUnavailable):
+		// The grant itself succeeded, and the provider may have rotated
+		// the refresh token: keep the new tokens (losing them would end
+		// the session) and the old, verified ID token.
+		b.log.Warn("bff: refreshed ID token not verified now (key set unavailable); keeping the previous one", "sub", rec.Subject, "err", err)
+	case err == nil && idt.Subject != cur.rec.Subject:
+		err = errors.New("refreshed ID token has a different subject")
+		fallthrough
+	case err != nil:
+		return record.Session{}, b.endAfterRefresh(ctx, cur, fmt.Errorf("refreshed ID token: %w", err))
+	default:
+		rec.IDToken, rec.IDTokenExpiry = raw, idt.Expiry.UnixNano()
+	}
+	return rec, nil
+}
+
+// storeRefreshed writes the refreshed record over cur, conditionally: a
+// session that ended meanwhile stays ended (and the refresh token it was
+// just given is revoked). The provider may have rotated the refresh token,
+// and losing the new one would end the session at its next refresh, so a
+// failed write is retried after a pause (past the breaker's window, if it
+// opened).
+func (b *BFF) storeRefreshed(ctx context.Context, prov *provider, cur *session, rec record.Session) (*session, error) {
+	var err error
 	for try := 0; try < 3; try++ {
-		if try > 0 {
-			time.Sleep(storeBackoff + 10*time.Millisecond)
+		if try > 0 && !errors.Is(err, errChanged) {
+			pause := 50 * time.Millisecond
+			if b.store.breaker.allow() != nil {
+				pause = breakerOpen + 10*time.Millisecond
+			}
+			time.Sleep(pause)
 		}
-		if err = b.write(ctx, ns); err == nil {
+		ns := newSession(cur.key, rec)
+		if err = b.store.swap(ctx, cur, ns); err == nil {
 			return ns, nil
 		}
+		if errors.Is(err, errChanged) {
+			// Another write came first (a lock's lease ran out under us):
+			// put the new tokens on top of it.
+			latest, rerr := b.store.read(ctx, cur.key)
+			if rerr == errNotFound {
+				err = errEnded
+			} else if rerr == nil {
+				cur, rec = latest, withTokens(latest.rec, rec)
+			}
+		}
+		if errors.Is(err, errEnded) {
+			if prov.revocationURL != "" && rec.RefreshToken != "" && rec.RefreshToken != cur.rec.RefreshToken {
+				if rerr := b.revoke(ctx, prov, rec.RefreshToken); rerr != nil {
+					b.log.Warn("bff: the refresh token of a session that ended during its refresh could not be revoked", "err", rerr)
+				}
+			}
+			return nil, errUnauth(errors.New("session ended during refresh"))
+		}
 	}
-	b.log.Error("bff: refreshed tokens could not be stored; the session may end at its next refresh", "sub", sub, "err", err)
-	return ns, nil
+	b.log.Error("bff: refreshed tokens could not be stored; the session may end at its next refresh", "sub", rec.Subject, "err", err)
+	return newSession(cur.key, rec), nil
+}
+
+// withTokens is base with the tokens and deadlines of refreshed.
+func withTokens(base, refreshed record.Session) record.Session {
+	out := base
+	out.Rev = base.Rev + 1
+	out.LastSeen = max(base.LastSeen, refreshed.LastSeen)
+	out.Expires = refreshed.Expires
+	out.AccessToken, out.TokenType = refreshed.AccessToken, refreshed.TokenType
+	out.AccessIssued, out.AccessExpiry = refreshed.AccessIssued, refreshed.AccessExpiry
+	out.RefreshToken = refreshed.RefreshToken
+	out.IDToken, out.IDTokenExpiry = refreshed.IDToken, refreshed.IDTokenExpiry
+	return out
 }
 
 // refreshDeadline is when the refresh token expires, if the provider says
@@ -334,20 +391,21 @@ func accessExpiry(tok *oauth2.Token, now time.Time) int64 {
 }
 
 // touch records activity for the idle timeout, at most once per
-// TouchInterval, under the session's lock on a re-read record (so that it
-// never writes back stale tokens). A failure keeps the session as it is.
+// TouchInterval, under the session's lock on a re-read record, with a
+// conditional write (so that it never writes back stale tokens, nor a
+// session that has ended). A failure keeps the session as it is.
 func (b *BFF) touch(ctx context.Context, s *session, now int64) *session {
 	ns, err := b.flights.Do(ctx, "touch:"+s.key, func() (*session, error) {
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
 		defer cancel()
 		// The touch holds the lock for at most its 1 s context: a short
 		// ttl, so that a lock stranded by a stalled store blocks little.
-		unlock, err := b.locker.Lock(ctx, "lock:"+s.key, 3*time.Second)
+		unlock, err := b.store.lock(ctx, s.key, 3*time.Second)
 		if err != nil {
 			return nil, err
 		}
 		defer unlock()
-		cur, err := b.read(ctx, s.key)
+		cur, err := b.store.read(ctx, s.key)
 		if err != nil {
 			return nil, err
 		}
@@ -358,7 +416,7 @@ func (b *BFF) touch(ctx context.Context, s *session, now int64) *session {
 		rec.Rev++
 		rec.LastSeen = now
 		ns := newSession(s.key, rec)
-		return ns, b.write(ctx, ns)
+		return ns, b.store.swap(ctx, cur, ns)
 	})
 	if err != nil {
 		b.log.Debug("bff: session activity not recorded", "err", err)

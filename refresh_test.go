@@ -16,9 +16,9 @@ import (
 
 	"github.com/alexedwards/scs/v2"
 
-	"github.com/gobff/bff/internal/memstore"
 	"github.com/gobff/bff/internal/oidctest"
 	"github.com/gobff/bff/internal/redistest"
+	"github.com/gobff/bff/internal/storage"
 )
 
 // refreshEnv is a signed-in browser on an app whose BFF and test OP share
@@ -264,7 +264,7 @@ func TestRefreshDeadLockHolder(t *testing.T) {
 		o.RefreshTimeout = 200 * time.Millisecond
 	})
 	_, old := e.token()
-	unlock, err := e.a.bff.locker.Lock(context.Background(), "lock:"+storeKey(e.id), 1500*time.Millisecond)
+	unlock, err := e.a.bff.store.locker.Lock(context.Background(), "lock:"+recordName(e.id), 1500*time.Millisecond)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -683,9 +683,9 @@ func newRTFreshFixture(tb testing.TB, cached bool) *rtFreshFixture {
 	tb.Helper()
 	clk := newFrozenClock()
 	op := testOP(tb, oidctest.Config{Now: clk.Now})
-	f := &rtFreshFixture{locker: &rtCountingLocker{Locker: &memLocker{}}}
+	f := &rtFreshFixture{locker: &rtCountingLocker{Locker: &storage.MemLocker{}}}
 	if !cached {
-		ms := memstore.New(time.Minute)
+		ms := storage.NewMemory(time.Minute)
 		tb.Cleanup(ms.Close)
 		f.store = &rtCountingStore{Store: ms}
 	}
@@ -800,7 +800,7 @@ func (s *rtFlakyStore) Commit(k string, b []byte, exp time.Time) error {
 // rotated token is not lost (which would end the session at the next
 // refresh, by reuse detection).
 func TestRefreshStoreBlipKeepsRotatedToken(t *testing.T) {
-	ms := memstore.New(time.Minute)
+	ms := storage.NewMemory(time.Minute)
 	t.Cleanup(ms.Close)
 	fs := &rtFlakyStore{Store: ms}
 	e := newRefreshEnv(t, oidctest.Config{}, func(o *Options) { o.Store = fs })
@@ -810,7 +810,7 @@ func TestRefreshStoreBlipKeepsRotatedToken(t *testing.T) {
 	if code != 200 || e.op.RefreshGrants() != 1 {
 		t.Fatalf("refresh during a store blip: %d, %d grants", code, e.op.RefreshGrants())
 	}
-	waitUntil(t, 10*time.Second, "the store's circuit breaker to close", func() bool { return e.a.bff.storeDown() == nil })
+	waitUntil(t, 10*time.Second, "the store's circuit breaker to close", func() bool { return e.a.bff.store.breaker.allow() == nil })
 	if s := e.rec(); s.rec.AccessToken != tok || !e.op.RefreshTokenValid(s.rec.RefreshToken) {
 		t.Fatal("the rotated refresh token was not stored")
 	}

@@ -136,6 +136,11 @@ func (s *Sealer) Open(dst []byte, p Purpose, sealed, ad []byte) ([]byte, error) 
 	return nil, ErrOpen
 }
 
+// Revision identifies one Seal call's output by its header (the key ID and
+// the random nonce): two seals never share it, so a conditional write can
+// name the value it read by its revision alone. It aliases sealed.
+func Revision(sealed []byte) []byte { return sealed[:min(len(sealed), 1+idLen+nonceLen)] }
+
 // Overhead is the number of bytes Seal adds to a plaintext.
 func Overhead() int { return overhead }
 

@@ -1,0 +1,84 @@
+// Package storage is where bff's session state lives at rest: session
+// records, the per-subject and per-sid indexes, replay markers and locks.
+// It works on opaque names and sealed bytes; the root package's session
+// store names the records and seals them.
+//
+// Three backends implement Backend: Memory (one process), Redis (many
+// instances) and Generic (any scs.Store, with a Locker). They differ in how
+// they make an ended session stay ended:
+//
+//   - Memory and Redis swap a record atomically, only while it still holds
+//     the revision the writer read (a mutex; a Lua script in Redis). End
+//     deletes the record, so no swap can bring it back.
+//   - Generic cannot swap atomically. End writes a tombstone before it
+//     deletes the record; a swap checks for the tombstone before and after
+//     its write, and removes its own write if the tombstone appeared. Either
+//     the writer sees the tombstone, or its write came before the delete.
+//     The tombstone lives for Generic.TombstoneTTL, which must exceed the
+//     longest a writer can take between its read and its check (bff uses
+//     twice its longest lock).
+package storage
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Result is the outcome of a Swap.
+type Result int
+
+// The outcomes of a Swap.
+const (
+	// Swapped: the record held the expected revision and now holds the
+	// new value.
+	Swapped Result = iota
+	// Gone: the record no longer exists (ended or expired); nothing was
+	// written.
+	Gone
+	// Changed: another write came first; nothing was written.
+	Changed
+)
+
+// Backend stores session state. All methods are safe for concurrent use.
+// Errors are the store's own failures (or the context's); a missing record
+// is not an error.
+type Backend interface {
+	// Get returns the value of name.
+	Get(ctx context.Context, name string) (v []byte, found bool, err error)
+	// Create stores v under a new name until exp. The name must not exist
+	// (session IDs are random; an existing name is an error).
+	Create(ctx context.Context, name string, v []byte, exp time.Time) error
+	// Swap replaces name's value with v (until exp) if the current value
+	// starts with rev.
+	Swap(ctx context.Context, name string, rev, v []byte, exp time.Time) (Result, error)
+	// End removes name for good: no Swap that read it before succeeds
+	// after End returns.
+	End(ctx context.Context, name string) error
+
+	// IndexAdd adds member (a record's name) to the index set name,
+	// ordered by score (a sign-in time in milliseconds), first dropping
+	// members whose score is at most stale. When the set then holds more
+	// than limit members, the lowest-scored ones are removed, their records
+	// ended (as End), and their names returned. The set expires at exp
+	// unless added to again. Its cost does not depend on the set's size
+	// (beyond the members it drops).
+	IndexAdd(ctx context.Context, name, member string, score, stale int64, limit int, exp time.Time) (evicted []string, err error)
+	// IndexRemove removes member from the index set name.
+	IndexRemove(ctx context.Context, name, member string) error
+	// IndexMembers returns the members of name scored above stale.
+	IndexMembers(ctx context.Context, name string, stale int64) ([]string, error)
+
+	// FirstUse records name for ttl and reports whether it was new.
+	FirstUse(ctx context.Context, name string, ttl time.Duration) (bool, error)
+	// Forget removes a FirstUse marker.
+	Forget(ctx context.Context, name string) error
+}
+
+// Locker serializes work on one name. It is the root package's Locker.
+type Locker interface {
+	Lock(ctx context.Context, name string, ttl time.Duration) (unlock func(), err error)
+}
+
+// ErrExists is returned by Create for a name that already exists.
+var ErrExists = errors.New("storage: record already exists")
