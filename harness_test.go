@@ -5,11 +5,13 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -276,3 +278,154 @@ func (a *app) storeSession(id string) (*session, error) {
 
 // mem is the app's memory backend (the default store).
 func (a *app) mem() *storage.Memory { return a.bff.store.be.(*storage.Memory) }
+
+// gate holds one step of a test (a provider's answer, a store write) until
+// the test opens it, and tells the test when the step has been reached:
+// races are forced in order, never left to timing.
+type gate struct {
+	reached, opened chan struct{}
+	arrive, open    sync.Once
+}
+
+func newGate() *gate { return &gate{reached: make(chan struct{}), opened: make(chan struct{})} }
+
+// pass is called by the held step: it reports the arrival and waits until
+// the gate opens or ctx ends.
+func (g *gate) pass(ctx context.Context) error {
+	g.arrive.Do(func() { close(g.reached) })
+	select {
+	case <-g.opened:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// release opens the gate for good.
+func (g *gate) release() { g.open.Do(func() { close(g.opened) }) }
+
+// await waits until a step has reached the gate.
+func (g *gate) await(t testing.TB, what string) {
+	t.Helper()
+	select {
+	case <-g.reached:
+	case <-time.After(10 * time.Second):
+		t.Fatalf("timed out waiting for %s to reach the gate", what)
+	}
+}
+
+// testLocker is the tests' Locker. It excludes like the in-process lock,
+// or, with leaseLost, grants every lock at once (as a lease that ran out
+// under a slow holder would), and counts the Lock calls per name.
+type testLocker struct {
+	inner     Locker
+	leaseLost bool
+	mu        sync.Mutex
+	calls     map[string]int
+}
+
+func (l *testLocker) Lock(ctx context.Context, name string, ttl time.Duration) (func(), error) {
+	l.mu.Lock()
+	if l.calls == nil {
+		l.calls = map[string]int{}
+	}
+	l.calls[name]++
+	l.mu.Unlock()
+	if l.leaseLost {
+		return func() {}, nil
+	}
+	return l.inner.Lock(ctx, name, ttl)
+}
+
+// lockCalls counts the Lock calls whose name ends with suffix.
+func (l *testLocker) lockCalls(suffix string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for name, c := range l.calls {
+		if strings.HasSuffix(name, suffix) {
+			n += c
+		}
+	}
+	return n
+}
+
+// spyStore is the tests' custom Store: storage.Memory behind the
+// context-aware scs.CtxStore methods, honouring the context as most stores
+// do. It counts calls and bytes written by operation and kind of record
+// ("commit s", "find sub"), and calls the hook, when set, before each call:
+// the one place where a test slows a store down, holds it or makes it fail.
+type spyStore struct {
+	*storage.Memory
+	mu      sync.Mutex
+	counts  map[string]int
+	written int
+	hook    atomic.Pointer[func(ctx context.Context, op, key string) error]
+}
+
+func newSpyStore(t testing.TB) *spyStore {
+	ms := storage.NewMemory(time.Minute)
+	t.Cleanup(ms.Close)
+	return &spyStore{Memory: ms, counts: map[string]int{}}
+}
+
+// setHook sets (nil: removes) the function called before each store call.
+func (s *spyStore) setHook(f func(ctx context.Context, op, key string) error) {
+	if f == nil {
+		s.hook.Store(nil)
+		return
+	}
+	s.hook.Store(&f)
+}
+
+func (s *spyStore) before(ctx context.Context, op, key string, n int) error {
+	kind, _, _ := strings.Cut(key, ":")
+	s.mu.Lock()
+	s.counts[op+" "+kind]++
+	s.written += n
+	s.mu.Unlock()
+	if h := s.hook.Load(); h != nil {
+		if err := (*h)(ctx, op, key); err != nil {
+			return err
+		}
+	}
+	return ctx.Err()
+}
+
+func (s *spyStore) FindCtx(ctx context.Context, key string) ([]byte, bool, error) {
+	if err := s.before(ctx, "find", key, 0); err != nil {
+		return nil, false, err
+	}
+	return s.Memory.Find(key)
+}
+
+func (s *spyStore) CommitCtx(ctx context.Context, key string, b []byte, exp time.Time) error {
+	if err := s.before(ctx, "commit", key, len(key)+len(b)); err != nil {
+		return err
+	}
+	return s.Memory.Commit(key, b, exp)
+}
+
+func (s *spyStore) DeleteCtx(ctx context.Context, key string) error {
+	if err := s.before(ctx, "delete", key, len(key)); err != nil {
+		return err
+	}
+	return s.Memory.Delete(key)
+}
+
+func (s *spyStore) Find(key string) ([]byte, bool, error) {
+	return s.FindCtx(context.Background(), key)
+}
+
+func (s *spyStore) Commit(key string, b []byte, exp time.Time) error {
+	return s.CommitCtx(context.Background(), key, b, exp)
+}
+
+func (s *spyStore) Delete(key string) error { return s.DeleteCtx(context.Background(), key) }
+
+// work returns the calls and bytes written so far.
+func (s *spyStore) work() (calls map[string]int, written int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return maps.Clone(s.counts), s.written
+}

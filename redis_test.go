@@ -529,6 +529,11 @@ func newBrowserWith(t testing.TB, br *browser, a *app) *browser {
 	if !ok {
 		t.Fatal("no session cookie")
 	}
+	return browserWithCookie(t, a, id)
+}
+
+// browserWithCookie returns a new browser holding the session cookie id for a.
+func browserWithCookie(t testing.TB, a *app, id string) *browser {
 	nb := newBrowser(t)
 	u := a.srv.URL
 	req, _ := http.NewRequest("GET", u, nil)

@@ -133,7 +133,7 @@ type Provider struct {
 
 	refreshGrants, codeGrants, revocations, userinfoCalls atomic.Int64
 	jwksFetches, discoveryFetches, endSessions            atomic.Int64
-	introspections, backchannelLogouts                    atomic.Int64
+	introspections, backchannelLogouts, reuses            atomic.Int64
 }
 
 // New returns a Provider with a freshly generated signing key.
@@ -255,6 +255,10 @@ func (p *Provider) Reset() {
 
 // RefreshGrants counts refresh_token grant requests from an authenticated client.
 func (p *Provider) RefreshGrants() int { return int(p.refreshGrants.Load()) }
+
+// RefreshReuses counts refresh grants with a refresh token that had been
+// used before (each revoked its token family).
+func (p *Provider) RefreshReuses() int { return int(p.reuses.Load()) }
 
 // CodeGrants counts authorization_code grant requests from an authenticated client.
 func (p *Provider) CodeGrants() int { return int(p.codeGrants.Load()) }

@@ -184,6 +184,7 @@ func (p *Provider) refreshGrant(w http.ResponseWriter, r *http.Request, mb Misbe
 		return
 	}
 	if rt.used {
+		p.reuses.Add(1)
 		p.revokeFamilyLocked(rt.familyID)
 		p.mu.Unlock()
 		oauthError(w, http.StatusBadRequest, "invalid_grant", "refresh token reuse detected; token family revoked")
