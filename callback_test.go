@@ -520,7 +520,7 @@ func TestReturnTo(t *testing.T) {
 		t.Run("valid"+p, func(t *testing.T) {
 			want := p
 			if p == "/@/evil.example/../" {
-				want = "/@/" // http.Redirect cleans the path; still same-origin
+				want = "/@/" // dot segments resolved at /login
 			}
 			resp := e.br.get(e.a.URL + "/auth/login?returnTo=" + url.QueryEscape(p))
 			resp.Body.Close()
