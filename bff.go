@@ -84,6 +84,7 @@ type BFF struct {
 	flights        flight.Group[*session]
 	retryAt        retryTimes
 	storeDownUntil atomic.Int64
+	txSeq          atomic.Uint32 // rotates the first login-cookie slot tried
 
 	prov      atomic.Pointer[provider]
 	discover  chan struct{} // a request asks for a discovery attempt now

@@ -259,9 +259,11 @@ func TestCallbackChecks(t *testing.T) {
 				cb2 := e.a.startLogin(e.br)
 				p1, _ := url.Parse(cb1)
 				p2, _ := url.Parse(cb2)
-				v1, _ := cookieValueOf(e.txCookies(e.br), e.a.bff.txPrefix()+p1.Query().Get("state"))
+				s1, _ := txSlot(p1.Query().Get("state"))
+				s2, _ := txSlot(p2.Query().Get("state"))
+				v1, _ := cookieValueOf(e.txCookies(e.br), e.a.bff.txName(s1))
 				// The first login's sealed transaction, under the second's name.
-				e.setCookie(e.br, e.a.bff.txPrefix()+p2.Query().Get("state"), v1)
+				e.setCookie(e.br, e.a.bff.txName(s2), v1)
 				return e.br.get(cb2)
 			}},
 		{name: "state_missing", desc: "no valid state",

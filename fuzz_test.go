@@ -97,16 +97,19 @@ func startSignIn(t testing.TB, a *app, returnTo string) (s signIn, authorize str
 		}
 		return s, "", false
 	}
+	authorize = resp.Header.Get("Location")
+	if u, err := url.Parse(authorize); err == nil {
+		s.state = u.Query().Get("state")
+	}
 	for _, c := range resp.Cookies() {
 		if strings.HasPrefix(c.Name, a.bff.txPrefix()) && c.MaxAge > 0 {
 			s.txName, s.txValue = c.Name, c.Value
-			s.state = strings.TrimPrefix(c.Name, a.bff.txPrefix())
 		}
 	}
-	if s.txName == "" {
-		t.Fatal("/login set no transaction cookie")
+	if slot, ok := txSlot(s.state); !ok || s.txName != a.bff.txName(slot) {
+		t.Fatalf("/login set no transaction cookie for state %q (cookie %q)", s.state, s.txName)
 	}
-	return s, resp.Header.Get("Location"), true
+	return s, authorize, true
 }
 
 // approveSignIn runs the provider's /authorize in-process and fills in the
