@@ -148,7 +148,9 @@ type Options struct {
 	// CSRFHeader, when set, must be present (any non-empty value) on every
 	// unsafe request through RequireSession, in addition to the
 	// cross-origin check: a custom header forces a CORS preflight, a
-	// defence for browsers without Fetch Metadata. Default "" (not
+	// defence for browsers without Fetch Metadata. It is not required on
+	// upgrades (WebSocket handshakes), to which a browser cannot add
+	// headers; the cross-origin check guards them. Default "" (not
 	// required).
 	CSRFHeader string
 

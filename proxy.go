@@ -87,6 +87,11 @@ func ProxyTransport(rt http.RoundTripper) ProxyOption {
 //   - answers 401 without a session in the request's context (when it is
 //     not behind RequireSession); it never forwards a request without a
 //     token;
+//   - refuses with 403 an upgrade (a WebSocket handshake) from another
+//     origin, as RequireSession does, although it is a GET: the upstream
+//     would get the bearer token, and an API built for bearer tokens rarely
+//     checks Origin (cross-site WebSocket hijacking from a same-site page);
+//     a same-origin WebSocket is proxied;
 //   - sends Authorization: Bearer with the session's access token, which
 //     RequireSession has refreshed if it was about to expire, and removes
 //     the browser's Cookie header, the Options.CSRFHeader and any
@@ -212,6 +217,12 @@ func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if s, ok := fromContext(r.Context()); !ok || s.token.AccessToken == "" {
 		p.b.fail(w, r, errProxyNoSession)
 		return
+	}
+	if isUpgrade(r) {
+		if err := p.b.checkUpgrade(r); err != nil {
+			p.b.fail(w, r, err)
+			return
+		}
 	}
 	if neverProxied(r.Method) || (p.methods != nil && !slices.Contains(p.methods, r.Method)) {
 		w.Header().Set("Allow", p.allow)
