@@ -31,7 +31,7 @@ type upstream struct {
 	release chan struct{}
 	gotPart chan struct{} // the upload handler has received part of the body
 
-	ws        wstest.Server // at /v1/ws, after the token check
+	ws wstest.Server // at /v1/ws, after the token check
 
 	rejectAll atomic.Bool
 	mu        sync.Mutex
