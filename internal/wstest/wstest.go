@@ -19,7 +19,7 @@ import (
 	"sync"
 )
 
-const guid = "258EAFA5-E914-47DA-95CA-C5AB0DC11B65"
+const guid = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 // Server upgrades every request with a valid WebSocket handshake that
 // Check accepts, and answers each text message m with "echo: m". The 101

@@ -8,6 +8,13 @@ import (
 	"testing"
 )
 
+// The example handshake of RFC 6455 §1.3.
+func TestAccept(t *testing.T) {
+	if got := accept("dGhlIHNhbXBsZSBub25jZQ=="); got != "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=" {
+		t.Fatalf("accept = %q", got)
+	}
+}
+
 func TestEcho(t *testing.T) {
 	s := &Server{Check: func(r *http.Request) error {
 		if r.Header.Get("Authorization") != "Bearer t" {
