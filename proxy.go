@@ -114,9 +114,11 @@ func ProxyTransport(rt http.RoundTripper) ProxyOption {
 //   - streams request and response bodies without buffering and flushes
 //     every write of the response at once, so server-sent events work;
 //   - passes the upstream's status, headers and body through, except that
-//     Set-Cookie and Clear-Site-Data are removed: the upstream is an API,
-//     and its cookies must not mix with (or clear) the BFF's session cookie
-//     on the app's origin;
+//     Set-Cookie and Clear-Site-Data are removed (the upstream is an API,
+//     and its cookies must not mix with, or clear, the BFF's session cookie
+//     on the app's origin), and so are its CORS headers (Access-Control-*:
+//     the BFF is same-origin by design; an app that wants CORS sets it on
+//     its own routes).;
 //   - when the upstream answers 401 to a GET or HEAD without a body (a
 //     request that is safe to send twice), refreshes the access token once,
 //     whatever its expiry, and sends the request once more with the new
@@ -332,11 +334,23 @@ func checkProxyPath(in string) (decoded string, ok bool) {
 	return decoded, true
 }
 
-// modifyProxyResponse keeps the upstream's cookies out of the app's origin.
+// modifyProxyResponse filters the upstream's answer (and its 101).
 func modifyProxyResponse(res *http.Response) error {
-	res.Header.Del("Set-Cookie")
-	res.Header.Del("Clear-Site-Data")
+	filterProxyHeader(res.Header)
 	return nil
+}
+
+// filterProxyHeader removes what an upstream may not tell the browser on
+// the app's origin: cookies (Set-Cookie, Clear-Site-Data), which would mix
+// with (or clear) the session cookie, and CORS (Access-Control-*), which
+// would open the app's origin, and its session, to other sites' reads.
+func filterProxyHeader(h http.Header) {
+	for k := range h {
+		if strings.EqualFold(k, "Set-Cookie") || strings.EqualFold(k, "Clear-Site-Data") ||
+			len(k) > 15 && strings.EqualFold(k[:15], "Access-Control-") {
+			delete(h, k)
+		}
+	}
 }
 
 // proxyTransport retries a replayable request once with a refreshed token

@@ -95,6 +95,11 @@ func (u *upstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("Set-Cookie", "__Host-bff=planted-by-upstream; Path=/; Secure")
 	h.Set("Clear-Site-Data", `"cookies"`)
 	h.Set("X-Upstream", "yes")
+	if o := r.Header.Get("Origin"); o != "" { // a careless API: CORS for any origin, with credentials
+		h.Set("Access-Control-Allow-Origin", o)
+		h.Set("Access-Control-Allow-Credentials", "true")
+		h.Set("Access-Control-Expose-Headers", "*")
+	}
 	switch r.URL.Path {
 	case "/v1/events":
 		h.Set("Content-Type", "text/event-stream")
@@ -158,6 +163,7 @@ func mountProxy(t testing.TB, a *app, proxy http.Handler) *httptest.Server {
 	guarded := a.bff.RequireSession(http.StripPrefix("/api/upstream", proxy))
 	naked := http.StripPrefix("/naked", proxy)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-App", "front") // the app's own header, on every response
 		switch {
 		case strings.HasPrefix(r.URL.Path, "/api/upstream/"):
 			guarded.ServeHTTP(w, r)
@@ -377,6 +383,34 @@ func TestProxyUpgradeOriginCheck(t *testing.T) {
 	if rec.Code != http.StatusForbidden || len(e.up.requests()) != 0 {
 		t.Fatalf("same-site upgrade at the proxy = %d (upstream saw %d requests), want 403", rec.Code, len(e.up.requests()))
 	}
+}
+
+// The proxy is same-origin by design: an upstream's CORS headers (here one
+// that reflects any origin with credentials) never reach the browser, on
+// an answer or on a WebSocket's 101.
+func TestProxyStripsCORSHeaders(t *testing.T) {
+	e := newProxyEnv(t, nil)
+	check := func(what string, h http.Header) {
+		t.Helper()
+		for k := range h {
+			if strings.HasPrefix(strings.ToLower(k), "access-control-") {
+				t.Errorf("%s: the upstream's %s reached the browser", what, k)
+			}
+		}
+		if h.Get("X-Upstream") != "yes" {
+			t.Errorf("%s: the upstream's other headers are missing", what)
+		}
+	}
+	resp, body := e.do(t, "GET", "/api/upstream/whoami", "Origin", "https://evil.sibling.example")
+	if resp.StatusCode != 200 {
+		t.Fatalf("GET = %d %s", resp.StatusCode, body)
+	}
+	check("GET", resp.Header)
+	c, resp := e.dialWS(t, "/api/upstream/ws", "Origin", e.front.URL, "Sec-Fetch-Site", "same-origin")
+	if c == nil {
+		t.Fatalf("WebSocket = %d", resp.StatusCode)
+	}
+	check("101", resp.Header)
 }
 
 func TestProxyWithoutSessionRefuses(t *testing.T) {
