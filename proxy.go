@@ -118,7 +118,9 @@ func ProxyTransport(rt http.RoundTripper) ProxyOption {
 //     and its cookies must not mix with, or clear, the BFF's session cookie
 //     on the app's origin), and so are its CORS headers (Access-Control-*:
 //     the BFF is same-origin by design; an app that wants CORS sets it on
-//     its own routes).;
+//     its own routes). Informational answers (103 Early Hints) go through
+//     the same filter, and the app's own headers set before the proxy stay
+//     on the final answer;
 //   - when the upstream answers 401 to a GET or HEAD without a body (a
 //     request that is safe to send twice), refreshes the access token once,
 //     whatever its expiry, and sends the request once more with the new
@@ -235,7 +237,11 @@ func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.b.fail(w, r, errProxyPath)
 		return
 	}
-	p.rp.ServeHTTP(w, r)
+	var app http.Header
+	if h := w.Header(); len(h) > 0 {
+		app = h.Clone()
+	}
+	p.rp.ServeHTTP(&infoWriter{ResponseWriter: w, app: app}, r)
 }
 
 // rewrite builds the upstream request. ServeHTTP has checked the session
@@ -351,6 +357,38 @@ func filterProxyHeader(h http.Header) {
 			delete(h, k)
 		}
 	}
+}
+
+// infoWriter keeps an upstream's 1xx (such as 103 Early Hints) to
+// filterProxyHeader, and the app's own headers on the final answer:
+// httputil.ReverseProxy sends a 1xx by adding its headers to the
+// ResponseWriter's, without ModifyResponse, and then clears them all.
+type infoWriter struct {
+	http.ResponseWriter
+	app     http.Header // the app's headers when the proxy started
+	restore bool        // a 1xx was sent: restore app before the next use
+}
+
+func (w *infoWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+func (w *infoWriter) Header() http.Header {
+	h := w.ResponseWriter.Header()
+	if w.restore {
+		w.restore = false
+		clear(h)
+		for k, v := range w.app {
+			h[k] = slices.Clone(v)
+		}
+	}
+	return h
+}
+
+func (w *infoWriter) WriteHeader(code int) {
+	if code >= 100 && code < 200 && code != http.StatusSwitchingProtocols {
+		filterProxyHeader(w.Header())
+		w.restore = true
+	}
+	w.ResponseWriter.WriteHeader(code)
 }
 
 // proxyTransport retries a replayable request once with a refreshed token

@@ -9,7 +9,9 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httptrace"
 	"net/http/httputil"
+	"net/textproto"
 	"net/url"
 	"path"
 	"strings"
@@ -101,6 +103,17 @@ func (u *upstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.Set("Access-Control-Expose-Headers", "*")
 	}
 	switch r.URL.Path {
+	case "/v1/hints": // 103 Early Hints, then the answer
+		hints := http.Header{"Link": {"</style.css>; rel=preload; as=style"}, "Set-Cookie": {"__Host-bff=planted-in-103; Path=/; Secure"},
+			"Clear-Site-Data": {`"cookies"`}, "Access-Control-Allow-Origin": {"https://evil.sibling.example"}}
+		for k, v := range hints {
+			h[k] = v
+		}
+		w.WriteHeader(http.StatusEarlyHints)
+		for k := range hints {
+			h.Del(k)
+		}
+		io.WriteString(w, "after hints")
 	case "/v1/events":
 		h.Set("Content-Type", "text/event-stream")
 		io.WriteString(w, "data: one\n\n")
@@ -411,6 +424,50 @@ func TestProxyStripsCORSHeaders(t *testing.T) {
 		t.Fatalf("WebSocket = %d", resp.StatusCode)
 	}
 	check("101", resp.Header)
+}
+
+// An upstream's 1xx (103 Early Hints) goes through the same filter as its
+// answer, and the app's own headers stay on the final answer
+// (httputil.ReverseProxy copies a 1xx's headers unfiltered, then clears
+// every header of the response).
+func TestProxyInformationalResponses(t *testing.T) {
+	e := newProxyEnv(t, nil)
+	var mu sync.Mutex
+	var infos []http.Header
+	trace := &httptrace.ClientTrace{Got1xxResponse: func(code int, h textproto.MIMEHeader) error {
+		mu.Lock()
+		infos = append(infos, http.Header(h).Clone())
+		mu.Unlock()
+		return nil
+	}}
+	req, _ := http.NewRequestWithContext(httptrace.WithClientTrace(t.Context(), trace), "GET", e.front.URL+"/api/upstream/hints", nil)
+	resp, err := e.br.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || string(body) != "after hints" {
+		t.Fatalf("= %d %q", resp.StatusCode, body)
+	}
+	if resp.Header.Get("X-App") != "front" || resp.Header.Get("X-Upstream") != "yes" {
+		t.Errorf("final answer lacks the app's or the upstream's headers: %v", resp.Header)
+	}
+	if sc := resp.Header.Values("Set-Cookie"); len(sc) > 0 {
+		t.Errorf("Set-Cookie on the final answer: %q", sc)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for _, h := range infos {
+		for k := range h {
+			if k == "Set-Cookie" || k == "Clear-Site-Data" || strings.HasPrefix(k, "Access-Control-") {
+				t.Errorf("the upstream's %s reached the browser on a 1xx: %q", k, h[k])
+			}
+		}
+	}
+	if len(infos) != 1 || infos[0].Get("Link") == "" || infos[0].Get("X-App") != "front" {
+		t.Errorf("1xx answers: %v, want one 103 with the upstream's Link and the app's header", infos)
+	}
 }
 
 func TestProxyWithoutSessionRefuses(t *testing.T) {
