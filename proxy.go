@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -104,6 +105,13 @@ func ProxyTransport(rt http.RoundTripper) ProxyOption {
 //     backslashes (%2F, %5C), no backslashes, no empty segments ("//"), no
 //     control characters and no invalid UTF-8 once decoded: anything else
 //     is refused with 400, never cleaned into another path;
+//   - keeps target's query parameters fixed: with a target of
+//     https://api.internal/v1?tenant=a, /api/upstream/orders?x=1 goes to
+//     https://api.internal/v1/orders?tenant=a&x=1, and a request whose
+//     query names a parameter of target again, as a framework may read the
+//     name (percent-decoded, in any case, with a "[…]" suffix, or with '.'
+//     or ' ' for '_'), or holds a ';', is refused with 400: upstreams differ
+//     on which of two values wins;
 //   - sets X-Forwarded-For to the address of the connection's peer,
 //     X-Forwarded-Host and X-Forwarded-Proto to those of Options.BaseURL
 //     (never the request's Host header), and drops such headers sent by the
@@ -174,6 +182,14 @@ func (b *BFF) Proxy(target *url.URL, opts ...ProxyOption) http.Handler {
 	if p.methods != nil {
 		p.allow = strings.Join(slices.DeleteFunc(slices.Clone(p.methods), neverProxied), ", ")
 	}
+	for pair := range strings.SplitSeq(target.RawQuery, "&") {
+		if name, _, _ := strings.Cut(pair, "="); name != "" {
+			if p.fixed == nil {
+				p.fixed = map[string]bool{}
+			}
+			p.fixed[queryName(name)] = true
+		}
+	}
 	p.rp = &httputil.ReverseProxy{
 		Rewrite:        p.rewrite,
 		Transport:      &proxyTransport{b: b, rt: rt},
@@ -188,8 +204,9 @@ func (b *BFF) Proxy(target *url.URL, opts ...ProxyOption) http.Handler {
 type proxy struct {
 	b                 *BFF
 	scheme, host      string
-	query             string // target's raw query, merged into each request's
-	basePath, baseRaw string // target's path without a trailing slash; decoded and escaped
+	query             string          // target's raw query, merged into each request's
+	fixed             map[string]bool // its parameter names (queryName), which the browser may not send
+	basePath, baseRaw string          // target's path without a trailing slash; decoded and escaped
 	methods           []string
 	allow             string
 	fwdHost, fwdProto []string // X-Forwarded-Host and -Proto: Options.BaseURL's
@@ -202,6 +219,9 @@ var (
 		Description: "This method is not allowed here.", Err: fmt.Errorf("%w: proxy: method not allowed", ErrBadRequest)}
 	errProxyPath = &Error{Status: http.StatusBadRequest, Code: "bad_path",
 		Description: "The request path is not allowed.", Err: fmt.Errorf("%w: proxy: path refused", ErrBadRequest)}
+	errProxyQuery = &Error{Status: http.StatusBadRequest, Code: "bad_query",
+		Description: "The request sets a query parameter that the proxy fixes.",
+		Err:         fmt.Errorf("%w: proxy: query parameter of the target repeated, or ';' in the query", ErrBadRequest)}
 )
 
 // proxyDropHeaders are request headers the browser may not pass on (in
@@ -235,6 +255,10 @@ func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if _, ok := checkProxyPath(r.URL.EscapedPath()); !ok {
 		p.b.fail(w, r, errProxyPath)
+		return
+	}
+	if p.fixed != nil && !p.checkQuery(r.URL.RawQuery) {
+		p.b.fail(w, r, errProxyQuery)
 		return
 	}
 	var app http.Header
@@ -275,6 +299,39 @@ func (p *proxy) rewrite(pr *httputil.ProxyRequest) {
 	pr.SetXForwarded()
 	h["X-Forwarded-Host"] = p.fwdHost // shared, read-only: cap = len, so an append copies
 	h["X-Forwarded-Proto"] = p.fwdProto
+}
+
+// checkQuery reports whether the browser's query leaves the target's
+// parameters alone: none of its names reads as one of them, and it has no
+// ';' (which some servers take for '&').
+func (p *proxy) checkQuery(raw string) bool {
+	if strings.IndexByte(raw, ';') >= 0 {
+		return false
+	}
+	for pair := range strings.SplitSeq(raw, "&") {
+		if name, _, _ := strings.Cut(pair, "="); p.fixed[queryName(name)] {
+			return false
+		}
+	}
+	return true
+}
+
+// queryName is a parameter name as frameworks may read it:
+// percent-decoded ('+' as a space), in lower case, up to a '[' (PHP and
+// Rails arrays) or a NUL, with '.' and ' ' as '_' (PHP).
+func queryName(name string) string {
+	if d, err := url.QueryUnescape(name); err == nil {
+		name = d
+	}
+	if i := strings.IndexAny(name, "[\x00"); i >= 0 {
+		name = name[:i]
+	}
+	return strings.Map(func(r rune) rune {
+		if r == '.' || r == ' ' {
+			return '_'
+		}
+		return unicode.ToLower(r)
+	}, name)
 }
 
 // proxyPath maps the escaped path of a request (after the mount prefix) to
