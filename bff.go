@@ -359,10 +359,8 @@ func (b *BFF) discoverOnce() error {
 	if !slices.Contains(d.PKCEMethods, "S256") && !b.cfg.InsecureAllowNoPKCE {
 		return errors.New("the provider does not advertise PKCE S256 (code_challenge_methods_supported); set Options.InsecureAllowNoPKCE to accept it")
 	}
-	for _, u := range []string{d.AuthorizationEndpt, d.TokenEndpt, d.JWKSURI} {
-		if err := checkURL("discovery endpoint", u, true); err != nil || u == "" {
-			return fmt.Errorf("discovery document: invalid endpoint %q", u)
-		}
+	if err := b.cfg.checkEndpoints(d.AuthorizationEndpt, d.TokenEndpt, d.JWKSURI, d.Userinfo, d.Revocation, d.EndSession); err != nil {
+		return fmt.Errorf("discovery document: %w", err)
 	}
 	keys := keyset.New(keyset.Config{URL: d.JWKSURI, Client: b.client, Logger: b.cfg.Logger,
 		MinRefetchInterval: b.cfg.keysRefetchInterval})

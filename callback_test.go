@@ -455,6 +455,49 @@ func TestCallbackAccepts(t *testing.T) {
 
 // A provider that does not advertise PKCE S256 is refused (no sign-in
 // starts), unless InsecureAllowNoPKCE.
+// Every provider endpoint of the discovery document must be https, except
+// on a loopback host: one over plain http elsewhere (codes, tokens and keys
+// in clear text) makes discovery fail, and sign-in answers 503, unless
+// InsecureAllowHTTPEndpoints is set.
+func TestProviderEndpointsRequireHTTPS(t *testing.T) {
+	members := []string{"authorization_endpoint", "token_endpoint", "jwks_uri", "userinfo_endpoint",
+		"revocation_endpoint", "end_session_endpoint"}
+	for _, m := range members {
+		t.Run(m, func(t *testing.T) {
+			t.Parallel()
+			op := testOP(t, oidctest.Config{})
+			op.Misbehave(func(mb *oidctest.Misbehavior) { mb.Discovery = map[string]any{m: "http://idp.example/x"} })
+			logs := &logBuffer{}
+			a := newUnreadyApp(t, op, func(o *Options) { o.Logger = logs.logger() })
+			waitUntil(t, 10*time.Second, "a refused discovery", func() bool {
+				return strings.Contains(logs.String(), "provider discovery failed")
+			})
+			if !strings.Contains(logs.String(), m) || !strings.Contains(logs.String(), "https") {
+				t.Errorf("the log does not say which endpoint and why:\n%s", logs)
+			}
+			if code, _ := a.status(newBrowser(t), "GET", "/auth/login"); code != http.StatusServiceUnavailable {
+				t.Errorf("/auth/login = %d, want 503", code)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), time.Millisecond)
+			defer cancel()
+			if a.bff.Ready(ctx) == nil {
+				t.Error("discovery succeeded")
+			}
+
+			newApp(t, op, func(o *Options) { o.InsecureAllowHTTPEndpoints = true })
+		})
+	}
+	t.Run("https_and_loopback", func(t *testing.T) {
+		t.Parallel()
+		op := testOP(t, oidctest.Config{})
+		op.Misbehave(func(mb *oidctest.Misbehavior) {
+			mb.Discovery = map[string]any{"userinfo_endpoint": "https://idp.example/userinfo",
+				"revocation_endpoint": "http://127.0.0.1:1/revoke", "end_session_endpoint": "http://[::1]:1/end"}
+		})
+		newApp(t, op, nil)
+	})
+}
+
 func TestProviderWithoutS256(t *testing.T) {
 	t.Run("refused", func(t *testing.T) {
 		op := testOP(t, oidctest.Config{SigningAlg: "ES256"})
