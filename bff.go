@@ -99,6 +99,7 @@ type BFF struct {
 type provider struct {
 	oauth            oauth2.Config
 	verifier         *oidc.IDTokenVerifier
+	logoutVerifier   *oidc.IDTokenVerifier // signature, iss, aud; logouttoken.go checks the rest
 	userinfoURL      string
 	revocationURL    string
 	endSessionURL    string
@@ -363,7 +364,7 @@ func (b *BFF) discoverOnce() error {
 		return fmt.Errorf("discovery document: %w", err)
 	}
 	keys := keyset.New(keyset.Config{URL: d.JWKSURI, Client: b.client, Logger: b.cfg.Logger,
-		MinRefetchInterval: b.cfg.keysRefetchInterval})
+		MinRefetchInterval: b.cfg.keysRefetchInterval, Now: b.cfg.Now})
 	algs := []string{}
 	for _, a := range d.SigningAlgs {
 		if a != "none" && !strings.HasPrefix(a, "HS") {
@@ -387,6 +388,9 @@ func (b *BFF) discoverOnce() error {
 		},
 		verifier: oidc.NewVerifier(b.cfg.Issuer, keys, &oidc.Config{
 			ClientID: b.cfg.ClientID, SupportedSigningAlgs: algs, Now: b.cfg.Now,
+		}),
+		logoutVerifier: oidc.NewVerifier(b.cfg.Issuer, keys, &oidc.Config{
+			ClientID: b.cfg.ClientID, SupportedSigningAlgs: algs, SkipExpiryCheck: true,
 		}),
 		userinfoURL:      d.Userinfo,
 		revocationURL:    d.Revocation,

@@ -26,12 +26,13 @@ type coreStore struct {
 	mu      sync.Mutex
 	keys    map[string]bool
 	commits map[string]int
+	expiry  map[string]time.Time // of each key's last write
 }
 
 func newCoreStore(t testing.TB) *coreStore {
 	ms := memstore.New(time.Minute)
 	t.Cleanup(ms.Close)
-	return &coreStore{Store: ms, keys: map[string]bool{}, commits: map[string]int{}}
+	return &coreStore{Store: ms, keys: map[string]bool{}, commits: map[string]int{}, expiry: map[string]time.Time{}}
 }
 
 func (s *coreStore) Commit(key string, b []byte, exp time.Time) error {
@@ -39,6 +40,7 @@ func (s *coreStore) Commit(key string, b []byte, exp time.Time) error {
 	s.mu.Lock()
 	s.keys[key] = true
 	s.commits[kind]++
+	s.expiry[key] = exp
 	s.mu.Unlock()
 	return s.Store.Commit(key, b, exp)
 }
