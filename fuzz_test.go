@@ -33,7 +33,8 @@ import (
 
 // openRedirectAttacks are returnTo payloads (internal/redirect's table)
 // plus valid paths, so the fuzzer starts from both sides.
-var openRedirectAttacks = append(slices.Clone(redirect.Attacks), "/app", "/app?x=1#y", "/?next=//evil.example")
+var openRedirectAttacks = append(slices.Clone(redirect.Attacks), "/app", "/app?x=1#y", "/?next=//evil.example",
+	"/a/%2e%2e/app", "/a/./b/../app?x=/../y")
 
 // callbackAttacks are callback queries; {code}, {state} and {iss} stand
 // for the genuine values of the sign-in in progress.
@@ -147,9 +148,11 @@ func checkSameOrigin(t *testing.T, a *app, resp *http.Response) {
 	}
 }
 
-// redirectLocation is the Location http.Redirect writes for returnTo
-// (it cleans the path); "" is the default "/".
+// redirectLocation is the Location the callback writes for returnTo:
+// /login keeps it with its dot segments resolved, and http.Redirect cleans
+// the path; "" is the default "/".
 func redirectLocation(returnTo string) string {
+	returnTo, _ = redirect.Path(returnTo)
 	if returnTo == "" {
 		returnTo = "/"
 	}
