@@ -76,7 +76,7 @@ func checkLogoutTyp(raw string) error {
 	case "logout+jwt", "application/logout+jwt", "jwt":
 		return nil
 	}
-	return fmt.Errorf("logout token typ %q is not logout+jwt", typ)
+	return fmt.Errorf("logout token typ %.40q is not logout+jwt", typ)
 }
 
 // checkLogoutClaims checks the claims of a logout token whose signature is
