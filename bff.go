@@ -73,6 +73,7 @@ type BFF struct {
 
 	flights flight.Group[*session]
 	retryAt retryTimes
+	txSeq   atomic.Uint32 // rotates the first login-cookie slot tried
 
 	prov      atomic.Pointer[provider]
 	discover  chan struct{} // a request asks for a discovery attempt now
@@ -86,6 +87,7 @@ type BFF struct {
 type provider struct {
 	oauth            oauth2.Config
 	verifier         *oidc.IDTokenVerifier
+	logoutVerifier   *oidc.IDTokenVerifier // signature, iss, aud; logouttoken.go checks the rest
 	userinfoURL      string
 	revocationURL    string
 	endSessionURL    string
@@ -301,13 +303,11 @@ func (b *BFF) discoverOnce() error {
 	if !slices.Contains(d.PKCEMethods, "S256") && !b.cfg.InsecureAllowNoPKCE {
 		return errors.New("the provider does not advertise PKCE S256 (code_challenge_methods_supported); set Options.InsecureAllowNoPKCE to accept it")
 	}
-	for _, u := range []string{d.AuthorizationEndpt, d.TokenEndpt, d.JWKSURI} {
-		if err := checkURL("discovery endpoint", u, true); err != nil || u == "" {
-			return fmt.Errorf("discovery document: invalid endpoint %q", u)
-		}
+	if err := b.cfg.checkEndpoints(d.AuthorizationEndpt, d.TokenEndpt, d.JWKSURI, d.Userinfo, d.Revocation, d.EndSession); err != nil {
+		return fmt.Errorf("discovery document: %w", err)
 	}
 	keys := keyset.New(keyset.Config{URL: d.JWKSURI, Client: b.client, Logger: b.cfg.Logger,
-		MinRefetchInterval: b.cfg.keysRefetchInterval})
+		MinRefetchInterval: b.cfg.keysRefetchInterval, Now: b.cfg.Now})
 	algs := []string{}
 	for _, a := range d.SigningAlgs {
 		if a != "none" && !strings.HasPrefix(a, "HS") {
@@ -331,6 +331,9 @@ func (b *BFF) discoverOnce() error {
 		},
 		verifier: oidc.NewVerifier(b.cfg.Issuer, keys, &oidc.Config{
 			ClientID: b.cfg.ClientID, SupportedSigningAlgs: algs, Now: b.cfg.Now,
+		}),
+		logoutVerifier: oidc.NewVerifier(b.cfg.Issuer, keys, &oidc.Config{
+			ClientID: b.cfg.ClientID, SupportedSigningAlgs: algs, SkipExpiryCheck: true,
 		}),
 		userinfoURL:      d.Userinfo,
 		revocationURL:    d.Revocation,

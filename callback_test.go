@@ -26,12 +26,13 @@ type coreStore struct {
 	mu      sync.Mutex
 	keys    map[string]bool
 	commits map[string]int
+	expiry  map[string]time.Time // of each key's last write
 }
 
 func newCoreStore(t testing.TB) *coreStore {
 	ms := storage.NewMemory(time.Minute)
 	t.Cleanup(ms.Close)
-	return &coreStore{Memory: ms, keys: map[string]bool{}, commits: map[string]int{}}
+	return &coreStore{Memory: ms, keys: map[string]bool{}, commits: map[string]int{}, expiry: map[string]time.Time{}}
 }
 
 func (s *coreStore) Commit(key string, b []byte, exp time.Time) error {
@@ -39,6 +40,7 @@ func (s *coreStore) Commit(key string, b []byte, exp time.Time) error {
 	s.mu.Lock()
 	s.keys[key] = true
 	s.commits[kind]++
+	s.expiry[key] = exp
 	s.mu.Unlock()
 	return s.Memory.Commit(key, b, exp)
 }
@@ -259,9 +261,11 @@ func TestCallbackChecks(t *testing.T) {
 				cb2 := e.a.startLogin(e.br)
 				p1, _ := url.Parse(cb1)
 				p2, _ := url.Parse(cb2)
-				v1, _ := cookieValueOf(e.txCookies(e.br), e.a.bff.txPrefix()+p1.Query().Get("state"))
+				s1, _ := txSlot(p1.Query().Get("state"))
+				s2, _ := txSlot(p2.Query().Get("state"))
+				v1, _ := cookieValueOf(e.txCookies(e.br), e.a.bff.txName(s1))
 				// The first login's sealed transaction, under the second's name.
-				e.setCookie(e.br, e.a.bff.txPrefix()+p2.Query().Get("state"), v1)
+				e.setCookie(e.br, e.a.bff.txName(s2), v1)
 				return e.br.get(cb2)
 			}},
 		{name: "state_missing", desc: "no valid state",
@@ -453,6 +457,49 @@ func TestCallbackAccepts(t *testing.T) {
 
 // A provider that does not advertise PKCE S256 is refused (no sign-in
 // starts), unless InsecureAllowNoPKCE.
+// Every provider endpoint of the discovery document must be https, except
+// on a loopback host: one over plain http elsewhere (codes, tokens and keys
+// in clear text) makes discovery fail, and sign-in answers 503, unless
+// InsecureAllowHTTPEndpoints is set.
+func TestProviderEndpointsRequireHTTPS(t *testing.T) {
+	members := []string{"authorization_endpoint", "token_endpoint", "jwks_uri", "userinfo_endpoint",
+		"revocation_endpoint", "end_session_endpoint"}
+	for _, m := range members {
+		t.Run(m, func(t *testing.T) {
+			t.Parallel()
+			op := testOP(t, oidctest.Config{})
+			op.Misbehave(func(mb *oidctest.Misbehavior) { mb.Discovery = map[string]any{m: "http://idp.example/x"} })
+			logs := &logBuffer{}
+			a := newUnreadyApp(t, op, func(o *Options) { o.Logger = logs.logger() })
+			waitUntil(t, 10*time.Second, "a refused discovery", func() bool {
+				return strings.Contains(logs.String(), "provider discovery failed")
+			})
+			if !strings.Contains(logs.String(), m) || !strings.Contains(logs.String(), "https") {
+				t.Errorf("the log does not say which endpoint and why:\n%s", logs)
+			}
+			if code, _ := a.status(newBrowser(t), "GET", "/auth/login"); code != http.StatusServiceUnavailable {
+				t.Errorf("/auth/login = %d, want 503", code)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), time.Millisecond)
+			defer cancel()
+			if a.bff.Ready(ctx) == nil {
+				t.Error("discovery succeeded")
+			}
+
+			newApp(t, op, func(o *Options) { o.InsecureAllowHTTPEndpoints = true })
+		})
+	}
+	t.Run("https_and_loopback", func(t *testing.T) {
+		t.Parallel()
+		op := testOP(t, oidctest.Config{})
+		op.Misbehave(func(mb *oidctest.Misbehavior) {
+			mb.Discovery = map[string]any{"userinfo_endpoint": "https://idp.example/userinfo",
+				"revocation_endpoint": "http://127.0.0.1:1/revoke", "end_session_endpoint": "http://[::1]:1/end"}
+		})
+		newApp(t, op, nil)
+	})
+}
+
 func TestProviderWithoutS256(t *testing.T) {
 	t.Run("refused", func(t *testing.T) {
 		op := testOP(t, oidctest.Config{SigningAlg: "ES256"})
@@ -520,7 +567,7 @@ func TestReturnTo(t *testing.T) {
 		t.Run("valid"+p, func(t *testing.T) {
 			want := p
 			if p == "/@/evil.example/../" {
-				want = "/@/" // http.Redirect cleans the path; still same-origin
+				want = "/@/" // dot segments resolved at /login
 			}
 			resp := e.br.get(e.a.URL + "/auth/login?returnTo=" + url.QueryEscape(p))
 			resp.Body.Close()

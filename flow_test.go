@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -126,6 +127,53 @@ func TestSignedOutSessionEndpoint(t *testing.T) {
 	code, body := a.status(br, "GET", "/auth/session")
 	if code != 401 || !strings.Contains(body, "unauthenticated") {
 		t.Fatalf("= %d %s", code, body)
+	}
+}
+
+// A sign-in beyond maxTxCookies pending ones takes the slot of the oldest:
+// that one is refused at its callback, the others complete.
+func TestLoginOldestPendingReplaced(t *testing.T) {
+	op := testOP(t, oidctest.Config{})
+	a := newApp(t, op, nil)
+	br := newBrowser(t)
+	var cbs []string
+	for range maxTxCookies + 1 {
+		cbs = append(cbs, a.startLogin(br))
+	}
+	resp := br.get(cbs[0])
+	if _, desc, _ := jsonError(t, resp); resp.StatusCode != http.StatusBadRequest || !strings.Contains(desc, "No sign-in is in progress") {
+		t.Fatalf("the oldest sign-in's callback = %d %q, want 400", resp.StatusCode, desc)
+	}
+	for _, cb := range cbs[1:] {
+		resp := br.get(cb)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusSeeOther {
+			t.Fatalf("a newer sign-in's callback = %d, want 303", resp.StatusCode)
+		}
+	}
+}
+
+// The transaction cookie stays under the 4096 bytes browsers keep, for the
+// longest returnTo of the characters that grow most when encoded; a longer
+// returnTo is refused with a message that says so.
+func TestLoginCookieSize(t *testing.T) {
+	op := testOP(t, oidctest.Config{})
+	a := newApp(t, op, nil)
+	for _, c := range []string{"<", "\"", "&", "\u2028", "é", "%41"} {
+		rt := "/" + strings.Repeat(c, 511/len(c))
+		resp := serveInProcess(a.bff, "GET", "/auth/login", "returnTo="+url.QueryEscape(rt), nil, nil)
+		if resp.StatusCode != http.StatusSeeOther {
+			t.Fatalf("returnTo of %d bytes of %q = %d", len(rt), c, resp.StatusCode)
+		}
+		for _, sc := range resp.Header.Values("Set-Cookie") {
+			if len(sc) > 4096 {
+				t.Errorf("returnTo of %d bytes of %q: Set-Cookie of %d bytes, want at most 4096", len(rt), c, len(sc))
+			}
+		}
+	}
+	resp := serveInProcess(a.bff, "GET", "/auth/login", "returnTo=/"+strings.Repeat("a", 512), nil, nil)
+	if _, desc, _ := jsonError(t, resp); resp.StatusCode != http.StatusBadRequest || !strings.Contains(desc, "512 bytes") {
+		t.Errorf("returnTo of 513 bytes = %d %q, want 400 saying the limit", resp.StatusCode, desc)
 	}
 }
 

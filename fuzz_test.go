@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
@@ -32,7 +33,8 @@ import (
 
 // openRedirectAttacks are returnTo payloads (internal/redirect's table)
 // plus valid paths, so the fuzzer starts from both sides.
-var openRedirectAttacks = append(slices.Clone(redirect.Attacks), "/app", "/app?x=1#y", "/?next=//evil.example")
+var openRedirectAttacks = append(slices.Clone(redirect.Attacks), "/app", "/app?x=1#y", "/?next=//evil.example",
+	"/a/%2e%2e/app", "/a/./b/../app?x=/../y")
 
 // callbackAttacks are callback queries; {code}, {state} and {iss} stand
 // for the genuine values of the sign-in in progress.
@@ -97,16 +99,19 @@ func startSignIn(t testing.TB, a *app, returnTo string) (s signIn, authorize str
 		}
 		return s, "", false
 	}
+	authorize = resp.Header.Get("Location")
+	if u, err := url.Parse(authorize); err == nil {
+		s.state = u.Query().Get("state")
+	}
 	for _, c := range resp.Cookies() {
 		if strings.HasPrefix(c.Name, a.bff.txPrefix()) && c.MaxAge > 0 {
 			s.txName, s.txValue = c.Name, c.Value
-			s.state = strings.TrimPrefix(c.Name, a.bff.txPrefix())
 		}
 	}
-	if s.txName == "" {
-		t.Fatal("/login set no transaction cookie")
+	if slot, ok := txSlot(s.state); !ok || s.txName != a.bff.txName(slot) {
+		t.Fatalf("/login set no transaction cookie for state %q (cookie %q)", s.state, s.txName)
 	}
-	return s, resp.Header.Get("Location"), true
+	return s, authorize, true
 }
 
 // approveSignIn runs the provider's /authorize in-process and fills in the
@@ -143,9 +148,11 @@ func checkSameOrigin(t *testing.T, a *app, resp *http.Response) {
 	}
 }
 
-// redirectLocation is the Location http.Redirect writes for returnTo
-// (it cleans the path); "" is the default "/".
+// redirectLocation is the Location the callback writes for returnTo:
+// /login keeps it with its dot segments resolved, and http.Redirect cleans
+// the path; "" is the default "/".
 func redirectLocation(returnTo string) string {
+	returnTo, _ = redirect.Path(returnTo)
 	if returnTo == "" {
 		returnTo = "/"
 	}
@@ -416,11 +423,25 @@ func FuzzSessionRecord(f *testing.F) {
 	})
 }
 
+// logoutEdits seed FuzzLogoutToken's claim edits (mode 8): the members
+// replace the genuine claims, "-" deletes one, and numbers for iat, exp and
+// nbf are seconds from now.
+var logoutEdits = []string{
+	`{}`, `{"exp":"-"}`, `{"exp":"-","sub":"-"}`, `{"iat":"-"}`, `{"iat":31536000,"exp":31536120}`, `{"iat":120}`,
+	`{"exp":315360000}`, `{"iat":-660,"exp":315360000}`, `{"exp":"-","iat":-180}`, `{"events":null}`, `{"events":[]}`,
+	`{"events":{"http://schemas.openid.net/event/backchannel-logout":null}}`,
+	`{"events":{"http://schemas.openid.net/event/backchannel-logout":[]}}`,
+	`{"events":{"HTTP://SCHEMAS.OPENID.NET/EVENT/BACKCHANNEL-LOGOUT":{}}}`, `{"nonce":null}`, `{"nbf":600}`,
+	`{"sid":42}`, `{"sub":42}`, `{"jti":""}`, `{"jti":7}`, `{"iss":"-"}`, `{"aud":"-"}`, `{"aud":[]}`, `{"iat":"now"}`,
+}
+
 // FuzzLogoutToken posts arbitrary logout tokens and bodies, and mutated,
-// expired, replayed and foreign genuine tokens to the back-channel logout
-// endpoint. Properties: no 5xx but 503; a session ends only for a genuine,
-// fresh, first-used token of its sid (a mutation that decodes to the same
-// bytes is the same token).
+// expired, replayed and foreign genuine tokens, genuinely signed tokens
+// with edited claims, and genuine ones with any typ header, to the
+// back-channel logout endpoint. Properties: no 5xx but 503; a session ends
+// only for a genuine, fresh, first-used token of its sid (a mutation that
+// decodes to the same bytes is the same token) whose claims and typ obey
+// Back-Channel Logout 1.0 (validLogoutClaims).
 func FuzzLogoutToken(f *testing.F) {
 	f.Add("", uint8(0), uint16(0), byte(0))
 	f.Add("", uint8(2), uint16(0), byte(0)) // the genuine token: must end the session
@@ -436,6 +457,12 @@ func FuzzLogoutToken(f *testing.F) {
 	for m := uint8(2); m < 8; m++ {
 		f.Add("", m, uint16(7), byte(1))
 		f.Add("", m, uint16(0), byte(0))
+	}
+	for _, e := range logoutEdits {
+		f.Add(e, uint8(8), uint16(0), byte(0))
+	}
+	for _, typ := range []string{"", "logout+jwt", "JWT", "application/logout+jwt", "LOGOUT+JWT", "at+jwt", "secevent+jwt", "jwt "} {
+		f.Add(typ, uint8(9), uint16(0), byte(0))
 	}
 	op, a := fuzzApp(f, nil)
 	ctx := context.Background()
@@ -467,14 +494,14 @@ func FuzzLogoutToken(f *testing.F) {
 		var body string
 		allowed := false // whether this token may end the session
 		var genuine string
-		switch mode % 8 {
+		switch mode % 10 {
 		case 0:
 			body = "logout_token=" + url.QueryEscape(raw)
 		case 1:
 			body = raw
 		case 2, 3: // genuine (mode 3: sub only), maybe mutated
 			sid := cur.sid
-			if mode%8 == 3 {
+			if mode%10 == 3 {
 				sid = ""
 			}
 			genuine = op.LogoutToken(cur.sub, sid, nil)
@@ -500,6 +527,19 @@ func FuzzLogoutToken(f *testing.F) {
 			}
 			cur = newLive(t)
 			body = "logout_token=" + tok
+		case 8: // genuinely signed, claims edited by raw (see logoutEdits)
+			claims, ok := editLogoutClaims(claimsOf(op, cur.sub, cur.sid), raw)
+			if !ok {
+				return
+			}
+			body = "logout_token=" + op.SignJWT(claims, oidctest.SignOptions{Typ: "logout+jwt"})
+			allowed = validLogoutClaims(claims, op.Issuer(), op.ClientID(), cur.sub, cur.sid, time.Now())
+		case 9: // genuine claims, typ raw ("" for none)
+			body = "logout_token=" + op.SignJWT(claimsOf(op, cur.sub, cur.sid), oidctest.SignOptions{Typ: raw, NoTyp: raw == ""})
+			switch strings.ToLower(raw) {
+			case "", "jwt", "logout+jwt", "application/logout+jwt":
+				allowed = true
+			}
 		}
 		resp := post(body)
 		checkNo500(t, resp, "backchannel-logout")
@@ -509,10 +549,10 @@ func FuzzLogoutToken(f *testing.F) {
 		}
 		if ended() {
 			if !allowed {
-				t.Fatalf("a session was ended by a non-genuine, stale or replayed token (mode %d)", mode%8)
+				t.Fatalf("a session was ended by a non-genuine, invalid, stale or replayed token (mode %d, %q)", mode%10, raw)
 			}
 			cur = newLive(t)
-		} else if mode%8 == 2 && mask == 0 {
+		} else if mode%10 == 2 && mask == 0 {
 			t.Fatalf("the genuine logout token did not end the session: %d", resp.StatusCode)
 		}
 	})
@@ -533,4 +573,82 @@ func sameJWS(a, b string) bool {
 		}
 	}
 	return true
+}
+
+// editLogoutClaims applies FuzzLogoutToken's edits (see logoutEdits) and
+// returns the claims as JSON decodes them (numbers as float64).
+func editLogoutClaims(claims map[string]any, raw string) (map[string]any, bool) {
+	var edits map[string]any
+	if json.Unmarshal([]byte(raw), &edits) != nil {
+		return nil, false
+	}
+	now := time.Now().Unix()
+	for k, v := range edits {
+		n, isNum := v.(float64)
+		switch {
+		case v == "-":
+			delete(claims, k)
+		case isNum && (k == "iat" || k == "exp" || k == "nbf"):
+			claims[k] = now + int64(max(min(n, 1e10), -1e10))
+		default:
+			claims[k] = v
+		}
+	}
+	b, _ := json.Marshal(claims)
+	var out map[string]any
+	return out, json.Unmarshal(b, &out) == nil
+}
+
+// validLogoutClaims is what FuzzLogoutToken holds an accepted token's
+// claims to, written apart from logouttoken.go: Back-Channel Logout 1.0
+// §2.4 and §2.6 with bff's bounds (iat at most 1 minute ahead; accepted 2
+// minutes after iat without exp, until exp but at most 10 minutes after iat
+// with one), a few seconds' slack, and a sid or sub of the live session.
+func validLogoutClaims(c map[string]any, iss, client, sub, sid string, now time.Time) bool {
+	const slack = 5
+	t := float64(now.Unix())
+	num := func(k string) (float64, bool, bool) { // value, present, valid
+		v, present := c[k]
+		n, ok := v.(float64)
+		return n, present, !present || ok
+	}
+	str := func(k string) (string, bool) { // value, valid (a string or absent)
+		v, present := c[k]
+		s, ok := v.(string)
+		return s, !present || ok
+	}
+	if _, ok := c["nonce"]; ok || c["iss"] != iss {
+		return false
+	}
+	switch aud := c["aud"].(type) {
+	case string:
+		if aud != client {
+			return false
+		}
+	case []any:
+		if !slices.Contains(aud, any(client)) {
+			return false
+		}
+	default:
+		return false
+	}
+	events, _ := c["events"].(map[string]any)
+	if _, ok := events["http://schemas.openid.net/event/backchannel-logout"].(map[string]any); !ok {
+		return false
+	}
+	iat, hasIat, ok1 := num("iat")
+	exp, hasExp, ok2 := num("exp")
+	nbf, _, ok3 := num("nbf")
+	jti, ok4 := str("jti")
+	s, ok5 := str("sub")
+	d, ok6 := str("sid")
+	switch {
+	case !ok1 || !ok2 || !ok3 || !ok4 || !ok5 || !ok6 || !hasIat || jti == "":
+		return false
+	case iat > t+60+slack || nbf > t+60+slack:
+		return false
+	case hasExp && (exp < t-slack || iat < t-600-slack), !hasExp && iat < t-120-slack:
+		return false
+	}
+	return d == sid && (s == "" || s == sub) || d == "" && s == sub
 }

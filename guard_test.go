@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -212,12 +213,17 @@ func TestRequireSessionSSE(t *testing.T) {
 }
 
 // A websocket-style upgrade through RequireSession: the handler hijacks the
-// connection and speaks its own protocol after a 101.
+// connection and speaks its own protocol after a 101. An upgrade is a GET,
+// but not a safe one: the origin check runs (cross-site WebSocket
+// hijacking; SameSite ignores ports and subdomains, so a same-site page
+// gets the Strict cookie sent).
 func TestRequireSessionUpgrade(t *testing.T) {
-	e := newCoreEnv(t, nil, nil)
+	e := newCoreEnv(t, nil, func(o *Options) { o.CSRFHeader = "X-Requested-By" })
 	e.a.login(e.br)
 	sid, _ := e.a.sessionCookie(e.br)
+	var calls atomic.Int64
 	srv := guarded(t, e.a, func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
 		u, _ := UserFrom(r.Context())
 		conn, rw, err := http.NewResponseController(w).Hijack()
 		if err != nil {
@@ -231,15 +237,19 @@ func TestRequireSessionUpgrade(t *testing.T) {
 		rw.WriteString("hello " + u.Subject + " " + line)
 		rw.Flush()
 	})
-	dial := func(cookie string) (net.Conn, *bufio.Reader, *http.Response) {
+	self := srv.URL
+	dial := func(headers ...string) (net.Conn, *bufio.Reader, *http.Response) {
 		conn, err := net.Dial("tcp", srv.Listener.Addr().String())
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { conn.Close() })
 		conn.SetDeadline(time.Now().Add(10 * time.Second)) // a hang guard, not an assertion
-		fmt.Fprintf(conn, "GET /ws HTTP/1.1\r\nHost: %s\r\nConnection: Upgrade\r\nUpgrade: bff-test\r\n%s\r\n",
-			srv.Listener.Addr(), cookie)
+		fmt.Fprintf(conn, "GET /ws HTTP/1.1\r\nHost: %s\r\nConnection: Upgrade\r\nUpgrade: bff-test\r\n", srv.Listener.Addr())
+		for i := 0; i+1 < len(headers); i += 2 {
+			fmt.Fprintf(conn, "%s: %s\r\n", headers[i], headers[i+1])
+		}
+		io.WriteString(conn, "\r\n")
 		r := bufio.NewReader(conn)
 		resp, err := http.ReadResponse(r, nil)
 		if err != nil {
@@ -247,17 +257,41 @@ func TestRequireSessionUpgrade(t *testing.T) {
 		}
 		return conn, r, resp
 	}
+	cookie := "__Host-bff=" + sid
 
-	conn, r, resp := dial("Cookie: __Host-bff=" + sid + "\r\n")
-	if resp.StatusCode != http.StatusSwitchingProtocols {
-		t.Fatalf("upgrade = %d", resp.StatusCode)
+	for _, tc := range []struct {
+		name    string
+		headers []string
+		want    int
+	}{
+		{"same_origin_fetch_metadata", []string{"Origin", self, "Sec-Fetch-Site", "same-origin"}, 101},
+		{"same_origin_origin_only", []string{"Origin", self}, 101},
+		{"no_browser_headers", nil, 101}, // not a browser: no CSRF possible
+		{"same_site_sibling", []string{"Origin", "https://evil.sibling.example", "Sec-Fetch-Site", "same-site"}, 403},
+		{"same_site_other_port", []string{"Origin", "http://127.0.0.1:1", "Sec-Fetch-Site", "same-site"}, 403},
+		{"other_port_origin_only", []string{"Origin", "http://127.0.0.1:1"}, 403},
+		{"cross_site", []string{"Origin", "https://evil.example", "Sec-Fetch-Site", "cross-site"}, 403},
+		{"origin_null", []string{"Origin", "null"}, 403},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			before := calls.Load()
+			conn, r, resp := dial(append([]string{"Cookie", cookie}, tc.headers...)...)
+			if resp.StatusCode != tc.want {
+				t.Fatalf("upgrade = %d, want %d", resp.StatusCode, tc.want)
+			}
+			if tc.want == 403 {
+				if calls.Load() != before {
+					t.Error("the handler ran")
+				}
+				return
+			}
+			io.WriteString(conn, "ping\n")
+			if line, err := r.ReadString('\n'); err != nil || line != "hello "+oidctest.DefaultUser.Subject+" ping\n" {
+				t.Fatalf("over the upgraded connection: %q, %v", line, err)
+			}
+		})
 	}
-	io.WriteString(conn, "ping\n")
-	if line, err := r.ReadString('\n'); err != nil || line != "hello "+oidctest.DefaultUser.Subject+" ping\n" {
-		t.Fatalf("over the upgraded connection: %q, %v", line, err)
-	}
-
-	if _, _, resp := dial(""); resp.StatusCode != http.StatusUnauthorized {
+	if _, _, resp := dial(); resp.StatusCode != http.StatusUnauthorized {
 		t.Fatalf("upgrade without a session = %d, want 401", resp.StatusCode)
 	}
 }

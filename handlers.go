@@ -1,6 +1,7 @@
 package bff
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/subtle"
@@ -9,8 +10,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
-	"strings"
+	"strconv"
 	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
@@ -21,9 +23,8 @@ import (
 	"github.com/gobff/bff/internal/seal"
 )
 
-// txn is one sign-in attempt, sealed into its own cookie named after its
-// state, so that /login keeps no server-side state and parallel sign-ins
-// (two tabs) do not overwrite each other.
+// txn is one sign-in attempt, sealed into a cookie, so that /login keeps
+// no server-side state.
 type txn struct {
 	State    string `json:"s"`
 	Nonce    string `json:"n"`
@@ -33,15 +34,85 @@ type txn struct {
 	Created  int64  `json:"c"` // Unix milliseconds
 }
 
-// maxTxCookies bounds the sign-in cookies a browser carries: older ones are
-// cleared when a new sign-in starts.
+// maxTxCookies bounds the sign-in cookies a browser carries, by
+// construction: a sign-in's cookie is one of maxTxCookies slots, named
+// after the slot, and the slot is the last character of its state. Parallel
+// sign-ins (tabs) take free slots; when none is free, a new sign-in takes
+// the slot of the oldest.
 const maxTxCookies = 4
+
+var errNoTxCookie = errors.New("no transaction cookie for this state (replayed, expired, replaced, or started in another browser)")
 
 // txMaxAge is LoginTimeout in whole seconds, rounded up (the sealed
 // creation time is what enforces the timeout).
 func (b *BFF) txMaxAge() int { return int((b.cfg.LoginTimeout + time.Second - 1) / time.Second) }
 
 func (b *BFF) txPrefix() string { return b.cfg.CookieName + "-tx-" }
+
+func (b *BFF) txName(slot int) string { return b.txPrefix() + strconv.Itoa(slot) }
+
+// txSlot returns the cookie slot of a state: a session-ID-like random part
+// and a slot digit.
+func txSlot(state string) (int, bool) {
+	if len(state) != sessionIDLen+1 || !validID(state[:sessionIDLen]) {
+		return 0, false
+	}
+	c := state[sessionIDLen]
+	if c < '0' || c >= '0'+maxTxCookies {
+		return 0, false
+	}
+	return int(c - '0'), true
+}
+
+// pickTxSlot chooses the slot of a new sign-in: a free one, trying them
+// from a rotating start so that sign-ins racing in one browser take
+// different slots, else the slot of the oldest (or unreadable) sign-in.
+func (b *BFF) pickTxSlot(h http.Header) int {
+	start := int(b.txSeq.Add(1) % maxTxCookies)
+	oldest, oldestAt := start, int64(math.MaxInt64)
+	for i := range maxTxCookies {
+		slot := (start + i) % maxTxCookies
+		tx, err := b.openTx(h, b.txName(slot))
+		if errors.Is(err, errNoTxCookie) {
+			return slot
+		}
+		if err != nil {
+			tx.Created = math.MinInt64
+		}
+		if tx.Created < oldestAt {
+			oldest, oldestAt = slot, tx.Created
+		}
+	}
+	return oldest
+}
+
+// openTx opens the transaction cookie called name.
+func (b *BFF) openTx(h http.Header, name string) (txn, error) {
+	var tx txn
+	raw, ok := cookieValue(h, name)
+	if !ok {
+		return tx, errNoTxCookie
+	}
+	sealed, err := base64.RawURLEncoding.DecodeString(raw)
+	if err != nil {
+		return tx, err
+	}
+	plain, err := b.sealer.Open(nil, seal.PurposeTransaction, sealed, []byte(name))
+	if err != nil {
+		return tx, err
+	}
+	return tx, json.Unmarshal(plain, &tx)
+}
+
+// sealTx seals tx for the cookie called name. JSON without HTML escaping:
+// a returnTo of "<" would otherwise grow six-fold.
+func (b *BFF) sealTx(tx txn, name string) string {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	enc.Encode(tx)
+	return base64.RawURLEncoding.EncodeToString(b.sealer.Seal(nil, seal.PurposeTransaction, buf.Bytes(), []byte(name)))
+}
 
 func (b *BFF) txCookie(w http.ResponseWriter, name, value string, maxAge int) {
 	http.SetCookie(w, &http.Cookie{
@@ -70,29 +141,21 @@ func (b *BFF) handleLogin(w http.ResponseWriter, r *http.Request) {
 	returnTo := "/"
 	if q := r.URL.Query().Get("returnTo"); q != "" {
 		rt, err := redirect.Path(q)
+		if errors.Is(err, redirect.ErrTooLong) {
+			b.fail(w, r, badRequest(fmt.Sprintf("returnTo is longer than %d bytes.", redirect.MaxLen), err))
+			return
+		}
 		if err != nil {
 			b.fail(w, r, badRequest("returnTo must be a same-origin path such as /app.", err))
 			return
 		}
 		returnTo = rt
 	}
-	tx := txn{State: rand.Text(), Nonce: rand.Text(), Verifier: oauth2.GenerateVerifier(), ReturnTo: returnTo,
-		Issuer: b.cfg.Issuer, Created: b.cfg.Now().UnixMilli()}
-	plain, _ := json.Marshal(tx)
-	name := b.txPrefix() + tx.State
-	value := base64.RawURLEncoding.EncodeToString(b.sealer.Seal(nil, seal.PurposeTransaction, plain, []byte(name)))
-
-	// Clear the oldest abandoned sign-ins beyond the bound.
-	var old []string
-	for _, c := range r.Cookies() {
-		if strings.HasPrefix(c.Name, b.txPrefix()) {
-			old = append(old, c.Name)
-		}
-	}
-	for i := 0; i+maxTxCookies <= len(old); i++ {
-		b.txCookie(w, old[i], "", -1)
-	}
-	b.txCookie(w, name, value, b.txMaxAge())
+	slot := b.pickTxSlot(r.Header)
+	tx := txn{State: rand.Text() + strconv.Itoa(slot), Nonce: rand.Text(), Verifier: oauth2.GenerateVerifier(),
+		ReturnTo: returnTo, Issuer: b.cfg.Issuer, Created: b.cfg.Now().UnixMilli()}
+	name := b.txName(slot)
+	b.txCookie(w, name, b.sealTx(tx, name), b.txMaxAge())
 	http.Redirect(w, r, prov.oauth.AuthCodeURL(tx.State, oidc.Nonce(tx.Nonce), oauth2.S256ChallengeOption(tx.Verifier)),
 		http.StatusSeeOther)
 }
@@ -111,12 +174,7 @@ var oauthErrors = map[string]bool{
 // stored; any failure answers an error and changes no session.
 func (b *BFF) handleCallback(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	state := q.Get("state")
-	if validID(state) {
-		// Single use in this browser: the transaction cookie goes away
-		// whatever the outcome.
-		b.txCookie(w, b.txPrefix()+state, "", -1)
-	}
+	tx, txErr := b.callbackTx(w, r, q.Get("state"))
 	if e := q.Get("error"); e != "" {
 		code := "unknown_error"
 		if oauthErrors[e] {
@@ -126,7 +184,11 @@ func (b *BFF) handleCallback(w http.ResponseWriter, r *http.Request) {
 			fmt.Errorf("provider returned error %q", code)))
 		return
 	}
-	s, id, returnTo, err := b.completeLogin(r, state, q)
+	if txErr != nil {
+		b.fail(w, r, txErr)
+		return
+	}
+	s, id, returnTo, err := b.completeLogin(r, tx, q)
 	if err != nil {
 		b.fail(w, r, err)
 		return
@@ -136,7 +198,41 @@ func (b *BFF) handleCallback(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, returnTo, http.StatusSeeOther)
 }
 
-func (b *BFF) completeLogin(r *http.Request, state string, q map[string][]string) (*session, string, string, error) {
+// callbackTx finds and checks the sign-in of the callback's state. Its
+// cookie goes away whatever the outcome (single use in this browser), as
+// does an unreadable one; another sign-in's cookie in the slot stays.
+func (b *BFF) callbackTx(w http.ResponseWriter, r *http.Request, state string) (txn, error) {
+	fail := func(desc string, cause error) (txn, error) {
+		return txn{}, errLogin(http.StatusBadRequest, desc, cause)
+	}
+	slot, ok := txSlot(state)
+	if !ok {
+		return fail("The sign-in response has no valid state.", errors.New("missing or malformed state"))
+	}
+	name := b.txName(slot)
+	tx, err := b.openTx(r.Header, name)
+	mine := err == nil && subtle.ConstantTimeCompare([]byte(tx.State), []byte(state)) == 1
+	if mine || err != nil && !errors.Is(err, errNoTxCookie) {
+		b.txCookie(w, name, "", -1)
+	}
+	now := b.cfg.Now()
+	switch {
+	case errors.Is(err, errNoTxCookie):
+		return fail("No sign-in is in progress in this browser for this response; start again.", err)
+	case err != nil:
+		return fail("The sign-in cookie is invalid; start again.", err)
+	case !mine:
+		return fail("No sign-in is in progress in this browser for this response; start again.",
+			errors.New("state mismatch: the cookie slot holds another sign-in"))
+	case now.Sub(time.UnixMilli(tx.Created)) > b.cfg.LoginTimeout || tx.Created > now.Add(time.Minute).UnixMilli():
+		return fail("The sign-in took too long; start again.", errors.New("transaction expired"))
+	case tx.Issuer != b.cfg.Issuer:
+		return fail("The sign-in was started for another identity provider.", errors.New("transaction issuer mismatch"))
+	}
+	return tx, nil
+}
+
+func (b *BFF) completeLogin(r *http.Request, tx txn, q map[string][]string) (*session, string, string, error) {
 	fail := func(desc string, cause error) (*session, string, string, error) {
 		return nil, "", "", errLogin(http.StatusBadRequest, desc, cause)
 	}
@@ -146,36 +242,7 @@ func (b *BFF) completeLogin(r *http.Request, state string, q map[string][]string
 		}
 		return ""
 	}
-	if !validID(state) {
-		return fail("The sign-in response has no valid state.", errors.New("missing or malformed state"))
-	}
-	name := b.txPrefix() + state
-	raw, ok := cookieValue(r.Header, name)
-	if !ok {
-		return fail("No sign-in is in progress in this browser for this response; start again.",
-			errors.New("no transaction cookie for this state (replayed, expired, or started in another browser)"))
-	}
-	sealed, err := base64.RawURLEncoding.DecodeString(raw)
-	if err != nil {
-		return fail("The sign-in cookie is invalid; start again.", err)
-	}
-	plain, err := b.sealer.Open(nil, seal.PurposeTransaction, sealed, []byte(name))
-	if err != nil {
-		return fail("The sign-in cookie is invalid; start again.", err)
-	}
-	var tx txn
-	if err := json.Unmarshal(plain, &tx); err != nil {
-		return fail("The sign-in cookie is invalid; start again.", err)
-	}
 	now := b.cfg.Now()
-	switch {
-	case subtle.ConstantTimeCompare([]byte(tx.State), []byte(state)) != 1:
-		return fail("The sign-in response does not match this browser's sign-in.", errors.New("state mismatch"))
-	case now.Sub(time.UnixMilli(tx.Created)) > b.cfg.LoginTimeout || tx.Created > now.Add(time.Minute).UnixMilli():
-		return fail("The sign-in took too long; start again.", errors.New("transaction expired"))
-	case tx.Issuer != b.cfg.Issuer:
-		return fail("The sign-in was started for another identity provider.", errors.New("transaction issuer mismatch"))
-	}
 	prov := b.provider()
 	if prov == nil {
 		return nil, "", "", errNotReady
@@ -193,7 +260,7 @@ func (b *BFF) completeLogin(r *http.Request, state string, q map[string][]string
 		return fail("The sign-in response has no code.", errors.New("missing code"))
 	}
 	ctx := r.Context()
-	first, err := b.store.firstUse(ctx, replayState, state, b.cfg.LoginTimeout)
+	first, err := b.store.firstUse(ctx, replayState, tx.State, b.cfg.LoginTimeout)
 	if err != nil {
 		return nil, "", "", err
 	}

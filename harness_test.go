@@ -144,6 +144,29 @@ func newFrozenClock() *frozenClock {
 func (c *frozenClock) Now() time.Time          { return time.Unix(0, c.ns.Load()) }
 func (c *frozenClock) Advance(d time.Duration) { c.ns.Add(int64(d)) }
 
+// logBuffer collects an app's log as text, for tests of what is logged:
+// set Options.Logger to its logger().
+type logBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func (l *logBuffer) logger() *slog.Logger {
+	return slog.New(slog.NewTextHandler(l, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
 type testWriter struct{ t testing.TB }
 
 func (w testWriter) Write(p []byte) (int, error) {

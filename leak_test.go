@@ -174,6 +174,29 @@ func TestBoundedLoginFlood(t *testing.T) {
 	}
 }
 
+// Twenty sign-ins started in parallel by one browser (each request carries
+// the cookies the browser had before any of them answered) leave at most
+// maxTxCookies transaction cookies, whatever their order: the cookie names
+// are a fixed set of slots.
+func TestBoundedLoginCookiesParallel(t *testing.T) {
+	op := testOP(t, oidctest.Config{})
+	a := newApp(t, op, nil)
+	for _, before := range []http.Header{nil, {"Cookie": {a.bff.txPrefix() + "planted=x"}}} {
+		names := map[string]bool{}
+		for range 20 {
+			resp := serveInProcess(a.bff, "GET", "/auth/login", "returnTo=%2Fapp", nil, before)
+			for _, c := range resp.Cookies() {
+				if strings.HasPrefix(c.Name, a.bff.txPrefix()) && c.MaxAge > 0 {
+					names[c.Name] = true
+				}
+			}
+		}
+		if len(names) > maxTxCookies {
+			t.Errorf("20 parallel sign-ins set %d transaction cookie names, want at most %d", len(names), maxTxCookies)
+		}
+	}
+}
+
 // lockCount returns the number of locks held in the in-process Locker.
 func lockCount(b *BFF) int {
 	l, ok := b.store.locker.(*storage.MemLocker)

@@ -152,10 +152,11 @@ func (b *BFF) revoke(ctx context.Context, prov *provider, token string) error {
 // handleBackchannelLogout implements OpenID Connect Back-Channel Logout 1.0:
 // a verified, not replayed logout token ends every session of its sid (or
 // of its sub when it has no sid). Any invalid token gets 400 and ends
-// nothing.
+// nothing; a token that cannot be verified yet (the provider's key set is
+// unreachable, or a key refetch is rate-limited) gets 503.
 func (b *BFF) handleBackchannelLogout(w http.ResponseWriter, r *http.Request) {
 	invalid := func(cause error) {
-		b.log.Info("bff: back-channel logout refused", "err", cause)
+		b.log.Warn("bff: back-channel logout refused", "reason", cause)
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "invalid_request"})
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
@@ -175,20 +176,21 @@ func (b *BFF) handleBackchannelLogout(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx := r.Context()
 	vctx, keysErr := keyset.Probe(b.clientContext(ctx))
-	lt, err := prov.verifier.VerifyLogout(vctx, raw)
+	lt, err := b.verifyLogoutToken(vctx, prov, raw)
 	if err != nil {
 		if kerr := keysErr(); kerr != nil {
-			// The provider's key set could not be fetched: nothing is
-			// known about the token, so ask for a retry (a 400 would tell
-			// the provider the token is bad).
+			// The provider's keys could not be had: nothing is known about
+			// the token, so ask for a retry (a 400 would tell the provider
+			// the token is bad).
 			b.fail(w, r, errUnavailable("The identity provider's key set", kerr))
 			return
 		}
 		invalid(err)
 		return
 	}
-	// Replay: each jti is accepted once while the token is valid.
-	ttl := lt.Expiry.Sub(b.cfg.Now()) + time.Minute
+	// Replay: each jti is accepted once while the token is accepted (at
+	// most logoutMaxAge after its iat).
+	ttl := lt.until.Sub(b.cfg.Now()) + logoutSkew
 	jti := lt.Issuer + "\x00" + lt.TokenID
 	first, err := b.store.firstUse(ctx, replayJTI, jti, ttl)
 	if err != nil {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/alexedwards/scs/v2"
 
+	"github.com/gobff/bff/internal/keyset"
 	"github.com/gobff/bff/internal/oidctest"
 	"github.com/gobff/bff/internal/redistest"
 	"github.com/gobff/bff/internal/storage"
@@ -333,7 +334,8 @@ func TestBackchannelLogoutSub(t *testing.T) {
 // Cache-Control: no-store, and ends nothing.
 func TestBackchannelLogoutInvalidTokens(t *testing.T) {
 	op := testOP(t, twoUsers())
-	a := newApp(t, op, nil)
+	logs := &logBuffer{}
+	a := newApp(t, op, func(o *Options) { o.Logger = logs.logger() })
 	alice := loginAs(a, oidctest.DefaultUser)
 	bobBr := loginAs(a, bob)
 	id, _ := a.sessionCookie(alice)
@@ -362,32 +364,65 @@ func TestBackchannelLogoutInvalidTokens(t *testing.T) {
 		t.Fatal("valid token refused")
 	}
 
+	const ev = "http://schemas.openid.net/event/backchannel-logout"
+	now := time.Now()
+	events := func(v any) func(map[string]any) {
+		return func(m map[string]any) { m["events"] = v }
+	}
+	typed := func(typ string) string {
+		return op.SignJWT(claims(nil), oidctest.SignOptions{Typ: typ})
+	}
 	cases := []struct {
 		name  string
 		token string
 	}{
 		{"bad signature", op.SignJWT(claims(nil), oidctest.SignOptions{UnknownKey: true, Typ: "logout+jwt"})},
-		{"unknown kid", op.SignJWT(claims(nil), oidctest.SignOptions{UnknownKey: true, KID: "forged", Typ: "logout+jwt"})},
 		{"alg none", op.SignJWT(claims(nil), oidctest.SignOptions{AlgNone: true, Typ: "logout+jwt"})},
 		{"nonce present", op.LogoutToken(sub, sid, func(m map[string]any) { m["nonce"] = "n" })},
+		{"nonce null", op.LogoutToken(sub, sid, func(m map[string]any) { m["nonce"] = nil })},
 		{"events missing", op.LogoutToken(sub, sid, func(m map[string]any) { delete(m, "events") })},
-		{"wrong event", op.LogoutToken(sub, sid, func(m map[string]any) {
-			m["events"] = map[string]any{"http://schemas.openid.net/event/other": map[string]any{}}
-		})},
+		{"wrong event", op.LogoutToken(sub, sid, events(map[string]any{"http://schemas.openid.net/event/other": map[string]any{}}))},
+		{"event name in upper case", op.LogoutToken(sub, sid, events(map[string]any{strings.ToUpper(ev): map[string]any{}}))},
+		{"event value null", op.LogoutToken(sub, sid, events(map[string]any{ev: nil}))},
+		{"event value an array", op.LogoutToken(sub, sid, events(map[string]any{ev: []any{}}))},
+		{"event value a string", op.LogoutToken(sub, sid, events(map[string]any{ev: "logout"}))},
+		{"events null", op.LogoutToken(sub, sid, events(nil))},
+		{"events an array", op.LogoutToken(sub, sid, events([]any{ev}))},
 		{"wrong aud", op.LogoutToken(sub, sid, func(m map[string]any) { m["aud"] = "another-client" })},
 		{"wrong iss", op.LogoutToken(sub, sid, func(m map[string]any) { m["iss"] = "https://evil.example" })},
-		{"expired", op.LogoutToken(sub, sid, func(m map[string]any) { m["exp"] = time.Now().Add(-time.Minute).Unix() })},
-		{"missing exp", op.LogoutToken(sub, sid, func(m map[string]any) { delete(m, "exp") })},
+		{"expired", op.LogoutToken(sub, sid, func(m map[string]any) { m["exp"] = now.Add(-time.Minute).Unix() })},
+		{"missing iat", op.LogoutToken(sub, sid, func(m map[string]any) { delete(m, "iat") })},
+		{"iat not a number", op.LogoutToken(sub, sid, func(m map[string]any) { m["iat"] = now.Format(time.RFC3339) })},
+		{"iat a year ahead", op.LogoutToken(sub, sid, func(m map[string]any) {
+			m["iat"], m["exp"] = now.AddDate(1, 0, 0).Unix(), now.AddDate(1, 0, 0).Add(2*time.Minute).Unix()
+		})},
+		{"iat two minutes ahead", op.LogoutToken(sub, sid, func(m map[string]any) { m["iat"] = now.Add(2 * time.Minute).Unix() })},
+		{"iat 11 minutes old, exp ten years ahead", op.LogoutToken(sub, sid, func(m map[string]any) {
+			m["iat"], m["exp"] = now.Add(-11*time.Minute).Unix(), now.AddDate(10, 0, 0).Unix()
+		})},
+		{"missing exp, iat 3 minutes old", op.LogoutToken(sub, sid, func(m map[string]any) {
+			delete(m, "exp")
+			m["iat"] = now.Add(-3 * time.Minute).Unix()
+		})},
+		{"nbf ahead", op.LogoutToken(sub, sid, func(m map[string]any) { m["nbf"] = now.Add(5 * time.Minute).Unix() })},
 		{"replayed jti", op.LogoutToken(sub, sid, func(m map[string]any) { m["jti"] = usedJTI["jti"] })},
 		{"missing jti", op.LogoutToken(sub, sid, func(m map[string]any) { delete(m, "jti") })},
+		{"jti not a string", op.LogoutToken(sub, sid, func(m map[string]any) { m["jti"] = 7 })},
 		{"neither sub nor sid", op.LogoutToken("", "", nil)},
+		{"sid not a string", op.LogoutToken("", "", func(m map[string]any) { m["sid"] = 42 })},
+		{"typ of an access token", typed("at+jwt")},
+		{"typ of another SET", typed("secevent+jwt")},
 		{"tampered payload", tamper(valid)},
 		{"garbage", "garbage"},
 		{"empty", ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
+			warned := strings.Count(logs.String(), "level=WARN msg=\"bff: back-channel logout refused\" reason=")
 			code, hdr, body := a.backchannel(tc.token)
+			if strings.Count(logs.String(), "level=WARN msg=\"bff: back-channel logout refused\" reason=") != warned+1 {
+				t.Errorf("the refusal was not logged at Warn with its reason")
+			}
 			m := jsonBody(t, body)
 			if code != http.StatusBadRequest || len(m) != 1 || m["error"] != "invalid_request" {
 				t.Errorf("= %d %s, want 400 {\"error\":\"invalid_request\"}", code, body)
@@ -408,6 +443,109 @@ func TestBackchannelLogoutInvalidTokens(t *testing.T) {
 	// And it cannot be replayed.
 	if code, _, _ := a.backchannel(valid); code != http.StatusBadRequest {
 		t.Fatalf("replayed valid token = %d, want 400", code)
+	}
+}
+
+// Logout tokens as real providers send them: ory hydra sends no exp and no
+// sub (iss, aud, iat, jti, sid, events; typ JWT), Auth0 and Keycloak typ
+// JWT; explicit typing is logout+jwt, also with its application/ prefix.
+func TestBackchannelLogoutAccepts(t *testing.T) {
+	op := testOP(t, oidctest.Config{})
+	a := newApp(t, op, nil)
+	const ev = "http://schemas.openid.net/event/backchannel-logout"
+	for _, tc := range []struct {
+		name  string
+		token func(sub, sid string) string
+	}{
+		{"hydra", func(_, sid string) string {
+			return op.SignJWT(map[string]any{"iss": op.Issuer(), "aud": []string{op.ClientID()}, "iat": time.Now().Unix(),
+				"jti": "0f0d8f6e-4a1a-4c36-9c1e-7d2b1f3a9c55", "events": map[string]any{ev: map[string]any{}}, "sid": sid},
+				oidctest.SignOptions{Typ: "JWT"})
+		}},
+		{"no typ", func(sub, sid string) string {
+			return op.SignJWT(claimsOf(op, sub, sid), oidctest.SignOptions{NoTyp: true})
+		}},
+		{"typ application/logout+jwt", func(sub, sid string) string {
+			return op.SignJWT(claimsOf(op, sub, sid), oidctest.SignOptions{Typ: "application/logout+jwt"})
+		}},
+		{"exp ten years ahead", func(sub, sid string) string {
+			return op.LogoutToken(sub, sid, func(m map[string]any) { m["exp"] = time.Now().AddDate(10, 0, 0).Unix() })
+		}},
+		{"iat a little ahead (clock skew)", func(sub, sid string) string {
+			return op.LogoutToken(sub, sid, func(m map[string]any) { m["iat"] = time.Now().Add(30 * time.Second).Unix() })
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			br := newBrowser(t)
+			a.login(br)
+			id, _ := a.sessionCookie(br)
+			s, _ := a.storeSession(id)
+			if code, _, body := a.backchannel(tc.token(s.rec.Subject, s.rec.SID)); code != 200 {
+				t.Fatalf("= %d %s, want 200", code, body)
+			}
+			if signedIn(t, a, br) {
+				t.Fatal("the session of the sid is still alive")
+			}
+		})
+	}
+}
+
+// claimsOf returns the claims of a valid logout token.
+func claimsOf(op *oidctest.Provider, sub, sid string) map[string]any {
+	var c map[string]any
+	op.LogoutToken(sub, sid, func(m map[string]any) { c = m })
+	return c
+}
+
+// A token's jti is remembered as long as the token would be accepted, and
+// no longer: at most 10 minutes after its iat (plus a minute), however far
+// its exp; after that, the token itself is refused as too old.
+func TestBackchannelLogoutReplayEntryBounded(t *testing.T) {
+	e := newCoreEnv(t, nil, nil)
+	tok := e.op.LogoutToken("nobody", "", func(m map[string]any) { m["exp"] = e.clock.Now().AddDate(10, 0, 0).Unix() })
+	if code, _, body := e.a.backchannel(tok); code != 200 {
+		t.Fatalf("= %d %s", code, body)
+	}
+	e.store.mu.Lock()
+	for k, exp := range e.store.expiry {
+		if strings.HasPrefix(k, "jti:") && exp.After(e.clock.Now().Add(11*time.Minute)) {
+			t.Errorf("the replay entry lives until %v, %v from now", exp, exp.Sub(e.clock.Now()))
+		}
+	}
+	e.store.mu.Unlock()
+	if e.store.writes("jti") != 1 {
+		t.Fatalf("%d replay entries written, want 1", e.store.writes("jti"))
+	}
+	e.clock.Advance(11*time.Minute + time.Second)
+	if code, _, _ := e.a.backchannel(tok); code != http.StatusBadRequest {
+		t.Fatalf("the same token 11 minutes later = %d, want 400", code)
+	}
+}
+
+// A genuine token signed with a key the provider has just rotated in, while
+// the key refetch is rate-limited: 503 with Retry-After (the provider
+// retries), not 400 (which would refuse it for good); once the refetch is
+// allowed, the same token ends the session.
+func TestBackchannelLogoutKeyRotatedWhileRateLimited(t *testing.T) {
+	e := newCoreEnv(t, nil, nil)
+	e.a.login(e.br)
+	id, _ := e.a.sessionCookie(e.br)
+	s, _ := e.a.storeSession(id)
+	e.op.RotateKeys()
+	tok := e.op.LogoutToken(s.rec.Subject, s.rec.SID, nil)
+	code, hdr, body := e.a.backchannel(tok)
+	if code != http.StatusServiceUnavailable || hdr.Get("Retry-After") == "" {
+		t.Fatalf("= %d %s (Retry-After %q), want 503 with Retry-After", code, body, hdr.Get("Retry-After"))
+	}
+	if !signedIn(t, e.a, e.br) {
+		t.Fatal("the session ended on a token that was not verified")
+	}
+	e.clock.Advance(keyset.DefaultMinRefetchInterval)
+	if code, _, body := e.a.backchannel(tok); code != 200 {
+		t.Fatalf("the provider's retry = %d %s, want 200", code, body)
+	}
+	if signedIn(t, e.a, e.br) {
+		t.Fatal("the session is still alive")
 	}
 }
 
@@ -436,7 +574,9 @@ func TestBackchannelLogoutForgedKidsRateLimited(t *testing.T) {
 			"jti": "j" + strings.Repeat("x", i), "sub": oidctest.DefaultUser.Subject,
 			"events": map[string]any{"http://schemas.openid.net/event/backchannel-logout": map[string]any{}},
 		}, oidctest.SignOptions{UnknownKey: true, KID: "kid-" + strings.Repeat("k", i+1), Typ: "logout+jwt"})
-		if code, _, _ := a.backchannel(tok); code != http.StatusBadRequest {
+		// Refused; 503 while the refetch is rate-limited, since a key
+		// rotated in just now is indistinguishable from a forged kid.
+		if code, _, _ := a.backchannel(tok); code != http.StatusBadRequest && code != http.StatusServiceUnavailable {
 			t.Fatalf("forged token %d = %d", i, code)
 		}
 	}

@@ -153,7 +153,9 @@ type Options struct {
 	// CSRFHeader, when set, must be present (any non-empty value) on every
 	// unsafe request through RequireSession, in addition to the
 	// cross-origin check: a custom header forces a CORS preflight, a
-	// defence for browsers without Fetch Metadata. Default "" (not
+	// defence for browsers without Fetch Metadata. It is not required on
+	// upgrades (WebSocket handshakes), to which a browser cannot add
+	// headers; the cross-origin check guards them. Default "" (not
 	// required).
 	CSRFHeader string
 
@@ -173,6 +175,14 @@ type Options struct {
 	// not advertise PKCE S256. PKCE is still sent. Default false: such a
 	// provider is refused.
 	InsecureAllowNoPKCE bool
+
+	// InsecureAllowHTTPEndpoints accepts provider endpoints from discovery
+	// (authorization, token, JWKS, userinfo, revocation, end-session) over
+	// plain http on a host that is not loopback, where codes, tokens and the
+	// provider's keys would cross the network in clear text. Never use it in
+	// production. Default false: every endpoint must be https, except on
+	// localhost and loopback addresses.
+	InsecureAllowHTTPEndpoints bool
 
 	// InsecurePlainHTTPCookies drops the Secure attribute and allows a
 	// cookie name without "__Host-", for development over plain http on a
@@ -319,6 +329,9 @@ func validate(o Options) (*config, error) {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
+	if c.InsecureAllowHTTPEndpoints {
+		c.Logger.Warn("bff: Options.InsecureAllowHTTPEndpoints is set: provider endpoints may be plain http; never use it in production")
+	}
 	if c.PostLogoutRedirect == "" {
 		c.PostLogoutRedirect = "/"
 	}
@@ -359,6 +372,41 @@ func checkURL(field, s string, allowHTTP bool) error {
 		}
 	default:
 		return fieldErr(field, "must be an https URL")
+	}
+	return nil
+}
+
+// checkEndpoints checks the provider's endpoints from discovery: the
+// first three are required; each present one must be an absolute https URL
+// without user information or fragment (a query is allowed, as RFC 6749
+// §3.1 allows one), or http on a loopback host or with
+// InsecureAllowHTTPEndpoints.
+func (c *config) checkEndpoints(authz, token, jwks, userinfo, revocation, endSession string) error {
+	for _, ep := range []struct {
+		member, url string
+		required    bool
+	}{
+		{"authorization_endpoint", authz, true}, {"token_endpoint", token, true}, {"jwks_uri", jwks, true},
+		{"userinfo_endpoint", userinfo, false}, {"revocation_endpoint", revocation, false},
+		{"end_session_endpoint", endSession, false},
+	} {
+		if ep.url == "" {
+			if ep.required {
+				return fmt.Errorf("%s is missing", ep.member)
+			}
+			continue
+		}
+		u, err := url.Parse(ep.url)
+		if err != nil || u.Host == "" || u.User != nil || u.Fragment != "" || u.Opaque != "" {
+			return fmt.Errorf("%s %q is not an absolute URL without user information or fragment", ep.member, ep.url)
+		}
+		switch {
+		case u.Scheme == "https":
+		case u.Scheme == "http" && (isLoopback(u.Hostname()) || c.InsecureAllowHTTPEndpoints):
+		default:
+			return fmt.Errorf("%s %q must use https (http only on a loopback host, or with Options.InsecureAllowHTTPEndpoints)",
+				ep.member, ep.url)
+		}
 	}
 	return nil
 }

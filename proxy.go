@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -87,6 +88,11 @@ func ProxyTransport(rt http.RoundTripper) ProxyOption {
 //   - answers 401 without a session in the request's context (when it is
 //     not behind RequireSession); it never forwards a request without a
 //     token;
+//   - refuses with 403 an upgrade (a WebSocket handshake) from another
+//     origin, as RequireSession does, although it is a GET: the upstream
+//     would get the bearer token, and an API built for bearer tokens rarely
+//     checks Origin (cross-site WebSocket hijacking from a same-site page);
+//     a same-origin WebSocket is proxied;
 //   - sends Authorization: Bearer with the session's access token, which
 //     RequireSession has refreshed if it was about to expire, and removes
 //     the browser's Cookie header, the Options.CSRFHeader and any
@@ -99,6 +105,13 @@ func ProxyTransport(rt http.RoundTripper) ProxyOption {
 //     backslashes (%2F, %5C), no backslashes, no empty segments ("//"), no
 //     control characters and no invalid UTF-8 once decoded: anything else
 //     is refused with 400, never cleaned into another path;
+//   - keeps target's query parameters fixed: with a target of
+//     https://api.internal/v1?tenant=a, /api/upstream/orders?x=1 goes to
+//     https://api.internal/v1/orders?tenant=a&x=1, and a request whose
+//     query names a parameter of target again, as a framework may read the
+//     name (percent-decoded, in any case, with a "[…]" suffix, or with '.'
+//     or ' ' for '_'), or holds a ';', is refused with 400: upstreams differ
+//     on which of two values wins;
 //   - sets X-Forwarded-For to the address of the connection's peer,
 //     X-Forwarded-Host and X-Forwarded-Proto to those of Options.BaseURL
 //     (never the request's Host header), and drops such headers sent by the
@@ -109,9 +122,13 @@ func ProxyTransport(rt http.RoundTripper) ProxyOption {
 //   - streams request and response bodies without buffering and flushes
 //     every write of the response at once, so server-sent events work;
 //   - passes the upstream's status, headers and body through, except that
-//     Set-Cookie and Clear-Site-Data are removed: the upstream is an API,
-//     and its cookies must not mix with (or clear) the BFF's session cookie
-//     on the app's origin;
+//     Set-Cookie and Clear-Site-Data are removed (the upstream is an API,
+//     and its cookies must not mix with, or clear, the BFF's session cookie
+//     on the app's origin), and so are its CORS headers (Access-Control-*:
+//     the BFF is same-origin by design; an app that wants CORS sets it on
+//     its own routes). Informational answers (103 Early Hints) go through
+//     the same filter, and the app's own headers set before the proxy stay
+//     on the final answer;
 //   - when the upstream answers 401 to a GET or HEAD without a body (a
 //     request that is safe to send twice), refreshes the access token once,
 //     whatever its expiry, and sends the request once more with the new
@@ -165,6 +182,14 @@ func (b *BFF) Proxy(target *url.URL, opts ...ProxyOption) http.Handler {
 	if p.methods != nil {
 		p.allow = strings.Join(slices.DeleteFunc(slices.Clone(p.methods), neverProxied), ", ")
 	}
+	for pair := range strings.SplitSeq(target.RawQuery, "&") {
+		if name, _, _ := strings.Cut(pair, "="); name != "" {
+			if p.fixed == nil {
+				p.fixed = map[string]bool{}
+			}
+			p.fixed[queryName(name)] = true
+		}
+	}
 	p.rp = &httputil.ReverseProxy{
 		Rewrite:        p.rewrite,
 		Transport:      &proxyTransport{b: b, rt: rt},
@@ -179,8 +204,9 @@ func (b *BFF) Proxy(target *url.URL, opts ...ProxyOption) http.Handler {
 type proxy struct {
 	b                 *BFF
 	scheme, host      string
-	query             string // target's raw query, merged into each request's
-	basePath, baseRaw string // target's path without a trailing slash; decoded and escaped
+	query             string          // target's raw query, merged into each request's
+	fixed             map[string]bool // its parameter names (queryName), which the browser may not send
+	basePath, baseRaw string          // target's path without a trailing slash; decoded and escaped
 	methods           []string
 	allow             string
 	fwdHost, fwdProto []string // X-Forwarded-Host and -Proto: Options.BaseURL's
@@ -193,6 +219,9 @@ var (
 		Description: "This method is not allowed here.", Err: fmt.Errorf("%w: proxy: method not allowed", ErrBadRequest)}
 	errProxyPath = &Error{Status: http.StatusBadRequest, Code: "bad_path",
 		Description: "The request path is not allowed.", Err: fmt.Errorf("%w: proxy: path refused", ErrBadRequest)}
+	errProxyQuery = &Error{Status: http.StatusBadRequest, Code: "bad_query",
+		Description: "The request sets a query parameter that the proxy fixes.",
+		Err:         fmt.Errorf("%w: proxy: query parameter of the target repeated, or ';' in the query", ErrBadRequest)}
 )
 
 // proxyDropHeaders are request headers the browser may not pass on (in
@@ -213,6 +242,12 @@ func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.b.fail(w, r, errProxyNoSession)
 		return
 	}
+	if isUpgrade(r) {
+		if err := p.b.checkUpgrade(r); err != nil {
+			p.b.fail(w, r, err)
+			return
+		}
+	}
 	if neverProxied(r.Method) || (p.methods != nil && !slices.Contains(p.methods, r.Method)) {
 		w.Header().Set("Allow", p.allow)
 		p.b.fail(w, r, errProxyMethod)
@@ -222,7 +257,15 @@ func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.b.fail(w, r, errProxyPath)
 		return
 	}
-	p.rp.ServeHTTP(w, r)
+	if p.fixed != nil && !p.checkQuery(r.URL.RawQuery) {
+		p.b.fail(w, r, errProxyQuery)
+		return
+	}
+	var app http.Header
+	if h := w.Header(); len(h) > 0 {
+		app = h.Clone()
+	}
+	p.rp.ServeHTTP(&infoWriter{ResponseWriter: w, app: app}, r)
 }
 
 // rewrite builds the upstream request. ServeHTTP has checked the session
@@ -256,6 +299,39 @@ func (p *proxy) rewrite(pr *httputil.ProxyRequest) {
 	pr.SetXForwarded()
 	h["X-Forwarded-Host"] = p.fwdHost // shared, read-only: cap = len, so an append copies
 	h["X-Forwarded-Proto"] = p.fwdProto
+}
+
+// checkQuery reports whether the browser's query leaves the target's
+// parameters alone: none of its names reads as one of them, and it has no
+// ';' (which some servers take for '&').
+func (p *proxy) checkQuery(raw string) bool {
+	if strings.IndexByte(raw, ';') >= 0 {
+		return false
+	}
+	for pair := range strings.SplitSeq(raw, "&") {
+		if name, _, _ := strings.Cut(pair, "="); p.fixed[queryName(name)] {
+			return false
+		}
+	}
+	return true
+}
+
+// queryName is a parameter name as frameworks may read it:
+// percent-decoded ('+' as a space), in lower case, up to a '[' (PHP and
+// Rails arrays) or a NUL, with '.' and ' ' as '_' (PHP).
+func queryName(name string) string {
+	if d, err := url.QueryUnescape(name); err == nil {
+		name = d
+	}
+	if i := strings.IndexAny(name, "[\x00"); i >= 0 {
+		name = name[:i]
+	}
+	return strings.Map(func(r rune) rune {
+		if r == '.' || r == ' ' {
+			return '_'
+		}
+		return unicode.ToLower(r)
+	}, name)
 }
 
 // proxyPath maps the escaped path of a request (after the mount prefix) to
@@ -321,11 +397,55 @@ func checkProxyPath(in string) (decoded string, ok bool) {
 	return decoded, true
 }
 
-// modifyProxyResponse keeps the upstream's cookies out of the app's origin.
+// modifyProxyResponse filters the upstream's answer (and its 101).
 func modifyProxyResponse(res *http.Response) error {
-	res.Header.Del("Set-Cookie")
-	res.Header.Del("Clear-Site-Data")
+	filterProxyHeader(res.Header)
 	return nil
+}
+
+// filterProxyHeader removes what an upstream may not tell the browser on
+// the app's origin: cookies (Set-Cookie, Clear-Site-Data), which would mix
+// with (or clear) the session cookie, and CORS (Access-Control-*), which
+// would open the app's origin, and its session, to other sites' reads.
+func filterProxyHeader(h http.Header) {
+	for k := range h {
+		if strings.EqualFold(k, "Set-Cookie") || strings.EqualFold(k, "Clear-Site-Data") ||
+			len(k) > 15 && strings.EqualFold(k[:15], "Access-Control-") {
+			delete(h, k)
+		}
+	}
+}
+
+// infoWriter keeps an upstream's 1xx (such as 103 Early Hints) to
+// filterProxyHeader, and the app's own headers on the final answer:
+// httputil.ReverseProxy sends a 1xx by adding its headers to the
+// ResponseWriter's, without ModifyResponse, and then clears them all.
+type infoWriter struct {
+	http.ResponseWriter
+	app     http.Header // the app's headers when the proxy started
+	restore bool        // a 1xx was sent: restore app before the next use
+}
+
+func (w *infoWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+func (w *infoWriter) Header() http.Header {
+	h := w.ResponseWriter.Header()
+	if w.restore {
+		w.restore = false
+		clear(h)
+		for k, v := range w.app {
+			h[k] = slices.Clone(v)
+		}
+	}
+	return h
+}
+
+func (w *infoWriter) WriteHeader(code int) {
+	if code >= 100 && code < 200 && code != http.StatusSwitchingProtocols {
+		filterProxyHeader(w.Header())
+		w.restore = true
+	}
+	w.ResponseWriter.WriteHeader(code)
 }
 
 // proxyTransport retries a replayable request once with a refreshed token

@@ -9,7 +9,9 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httptrace"
 	"net/http/httputil"
+	"net/textproto"
 	"net/url"
 	"path"
 	"strings"
@@ -19,6 +21,7 @@ import (
 	"time"
 
 	"github.com/gobff/bff/internal/oidctest"
+	"github.com/gobff/bff/internal/wstest"
 )
 
 // upstream is a real API server behind the proxy. It accepts only bearer
@@ -29,6 +32,8 @@ type upstream struct {
 	target  *url.URL // srv.URL + "/v1"
 	release chan struct{}
 	gotPart chan struct{} // the upload handler has received part of the body
+
+	ws wstest.Server // at /v1/ws, after the token check
 
 	rejectAll atomic.Bool
 	mu        sync.Mutex
@@ -92,7 +97,23 @@ func (u *upstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.Set("Set-Cookie", "__Host-bff=planted-by-upstream; Path=/; Secure")
 	h.Set("Clear-Site-Data", `"cookies"`)
 	h.Set("X-Upstream", "yes")
+	if o := r.Header.Get("Origin"); o != "" { // a careless API: CORS for any origin, with credentials
+		h.Set("Access-Control-Allow-Origin", o)
+		h.Set("Access-Control-Allow-Credentials", "true")
+		h.Set("Access-Control-Expose-Headers", "*")
+	}
 	switch r.URL.Path {
+	case "/v1/hints": // 103 Early Hints, then the answer
+		hints := http.Header{"Link": {"</style.css>; rel=preload; as=style"}, "Set-Cookie": {"__Host-bff=planted-in-103; Path=/; Secure"},
+			"Clear-Site-Data": {`"cookies"`}, "Access-Control-Allow-Origin": {"https://evil.sibling.example"}}
+		for k, v := range hints {
+			h[k] = v
+		}
+		w.WriteHeader(http.StatusEarlyHints)
+		for k := range hints {
+			h.Del(k)
+		}
+		io.WriteString(w, "after hints")
 	case "/v1/events":
 		h.Set("Content-Type", "text/event-stream")
 		io.WriteString(w, "data: one\n\n")
@@ -118,6 +139,8 @@ func (u *upstream) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		case <-u.release:
 		case <-r.Context().Done():
 		}
+	case "/v1/ws":
+		u.ws.ServeHTTP(w, r)
 	case "/v1/teapot":
 		w.WriteHeader(http.StatusTeapot)
 		io.WriteString(w, "short and stout")
@@ -153,6 +176,7 @@ func mountProxy(t testing.TB, a *app, proxy http.Handler) *httptest.Server {
 	guarded := a.bff.RequireSession(http.StripPrefix("/api/upstream", proxy))
 	naked := http.StripPrefix("/naked", proxy)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-App", "front") // the app's own header, on every response
 		switch {
 		case strings.HasPrefix(r.URL.Path, "/api/upstream/"):
 			guarded.ServeHTTP(w, r)
@@ -281,6 +305,209 @@ func TestProxyForwardsTokenNotBrowserCredentials(t *testing.T) {
 	// The upstream's status passes through.
 	if resp, body := e.do(t, "GET", "/api/upstream/teapot"); resp.StatusCode != http.StatusTeapot || body != "short and stout" {
 		t.Errorf("teapot = %d %q", resp.StatusCode, body)
+	}
+}
+
+// dialWS opens a WebSocket to the front server at path with the browser's
+// session cookie and headers (pairs of name, value). c is nil unless the
+// handshake succeeded.
+func (e *proxyEnv) dialWS(t *testing.T, path string, headers ...string) (c *wstest.Conn, resp *http.Response) {
+	t.Helper()
+	sid, _ := e.a.sessionCookie(e.br)
+	h := http.Header{"Cookie": {e.a.bff.cfg.CookieName + "=" + sid}}
+	for i := 0; i+1 < len(headers); i += 2 {
+		h.Set(headers[i], headers[i+1])
+	}
+	c, resp, err := wstest.Dial(e.front.Listener.Addr().String(), path, h)
+	if err != nil {
+		t.Fatalf("WebSocket handshake: %v", err)
+	}
+	if c != nil {
+		t.Cleanup(func() { c.Close() })
+		c.NetConn().SetDeadline(time.Now().Add(10 * time.Second)) // a hang guard, not an assertion
+	}
+	return c, resp
+}
+
+// A WebSocket through the proxy works from the app's own origin, with the
+// session's token upstream; from a same-site page (a sibling subdomain, or
+// another port of localhost: SameSite ignores both and sends the Strict
+// cookie) it is refused before anything reaches the upstream, which, built
+// for bearer tokens, would not check Origin itself.
+func TestProxyWebSocket(t *testing.T) {
+	e := newProxyEnv(t, nil)
+	tok := e.accessToken(t)
+	c, resp := e.dialWS(t, "/api/upstream/ws", "Origin", e.front.URL, "Sec-Fetch-Site", "same-origin")
+	if c == nil {
+		t.Fatalf("same-origin WebSocket = %d, want 101", resp.StatusCode)
+	}
+	if sc := resp.Header.Values("Set-Cookie"); len(sc) > 0 {
+		t.Errorf("the upstream's Set-Cookie reached the browser on the 101: %q", sc)
+	}
+	if err := c.WriteText("hello"); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := c.ReadText(); err != nil || got != "echo: hello" {
+		t.Fatalf("echo = %q, %v", got, err)
+	}
+	acc := e.up.ws.Accepted()
+	if len(acc) != 1 || acc[0].Header.Get("Authorization") != "Bearer "+tok || acc[0].Header.Get("Cookie") != "" {
+		t.Fatalf("upstream handshakes = %d, want one with the session's token and no cookie", len(acc))
+	}
+
+	for _, tc := range []struct{ name, origin, site string }{
+		{"sibling_subdomain", "https://evil.sibling.example", "same-site"},
+		{"other_port_same_site", "http://127.0.0.1:1", "same-site"},
+		{"other_port_origin_only", "http://127.0.0.1:1", ""},
+		{"cross_site", "https://evil.example", "cross-site"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			seen := len(e.up.requests())
+			h := []string{"Origin", tc.origin}
+			if tc.site != "" {
+				h = append(h, "Sec-Fetch-Site", tc.site)
+			}
+			if c, resp := e.dialWS(t, "/api/upstream/ws", h...); c != nil || resp.StatusCode != http.StatusForbidden {
+				t.Fatalf("WebSocket from %s = %d, want 403", tc.origin, resp.StatusCode)
+			}
+			if n := len(e.up.requests()) - seen; n != 0 {
+				t.Fatalf("the upstream saw %d requests", n)
+			}
+		})
+	}
+}
+
+// The proxy runs the origin check on an upgrade itself, whatever guards it.
+func TestProxyUpgradeOriginCheck(t *testing.T) {
+	e := newProxyEnv(t, nil)
+	sid, _ := e.a.sessionCookie(e.br)
+	s, err := e.a.storeSession(sid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := httptest.NewRequest("GET", "/ws", nil)
+	req.Header.Set("Connection", "Upgrade")
+	req.Header.Set("Upgrade", "websocket")
+	req.Header.Set("Origin", "https://evil.sibling.example")
+	req.Header.Set("Sec-Fetch-Site", "same-site")
+	req = req.WithContext(context.WithValue(req.Context(), sessionKey, s))
+	rec := httptest.NewRecorder()
+	e.a.bff.Proxy(e.up.target).ServeHTTP(rec, req)
+	if rec.Code != http.StatusForbidden || len(e.up.requests()) != 0 {
+		t.Fatalf("same-site upgrade at the proxy = %d (upstream saw %d requests), want 403", rec.Code, len(e.up.requests()))
+	}
+}
+
+// The proxy is same-origin by design: an upstream's CORS headers (here one
+// that reflects any origin with credentials) never reach the browser, on
+// an answer or on a WebSocket's 101.
+func TestProxyStripsCORSHeaders(t *testing.T) {
+	e := newProxyEnv(t, nil)
+	check := func(what string, h http.Header) {
+		t.Helper()
+		for k := range h {
+			if strings.HasPrefix(strings.ToLower(k), "access-control-") {
+				t.Errorf("%s: the upstream's %s reached the browser", what, k)
+			}
+		}
+		if h.Get("X-Upstream") != "yes" {
+			t.Errorf("%s: the upstream's other headers are missing", what)
+		}
+	}
+	resp, body := e.do(t, "GET", "/api/upstream/whoami", "Origin", "https://evil.sibling.example")
+	if resp.StatusCode != 200 {
+		t.Fatalf("GET = %d %s", resp.StatusCode, body)
+	}
+	check("GET", resp.Header)
+	c, resp := e.dialWS(t, "/api/upstream/ws", "Origin", e.front.URL, "Sec-Fetch-Site", "same-origin")
+	if c == nil {
+		t.Fatalf("WebSocket = %d", resp.StatusCode)
+	}
+	check("101", resp.Header)
+}
+
+// An upstream's 1xx (103 Early Hints) goes through the same filter as its
+// answer, and the app's own headers stay on the final answer
+// (httputil.ReverseProxy copies a 1xx's headers unfiltered, then clears
+// every header of the response).
+func TestProxyInformationalResponses(t *testing.T) {
+	e := newProxyEnv(t, nil)
+	var mu sync.Mutex
+	var infos []http.Header
+	trace := &httptrace.ClientTrace{Got1xxResponse: func(code int, h textproto.MIMEHeader) error {
+		mu.Lock()
+		infos = append(infos, http.Header(h).Clone())
+		mu.Unlock()
+		return nil
+	}}
+	req, _ := http.NewRequestWithContext(httptrace.WithClientTrace(t.Context(), trace), "GET", e.front.URL+"/api/upstream/hints", nil)
+	resp, err := e.br.client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || string(body) != "after hints" {
+		t.Fatalf("= %d %q", resp.StatusCode, body)
+	}
+	if resp.Header.Get("X-App") != "front" || resp.Header.Get("X-Upstream") != "yes" {
+		t.Errorf("final answer lacks the app's or the upstream's headers: %v", resp.Header)
+	}
+	if sc := resp.Header.Values("Set-Cookie"); len(sc) > 0 {
+		t.Errorf("Set-Cookie on the final answer: %q", sc)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for _, h := range infos {
+		for k := range h {
+			if k == "Set-Cookie" || k == "Clear-Site-Data" || strings.HasPrefix(k, "Access-Control-") {
+				t.Errorf("the upstream's %s reached the browser on a 1xx: %q", k, h[k])
+			}
+		}
+	}
+	if len(infos) != 1 || infos[0].Get("Link") == "" || infos[0].Get("X-App") != "front" {
+		t.Errorf("1xx answers: %v, want one 103 with the upstream's Link and the app's header", infos)
+	}
+}
+
+// A target with a fixed query: the browser cannot set its parameters again
+// (an upstream that takes the last value, or the first, would read the
+// browser's), under any name a framework reads as the same; other
+// parameters follow the target's.
+func TestProxyTargetQueryWins(t *testing.T) {
+	e := newProxyEnv(t, nil)
+	target, _ := url.Parse(e.up.srv.URL + "/v1?tenant=a&user.id=7")
+	front := mountProxy(t, e.a, e.a.bff.Proxy(target))
+	get := func(q string) (int, string) {
+		resp := e.br.do("GET", front.URL+"/api/upstream/whoami?"+q, nil)
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode, string(body)
+	}
+	for _, q := range []string{"tenant=b", "x=1&tenant=b", "tenant", "TENANT=b", "tenan%74=b", "tenant[]=b",
+		"tenant%5B0%5D=b", "tenant%00x=b", "user_id=8", "user%2Eid=8", "user+id=8", "User.ID=8", "x=1;tenant=b"} {
+		e.up.reset()
+		if code, body := get(q); code != http.StatusBadRequest || !strings.Contains(body, "bad_query") {
+			t.Errorf("?%s = %d %s, want 400 bad_query", q, code, body)
+		}
+		if n := len(e.up.requests()); n != 0 {
+			t.Errorf("?%s: the upstream saw %d requests", q, n)
+		}
+	}
+	for q, want := range map[string]string{
+		"":                 "/v1/whoami?tenant=a&user.id=7",
+		"x=1&y=%2F":        "/v1/whoami?tenant=a&user.id=7&x=1&y=%2F",
+		"tenants=b&id=8":   "/v1/whoami?tenant=a&user.id=7&tenants=b&id=8",
+		"q=tenant%3Db&x=1": "/v1/whoami?tenant=a&user.id=7&q=tenant%3Db&x=1",
+	} {
+		e.up.reset()
+		if code, body := get(q); code != 200 {
+			t.Errorf("?%s = %d %s", q, code, body)
+			continue
+		}
+		if reqs := e.up.requests(); len(reqs) != 1 || reqs[0].RequestURI != want {
+			t.Errorf("?%s reached the upstream as %v, want %s", q, reqs, want)
+		}
 	}
 }
 

@@ -17,13 +17,13 @@ import (
 )
 
 // RequireSession guards an API: without a valid session it answers 401
-// with a small JSON body (never a redirect); unsafe methods from another
-// origin are refused with 403. With a session, the request reaches next with
-// the user (UserFrom) and an access token valid for at least
-// Options.RefreshSkew (TokenFrom) in its context; an access token about to
-// expire is refreshed on the server first. The response writer is passed
-// through untouched, so streaming (http.Flusher) and upgrades
-// (http.Hijacker) work.
+// with a small JSON body (never a redirect); unsafe methods and upgrades
+// (WebSocket handshakes) from another origin are refused with 403. With a
+// session, the request reaches next with the user (UserFrom) and an access
+// token valid for at least Options.RefreshSkew (TokenFrom) in its context;
+// an access token about to expire is refreshed on the server first. The
+// response writer is passed through untouched, so streaming (http.Flusher)
+// and upgrades (http.Hijacker) work.
 //
 // The path of a request whose token is fresh reads the session from this
 // instance's cache (or at most once from the store), writes nothing (except
@@ -33,6 +33,11 @@ func (b *BFF) RequireSession(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !safeMethod(r.Method) {
 			if err := b.checkCSRF(r); err != nil {
+				b.fail(w, r, err)
+				return
+			}
+		} else if isUpgrade(r) {
+			if err := b.checkUpgrade(r); err != nil {
 				b.fail(w, r, err)
 				return
 			}

@@ -267,8 +267,10 @@ func indexKinds(rec *record.Session) [2][2]string {
 // indexAdd adds s to its sub and sid sets and ends the sessions evicted
 // from them (the oldest, beyond the limit).
 func (st *sessionStore) indexAdd(ctx context.Context, s *session) error {
-	score := s.rec.Created / int64(time.Millisecond)
-	stale := st.now().Add(-st.maxLife).UnixMilli()
+	// Microseconds: sign-ins in one millisecond stay in order, and a
+	// float64 score (Redis) holds them exactly.
+	score := s.rec.Created / int64(time.Microsecond)
+	stale := st.now().Add(-st.maxLife).UnixMicro()
 	exp := time.Unix(0, s.rec.Created).Add(st.maxLife)
 	for _, kv := range indexKinds(&s.rec) {
 		if kv[1] == "" {
@@ -312,7 +314,7 @@ func (st *sessionStore) members(ctx context.Context, kind, value string) ([]stri
 	if value == "" {
 		return nil, nil
 	}
-	stale := st.now().Add(-st.maxLife).UnixMilli()
+	stale := st.now().Add(-st.maxLife).UnixMicro()
 	var keys []string
 	for _, name := range st.sealer.Names(kind, value) {
 		if err := st.breaker.allow(); err != nil {

@@ -17,7 +17,7 @@
 //	BFF_REDIS_ADDR            host:port of Redis for sessions (in-memory)
 //	BFF_SECRET_KEY            base64 of 32 bytes (random per process, with a warning)
 //	BFF_REFRESH_SKEW          refresh access tokens this long before they expire (1m)
-//	BFF_UPSTREAM_URL          downstream API proxied under /api/upstream/ (unset)
+//	BFF_UPSTREAM_URL          downstream API proxied under /api/upstream/, WebSockets too (unset)
 //	BFF_DEV_IDP_ADDR          listen address of the development IdP (127.0.0.1:8081)
 //	BFF_DEV_ACCESS_TOKEN_TTL  access-token lifetime at the development IdP (1h)
 //
@@ -26,7 +26,8 @@
 //	/auth/...          sign-in, callback, session, sign-out (bff)
 //	GET  /api/me       {"sub", "name", "email", "tokenExpiresAt"} (signed in)
 //	POST /api/echo     echoes its JSON body (signed in, same origin)
-//	/api/upstream/...  proxied to BFF_UPSTREAM_URL with the access token (signed in)
+//	/api/upstream/...  proxied to BFF_UPSTREAM_URL with the access token (signed in);
+//	                   WebSockets only from the app's own origin
 //	GET  /             the page
 package main
 

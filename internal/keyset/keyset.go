@@ -196,9 +196,14 @@ func (s *Set) VerifySignature(ctx context.Context, jwt string) ([]byte, error) {
 	}
 
 	// Unknown kid, no key verifying, or nothing fetched yet: refetch (rate-limited).
+	cached := keys
 	keys, err = s.refetch(ctx)
 	if err != nil {
-		if p, ok := ctx.Value(probeKey{}).(*error); ok && !errors.Is(err, ErrVerification) {
+		// Transient: the fetch failed, or it is rate-limited while the key
+		// may be one rotated in since the last fetch (its kid is unknown).
+		transient := !errors.Is(err, ErrVerification) ||
+			errors.Is(err, ErrRateLimited) && (hdr.KeyID == "" || !hasKid(cached, hdr.KeyID))
+		if p, ok := ctx.Value(probeKey{}).(*error); ok && transient {
 			*p = err
 		}
 		return nil, err
@@ -225,6 +230,15 @@ func verify(jws *jose.JSONWebSignature, keys []jose.JSONWebKey) ([]byte, bool) {
 		}
 	}
 	return nil, false
+}
+
+func hasKid(keys []jose.JSONWebKey, kid string) bool {
+	for i := range keys {
+		if keys[i].KeyID == kid {
+			return true
+		}
+	}
+	return false
 }
 
 // keyFits reports whether key k may verify a signature made with alg.
@@ -260,7 +274,10 @@ type probeKey struct{}
 // that error (nil when the keys were available, whatever the verdict).
 // go-oidc does not wrap a KeySet's errors, so this is how a caller tells
 // "the provider's key set is unreachable or broken" (transient) from "this
-// signature is bad". Use one probe per verification.
+// signature is bad". A refetch refused by the rate limit counts as
+// transient for a token whose kid is not among the cached keys (or that has
+// none): the provider may have rotated that key in since the last fetch.
+// Use one probe per verification.
 func Probe(ctx context.Context) (context.Context, func() error) {
 	p := new(error)
 	return context.WithValue(ctx, probeKey{}, p), func() error { return *p }

@@ -785,3 +785,31 @@ func TestProbe(t *testing.T) {
 		t.Fatalf("unknown kid with the key set down: err %v, probe %v (want both)", err, probe())
 	}
 }
+
+// A refetch that is rate-limited leaves a token with an unknown kid (or
+// none) unverified for now, not bad: the probe reports it, since the key may
+// have been rotated in since the last fetch. A known kid whose key does not
+// verify the signature is a bad signature.
+func TestProbeRateLimited(t *testing.T) {
+	good := newRSAKey(t, "a", jose.RS256)
+	srv := newJWKSServer(t, good.jwk(t, true))
+	s := newSet(t, srv.URL, newClock())
+	if _, err := s.VerifySignature(t.Context(), good.sign(t, payload, false)); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name      string
+		key       testKey
+		transient bool
+	}{
+		{"unknown kid", newRSAKey(t, "b", jose.RS256), true},
+		{"no kid", newRSAKey(t, "", jose.RS256), true},
+		{"known kid, other key", newRSAKey(t, "a", jose.RS256), false},
+	} {
+		ctx, probe := Probe(t.Context())
+		_, err := s.VerifySignature(ctx, tc.key.sign(t, payload, false))
+		if !errors.Is(err, ErrRateLimited) || (probe() != nil) != tc.transient {
+			t.Errorf("%s: err %v, probe %v; want rate-limited, probe error %v", tc.name, err, probe(), tc.transient)
+		}
+	}
+}

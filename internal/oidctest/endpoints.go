@@ -56,6 +56,9 @@ func (p *Provider) handleDiscovery(w http.ResponseWriter, r *http.Request) {
 	if mb.NoUserinfo {
 		delete(d, "userinfo_endpoint")
 	}
+	for k, v := range mb.Discovery {
+		d[k] = v
+	}
 	writeJSON(w, http.StatusOK, d)
 }
 

@@ -23,6 +23,8 @@ type SignOptions struct {
 	KID string
 	// Typ sets the "typ" header (default "JWT").
 	Typ string
+	// NoTyp leaves the "typ" header out.
+	NoTyp bool
 }
 
 // SignJWT signs claims with the provider's current key (see SignOptions for
@@ -37,7 +39,10 @@ func (p *Provider) SignJWT(claims map[string]any, opt SignOptions) string {
 		typ = "JWT"
 	}
 	if opt.AlgNone {
-		hdr := map[string]any{"alg": "none", "typ": typ}
+		hdr := map[string]any{"alg": "none"}
+		if !opt.NoTyp {
+			hdr["typ"] = typ
+		}
 		if opt.KID != "" {
 			hdr["kid"] = opt.KID
 		}
@@ -54,7 +59,10 @@ func (p *Provider) SignJWT(claims map[string]any, opt SignOptions) string {
 	if opt.KID != "" {
 		kid = opt.KID
 	}
-	so := (&jose.SignerOptions{}).WithType(jose.ContentType(typ)).WithHeader("kid", kid)
+	so := (&jose.SignerOptions{}).WithHeader("kid", kid)
+	if !opt.NoTyp {
+		so = so.WithType(jose.ContentType(typ))
+	}
 	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: key.alg, Key: key.key}, so)
 	if err != nil {
 		panic(fmt.Sprintf("oidctest: signer: %v", err))

@@ -82,4 +82,7 @@ type Misbehavior struct {
 	NoExpiresIn bool
 	// DiscoveryDown makes discovery answer 503.
 	DiscoveryDown bool
+	// Discovery sets members of the discovery document (such as
+	// "userinfo_endpoint": "http://idp.example/userinfo").
+	Discovery map[string]any
 }

@@ -12,4 +12,8 @@ var Attacks = []string{
 	"/%2F%2Fevil.example", "/%2f/evil.example", "/%5Cevil.example", "/%5c%5cevil.example",
 	"/%09/evil.example", "/%00", "/\x00", "/\x7f", "//@evil.example",
 	"https:evil.example", "/" + strings.Repeat("a", MaxLen), "/\x8c",
+	// Dot segments that a browser resolves into "//host" (also encoded).
+	"/.//evil.example", "/%2e//evil.example", "/%2E//evil.example", "/x/..//evil.example",
+	"/x/%2e%2e//evil.example", "/x/.%2E//evil.example", "/x/%2e.//evil.example", "/..//evil.example",
+	"/a/b/../..//evil.example", "/././/evil.example?x=1", "/x/..//evil.example#y", "/x/../%2e//evil.example",
 }

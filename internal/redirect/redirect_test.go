@@ -1,6 +1,7 @@
 package redirect
 
 import (
+	"errors"
 	"net/url"
 	"strings"
 	"testing"
@@ -15,11 +16,41 @@ func TestPathRejectsAttacks(t *testing.T) {
 }
 
 func TestPathAccepts(t *testing.T) {
-	for _, in := range []string{"/", "/app", "/app/x?tab=2", "/a#frag", "/a%20b", "/@/evil.example/../", "/?next=//evil.example"} {
+	for _, in := range []string{"/", "/app", "/app/x?tab=2", "/a#frag", "/a%20b", "/?next=//evil.example",
+		"/a/..%2F%2Fevil.example", "/.a/..b/...", "/x?/../..//evil.example#/..//y"} {
 		got, err := Path(in)
 		if err != nil || got != in {
 			t.Errorf("Path(%q) = %q, %v; want it unchanged", in, got, err)
 		}
+	}
+}
+
+// Dot segments are resolved as a browser resolves them (WHATWG URL: "%2e"
+// is a dot too), and the clean path is what Path returns.
+func TestPathResolvesDotSegments(t *testing.T) {
+	for in, want := range map[string]string{
+		"/@/evil.example/../":       "/@/",
+		"/a/./b":                    "/a/b",
+		"/a/../b":                   "/b",
+		"/a/%2e%2E/b?x=/../y#/../z": "/b?x=/../y#/../z",
+		"/a/..":                     "/",
+		"/a/.":                      "/a/",
+		"/..":                       "/",
+		"/.":                        "/",
+		"/a/%2e/b/.%2e/c":           "/a/c",
+	} {
+		if got, err := Path(in); err != nil || got != want {
+			t.Errorf("Path(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+}
+
+func TestPathTooLong(t *testing.T) {
+	if _, err := Path("/" + strings.Repeat("a", MaxLen-1)); err != nil {
+		t.Errorf("a path of MaxLen bytes: %v", err)
+	}
+	if _, err := Path("/" + strings.Repeat("a", MaxLen)); !errors.Is(err, ErrTooLong) {
+		t.Errorf("a path of MaxLen+1 bytes: %v, want ErrTooLong", err)
 	}
 }
 
@@ -36,8 +67,14 @@ func FuzzPath(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if out != s {
-			t.Fatalf("Path changed %q to %q", s, out)
+		if again, err := Path(out); err != nil || again != out {
+			t.Fatalf("Path(%q) = %q, but Path(%q) = %q, %v", s, out, out, again, err)
+		}
+		if out != s && !hasDotSegment(s) {
+			t.Fatalf("Path changed %q (no dot segment) to %q", s, out)
+		}
+		if hasDotSegment(out) {
+			t.Fatalf("accepted %q keeps a dot segment", out)
 		}
 		u, err := base.Parse(out)
 		if err != nil {
@@ -50,4 +87,19 @@ func FuzzPath(f *testing.F) {
 			t.Fatalf("accepted %q with characters browsers rewrite", out)
 		}
 	})
+}
+
+// hasDotSegment reports whether the path of s (before '?' or '#') has a
+// "." or ".." segment, "%2e" counting as a dot.
+func hasDotSegment(s string) bool {
+	if i := strings.IndexAny(s, "?#"); i >= 0 {
+		s = s[:i]
+	}
+	for _, seg := range strings.Split(s, "/") {
+		seg = strings.ReplaceAll(strings.ToLower(seg), "%2e", ".")
+		if seg == "." || seg == ".." {
+			return true
+		}
+	}
+	return false
 }

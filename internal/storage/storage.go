@@ -57,7 +57,7 @@ type Backend interface {
 	End(ctx context.Context, name string) error
 
 	// IndexAdd adds member (a record's name) to the index set name,
-	// ordered by score (a sign-in time in milliseconds), first dropping
+	// ordered by score (a sign-in time in microseconds), first dropping
 	// members whose score is at most stale. When the set then holds more
 	// than limit members, the lowest-scored ones are removed, their records
 	// ended (as End), and their names returned. The set expires at exp
