@@ -10,6 +10,8 @@
 # Knobs:
 #   BENCH_OUT=path   write there instead of BENCHMARKS.md
 #   BENCHTIME=1s     -benchtime of the Go benchmarks
+#   BENCH_BASELINE=rev  also count the hot path's instructions at this commit
+#                    (scripts/instructions.sh; needs valgrind)
 #
 # Figures are ratios measured in one run on one machine: run it on an idle
 # machine, never compare absolute figures between machines.
@@ -125,5 +127,17 @@ test provider over loopback.
 EOF
 	cat "$tmp/bench.txt"
 	echo '```'
+	if command -v valgrind >/dev/null 2>&1; then
+		cat <<EOF
+
+## Instructions per request
+
+\`scripts/instructions.sh\` counts, with callgrind, the instructions RequireSession's hot path executes
+per request (cached session, fresh token). They do not depend on what else the machine runs: the
+figure to compare versions with (BENCH_BASELINE=commit adds a row for that commit).
+
+EOF
+		bash scripts/instructions.sh ${BENCH_BASELINE:-} HEAD
+	fi
 } >"$out"
 echo "wrote $out"
