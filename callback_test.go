@@ -2,6 +2,7 @@ package bff
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
 	"io"
@@ -10,11 +11,14 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/gobff/bff/internal/oidctest"
+	"github.com/gobff/bff/internal/record"
 	"github.com/gobff/bff/internal/redirect"
+	"github.com/gobff/bff/internal/redistest"
 	"github.com/gobff/bff/internal/storage"
 )
 
@@ -684,4 +688,128 @@ func TestOnLogin(t *testing.T) {
 			t.Errorf("a claim the hook dropped is still there: %s", body)
 		}
 	})
+}
+
+// Large claims (issue 13, 8): a 100 KiB claim signs in and loads, on memory
+// and on Redis; claims beyond record.MaxField (1 MiB) refuse the sign-in
+// with a clear error and leave no session; a record with a 1 MiB claim set
+// and a 1 MiB ID token (the largest a provider's bounded responses can
+// give) round-trips through both stores.
+func TestLargeClaims(t *testing.T) {
+	big := strings.Repeat("x", 100<<10)
+	user := oidctest.DefaultUser
+	user.Extra = map[string]any{"big": big}
+	for _, kind := range []string{"memory", "redis"} {
+		t.Run(kind, func(t *testing.T) {
+			op := testOP(t, oidctest.Config{Users: []oidctest.User{user}})
+			var huge atomic.Bool
+			opt := func(o *Options) {
+				o.OnLogin = func(_ context.Context, claims map[string]any) error {
+					if huge.Load() {
+						claims["huge"] = strings.Repeat("y", record.MaxField)
+					}
+					return nil
+				}
+			}
+			var a *app
+			if kind == "redis" {
+				a = redisApps(t, op, redistest.Start(t), 1, opt)[0]
+			} else {
+				a = newApp(t, op, opt)
+			}
+			br := newBrowser(t)
+			a.login(br)
+			id, _ := a.sessionCookie(br)
+			s, err := a.storeSession(id)
+			if err != nil {
+				t.Fatalf("a session with a 100 KiB claim does not load: %v", err)
+			}
+			if v, _ := s.user.Claim("big"); v != big {
+				t.Fatal("the 100 KiB claim did not survive")
+			}
+			if code, _ := a.status(br, "GET", "/api/me"); code != 200 {
+				t.Fatalf("/api/me = %d", code)
+			}
+
+			huge.Store(true)
+			br2 := newBrowser(t)
+			resp, body := br2.follow(a.URL + "/auth/login?returnTo=/app")
+			if resp.StatusCode != http.StatusBadRequest || !strings.Contains(body, "too large") {
+				t.Fatalf("sign-in with claims over 1 MiB = %d %s, want 400 saying they are too large", resp.StatusCode, body)
+			}
+			if _, ok := a.sessionCookie(br2); ok {
+				t.Fatal("a session cookie was set for a sign-in that was refused")
+			}
+
+			rec := mintRecord(time.Now().UnixNano())
+			rec.Claims = []byte(`"` + strings.Repeat("c", record.MaxField-2) + `"`)
+			rec.IDToken = strings.Repeat("i", record.MaxField)
+			ns := newSession(recordName(rand.Text()), rec)
+			if err := a.bff.store.create(context.Background(), ns); err != nil {
+				t.Fatal(err)
+			}
+			got, err := a.bff.store.read(context.Background(), ns.key)
+			if err != nil || len(got.rec.IDToken) != record.MaxField || len(got.rec.Claims) != record.MaxField {
+				t.Fatalf("a record with two 1 MiB fields does not round-trip: %v", err)
+			}
+		})
+	}
+}
+
+// Junk callbacks (issue 13, 10). The login route writes nothing. A callback
+// that carries this app's genuine login cookie and its state writes one
+// replay marker (so that a replayed callback never reaches the provider)
+// and makes one token request; a callback without them writes nothing and
+// calls no one. Measured over 10,000 of each.
+func TestJunkCallbacksCost(t *testing.T) {
+	const n = 10000
+	store := newSpyStore(t)
+	op := testOP(t, oidctest.Config{})
+	a := newApp(t, op, func(o *Options) { o.Store = store })
+	writes := func() int {
+		c, _ := store.work()
+		return c["commit state"] + c["commit s"] + c["commit sub"] + c["commit sid"]
+	}
+	var mu sync.Mutex
+	codes := map[int]int{}
+	parallel := func(f func() int) {
+		var wg sync.WaitGroup
+		for w := 0; w < 8; w++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := w; i < n; i += 8 {
+					code := f()
+					mu.Lock()
+					codes[code]++
+					mu.Unlock()
+				}
+			}()
+		}
+		wg.Wait()
+	}
+	iss := url.QueryEscape(op.Issuer())
+
+	w0, g0 := writes(), op.CodeGrants()
+	parallel(func() int { // a junk state and no cookie
+		return serveInProcess(a.bff, "GET", "/auth/callback", "code=junk&state="+rand.Text()+"&iss="+iss, nil, nil).StatusCode
+	})
+	if w, g := writes()-w0, op.CodeGrants()-g0; w != 0 || g != 0 {
+		t.Fatalf("%d junk callbacks without a login cookie: %d store writes, %d token requests; want none", n, w, g)
+	}
+
+	w0, g0 = writes(), op.CodeGrants()
+	parallel(func() int { // a real /auth/login each, then a junk code
+		s, _, _ := startSignIn(t, a, "/app")
+		q := "code=junk&state=" + s.state + "&iss=" + iss
+		return serveInProcess(a.bff, "GET", "/auth/callback", q, nil, s.cookieHeader()).StatusCode
+	})
+	w, g := writes()-w0, op.CodeGrants()-g0
+	t.Logf("%d sign-ins with a junk code: %d store writes (replay markers), %d token requests; answers %v", n, w, g, codes)
+	if w != n || g != n {
+		t.Fatalf("%d junk codes with genuine login cookies: %d store writes, %d token requests; want %d each", n, w, g, n)
+	}
+	if c, _ := store.work(); c["commit s"] != 0 {
+		t.Fatal("a junk callback created a session")
+	}
 }

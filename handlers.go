@@ -24,7 +24,8 @@ import (
 )
 
 // txn is one sign-in attempt, sealed into a cookie, so that /login keeps
-// no server-side state.
+// no server-side state. (The callback writes one replay marker once the
+// cookie and its state check out.)
 type txn struct {
 	State    string `json:"s"`
 	Nonce    string `json:"n"`
@@ -340,6 +341,9 @@ func (b *BFF) completeLogin(r *http.Request, tx txn, q map[string][]string) (*se
 		RefreshToken: tok.RefreshToken, IDToken: rawID, IDTokenExpiry: idt.Expiry.UnixNano(),
 	}
 	rec.AccessExpiry = accessExpiry(tok, now)
+	if err := rec.Check(); err != nil {
+		return fail("The user's profile is too large to keep in a session.", err)
+	}
 	id := rand.Text()
 	s := newSession(recordName(id), rec)
 	if err := b.store.create(ctx, s); err != nil {

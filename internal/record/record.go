@@ -6,13 +6,16 @@ package record
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
 )
 
 // Version is the layout version; the first byte of every encoding.
 const Version = 1
 
-// MaxField bounds every string field (a JWT of several hundred claims fits).
-const MaxField = 64 << 10
+// MaxField bounds every field. It matches the bound on every response bff
+// reads from the provider (1 MiB), so no single token or claim set the
+// provider sends is too large; Check refuses a record beyond it.
+const MaxField = 1 << 20
 
 // ErrDecode is returned for any input that is not a valid record.
 var ErrDecode = errors.New("record: malformed session record")
@@ -35,6 +38,23 @@ type Session struct {
 	IDToken       string
 	IDTokenExpiry int64
 	Name, Email   string // copies of the "name" and "email" claims, so that a read needs no JSON parsing
+}
+
+// Check reports a field longer than MaxField: such a record would not
+// decode, so it must not be stored.
+func (s *Session) Check() error {
+	fields := [...]struct {
+		name string
+		n    int
+	}{{"claims", len(s.Claims)}, {"ID token", len(s.IDToken)}, {"access token", len(s.AccessToken)},
+		{"refresh token", len(s.RefreshToken)}, {"subject", len(s.Subject)}, {"sid", len(s.SID)},
+		{"token type", len(s.TokenType)}, {"name", len(s.Name)}, {"email", len(s.Email)}}
+	for _, f := range fields {
+		if f.n > MaxField {
+			return fmt.Errorf("record: the %s is %d bytes, more than %d", f.name, f.n, MaxField)
+		}
+	}
+	return nil
 }
 
 // Append encodes s and appends it to dst.
