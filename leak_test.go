@@ -95,9 +95,9 @@ func cacheLen(b *BFF) int {
 	if b.store.cache == nil {
 		return 0
 	}
-	b.store.cache.mu.RLock()
-	defer b.store.cache.mu.RUnlock()
-	return len(b.store.cache.byID) + len(b.store.cache.byKey)
+	b.store.cache.keysMu.Lock()
+	defer b.store.cache.keysMu.Unlock()
+	return b.store.cache.len() + len(b.store.cache.keys)
 }
 
 func heapInuse() uint64 {

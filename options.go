@@ -171,6 +171,13 @@ type Options struct {
 	// other Store the cache is never used. Default false.
 	DisableSessionCache bool
 
+	// SessionCacheBytes bounds the memory of the per-instance session
+	// cache (see DisableSessionCache). A cached session takes about 700
+	// bytes plus the size of its tokens and claims (typically 3 to 5 KiB
+	// in all); beyond the bound, the least recently used sessions are
+	// read from the store again. Default 128 MiB.
+	SessionCacheBytes int64
+
 	// InsecureAllowNoPKCE accepts a provider whose discovery document does
 	// not advertise PKCE S256. PKCE is still sent. Default false: such a
 	// provider is refused.
@@ -300,6 +307,12 @@ func validate(o Options) (*config, error) {
 	}
 	if c.TouchInterval > c.IdleTimeout/2 {
 		c.TouchInterval = c.IdleTimeout / 2
+	}
+	switch {
+	case c.SessionCacheBytes < 0:
+		return nil, fieldErr("SessionCacheBytes", "must not be negative (0 means the default, 128 MiB; DisableSessionCache turns the cache off)")
+	case c.SessionCacheBytes == 0:
+		c.SessionCacheBytes = 128 << 20
 	}
 	switch {
 	case c.MaxSessionsPerUser < 0:

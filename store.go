@@ -67,7 +67,7 @@ func newSessionStore(cfg *config, sealer *seal.Sealer, longestLock time.Duration
 			st.locker = redisx.NewLocker(cfg.Redis, redisPrefix)
 		}
 		if !cfg.DisableSessionCache {
-			st.cache = newCache(sessionCacheMaxAge, nil, nil)
+			st.cache = newCache(sessionCacheMaxAge, cfg.SessionCacheBytes, nil, nil)
 			st.bus = redisx.NewBus(cfg.Redis, redisChannel, st.cache.drop, st.cache.reset, cfg.Logger)
 			st.cache.trusted, st.cache.seqFn = st.bus.Healthy, st.bus.Seq
 			st.closers = append(st.closers, st.bus.Close)
@@ -78,7 +78,7 @@ func newSessionStore(cfg *config, sealer *seal.Sealer, longestLock time.Duration
 		st.be = ms
 		st.closers = append(st.closers, ms.Close)
 		if !cfg.DisableSessionCache {
-			st.cache = newCache(0, nil, nil)
+			st.cache = newCache(0, cfg.SessionCacheBytes, nil, nil)
 		}
 	}
 	if st.locker == nil {
