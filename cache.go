@@ -56,9 +56,11 @@ type cacheEntry struct {
 }
 
 // sessionCacheMaxAge bounds how long a cached session is served without
-// re-reading Redis, whatever the invalidation bus says: the last line of
-// defence should an announcement be lost.
-const sessionCacheMaxAge = 2 * time.Second
+// re-reading Redis, whatever the invalidation bus says: a last line of
+// defence against a failure the bus's health checks do not see. (Every
+// change is announced by the script that stores it, and the cache is used
+// only while the bus has answered a ping within the last 80 ms.)
+const sessionCacheMaxAge = 30 * time.Second
 
 // cacheEntryOverhead is the memory a cached session takes beyond the bytes
 // of its tokens and claims: the decoded session, its user and token, the

@@ -212,7 +212,7 @@ func (st *sessionStore) swap(ctx context.Context, cur, ns *session) error {
 	case storage.Changed:
 		return errChanged
 	}
-	st.invalidate(ctx, ns.key)
+	st.invalidate(ns.key)
 	return nil
 }
 
@@ -254,7 +254,7 @@ func (st *sessionStore) endLocked(ctx context.Context, cur *session) error {
 	if err := st.breaker.done(ctx, st.be.End(ctx, cur.key)); err != nil {
 		return err
 	}
-	st.invalidate(ctx, cur.key)
+	st.invalidate(cur.key)
 	st.indexRemove(ctx, cur)
 	return nil
 }
@@ -353,31 +353,11 @@ func (st *sessionStore) forget(ctx context.Context, kind replayKind, value strin
 	return st.be.Forget(ctx, st.sealer.Name(string(kind), value))
 }
 
-// invalidate drops key from this instance's cache and announces the change
-// to the others.
-func (st *sessionStore) invalidate(ctx context.Context, key string) {
-	st.cache.drop(key)
-	if st.bus == nil {
-		return
-	}
-	// Announce it even if the caller has gone away, or other instances
-	// would serve their cached copy.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
-	defer cancel()
-	var err error
-	for try := 0; try < 3; try++ {
-		if err = st.bus.Publish(ctx, key); err == nil || ctx.Err() != nil {
-			break
-		}
-	}
-	if err != nil {
-		// Redis took the write but not the announcement: other instances
-		// may serve their copy until the cache's age bound
-		// (sessionCacheMaxAge), unless their own subscription is unhealthy
-		// too (then they read Redis).
-		st.log.Error("bff: cache invalidation not published", "store_key", key, "err", err)
-	}
-}
+// invalidate drops key from this instance's cache. Other instances learn
+// of the change from the backend: in Redis, the script that wrote it
+// announced it in the same step; the memory store and a custom store have
+// no other instance with a cache.
+func (st *sessionStore) invalidate(key string) { st.cache.drop(key) }
 
 // breaker is the circuit breaker in front of the store: after
 // breakerThreshold consecutive store failures, calls answer 503 at once

@@ -13,30 +13,39 @@ import (
 )
 
 // Redis is the Backend for instances that share one Redis server. Every
-// key is prefix + name. Reads and deletes go through scs/redisstore; the
-// conditional writes and the indexes are Lua scripts, each one round trip
-// and atomic on the server.
+// key is prefix + name. Reads go through scs/redisstore; writes are Lua
+// scripts, each one round trip and atomic on the server. A script that
+// changes or removes a session record also announces it (PUBLISH of the
+// record's name on the channel) in the same step, so no change can be
+// stored without its announcement.
 type Redis struct {
 	pool    *redis.Pool
 	prefix  string
-	channel string // where an index's evictions are announced (cache invalidation)
+	channel string // where changes are announced (cache invalidation)
 	scs     *redisstore.RedisStore
 }
 
-// NewRedis returns the Backend on pool, with every key under prefix. The
-// records IndexAdd ends are announced on channel, as the invalidation bus
-// announces every other change.
+// NewRedis returns the Backend on pool, with every key under prefix,
+// announcing changed and removed records on channel.
 func NewRedis(pool *redis.Pool, prefix, channel string) *Redis {
 	return &Redis{pool: pool, prefix: prefix, channel: channel, scs: redisstore.NewWithPrefix(pool, prefix)}
 }
 
-// swapScript: KEYS[1] record; ARGV rev, value, expiry (Unix ms). Returns
-// the Result.
+// swapScript: KEYS[1] record; ARGV rev, value, expiry (Unix ms), channel,
+// name. Returns the Result.
 var swapScript = redis.NewScript(1, `
 local cur = redis.call("GET", KEYS[1])
 if not cur then return 1 end
 if string.sub(cur, 1, #ARGV[1]) ~= ARGV[1] then return 2 end
 redis.call("SET", KEYS[1], ARGV[2], "PXAT", ARGV[3])
+redis.call("PUBLISH", ARGV[4], ARGV[5])
+return 0
+`)
+
+// endScript: KEYS[1] record; ARGV channel, name.
+var endScript = redis.NewScript(1, `
+redis.call("DEL", KEYS[1])
+redis.call("PUBLISH", ARGV[1], ARGV[2])
 return 0
 `)
 
@@ -80,7 +89,7 @@ func (r *Redis) Create(ctx context.Context, name string, v []byte, exp time.Time
 // Swap implements Backend.
 func (r *Redis) Swap(ctx context.Context, name string, rev, v []byte, exp time.Time) (Result, error) {
 	n, err := redis.Int(r.do(ctx, func(c redis.Conn) (any, error) {
-		return swapScript.DoContext(ctx, c, r.prefix+name, rev, v, exp.UnixMilli())
+		return swapScript.DoContext(ctx, c, r.prefix+name, rev, v, exp.UnixMilli(), r.channel, name)
 	}))
 	if err != nil {
 		return 0, err
@@ -88,8 +97,14 @@ func (r *Redis) Swap(ctx context.Context, name string, rev, v []byte, exp time.T
 	return Result(n), nil
 }
 
-// End implements Backend: the record is deleted, and Swap needs it.
-func (r *Redis) End(_ context.Context, name string) error { return r.scs.Delete(name) }
+// End implements Backend: the record is deleted (and Swap needs it), and
+// the end announced.
+func (r *Redis) End(ctx context.Context, name string) error {
+	_, err := r.do(ctx, func(c redis.Conn) (any, error) {
+		return endScript.DoContext(ctx, c, r.prefix+name, r.channel, name)
+	})
+	return err
+}
 
 // IndexAdd implements Backend.
 func (r *Redis) IndexAdd(ctx context.Context, name, member string, score, stale int64, limit int, exp time.Time) ([]string, error) {
