@@ -209,6 +209,8 @@ var proxyDropHeaders = []string{
 func neverProxied(method string) bool { return method == "TRACE" || method == "CONNECT" }
 
 func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	w, r, done := p.b.tel.proxyStart(w, r, p.host)
+	defer done()
 	if s, ok := fromContext(r.Context()); !ok || s.token.AccessToken == "" {
 		p.b.fail(w, r, errProxyNoSession)
 		return
@@ -256,6 +258,7 @@ func (p *proxy) rewrite(pr *httputil.ProxyRequest) {
 	pr.SetXForwarded()
 	h["X-Forwarded-Host"] = p.fwdHost // shared, read-only: cap = len, so an append copies
 	h["X-Forwarded-Proto"] = p.fwdProto
+	p.b.tel.inject(out.Context(), h) // this request's span continues the incoming trace
 }
 
 // proxyPath maps the escaped path of a request (after the mount prefix) to

@@ -40,6 +40,7 @@ type sessionStore struct {
 	maxLife time.Duration
 	limit   int // sessions per subject (and per sid)
 	closers []func()
+	tel     *telemetry
 }
 
 // Lock lifetimes. The refresh lock's is the longest (lockTTL in refresh.go);
@@ -128,8 +129,10 @@ var (
 func (st *sessionStore) load(ctx context.Context, id string, now time.Time) (*session, error) {
 	if st.cache != nil {
 		if s := st.cache.get(id, now); s != nil {
+			st.tel.cacheLookup(cacheHit)
 			return s, nil
 		}
+		st.tel.cacheLookup(cacheMissOrUntrusted(st.cache.trusted))
 	}
 	seq := st.cache.seq()
 	s, err := st.read(ctx, recordName(id))
@@ -284,7 +287,8 @@ func (st *sessionStore) indexAdd(ctx context.Context, s *session) error {
 		for _, key := range evicted {
 			// The backend ended it (and with Redis announced it).
 			st.cache.drop(key)
-			st.log.Info("bff: session limit reached; ended the oldest session", "index", kv[0])
+			st.tel.sessionsEnded(ctx, endLimit, 1)
+			st.log.InfoContext(ctx, "bff: session limit reached; ended the oldest session", "index", kv[0])
 		}
 	}
 	return nil
@@ -387,6 +391,7 @@ func (st *sessionStore) invalidate(ctx context.Context, key string) {
 type breaker struct {
 	fails     atomic.Int64
 	openUntil atomic.Int64 // Unix nanoseconds
+	errors    atomic.Int64 // failures counted, ever (bff.store.errors)
 }
 
 const (
@@ -412,6 +417,7 @@ func (b *breaker) done(ctx context.Context, err error) error {
 		return nil
 	}
 	if ctx.Err() == nil {
+		b.errors.Add(1)
 		if b.fails.Add(1) >= breakerThreshold {
 			b.openUntil.Store(time.Now().Add(breakerOpen).UnixNano())
 		}
