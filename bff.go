@@ -75,6 +75,9 @@ type BFF struct {
 	flights flight.Group[*session]
 	retryAt retryTimes
 
+	health    atomic.Pointer[healthReport] // the latest; see Health
+	healthRun flight.Group[*healthReport]
+
 	prov      atomic.Pointer[provider]
 	discover  chan struct{} // a request asks for a discovery attempt now
 	ready     chan struct{} // closed when discovery succeeded
