@@ -142,7 +142,7 @@ func (t *telemetry) attach(st *sessionStore) error {
 			}
 		}
 		if mem != nil {
-			o.ObserveInt64(active, int64(mem.Live(recordName(""))))
+			o.ObserveInt64(active, int64(mem.Live("s:"))) // record names (see isRecordName)
 		}
 		return nil
 	}, insts...)
