@@ -156,80 +156,58 @@ func (tel *telemetry) collect(t testing.TB) map[string]metricdata.Metrics {
 	return out
 }
 
-// sum returns the value of the counter's (or gauge's) data point with
-// exactly the attribute key=value (key "" for the point without
-// attributes); 0 when there is none.
-func (tel *telemetry) sum(t testing.TB, name, key, value string) int64 {
+// values returns a metric's data points by their attributes ("k=v,k=v",
+// "" for none): a counter's or gauge's value, a histogram's count of
+// recordings. It is empty for a metric that has no data.
+func (tel *telemetry) values(t testing.TB, name string) map[string]float64 {
 	t.Helper()
-	m, ok := tel.collect(t)[name]
-	if !ok {
-		return 0
-	}
-	match := func(set attribute.Set) bool {
-		if key == "" {
-			return set.Len() == 0
-		}
-		v, ok := set.Value(attribute.Key(key))
-		return ok && v.AsString() == value && set.Len() == 1
-	}
+	return pointValues(t, tel.collect(t)[name])
+}
+
+func pointValues(t testing.TB, m metricdata.Metrics) map[string]float64 {
+	out := map[string]float64{}
 	switch d := m.Data.(type) {
+	case nil:
 	case metricdata.Sum[int64]:
 		for _, p := range d.DataPoints {
-			if match(p.Attributes) {
-				return p.Value
-			}
+			out[attrString(p.Attributes)] = float64(p.Value)
 		}
 	case metricdata.Gauge[int64]:
 		for _, p := range d.DataPoints {
-			if match(p.Attributes) {
-				return p.Value
-			}
+			out[attrString(p.Attributes)] = float64(p.Value)
 		}
 	case metricdata.Gauge[float64]:
 		for _, p := range d.DataPoints {
-			if match(p.Attributes) {
-				return int64(p.Value)
-			}
+			out[attrString(p.Attributes)] = p.Value
+		}
+	case metricdata.Histogram[float64]:
+		for _, p := range d.DataPoints {
+			out[attrString(p.Attributes)] = float64(p.Count)
 		}
 	default:
-		t.Fatalf("%s is a %T, not a counter or gauge", name, m.Data)
-	}
-	return 0
-}
-
-// points returns every data point of a counter as "key=value" -> value.
-func (tel *telemetry) points(t testing.TB, name string) map[string]int64 {
-	t.Helper()
-	out := map[string]int64{}
-	m, ok := tel.collect(t)[name]
-	if !ok {
-		return out
-	}
-	d, ok := m.Data.(metricdata.Sum[int64])
-	if !ok {
-		t.Fatalf("%s is a %T, not a counter", name, m.Data)
-	}
-	for _, p := range d.DataPoints {
-		out[attrString(p.Attributes)] = p.Value
+		t.Fatalf("%s: unexpected data %T", m.Name, m.Data)
 	}
 	return out
 }
 
-// histogramCounts returns the number of recordings of a histogram by its
-// attributes ("k=v,k=v").
-func (tel *telemetry) histogramCounts(t testing.TB, name string) map[string]uint64 {
+// sum returns the value of the data point with exactly the attribute
+// key=value (key "" for the point without attributes); 0 when none.
+func (tel *telemetry) sum(t testing.TB, name, key, value string) int64 {
 	t.Helper()
-	out := map[string]uint64{}
-	m, ok := tel.collect(t)[name]
-	if !ok {
-		return out
+	attrs := ""
+	if key != "" {
+		attrs = key + "=" + value
 	}
-	d, ok := m.Data.(metricdata.Histogram[float64])
-	if !ok {
-		t.Fatalf("%s is a %T, not a histogram", name, m.Data)
-	}
-	for _, p := range d.DataPoints {
-		out[attrString(p.Attributes)] = p.Count
+	return int64(tel.values(t, name)[attrs])
+}
+
+// points returns every data point of a counter (or the number of
+// recordings of a histogram) by its attributes.
+func (tel *telemetry) points(t testing.TB, name string) map[string]int64 {
+	t.Helper()
+	out := map[string]int64{}
+	for k, v := range tel.values(t, name) {
+		out[k] = int64(v)
 	}
 	return out
 }

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
 
@@ -223,7 +222,9 @@ func TestNoSecretsInTelemetry(t *testing.T) {
 		values = append(values, name)
 	}
 	for _, m := range tel.collect(t) {
-		values = append(values, metricAttributes(m)...)
+		for attrs := range pointValues(t, m) {
+			values = append(values, attrs)
+		}
 	}
 	for _, v := range values {
 		for _, s := range secrets {
@@ -232,31 +233,4 @@ func TestNoSecretsInTelemetry(t *testing.T) {
 			}
 		}
 	}
-}
-
-func metricAttributes(m metricdata.Metrics) []string {
-	var sets []attribute.Set
-	switch d := m.Data.(type) {
-	case metricdata.Sum[int64]:
-		for _, p := range d.DataPoints {
-			sets = append(sets, p.Attributes)
-		}
-	case metricdata.Gauge[int64]:
-		for _, p := range d.DataPoints {
-			sets = append(sets, p.Attributes)
-		}
-	case metricdata.Gauge[float64]:
-		for _, p := range d.DataPoints {
-			sets = append(sets, p.Attributes)
-		}
-	case metricdata.Histogram[float64]:
-		for _, p := range d.DataPoints {
-			sets = append(sets, p.Attributes)
-		}
-	}
-	var out []string
-	for _, s := range sets {
-		out = append(out, attrString(s))
-	}
-	return out
 }
