@@ -28,10 +28,11 @@ import (
 // signed-in user, are atomics that observable instruments read at
 // collection time: a request pays one atomic add for them.
 type telemetry struct {
-	tracer  trace.Tracer
-	tracing bool // a TracerProvider was set
-	meter   metric.Meter
-	reg     metric.Registration // the observable instruments' callback
+	tracer   trace.Tracer
+	tracing  bool // a TracerProvider was set
+	metering bool // a MeterProvider was set
+	meter    metric.Meter
+	reg      metric.Registration // the observable instruments' callback
 
 	login, refresh, ended, backchannel, proxyRequests, providerErrors metric.Int64Counter
 	loginDur, refreshDur, proxyDur, providerDur                       metric.Float64Histogram
@@ -59,7 +60,7 @@ func newTelemetry(cfg *config, prov *atomic.Pointer[provider]) (*telemetry, erro
 	if mp == nil {
 		mp = metricnoop.NewMeterProvider()
 	}
-	t := &telemetry{meter: mp.Meter(instrumentationName), prov: prov,
+	t := &telemetry{meter: mp.Meter(instrumentationName), metering: cfg.MeterProvider != nil, prov: prov,
 		discoveryURL: strings.TrimSuffix(cfg.Issuer, "/") + "/.well-known/openid-configuration"}
 	if cfg.TracerProvider != nil {
 		t.tracer, t.tracing = cfg.TracerProvider.Tracer(instrumentationName), true
@@ -201,9 +202,10 @@ func cacheMissOrUntrusted(trusted func() bool) cacheResult {
 	return cacheMiss
 }
 
-// cacheLookup counts one session lookup of the cache.
+// cacheLookup counts one session lookup of the cache (only when metrics
+// are on: without them, the hot path does nothing at all for telemetry).
 func (t *telemetry) cacheLookup(r cacheResult) {
-	if t != nil {
+	if t != nil && t.metering {
 		t.cache[r].Add(1)
 	}
 }
