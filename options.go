@@ -118,7 +118,8 @@ type Options struct {
 	RefreshTimeout time.Duration
 
 	// HTTPClient makes every call to the provider. Its Transport is wrapped
-	// to bound response bodies (1 MiB). Default: a client with a 10-second
+	// to bound response bodies (1 MiB) and to observe each call
+	// (bff.provider.* metrics, a span). Default: a client with a 10-second
 	// timeout.
 	HTTPClient *http.Client
 
