@@ -109,9 +109,10 @@ func endRequestSpan(span trace.Span, status int, outcome string, failed bool) {
 	span.End()
 }
 
-// providerClient returns a copy of c whose calls are observed: a client
-// span each (a child of the caller's, carrying its W3C traceparent), and
-// bff.provider.duration and bff.provider.errors by endpoint.
+// providerClient returns a copy of c whose calls are observed:
+// bff.provider.duration and bff.provider.errors by endpoint, and, within a
+// traced operation, a client span each (a child of the operation's,
+// carrying its W3C traceparent).
 func (t *telemetry) providerClient(c *http.Client) *http.Client {
 	cc := *c
 	rt := c.Transport
@@ -146,10 +147,15 @@ func (p *providerTransport) RoundTrip(req *http.Request) (*http.Response, error)
 	t := p.t
 	ep := t.endpoint(req.URL)
 	start := time.Now()
-	ctx, span := t.startSpan(req.Context(), "bff.provider."+ep, trace.SpanKindClient,
-		attribute.String("bff.endpoint", ep), attribute.String("http.request.method", methodName(req.Method)),
-		attribute.String("server.address", req.URL.Hostname()))
-	if t.tracing {
+	ctx, span := req.Context(), noSpan
+	// Only calls made for a traced operation (a sign-in, refresh, logout)
+	// get a span: discovery retries and health probes would each start a
+	// trace of their own.
+	traced := t.tracing && trace.SpanFromContext(ctx).IsRecording()
+	if traced {
+		ctx, span = t.startSpan(ctx, "bff.provider."+ep, trace.SpanKindClient,
+			attribute.String("bff.endpoint", ep), attribute.String("http.request.method", methodName(req.Method)),
+			attribute.String("server.address", req.URL.Hostname()))
 		req = req.Clone(ctx)
 		w3c.Inject(ctx, propagation.HeaderCarrier(req.Header))
 	}

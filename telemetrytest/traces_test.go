@@ -140,6 +140,12 @@ func TestSpanTree(t *testing.T) {
 	a := newApp(t, startOP(t, oidctest.Config{Now: clk.Now}), nil, func(o *bff.Options) {
 		o.TracerProvider, o.Now = tel.tp, clk.Now
 	})
+	// Discovery and health probes are no operation of a user's: they
+	// start no trace.
+	a.bff.Health(t.Context())
+	if spans := tel.spans.Ended(); len(spans) != 0 {
+		t.Errorf("%d spans before any sign-in (%s…), want none", len(spans), spans[0].Name())
+	}
 	br := newBrowser(t)
 	cb := a.callbackURL(br)
 	if code, _, _ := br.do("GET", cb, "Traceparent", incoming); code != http.StatusSeeOther {
