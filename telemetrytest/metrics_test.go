@@ -9,6 +9,7 @@ import (
 
 	"github.com/gobff/bff"
 	"github.com/gobff/bff/internal/oidctest"
+	"github.com/gobff/bff/internal/redistest"
 )
 
 // expectPoints fails unless the counter's data points are exactly want.
@@ -175,4 +176,55 @@ func TestMetricsProviderDown(t *testing.T) {
 	}
 	expectPoints(t, tel, "bff.refresh", map[string]int64{"outcome=transient": 1})
 	expectPoints(t, tel, "bff.provider.errors", map[string]int64{"endpoint=token": 1})
+}
+
+// TestMetricsRedis: with Redis, the invalidation channel's health and lag,
+// cache lookups refused while it is unhealthy, store errors and the
+// breaker.
+func TestMetricsRedis(t *testing.T) {
+	rs := redistest.Start(t)
+	tel := newTelemetry(t)
+	a := newApp(t, startOP(t, oidctest.Config{}), nil, func(o *bff.Options) {
+		o.MeterProvider, o.Redis = tel.mp, rs.Pool()
+	})
+	br := newBrowser(t)
+	a.login(br)
+	waitUntil(t, 10*time.Second, "a healthy invalidation channel", func() bool {
+		return tel.sum(t, "bff.invalidation.healthy", "", "") == 1
+	})
+	if lag := tel.values(t, "bff.invalidation.lag")[""]; lag <= 0 {
+		t.Errorf("bff.invalidation.lag = %v while healthy, want a positive age", lag)
+	}
+	for range 2 {
+		br.do("GET", a.URL+"/api/me")
+	}
+	if hits := tel.sum(t, "bff.session_cache", "result", "hit"); hits < 1 {
+		t.Errorf("no cache hit with a healthy channel: %v", tel.points(t, "bff.session_cache"))
+	}
+
+	rs.Stop()
+	waitUntil(t, 10*time.Second, "an unhealthy invalidation channel", func() bool {
+		return tel.sum(t, "bff.invalidation.healthy", "", "") == 0
+	})
+	before := tel.sum(t, "bff.session_cache", "result", "untrusted")
+	for range 3 {
+		if code, _, _ := br.do("GET", a.URL+"/api/me"); code != http.StatusServiceUnavailable {
+			t.Fatalf("Redis down: %d", code)
+		}
+	}
+	if got := tel.sum(t, "bff.session_cache", "result", "untrusted") - before; got != 3 {
+		t.Errorf("%d untrusted lookups for 3 requests with the channel down, want 3", got)
+	}
+	waitUntil(t, 10*time.Second, "the breaker to open", func() bool {
+		br.do("GET", a.URL+"/api/me")
+		return tel.sum(t, "bff.store.breaker.open", "", "") == 1
+	})
+	if got := tel.sum(t, "bff.store.errors", "", ""); got < 5 {
+		t.Errorf("bff.store.errors = %d after the breaker opened, want at least 5", got)
+	}
+
+	rs.Restart()
+	waitUntil(t, 10*time.Second, "a healthy channel again", func() bool {
+		return tel.sum(t, "bff.invalidation.healthy", "", "") == 1
+	})
 }
