@@ -189,3 +189,25 @@ func TestHealthHEAD(t *testing.T) {
 		t.Errorf("HEAD: %d %q", resp.StatusCode, body)
 	}
 }
+
+// TestHealthDegraded: with Redis up but the invalidation channel down,
+// requests read Redis: the report is degraded and the answer still 200.
+func TestHealthDegraded(t *testing.T) {
+	rs := redistest.Start(t)
+	a := redisApps(t, testOP(t, oidctest.Config{}), rs, 1, nil)[0]
+	waitHealthy(t, a)
+	waitHealth(t, a, 200)
+	a.bff.store.bus.Close() // the channel stops; Close is idempotent
+	var h Health
+	waitUntil(t, 10*time.Second, "a degraded report", func() bool {
+		var code int
+		code, h, _ = probeHealth(t, a)
+		if code != 200 {
+			t.Fatalf("invalidation channel down: %d, want 200", code)
+		}
+		return h.Status == HealthDegraded
+	})
+	if h.Checks[HealthCheckInvalidation].Status != HealthDown || h.Checks[HealthCheckStore].Status != HealthOK {
+		t.Errorf("degraded report %+v, want the invalidation channel down and the store ok", h)
+	}
+}
