@@ -386,7 +386,7 @@ func (p *proxy) upstreamError(w http.ResponseWriter, r *http.Request, err error)
 		}
 	case errors.Is(r.Context().Err(), context.Canceled):
 		// The browser has gone; nobody reads this answer.
-		p.b.log.Debug("bff: proxy request canceled", "method", r.Method, "path", r.URL.Path)
+		p.b.log.DebugContext(r.Context(), "bff: proxy request canceled", "method", r.Method, "path", r.URL.Path)
 		w.WriteHeader(http.StatusBadGateway)
 		return
 	case errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout():

@@ -160,12 +160,12 @@ func (st *sessionStore) read(ctx context.Context, key string) (*session, error) 
 	}
 	plain, err := st.sealer.Open(nil, seal.PurposeSession, raw, []byte(key))
 	if err != nil {
-		st.log.Warn("bff: session record does not open; treating as no session (was a secret key removed?)", "store_key", key)
+		st.log.WarnContext(ctx, "bff: session record does not open; treating as no session (was a secret key removed?)", "store_key", key)
 		return nil, errNotFound
 	}
 	var rec record.Session
 	if err := rec.Decode(plain); err != nil {
-		st.log.Warn("bff: session record does not decode; treating as no session", "store_key", key)
+		st.log.WarnContext(ctx, "bff: session record does not decode; treating as no session", "store_key", key)
 		return nil, errNotFound
 	}
 	s := newSession(key, rec)
@@ -235,7 +235,7 @@ func (st *sessionStore) end(ctx context.Context, key string) (*session, error) {
 	unlock, err := st.lock(lctx, key, endLockTTL)
 	cancel()
 	if err != nil {
-		st.log.Debug("bff: ending a session without its lock", "err", err)
+		st.log.DebugContext(ctx, "bff: ending a session without its lock", "err", err)
 	} else {
 		defer unlock()
 	}
@@ -304,7 +304,7 @@ func (st *sessionStore) indexRemove(ctx context.Context, s *session) {
 		}
 		for _, name := range st.sealer.Names(kv[0], kv[1]) {
 			if err := st.be.IndexRemove(ctx, name, s.key); err != nil {
-				st.log.Debug("bff: index entry not removed (it expires with its set)", "err", err)
+				st.log.DebugContext(ctx, "bff: index entry not removed (it expires with its set)", "err", err)
 			}
 		}
 	}
@@ -377,7 +377,7 @@ func (st *sessionStore) invalidate(ctx context.Context, key string) {
 		// may serve their copy until the cache's age bound
 		// (sessionCacheMaxAge), unless their own subscription is unhealthy
 		// too (then they read Redis).
-		st.log.Error("bff: cache invalidation not published", "store_key", key, "err", err)
+		st.log.ErrorContext(ctx, "bff: cache invalidation not published", "store_key", key, "err", err)
 	}
 }
 
