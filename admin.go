@@ -80,7 +80,9 @@ func (b *BFF) Sessions(ctx context.Context, sub string) ([]SessionInfo, error) {
 // instance ("sign out everywhere", or locking a user out), and returns how
 // many it ended. The provider's sessions are not affected.
 func (b *BFF) RevokeSessions(ctx context.Context, sub string) (int, error) {
-	return b.endWhere(ctx, "sub", sub, func(s *session) bool { return s.rec.Subject == sub })
+	n, err := b.endWhere(ctx, "sub", sub, func(s *session) bool { return s.rec.Subject == sub })
+	b.tel.sessionsEnded(ctx, endRevoked, n)
+	return n, err
 }
 
 // RevokeSession ends the session with the given SessionInfo.Handle.
@@ -88,6 +90,7 @@ func (b *BFF) RevokeSession(ctx context.Context, handle string) error {
 	if !isRecordName(handle) {
 		return badRequest("Unknown session handle.", errors.New("malformed handle"))
 	}
-	_, err := b.store.end(ctx, handle)
+	last, err := b.store.end(ctx, handle)
+	b.tel.sessionEnded(ctx, endRevoked, last)
 	return err
 }

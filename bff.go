@@ -70,10 +70,14 @@ type BFF struct {
 	cop    *http.CrossOriginProtection
 	mux    *http.ServeMux
 	client *http.Client
+	tel    *telemetry
 
 	flights flight.Group[*session]
 	retryAt retryTimes
 	txSeq   atomic.Uint32 // rotates the first login-cookie slot tried
+
+	health    atomic.Pointer[healthReport] // the latest; see Health
+	healthRun flight.Group[*healthReport]
 
 	prov      atomic.Pointer[provider]
 	discover  chan struct{} // a request asks for a discovery attempt now
@@ -111,6 +115,7 @@ func New(opts Options) (*BFF, error) {
 	if err != nil {
 		return nil, err
 	}
+	cfg.Logger = withTraceIDs(cfg.Logger)
 	b := &BFF{
 		cfg:      cfg,
 		log:      cfg.Logger,
@@ -126,9 +131,16 @@ func New(opts Options) (*BFF, error) {
 	if err != nil {
 		return nil, fieldErr("SecretKeys", "%v", err)
 	}
-	b.client = bodylimit.Client(cfg.HTTPClient, 1<<20)
+	if b.tel, err = newTelemetry(cfg, &b.prov); err != nil {
+		return nil, err
+	}
+	b.client = bodylimit.Client(b.tel.providerClient(cfg.HTTPClient), 1<<20)
 
 	b.store = newSessionStore(cfg, b.sealer, b.lockTTL())
+	if err := b.tel.attach(b.store); err != nil {
+		b.store.close()
+		return nil, err
+	}
 	b.routes()
 	b.wg.Add(1)
 	go b.discoveryLoop()
@@ -141,6 +153,7 @@ func (b *BFF) Close() error {
 	b.closeOnce.Do(func() {
 		close(b.closed)
 		b.wg.Wait()
+		b.tel.close()
 		b.store.close()
 	})
 	return nil
@@ -171,11 +184,11 @@ func (b *BFF) routes() {
 	p := b.cfg.Prefix
 	b.mux = http.NewServeMux()
 	b.mux.HandleFunc("GET "+p+"/login", b.handleLogin)
-	b.mux.HandleFunc("GET "+p+"/callback", b.handleCallback)
+	b.mux.HandleFunc("GET "+p+"/callback", b.tel.observeCallback(b.handleCallback))
 	b.mux.HandleFunc("GET "+p+"/session", b.handleSession)
-	b.mux.HandleFunc("POST "+p+"/logout", b.handleLogout)
+	b.mux.HandleFunc("POST "+p+"/logout", b.tel.observeLogout("bff.logout", false, b.handleLogout))
 	b.mux.HandleFunc("GET "+p+"/logout/callback", b.handleLogoutCallback)
-	b.mux.HandleFunc("POST "+p+"/backchannel-logout", b.handleBackchannelLogout)
+	b.mux.HandleFunc("POST "+p+"/backchannel-logout", b.tel.observeLogout("bff.backchannel_logout", true, b.handleBackchannelLogout))
 	// The catch-all below matches every method, so the mux's own 405 never
 	// happens: answer it here for a route's path with another method (a GET
 	// of /logout is no logout, and says so).
@@ -201,17 +214,18 @@ func (b *BFF) fail(w http.ResponseWriter, r *http.Request, err error) {
 		}
 		e = wrapped
 	}
+	noteOutcome(w, e.Code)
 	switch {
 	case e.Status >= 500:
-		b.log.Warn("bff: request failed", "method", r.Method, "path", r.URL.Path, "status", e.Status, "err", e.Err)
+		b.log.WarnContext(r.Context(), "bff: request failed", "method", r.Method, "path", r.URL.Path, "status", e.Status, "err", e.Err)
 	case e.Status == http.StatusUnauthorized:
 		// Checked first: building the arguments allocates, on every
 		// rejected request.
 		if b.log.Enabled(r.Context(), slog.LevelDebug) {
-			b.log.Debug("bff: unauthenticated", "path", r.URL.Path, "err", e.Err)
+			b.log.DebugContext(r.Context(), "bff: unauthenticated", "path", r.URL.Path, "err", e.Err)
 		}
 	default:
-		b.log.Info("bff: request refused", "method", r.Method, "path", r.URL.Path, "status", e.Status, "err", e.Err)
+		b.log.InfoContext(r.Context(), "bff: request refused", "method", r.Method, "path", r.URL.Path, "status", e.Status, "err", e.Err)
 	}
 	b.cfg.ErrorHandler(w, r, e)
 }

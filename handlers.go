@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"math"
 	"net/http"
 	"strconv"
@@ -181,6 +182,7 @@ func (b *BFF) handleCallback(w http.ResponseWriter, r *http.Request) {
 		if oauthErrors[e] {
 			code = e
 		}
+		noteOutcome(w, "provider_"+code)
 		b.fail(w, r, errLogin(http.StatusBadRequest, "The identity provider did not sign you in ("+code+").",
 			fmt.Errorf("provider returned error %q", code)))
 		return
@@ -195,7 +197,7 @@ func (b *BFF) handleCallback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	b.sessionCookie(w, id, 0)
-	b.log.Info("bff: signed in", "sub", s.rec.Subject)
+	b.log.LogAttrs(r.Context(), slog.LevelInfo, "bff: signed in", b.subject(s.rec.Subject))
 	http.Redirect(w, r, returnTo, http.StatusSeeOther)
 }
 
@@ -329,9 +331,11 @@ func (b *BFF) completeLogin(r *http.Request, tx txn, q map[string][]string) (*se
 	// Session fixation: whatever session this browser had ends; the new
 	// one gets a new ID.
 	if old, ok := cookieValue(r.Header, b.cfg.CookieName); ok && validID(old) {
-		if _, err := b.store.end(ctx, recordName(old)); err != nil {
-			b.log.Warn("bff: the previous session of this browser could not be ended", "err", err)
+		last, err := b.store.end(ctx, recordName(old))
+		if err != nil {
+			b.log.WarnContext(ctx, "bff: the previous session of this browser could not be ended", "err", err)
 		}
+		b.tel.sessionEnded(ctx, endReplaced, last)
 	}
 	n := now.UnixNano()
 	rec := record.Session{

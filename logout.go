@@ -41,17 +41,18 @@ func (b *BFF) handleLogout(w http.ResponseWriter, r *http.Request) {
 		if last != nil {
 			s = last // a refresh that ended under the lock left newer tokens
 		}
+		b.tel.sessionEnded(ctx, endLogout, last)
 		b.sessionCookie(w, "", -1)
 		prov := b.provider()
 		if prov != nil && prov.revocationURL != "" && s.rec.RefreshToken != "" {
 			if err := b.revoke(ctx, prov, s.rec.RefreshToken); err != nil {
-				b.log.Warn("bff: refresh token revocation failed; the session is ended here", "sub", s.rec.Subject, "err", err)
+				b.log.WarnContext(ctx, "bff: refresh token revocation failed; the session is ended here", b.subject(s.rec.Subject), "err", err)
 			}
 		}
 		if prov != nil && prov.endSessionURL != "" {
 			dest = b.endSessionURL(w, prov, s.rec.IDToken)
 		}
-		b.log.Info("bff: signed out", "sub", s.rec.Subject)
+		b.log.InfoContext(ctx, "bff: signed out", b.subject(s.rec.Subject))
 	default:
 		var e *Error
 		if errors.As(err, &e) && e.Status != http.StatusUnauthorized {
@@ -156,7 +157,7 @@ func (b *BFF) revoke(ctx context.Context, prov *provider, token string) error {
 // unreachable, or a key refetch is rate-limited) gets 503.
 func (b *BFF) handleBackchannelLogout(w http.ResponseWriter, r *http.Request) {
 	invalid := func(cause error) {
-		b.log.Warn("bff: back-channel logout refused", "reason", cause)
+		b.log.WarnContext(r.Context(), "bff: back-channel logout refused", "reason", cause)
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "invalid_request"})
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
@@ -209,16 +210,17 @@ func (b *BFF) handleBackchannelLogout(w http.ResponseWriter, r *http.Request) {
 	} else {
 		n, err = b.endWhere(ctx, "sub", lt.Subject, nil)
 	}
+	b.tel.sessionsEnded(ctx, endBackchannel, n)
 	if err != nil {
 		// Not every session could be ended (the store failed): forget the
 		// jti, so that the provider's retry of this token is not refused
 		// as a replay.
 		if ferr := b.store.forget(context.WithoutCancel(ctx), replayJTI, jti); ferr != nil {
-			b.log.Warn("bff: back-channel logout failed and its jti could not be forgotten; the provider's retry will be refused", "err", ferr)
+			b.log.WarnContext(ctx, "bff: back-channel logout failed and its jti could not be forgotten; the provider's retry will be refused", "err", ferr)
 		}
 		b.fail(w, r, err)
 		return
 	}
-	b.log.Info("bff: back-channel logout", "sub", lt.Subject, "sessions_ended", n)
+	b.log.InfoContext(ctx, "bff: back-channel logout", b.subject(lt.Subject), "sessions_ended", n)
 	w.WriteHeader(http.StatusOK)
 }

@@ -14,6 +14,8 @@ import (
 
 	"github.com/alexedwards/scs/v2"
 	"github.com/gomodule/redigo/redis"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/gobff/bff/internal/seal"
 )
@@ -116,7 +118,8 @@ type Options struct {
 	RefreshTimeout time.Duration
 
 	// HTTPClient makes every call to the provider. Its Transport is wrapped
-	// to bound response bodies (1 MiB). Default: a client with a 10-second
+	// to bound response bodies (1 MiB) and to observe each call
+	// (bff.provider.* metrics, a span). Default: a client with a 10-second
 	// timeout.
 	HTTPClient *http.Client
 
@@ -198,6 +201,25 @@ type Options struct {
 
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
+
+	// MeterProvider receives bff's OpenTelemetry metrics (bff.login,
+	// bff.refresh, bff.session_cache, …; README lists them). Their
+	// attributes are from small fixed sets: never a subject, session or
+	// token. Default nil: no metrics (a no-op provider).
+	MeterProvider metric.MeterProvider
+
+	// TracerProvider receives bff's OpenTelemetry spans: one for each
+	// sign-in callback, refresh, logout, back-channel logout and proxied
+	// request, with the provider calls as children; the proxied request
+	// carries the W3C traceparent of its span. No token, code, cookie or
+	// session ID is ever an attribute. Default nil: no spans (and the
+	// proxy forwards the incoming traceparent unchanged).
+	TracerProvider trace.TracerProvider
+
+	// LogSubjects adds the user's subject (the sub claim) to the log lines
+	// about a user's session (sign-in, sign-out, refresh, back-channel
+	// logout). Default false: log lines name no user.
+	LogSubjects bool
 
 	// keysRefetchInterval overrides the minimum time between two fetches
 	// of the provider's key set (keyset.DefaultMinRefetchInterval), so that

@@ -195,9 +195,11 @@ func (b *BFF) liveSessionAt(w http.ResponseWriter, r *http.Request, now time.Tim
 		return nil, err
 	}
 	if b.store.expired(s, now.UnixNano()) {
-		if _, err := b.store.end(r.Context(), s.key); err != nil {
+		last, err := b.store.end(r.Context(), s.key)
+		if err != nil {
 			return nil, err
 		}
+		b.tel.sessionEnded(r.Context(), endExpired, last)
 		b.sessionCookie(w, "", -1)
 		return nil, errExpired
 	}

@@ -40,6 +40,7 @@ type sessionStore struct {
 	maxLife time.Duration
 	limit   int // sessions per subject (and per sid)
 	closers []func()
+	tel     *telemetry
 }
 
 // Lock lifetimes. The refresh lock's is the longest (lockTTL in refresh.go);
@@ -128,8 +129,10 @@ var (
 func (st *sessionStore) load(ctx context.Context, id string, now time.Time) (*session, error) {
 	if st.cache != nil {
 		if s := st.cache.get(id, now); s != nil {
+			st.tel.cacheLookup(cacheHit)
 			return s, nil
 		}
+		st.tel.cacheLookup(cacheMissOrUntrusted(st.cache.trusted))
 	}
 	seq := st.cache.seq()
 	s, err := st.read(ctx, recordName(id))
@@ -157,12 +160,12 @@ func (st *sessionStore) read(ctx context.Context, key string) (*session, error) 
 	}
 	plain, err := st.sealer.Open(nil, seal.PurposeSession, raw, []byte(key))
 	if err != nil {
-		st.log.Warn("bff: session record does not open; treating as no session (was a secret key removed?)", "store_key", key)
+		st.log.WarnContext(ctx, "bff: session record does not open; treating as no session (was a secret key removed?)", "store_key", key)
 		return nil, errNotFound
 	}
 	var rec record.Session
 	if err := rec.Decode(plain); err != nil {
-		st.log.Warn("bff: session record does not decode; treating as no session", "store_key", key)
+		st.log.WarnContext(ctx, "bff: session record does not decode; treating as no session", "store_key", key)
 		return nil, errNotFound
 	}
 	s := newSession(key, rec)
@@ -232,7 +235,7 @@ func (st *sessionStore) end(ctx context.Context, key string) (*session, error) {
 	unlock, err := st.lock(lctx, key, endLockTTL)
 	cancel()
 	if err != nil {
-		st.log.Debug("bff: ending a session without its lock", "err", err)
+		st.log.DebugContext(ctx, "bff: ending a session without its lock", "err", err)
 	} else {
 		defer unlock()
 	}
@@ -286,7 +289,8 @@ func (st *sessionStore) indexAdd(ctx context.Context, s *session) error {
 		for _, key := range evicted {
 			// The backend ended it (and with Redis announced it).
 			st.cache.drop(key)
-			st.log.Info("bff: session limit reached; ended the oldest session", "index", kv[0])
+			st.tel.sessionsEnded(ctx, endLimit, 1)
+			st.log.InfoContext(ctx, "bff: session limit reached; ended the oldest session", "index", kv[0])
 		}
 	}
 	return nil
@@ -302,7 +306,7 @@ func (st *sessionStore) indexRemove(ctx context.Context, s *session) {
 		}
 		for _, name := range st.sealer.Names(kv[0], kv[1]) {
 			if err := st.be.IndexRemove(ctx, name, s.key); err != nil {
-				st.log.Debug("bff: index entry not removed (it expires with its set)", "err", err)
+				st.log.DebugContext(ctx, "bff: index entry not removed (it expires with its set)", "err", err)
 			}
 		}
 	}
@@ -369,6 +373,7 @@ func (st *sessionStore) invalidate(key string) { st.cache.drop(key) }
 type breaker struct {
 	fails     atomic.Int64
 	openUntil atomic.Int64 // Unix nanoseconds
+	errors    atomic.Int64 // failures counted, ever (bff.store.errors)
 }
 
 const (
@@ -394,6 +399,7 @@ func (b *breaker) done(ctx context.Context, err error) error {
 		return nil
 	}
 	if ctx.Err() == nil {
+		b.errors.Add(1)
 		if b.fails.Add(1) >= breakerThreshold {
 			b.openUntil.Store(time.Now().Add(breakerOpen).UnixNano())
 		}

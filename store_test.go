@@ -476,9 +476,9 @@ func TestEndedStaysEndedUnderChaos(t *testing.T) {
 		users[i] = oidctest.User{Subject: fmt.Sprintf("chaos-%05d", i), Username: fmt.Sprintf("c%05d", i), Password: "x"}
 	}
 	// Each jump of the clock expires every access token, but neither an ID
-	// token nor a logout token issued just before it (their bounds are an
-	// hour and 10 minutes; real clocks do not jump).
-	const tokenTTL = 5 * time.Minute
+	// token nor a logout token issued just before it (they live an hour and
+	// 2 minutes; real clocks do not jump).
+	const tokenTTL = 90 * time.Second
 	op := testOP(t, oidctest.Config{Users: users, Now: clock.Now, AccessTokenTTL: tokenTTL})
 	rs := redistest.Start(t)
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))

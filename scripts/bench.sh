@@ -3,7 +3,9 @@
 #   1. the load test (go run ./internal/loadtest): a bare handler, RequireSession
 #      on memory and on Redis, and hand-written scs/v2 checks, interleaved under
 #      wrk, each server pinned to CPU 0 and wrk to CPU 1; loopback only;
-#   2. the Go benchmarks of the root package (go test -bench . -benchmem).
+#   2. the Go benchmarks of the root package (go test -bench . -benchmem);
+#   3. what telemetry costs the hot path: telemetrytest's benchmarks with
+#      OpenTelemetry off and on (the SDK's MeterProvider and TracerProvider).
 #
 # Arguments are passed to the load test, e.g.
 #   scripts/bench.sh -rounds 5 -duration 10s
@@ -12,6 +14,8 @@
 #   BENCHTIME=1s     -benchtime of the Go benchmarks
 #   BENCH_BASELINE=rev  also count the hot path's instructions at this commit
 #                    (scripts/instructions.sh; needs valgrind)
+#   TELEMETRY_ROUNDS=300  rounds of the paired telemetry benchmark
+#   BENCH_ONLY=telemetry  only re-run (3) and replace its section in place
 #
 # Figures are ratios measured in one run on one machine: run it on an idle
 # machine, never compare absolute figures between machines.
@@ -51,6 +55,50 @@ command -v redis-server >/dev/null 2>&1 || {
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
+# telemetry_section runs (3) and prints its section of BENCHMARKS.md.
+telemetry_section() {
+	local load
+	load=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo unknown)
+	(cd telemetrytest && go test -run '^$' -cpu 1 -benchmem \
+		-bench '^(BenchmarkRequireSessionTelemetry|BenchmarkTelemetryOverhead)$' \
+		-benchtime "${TELEMETRY_ROUNDS:-300}x" .) 2>&1 |
+		grep -E '^(goos|goarch|pkg|cpu|Benchmark|PASS|ok|FAIL|---)' >"$tmp/telemetry.txt"
+	if grep -qE '^(FAIL|--- FAIL)' "$tmp/telemetry.txt"; then
+		cat "$tmp/telemetry.txt" >&2
+		echo "error: a telemetry benchmark failed" >&2
+		exit 1
+	fi
+	cat <<EOF
+## Telemetry overhead
+
+What OpenTelemetry costs RequireSession's hot path (a session this instance has cached, a fresh
+token), measured in process with \`-cpu 1\` in \`telemetrytest\` (its own module: the SDK is not a
+dependency of the library). **off**: no \`MeterProvider\` nor \`TracerProvider\` (no-op); **on**:
+the SDK's \`MeterProvider\` (with a reader) and \`TracerProvider\`. \`BenchmarkTelemetryOverhead\`
+runs both side by side in alternating batches of 2,000 requests (the order swapped each round,
+${TELEMETRY_ROUNDS:-300} rounds) so that both see the same load, and reports the median over rounds
+of on/off − 1 as \`overhead-%\` (its \`ns/op\` is reported as 0, and its B/op and allocs/op count
+a whole round).
+\`BenchmarkRequireSessionTelemetry\` shows the allocations: the same with telemetry on.
+On the hot path, metrics cost one atomic add (the session cache's hit count, read by an
+observable counter at collection time); no span is started there. Load average before: ${load}.
+
+\`\`\`
+EOF
+	cat "$tmp/telemetry.txt"
+	echo '```'
+}
+
+if [[ ${BENCH_ONLY:-} == telemetry ]]; then
+	echo "==== telemetry overhead ===="
+	telemetry_section >"$tmp/telemetry.md"
+	# The section is the file's last: keep what comes before it.
+	head=$(awk '/^## Telemetry overhead$/ {exit} {print}' "$out") # without trailing newlines
+	printf '%s\n\n' "$head" | cat - "$tmp/telemetry.md" >"$out"
+	echo "wrote the telemetry section of $out"
+	exit 0
+fi
+
 cpu_model=$(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | cut -d: -f2- | sed 's/^ *//' || true)
 machine="$(nproc) CPUs, ${cpu_model:-unknown CPU}, $(uname -sr)"
 go_version=$(go version)
@@ -68,6 +116,8 @@ if grep -qE '^(FAIL|--- FAIL)' "$tmp/bench.txt"; then
 	echo "error: a benchmark failed" >&2
 	exit 1
 fi
+echo "==== telemetry overhead ===="
+telemetry_section | tee "$tmp/telemetry.md"
 load_after=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo unknown)
 
 {
@@ -139,5 +189,7 @@ figure to compare versions with (BENCH_BASELINE=commit adds a row for that commi
 EOF
 		bash scripts/instructions.sh ${BENCH_BASELINE:-} HEAD
 	fi
+	echo
+	cat "$tmp/telemetry.md"
 } >"$out"
 echo "wrote $out"

@@ -2,7 +2,7 @@
 // static page, an API behind bff.RequireSession, and (with no BFF_ISSUER) an
 // embedded development OpenID Provider on its own origin.
 //
-//	go run ./examples/basic
+//	cd examples/basic && go run .
 //
 // then open http://localhost:8080 and sign in as alice / alice.
 //
@@ -20,6 +20,7 @@
 //	BFF_UPSTREAM_URL          downstream API proxied under /api/upstream/, WebSockets too (unset)
 //	BFF_DEV_IDP_ADDR          listen address of the development IdP (127.0.0.1:8081)
 //	BFF_DEV_ACCESS_TOKEN_TTL  access-token lifetime at the development IdP (1h)
+//	BFF_METRICS               1: OpenTelemetry metrics in Prometheus format at GET /metrics; 0: none (1)
 //
 // Routes:
 //
@@ -28,6 +29,8 @@
 //	POST /api/echo     echoes its JSON body (signed in, same origin)
 //	/api/upstream/...  proxied to BFF_UPSTREAM_URL with the access token (signed in);
 //	                   WebSockets only from the app's own origin
+//	GET  /metrics      bff's metrics, Prometheus text format (BFF_METRICS=1)
+//	GET  /readyz       bff's health: {"status", "checks"}, 200 ok or degraded, 503 down
 //	GET  /             the page
 package main
 
@@ -131,6 +134,15 @@ func newServer(getenv func(string) string, log *slog.Logger) (_ *server, err err
 	if opts.Redis != nil {
 		s.closers = append(s.closers, func() { opts.Redis.Close() })
 	}
+	var metrics http.Handler
+	if cfg.Metrics {
+		mp, h, shutdown, err := newMetrics()
+		if err != nil {
+			return nil, fmt.Errorf("metrics: %w", err)
+		}
+		s.closers = append(s.closers, shutdown)
+		opts.MeterProvider, metrics = mp, h
+	}
 
 	auth, err := bff.New(opts)
 	if err != nil {
@@ -147,6 +159,10 @@ func newServer(getenv func(string) string, log *slog.Logger) (_ *server, err err
 		// The browser calls the downstream API through the BFF, which adds
 		// the user's access token: /api/upstream/x goes to BFF_UPSTREAM_URL/x.
 		mux.Handle("/api/upstream/", auth.RequireSession(http.StripPrefix("/api/upstream", auth.Proxy(cfg.Upstream))))
+	}
+	mux.Handle("GET /readyz", auth.HealthHandler())
+	if metrics != nil {
+		mux.Handle("GET /metrics", metrics)
 	}
 	mux.Handle("/", exampleapp.Page())
 	s.Handler = mux

@@ -127,6 +127,18 @@ func (b *Bus) Healthy() bool {
 	return sent > 0 && b.now()-sent <= int64(healthyWindow)
 }
 
+// Lag returns how long ago the ping whose pong arrived last was sent: an
+// upper bound on how late this Bus may be in delivering a message (while
+// Healthy, at most 80 ms). ok is false while no pong has arrived on the
+// current subscription.
+func (b *Bus) Lag() (lag time.Duration, ok bool) {
+	sent := b.lastPong.Load()
+	if sent <= 0 {
+		return 0, false
+	}
+	return time.Duration(b.now() - sent), true
+}
+
 // Seq returns the number of onMessage and onReset calls started so far.
 func (b *Bus) Seq() uint64 { return b.seq.Load() }
 

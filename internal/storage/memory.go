@@ -5,6 +5,7 @@ import (
 	"context"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 )
@@ -184,6 +185,22 @@ func (s *Memory) Len() int {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	return len(s.items) + len(s.index)
+}
+
+// Live returns the number of records whose names start with prefix and
+// that have not expired. It scans every record: for observation, not for
+// a request path.
+func (s *Memory) Live(prefix string) int {
+	now := time.Now().UnixNano()
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	n := 0
+	for name, it := range s.items {
+		if now <= it.exp && strings.HasPrefix(name, prefix) {
+			n++
+		}
+	}
+	return n
 }
 
 // Close stops the cleanup goroutine and waits for it.

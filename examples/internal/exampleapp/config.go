@@ -35,6 +35,8 @@ type Config struct {
 
 	DevIdPAddr        string        // BFF_DEV_IDP_ADDR: listen address of the dev IdP. Default 127.0.0.1:8081.
 	DevAccessTokenTTL time.Duration // BFF_DEV_ACCESS_TOKEN_TTL: the dev IdP's access-token lifetime. Default 1h.
+
+	Metrics bool // BFF_METRICS: 1 serves OpenTelemetry metrics at GET /metrics (examples/basic), 0 does not. Default 1.
 }
 
 // Load reads the configuration from getenv (os.Getenv in main). A random
@@ -71,6 +73,13 @@ func Load(getenv func(string) string, log *slog.Logger) (*Config, error) {
 		c.SecretKey = make([]byte, 32)
 		rand.Read(c.SecretKey)
 		log.Warn("BFF_SECRET_KEY is not set: using a random key, so sessions end when this process stops and no other instance can read them; set it to the base64 of 32 random bytes (openssl rand -base64 32)")
+	}
+	switch s := getenv("BFF_METRICS"); s {
+	case "", "1":
+		c.Metrics = true
+	case "0":
+	default:
+		return nil, fmt.Errorf("BFF_METRICS: %q is neither 1 (serve /metrics, the default) nor 0", s)
 	}
 	if s := getenv("BFF_REFRESH_SKEW"); s != "" {
 		if c.RefreshSkew, err = time.ParseDuration(s); err != nil || c.RefreshSkew < 0 {

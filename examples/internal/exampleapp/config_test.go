@@ -17,7 +17,8 @@ func TestLoadDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.Addr != "127.0.0.1:8080" || c.BaseURL != "http://localhost:8080" || c.DevIdPAddr != "127.0.0.1:8081" ||
-		c.DevAccessTokenTTL != time.Hour || c.Issuer != "" || c.RedisAddr != "" || c.Upstream != nil || c.RefreshSkew != 0 {
+		c.DevAccessTokenTTL != time.Hour || c.Issuer != "" || c.RedisAddr != "" || c.Upstream != nil || c.RefreshSkew != 0 ||
+		!c.Metrics {
 		t.Errorf("defaults: %+v", c)
 	}
 	if len(c.SecretKey) != 32 || !strings.Contains(logs.String(), "BFF_SECRET_KEY is not set") {
@@ -56,5 +57,28 @@ func TestLoadEnv(t *testing.T) {
 		string(o.SecretKeys[0]) != "0123456789abcdef0123456789abcdef" || c.Upstream.String() != "http://127.0.0.1:9999/v1" ||
 		c.DevAccessTokenTTL != 20*time.Second {
 		t.Errorf("options from the environment: %+v", c)
+	}
+}
+
+// TestLoadMetrics: BFF_METRICS is 1 (the default) or 0; anything else is
+// refused with the variable's name.
+func TestLoadMetrics(t *testing.T) {
+	for _, tc := range []struct {
+		value string
+		want  bool
+		err   bool
+	}{{"", true, false}, {"1", true, false}, {"0", false, false}, {"yes", false, true}, {"true", false, true}} {
+		c, err := Load(func(k string) string {
+			if k == "BFF_METRICS" {
+				return tc.value
+			}
+			return ""
+		}, slog.New(slog.DiscardHandler))
+		switch {
+		case tc.err && (err == nil || !strings.Contains(err.Error(), "BFF_METRICS")):
+			t.Errorf("BFF_METRICS=%q: error %v, want one naming BFF_METRICS", tc.value, err)
+		case !tc.err && (err != nil || c.Metrics != tc.want):
+			t.Errorf("BFF_METRICS=%q: metrics %v, %v; want %v", tc.value, c != nil && c.Metrics, err, tc.want)
+		}
 	}
 }
