@@ -323,7 +323,8 @@ func (b *BFF) completeLogin(r *http.Request, tx txn, q map[string][]string) (*se
 		return nil, "", "", errLogin(http.StatusForbidden, "Sign-in refused.", err)
 	}
 	claims["sub"] = idt.Subject
-	claimsJSON, err := json.Marshal(claims)
+	name, email := stringClaim(claims, "name"), stringClaim(claims, "email")
+	claimsJSON, err := json.Marshal(compactClaims(claims, idt.Subject, sid, name, email))
 	if err != nil {
 		return fail("The user's claims cannot be stored.", err)
 	}
@@ -340,7 +341,7 @@ func (b *BFF) completeLogin(r *http.Request, tx txn, q map[string][]string) (*se
 	n := now.UnixNano()
 	rec := record.Session{
 		Rev: 1, Created: n, LastSeen: n, Expires: min(now.Add(b.cfg.MaxLifetime).UnixNano(), refreshDeadline(tok, now)),
-		Subject: idt.Subject, SID: sid, Claims: claimsJSON, Name: stringClaim(claims, "name"), Email: stringClaim(claims, "email"),
+		Subject: idt.Subject, SID: sid, Claims: claimsJSON, Name: name, Email: email,
 		AccessToken: tok.AccessToken, TokenType: tok.Type(), AccessIssued: n,
 		RefreshToken: tok.RefreshToken, IDToken: rawID, IDTokenExpiry: idt.Expiry.UnixNano(),
 	}
@@ -420,8 +421,9 @@ func (b *BFF) handleSession(w http.ResponseWriter, r *http.Request) {
 	}
 	now := b.cfg.Now()
 	ends := time.Unix(0, b.store.deadline(&s.rec))
+	claims, _ := json.Marshal(s.user.claims.get()) // with the ones the record keeps as fields
 	writeJSON(w, http.StatusOK, sessionInfo{
-		User:      userJSON{Subject: s.user.Subject, Name: s.user.Name, Email: s.user.Email, Claims: s.rec.Claims},
+		User:      userJSON{Subject: s.user.Subject, Name: s.user.Name, Email: s.user.Email, Claims: claims},
 		ExpiresAt: ends.UTC().Format(time.RFC3339),
 		ExpiresIn: int64(ends.Sub(now) / time.Second),
 		LogoutURL: b.cfg.Prefix + "/logout",

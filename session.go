@@ -38,8 +38,22 @@ func (u User) Claims() map[string]any {
 // only need Subject, Name or Email never parse JSON.
 type claimSet struct {
 	raw  []byte
+	rec  *record.Session // for the claims compactClaims left out
 	once sync.Once
 	m    map[string]any
+}
+
+// compactClaims leaves out of the claims kept at rest the ones the record
+// holds as fields anyway (sub, sid, name, email, when they are those
+// strings), so that a session record stays small; claimSet puts them back.
+func compactClaims(claims map[string]any, sub, sid, name, email string) map[string]any {
+	out := maps.Clone(claims)
+	for k, v := range map[string]string{"sub": sub, "sid": sid, "name": name, "email": email} {
+		if s, ok := out[k].(string); ok && s == v && v != "" {
+			delete(out, k)
+		}
+	}
+	return out
 }
 
 func (c *claimSet) get() map[string]any {
@@ -50,6 +64,14 @@ func (c *claimSet) get() map[string]any {
 		// The record is authenticated and its claims were marshalled by
 		// bff, so they parse; should they not, the user has no claims.
 		json.Unmarshal(c.raw, &c.m)
+		if c.m == nil {
+			c.m = map[string]any{}
+		}
+		for k, v := range map[string]string{"sub": c.rec.Subject, "sid": c.rec.SID, "name": c.rec.Name, "email": c.rec.Email} {
+			if _, ok := c.m[k]; !ok && v != "" {
+				c.m[k] = v
+			}
+		}
 	})
 	return c.m
 }
@@ -118,6 +140,7 @@ func TokenFrom(ctx context.Context) (Token, bool) {
 func newSession(key string, rec record.Session) *session {
 	s := &session{key: key, rec: rec}
 	s.user = User{Subject: rec.Subject, Name: rec.Name, Email: rec.Email, claims: &claimSet{raw: rec.Claims}}
+	s.user.claims.rec = &s.rec
 	s.token = Token{AccessToken: rec.AccessToken, TokenType: rec.TokenType}
 	if rec.AccessExpiry != 0 {
 		s.token.Expiry = time.Unix(0, rec.AccessExpiry)
