@@ -16,6 +16,8 @@
 #                    (scripts/instructions.sh; needs valgrind)
 #   TELEMETRY_ROUNDS=300  rounds of the paired telemetry benchmark
 #   BENCH_ONLY=telemetry  only re-run (3) and replace its section in place
+#   BENCH_ONLY=scale      only re-run the scaling measurement (TestScale) and
+#                    replace its section in place
 #
 # Figures are ratios measured in one run on one machine: run it on an idle
 # machine, never compare absolute figures between machines.
@@ -89,15 +91,56 @@ EOF
 	echo '```'
 }
 
-if [[ ${BENCH_ONLY:-} == telemetry ]]; then
+# scale_section runs TestScale (with its BFF_SCALE_* knobs) and prints its
+# section of BENCHMARKS.md.
+scale_section() {
+	local load
+	load=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo unknown)
+	BFF_SCALE=1 go test -count=1 -run '^TestScale$' -v -timeout 60m . 2>&1 | grep '^|' >"$tmp/scale.txt" || {
+		echo "error: TestScale failed" >&2
+		exit 1
+	}
+	cat <<EOF
+## Scaling with the number of sessions
+
+\`BFF_SCALE=1 go test -run '^TestScale\$' -v .\` (in process, GOMAXPROCS goroutines): RequireSession
+serving \`GET /api/me\` with the cookies of 1,000 to 1,000,000 active sessions, in a random order,
+each population measured in interleaved rounds after an unmeasured pass over all its sessions
+(sessions in use within the cache's age bound). Sessions are minted straight into the store
+(\`sessionStore.create\`, what a sign-in does after the provider's part), with typical token sizes
+(JWT access and ID tokens of 1 KB). **CPU µs/req** is the process's CPU time per request, the
+figure least disturbed by other work on the machine; **store reads/req** are session-record reads
+(cache misses); heap and Redis bytes are measured while minting. Load average before: ${load}.
+
+EOF
+	cat "$tmp/scale.txt"
+}
+
+# replace_section HEADING FILE: replaces the section of FILE that starts at
+# HEADING (up to the next "## " heading) with standard input.
+replace_section() {
+	local new
+	new=$(cat)
+	NEW=$new awk -v h="$1" '
+		$0 == h { print ENVIRON["NEW"]; print ""; skip = 1; next }
+		skip && /^## / { skip = 0 }
+		!skip { print }' "$2" >"$2.tmp" && mv "$2.tmp" "$2"
+}
+
+case ${BENCH_ONLY:-} in
+telemetry)
 	echo "==== telemetry overhead ===="
-	telemetry_section >"$tmp/telemetry.md"
-	# The section is the file's last: keep what comes before it.
-	head=$(awk '/^## Telemetry overhead$/ {exit} {print}' "$out") # without trailing newlines
-	printf '%s\n\n' "$head" | cat - "$tmp/telemetry.md" >"$out"
+	telemetry_section | replace_section "## Telemetry overhead" "$out"
 	echo "wrote the telemetry section of $out"
 	exit 0
-fi
+	;;
+scale)
+	echo "==== scaling ===="
+	scale_section | replace_section "## Scaling with the number of sessions" "$out"
+	echo "wrote the scaling section of $out"
+	exit 0
+	;;
+esac
 
 cpu_model=$(grep -m1 'model name' /proc/cpuinfo 2>/dev/null | cut -d: -f2- | sed 's/^ *//' || true)
 machine="$(nproc) CPUs, ${cpu_model:-unknown CPU}, $(uname -sr)"
@@ -118,6 +161,8 @@ if grep -qE '^(FAIL|--- FAIL)' "$tmp/bench.txt"; then
 fi
 echo "==== telemetry overhead ===="
 telemetry_section | tee "$tmp/telemetry.md"
+echo "==== scaling ===="
+scale_section | tee "$tmp/scalesec.md"
 load_after=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null || echo unknown)
 
 {
@@ -189,6 +234,8 @@ figure to compare versions with (BENCH_BASELINE=commit adds a row for that commi
 EOF
 		bash scripts/instructions.sh ${BENCH_BASELINE:-} HEAD
 	fi
+	echo
+	cat "$tmp/scalesec.md"
 	echo
 	cat "$tmp/telemetry.md"
 } >"$out"
