@@ -169,9 +169,10 @@ type Options struct {
 	// DisableSessionCache turns off the per-instance cache of decoded
 	// sessions, so that every request reads the store. The cache is used
 	// with the default memory store, and with Redis, where Redis pub/sub
-	// invalidates it (every revocation is visible on every instance within
-	// 100 ms; if the channel is unhealthy, the store is read). With any
-	// other Store the cache is never used. Default false.
+	// invalidates it (every change is announced by the script that stores
+	// it, and is visible on every instance within 100 ms; if the channel is
+	// unhealthy, the store is read). With any other Store the cache is
+	// never used. Default false.
 	DisableSessionCache bool
 
 	// SessionCacheBytes bounds the memory of the per-instance session
