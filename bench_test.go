@@ -449,24 +449,14 @@ func newScalePop(t *testing.T, op *oidctest.Provider, rs *redistest.Server, vari
 // sizes, 32 at a time, and returns their cookie values.
 func mintSessions(t *testing.T, b *BFF, n int) []string {
 	ids := make([]string, n)
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for range 32 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := int(next.Add(1)) - 1; i < n; i = int(next.Add(1)) - 1 {
-				ids[i] = rand.Text()
-				s := typicalSession(ids[i])
-				s.rec.AccessExpiry = time.Now().Add(24 * time.Hour).UnixNano()
-				if err := b.store.create(context.Background(), s); err != nil {
-					t.Errorf("mint: %v", err)
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
+	parallelFor(n, 32, func(i int) {
+		ids[i] = rand.Text()
+		s := typicalSession(ids[i])
+		s.rec.AccessExpiry = time.Now().Add(24 * time.Hour).UnixNano()
+		if err := b.store.create(context.Background(), s); err != nil {
+			t.Errorf("mint: %v", err)
+		}
+	})
 	if t.Failed() {
 		t.FailNow()
 	}

@@ -452,3 +452,19 @@ func (s *spyStore) work() (calls map[string]int, written int) {
 	defer s.mu.Unlock()
 	return maps.Clone(s.counts), s.written
 }
+
+// parallelFor runs f(i) for every i below n on workers goroutines.
+func parallelFor(n, workers int, f func(i int)) {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := int(next.Add(1)) - 1; i < n; i = int(next.Add(1)) - 1 {
+				f(i)
+			}
+		}()
+	}
+	wg.Wait()
+}

@@ -549,31 +549,22 @@ func chaosSignIn(t *testing.T, a *app, users []oidctest.User) []*chaosUser {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConnsPerHost = 64
 	t.Cleanup(tr.CloseIdleConnections)
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for range 32 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := int(next.Add(1)) - 1; i < len(users); i = int(next.Add(1)) - 1 {
-				jar, _ := cookiejar.New(nil)
-				u := &chaosUser{loadUser: &loadUser{sub: users[i].Subject, hint: users[i].Username, jar: jar,
-					client: &http.Client{Jar: jar, Transport: tr, Timeout: 20 * time.Second,
-						CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}}
-				if err := loadLogin(a, u.loadUser); err != nil {
-					t.Errorf("sign-in of %s: %v", u.sub, err)
-					return
-				}
-				s, err := a.bff.store.read(context.Background(), recordName(u.id))
-				if err != nil {
-					t.Errorf("%s: %v", u.sub, err)
-					return
-				}
-				u.sid, cu[i] = s.rec.SID, u
-			}
-		}()
-	}
-	wg.Wait()
+	parallelFor(len(users), 32, func(i int) {
+		jar, _ := cookiejar.New(nil)
+		u := &chaosUser{loadUser: &loadUser{sub: users[i].Subject, hint: users[i].Username, jar: jar,
+			client: &http.Client{Jar: jar, Transport: tr, Timeout: 20 * time.Second,
+				CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}}
+		if err := loadLogin(a, u.loadUser); err != nil {
+			t.Errorf("sign-in of %s: %v", u.sub, err)
+			return
+		}
+		s, err := a.bff.store.read(context.Background(), recordName(u.id))
+		if err != nil {
+			t.Errorf("%s: %v", u.sub, err)
+			return
+		}
+		u.sid, cu[i] = s.rec.SID, u
+	})
 	if t.Failed() {
 		t.FailNow()
 	}

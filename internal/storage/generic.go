@@ -149,14 +149,7 @@ func (g *Generic) IndexMembers(ctx context.Context, name string, stale int64) ([
 	if err != nil {
 		return nil, err
 	}
-	var out []string
-	for k, sc := range ix.Members {
-		if sc > stale {
-			out = append(out, k)
-		}
-	}
-	slices.Sort(out)
-	return out, nil
+	return fresh(ix.Members, stale), nil
 }
 
 // genericIndex is an index set at rest.

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"maps"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -140,14 +139,7 @@ func (s *Memory) IndexMembers(_ context.Context, name string, stale int64) ([]st
 	if ix == nil || time.Now().UnixNano() > ix.exp {
 		return nil, nil
 	}
-	var out []string
-	for k, sc := range ix.m {
-		if sc > stale {
-			out = append(out, k)
-		}
-	}
-	slices.Sort(out)
-	return out, nil
+	return fresh(ix.m, stale), nil
 }
 
 // FirstUse implements Backend.

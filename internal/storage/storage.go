@@ -22,6 +22,7 @@ package storage
 import (
 	"context"
 	"errors"
+	"slices"
 	"time"
 )
 
@@ -78,6 +79,18 @@ type Backend interface {
 // Locker serializes work on one name. It is the root package's Locker.
 type Locker interface {
 	Lock(ctx context.Context, name string, ttl time.Duration) (unlock func(), err error)
+}
+
+// fresh returns, sorted, the members of an index set scored above stale.
+func fresh(set map[string]int64, stale int64) []string {
+	var out []string
+	for k, sc := range set {
+		if sc > stale {
+			out = append(out, k)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // ErrExists is returned by Create for a name that already exists.
