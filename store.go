@@ -32,7 +32,7 @@ type sessionStore struct {
 	locker  Locker
 	sealer  *seal.Sealer
 	cache   *cache      // nil: no cache
-	bus     *redisx.Bus // nil: no other instance to tell
+	bus     *redisx.Bus // nil: no announcements from other instances to follow
 	breaker breaker
 	log     *slog.Logger
 	now     func() time.Time

@@ -110,10 +110,21 @@ each population measured in interleaved rounds after an unmeasured pass over all
 (\`sessionStore.create\`, what a sign-in does after the provider's part), with typical token sizes
 (JWT access and ID tokens of 1 KB). **CPU µs/req** is the process's CPU time per request, the
 figure least disturbed by other work on the machine; **store reads/req** are session-record reads
-(cache misses); heap and Redis bytes are measured while minting. Load average before: ${load}.
+(cache misses, beyond \`SessionCacheBytes\`); the memory store's heap and Redis's memory per session
+are measured while minting (before the cache fills). Load average before: ${load}.
 
 EOF
 	cat "$tmp/scale.txt"
+	cat <<EOF
+
+The cache alone (\`go test -run '^\$' -bench '^BenchmarkCache' -cpu 1,2,8\`): a lookup with 1,000 to
+1,000,000 cached sessions on 1, 2 and 8 threads (lock contention), and an insertion into a full cache
+(each one evicts). A lookup's time grows with the cache's size only through the CPU's memory caches.
+
+\`\`\`
+EOF
+	go test -run '^$' -bench '^BenchmarkCache' -benchmem -cpu 1,2,8 . 2>&1 | grep -E '^Benchmark'
+	echo '```'
 }
 
 # replace_section HEADING FILE: replaces the section of FILE that starts at
