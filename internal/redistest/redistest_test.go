@@ -1,6 +1,7 @@
 package redistest
 
 import (
+	"crypto/tls"
 	"errors"
 	"net"
 	"testing"
@@ -132,5 +133,39 @@ func TestTwoServers(t *testing.T) {
 	}
 	if _, err := redis.String(b.Do("GET", "k")); !errors.Is(err, redis.ErrNil) {
 		t.Fatalf("servers share data: %v", err)
+	}
+}
+
+func TestStartWithTLSAndACL(t *testing.T) {
+	tc := NewTLS(t, "127.0.0.1")
+	s := StartWith(t, Config{TLS: tc, Args: []string{"--user", "app", "on", ">pw", "~*", "+@all"}})
+	c, err := redis.Dial("tcp", s.TLSAddr, redis.DialUseTLS(true),
+		redis.DialTLSConfig(&tls.Config{RootCAs: tc.Roots}), redis.DialUsername("app"), redis.DialPassword("pw"))
+	if err != nil {
+		t.Fatalf("TLS dial: %v", err)
+	}
+	defer c.Close()
+	if got, err := redis.String(c.Do("ACL", "WHOAMI")); err != nil || got != "app" {
+		t.Fatalf("ACL WHOAMI = %q, %v", got, err)
+	}
+}
+
+func TestGroupFailover(t *testing.T) {
+	g := StartGroup(t)
+	if m := g.Master(); m != g.Primary.Addr {
+		t.Fatalf("master = %q, want %q", m, g.Primary.Addr)
+	}
+	if _, err := g.Primary.Do("SET", "k", "v"); err != nil {
+		t.Fatal(err)
+	}
+	g.Primary.Replicated(1, time.Second)
+	g.Replica.Freeze()
+	g.Replica.Thaw()
+	start := time.Now()
+	g.Primary.Stop()
+	g.WaitMaster(g.Replica.Addr, 30*time.Second)
+	t.Logf("failover took %v", time.Since(start))
+	if v, err := redis.String(g.Replica.Do("GET", "k")); err != nil || v != "v" {
+		t.Fatalf("GET on the new master = %q, %v", v, err)
 	}
 }
