@@ -254,12 +254,15 @@ func (st *sessionStore) endLocked(ctx context.Context, cur *session) error {
 	if err := st.breaker.allow(); err != nil {
 		return err
 	}
-	if err := st.breaker.done(ctx, st.be.End(ctx, cur.key)); err != nil {
-		return err
+	err := st.be.End(ctx, cur.key)
+	if err != nil && !errors.Is(err, storage.ErrNotReplicated) {
+		return st.breaker.done(ctx, err)
 	}
+	// Ended here (perhaps not yet on a replica: then the caller gets a 503
+	// and retries, which ends it on whichever node is the master by then).
 	st.invalidate(cur.key)
 	st.indexRemove(ctx, cur)
-	return nil
+	return st.breaker.done(ctx, err)
 }
 
 // indexKinds are the index sets a session is in.

@@ -88,6 +88,9 @@ func StartWith(t testing.TB, cfg Config) *Server {
 			"--daemonize", "no",
 			"--dir", s.dir,
 			"--loglevel", "warning",
+			// A replica gets its first copy at once (Redis waits 5 s
+			// for more replicas to share a transfer by default).
+			"--repl-diskless-sync-delay", "0",
 		}
 		if cfg.TLS != nil {
 			args = append(args, "--tls-port", strconv.Itoa(s.tlsPort), "--tls-cert-file", cfg.TLS.CertFile,

@@ -97,13 +97,53 @@ func (r *Redis) Swap(ctx context.Context, name string, rev, v []byte, exp time.T
 	return Result(n), nil
 }
 
+// ReplicaAckTimeout bounds how long End waits for a replica to confirm a
+// deletion.
+const ReplicaAckTimeout = time.Second
+
 // End implements Backend: the record is deleted (and Swap needs it), and
-// the end announced.
+// the end announced. When the server has replicas online (ROLE, sent with
+// the end: no extra round trip), End waits until one of them has the
+// deletion (WAIT, at most ReplicaAckTimeout) and returns ErrNotReplicated
+// if none confirms it. A Sentinel promotes the replica with the most data,
+// so an end confirmed by one replica survives a failover. Without the ACL
+// permission for ROLE, End cannot tell and does not wait.
 func (r *Redis) End(ctx context.Context, name string) error {
 	_, err := r.do(ctx, func(c redis.Conn) (any, error) {
-		return endScript.DoContext(ctx, c, r.prefix+name, r.channel, name)
+		if err := endScript.Send(c, r.prefix+name, r.channel, name); err != nil {
+			return nil, err
+		}
+		if err := c.Send("ROLE"); err != nil {
+			return nil, err
+		}
+		replies, err := redis.Values(redis.DoContext(c, ctx, ""))
+		if err != nil {
+			return nil, err
+		}
+		if err, ok := replies[0].(redis.Error); ok {
+			return nil, err
+		}
+		if !hasReplicas(replies[1]) {
+			return nil, nil
+		}
+		n, err := redis.Int(redis.DoWithTimeout(c, ReplicaAckTimeout+time.Second, "WAIT", 1, ReplicaAckTimeout.Milliseconds()))
+		if err == nil && n < 1 {
+			err = ErrNotReplicated
+		}
+		return nil, err
 	})
 	return err
+}
+
+// hasReplicas reports whether a ROLE reply is a master's with replicas
+// online.
+func hasReplicas(role any) bool {
+	v, err := redis.Values(role, nil)
+	if err != nil || len(v) < 3 {
+		return false
+	}
+	replicas, _ := redis.Values(v[2], nil)
+	return len(replicas) > 0
 }
 
 // IndexAdd implements Backend.

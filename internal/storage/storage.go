@@ -95,3 +95,10 @@ func fresh(set map[string]int64, stale int64) []string {
 
 // ErrExists is returned by Create for a name that already exists.
 var ErrExists = errors.New("storage: record already exists")
+
+// ErrNotReplicated is returned (wrapped) by an End that removed the record
+// but could not confirm that a replica has the removal: a failover to a
+// replica that missed it would bring the record back. The caller should
+// treat the end as done here (announce it) and report a failure, so that
+// it is retried.
+var ErrNotReplicated = errors.New("storage: no replica confirmed the write in time")
