@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 )
 
 // Sentinel errors. Every error bff hands to Options.ErrorHandler is an
@@ -56,13 +57,19 @@ func (e *Error) Error() string {
 // Unwrap returns the cause.
 func (e *Error) Unwrap() error { return e.Err }
 
-// ConfigError reports an invalid Options field from New.
+// ConfigError reports an invalid Options field from New, or an invalid
+// RedisConfig field from RedisConfig.NewPool (Field "RedisConfig.URL").
 type ConfigError struct {
 	Field  string
 	Reason string
 }
 
-func (e *ConfigError) Error() string { return "bff: Options." + e.Field + " " + e.Reason }
+func (e *ConfigError) Error() string {
+	if strings.Contains(e.Field, ".") {
+		return "bff: " + e.Field + " " + e.Reason
+	}
+	return "bff: Options." + e.Field + " " + e.Reason
+}
 
 const (
 	unauthCode        = "unauthenticated"

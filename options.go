@@ -60,10 +60,11 @@ type Options struct {
 	// Redis, when set, makes Redis the session store (scs/redisstore) and
 	// also the cross-instance refresh lock, the replay cache, and the
 	// invalidation channel that keeps every instance's session cache
-	// honest. Use NewRedisPool, or a pool whose connections have connect,
-	// read and write timeouts: scs/redisstore takes no context, so the
-	// pool's timeouts are what bound a request while Redis is unreachable
-	// (503 instead of a hang). Default nil (memory).
+	// honest. Use NewRedisPool or RedisConfig.NewPool (TLS, ACL users,
+	// Sentinel), or a pool whose connections have connect, read and write
+	// timeouts: scs/redisstore takes no context, so the pool's timeouts are
+	// what bound a request while Redis is unreachable (503 instead of a
+	// hang). Default nil (memory).
 	Redis *redis.Pool
 
 	// Locker serializes writes to one session across instances that share
@@ -466,32 +467,4 @@ func validCookieName(s string) bool {
 		}
 	}
 	return true
-}
-
-// NewRedisPool returns a redigo pool for addr ("host:port", or a
-// redis:// URL) with timeouts that make an outage fail fast (500 ms to
-// connect, read and write) so requests answer 503 instead of hanging.
-func NewRedisPool(addr string) *redis.Pool {
-	dialOpts := []redis.DialOption{
-		redis.DialConnectTimeout(500 * time.Millisecond),
-		redis.DialReadTimeout(500 * time.Millisecond),
-		redis.DialWriteTimeout(500 * time.Millisecond),
-	}
-	return &redis.Pool{
-		MaxIdle:     64,
-		IdleTimeout: 4 * time.Minute,
-		DialContext: func(ctx context.Context) (redis.Conn, error) {
-			if strings.Contains(addr, "://") {
-				return redis.DialURLContext(ctx, addr, dialOpts...)
-			}
-			return redis.DialContext(ctx, "tcp", addr, dialOpts...)
-		},
-		TestOnBorrow: func(c redis.Conn, t time.Time) error {
-			if time.Since(t) < 30*time.Second {
-				return nil
-			}
-			_, err := c.Do("PING")
-			return err
-		},
-	}
 }
