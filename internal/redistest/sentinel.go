@@ -42,6 +42,15 @@ func StartSentinel(t testing.TB, name, master string, quorum int) *Server {
 	return s
 }
 
+// StartReplica starts a replica of primary and waits until it has a copy.
+func StartReplica(t testing.TB, primary *Server) *Server {
+	t.Helper()
+	_, port, _ := net.SplitHostPort(primary.Addr)
+	r := StartWith(t, Config{Args: []string{"--replicaof", "127.0.0.1", port}})
+	primary.Replicated(1, 5*time.Second)
+	return r
+}
+
 // Group is a Redis Sentinel group: a primary, a replica of it, and three
 // sentinels that watch them under Name with quorum 2.
 type Group struct {
@@ -57,11 +66,9 @@ func StartGroup(t testing.TB) *Group {
 	t.Helper()
 	lookBin(t, "redis-sentinel", "redis-sentinel") // skip (or fail) before starting anything
 	g := &Group{Name: "bfftest", Primary: Start(t)}
-	_, port, _ := net.SplitHostPort(g.Primary.Addr)
-	g.Replica = StartWith(t, Config{Args: []string{"--replicaof", "127.0.0.1", port}})
 	// The sentinels learn the replicas from the primary's INFO when they
 	// connect (and then only every 10 s): link them first.
-	g.Primary.Replicated(1, 5*time.Second)
+	g.Replica = StartReplica(t, g.Primary)
 	for range 3 {
 		g.Sentinels = append(g.Sentinels, StartSentinel(t, g.Name, g.Primary.Addr, 2))
 	}

@@ -2,7 +2,6 @@ package storage
 
 import (
 	"errors"
-	"net"
 	"testing"
 	"time"
 
@@ -16,9 +15,7 @@ import (
 // come back if a failover promoted the replica.
 func TestRedisEndConfirmedByReplica(t *testing.T) {
 	primary := redistest.Start(t)
-	_, port, _ := net.SplitHostPort(primary.Addr)
-	replica := redistest.StartWith(t, redistest.Config{Args: []string{"--replicaof", "127.0.0.1", port}})
-	primary.Replicated(1, 5*time.Second)
+	replica := redistest.StartReplica(t, primary)
 	b := NewRedis(primary.Pool(), "test:", "test:changes")
 	onReplica := func(name string) bool {
 		n, err := redis.Int(replica.Do("EXISTS", "test:"+name))
