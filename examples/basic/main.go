@@ -15,6 +15,9 @@
 //	BFF_CLIENT_SECRET         client secret at the provider
 //	BFF_SCOPES                space-separated scopes (openid profile email offline_access)
 //	BFF_REDIS_ADDR            host:port of Redis for sessions (in-memory)
+//	BFF_REDIS_URL             instead: redis:// or rediss:// (TLS) URL, user:password@ and /database allowed
+//	BFF_REDIS_SENTINELS       comma-separated host:port of Redis Sentinels (BFF_REDIS_URL then without host)
+//	BFF_REDIS_MASTER          the master name the sentinels monitor
 //	BFF_SECRET_KEY            base64 of 32 bytes (random per process, with a warning)
 //	BFF_REFRESH_SKEW          refresh access tokens this long before they expire (1m)
 //	BFF_UPSTREAM_URL          downstream API proxied under /api/upstream/, WebSockets too (unset)

@@ -15,6 +15,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gomodule/redigo/redis"
+
 	"github.com/gobff/bff/examples/internal/exampletest"
 	"github.com/gobff/bff/internal/redistest"
 )
@@ -241,6 +243,39 @@ func TestRedis(t *testing.T) {
 	if n := len(keys.([]any)); n == 0 {
 		t.Error("no bff:* key in Redis after sign-in")
 	}
+}
+
+// TestRedisURLAndSentinel: BFF_REDIS_URL with an ACL user and a database;
+// BFF_REDIS_SENTINELS and BFF_REDIS_MASTER with a Sentinel group.
+func TestRedisURLAndSentinel(t *testing.T) {
+	signIn := func(t *testing.T, env map[string]string) {
+		_, appURL := startApp(t, env)
+		br := exampletest.NewBrowser(t)
+		br.SignIn(appURL, "/", "alice", "alice")
+		if r := br.Get(appURL + "/api/me"); r.StatusCode != 200 {
+			t.Fatalf("GET /api/me: %d %s", r.StatusCode, r.Body)
+		}
+	}
+	t.Run("url", func(t *testing.T) {
+		rs := redistest.StartWith(t, redistest.Config{Args: []string{
+			"--user", "bff", "on", ">pw", "~bff:*", "&bff:*", "+@all", "-@dangerous", "+role"}})
+		signIn(t, map[string]string{"BFF_REDIS_URL": "redis://bff:pw@" + rs.Addr + "/1"})
+		c, err := redis.Dial("tcp", rs.Addr, redis.DialUsername("bff"), redis.DialPassword("pw"), redis.DialDatabase(1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if n, err := redis.Int(c.Do("DBSIZE")); err != nil || n == 0 {
+			t.Fatalf("database 1 holds %d keys (%v) after a sign-in", n, err)
+		}
+	})
+	t.Run("sentinel", func(t *testing.T) {
+		g := redistest.StartGroup(t)
+		signIn(t, map[string]string{"BFF_REDIS_SENTINELS": strings.Join(g.SentinelAddrs(), ","), "BFF_REDIS_MASTER": g.Name})
+		if n, err := redis.Int(g.Primary.Do("DBSIZE")); err != nil || n < 2 {
+			t.Fatalf("the primary holds %d keys (%v) after a sign-in", n, err)
+		}
+	})
 }
 
 // TestUpstream: with BFF_UPSTREAM_URL, /api/upstream/... reaches the

@@ -1,7 +1,8 @@
 // Command chi is examples/basic on a chi router with sessions in Redis: the
 // same page, routes and environment variables, except that BFF_REDIS_ADDR
-// defaults to 127.0.0.1:6379. Several instances that share Redis and
-// BFF_SECRET_KEY serve the same sessions.
+// defaults to 127.0.0.1:6379 (unless BFF_REDIS_URL or BFF_REDIS_SENTINELS
+// is set). Several instances that share Redis and BFF_SECRET_KEY serve the
+// same sessions.
 //
 //	redis-server --save '' &
 //	cd examples/chi && BFF_SECRET_KEY=$(openssl rand -base64 32) go run .
@@ -42,7 +43,7 @@ func main() {
 // that releases everything.
 func newServer(getenv func(string) string, log *slog.Logger) (http.Handler, string, func(), error) {
 	env := func(k string) string {
-		if v := getenv(k); v != "" || k != "BFF_REDIS_ADDR" {
+		if v := getenv(k); v != "" || k != "BFF_REDIS_ADDR" || getenv("BFF_REDIS_URL") != "" || getenv("BFF_REDIS_SENTINELS") != "" {
 			return v
 		}
 		return "127.0.0.1:6379"
@@ -57,7 +58,7 @@ func newServer(getenv func(string) string, log *slog.Logger) (http.Handler, stri
 			return nil, "", nil, err
 		}
 	}
-	opts := cfg.Options(log) // with BFF_REDIS_ADDR: Options.Redis = bff.NewRedisPool(addr)
+	opts := cfg.Options(log) // Options.Redis from BFF_REDIS_ADDR, BFF_REDIS_URL or BFF_REDIS_SENTINELS
 	auth, err := bff.New(opts)
 	closeAll := func() {
 		if auth != nil {

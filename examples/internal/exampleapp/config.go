@@ -28,7 +28,11 @@ type Config struct {
 	ClientSecret string   // BFF_CLIENT_SECRET
 	Scopes       []string // BFF_SCOPES, space-separated. Default: the library's.
 
-	RedisAddr   string        // BFF_REDIS_ADDR: host:port (or redis:// URL) of Redis. Default: in-memory store.
+	RedisAddr      string   // BFF_REDIS_ADDR: host:port (or redis:// URL) of Redis. Default: in-memory store.
+	RedisURL       string   // BFF_REDIS_URL: redis:// or rediss:// URL with user, password, database; without host beside BFF_REDIS_SENTINELS.
+	RedisSentinels []string // BFF_REDIS_SENTINELS: comma-separated host:port of Redis Sentinels. Default: none.
+	RedisMaster    string   // BFF_REDIS_MASTER: the master name the sentinels monitor. Required with BFF_REDIS_SENTINELS.
+
 	SecretKey   []byte        // BFF_SECRET_KEY: base64 of 32 bytes. Default: random per process.
 	RefreshSkew time.Duration // BFF_REFRESH_SKEW: Go duration. Default: the library's.
 	Upstream    *url.URL      // BFF_UPSTREAM_URL: downstream API proxied under /api/upstream/. Default: none.
@@ -51,6 +55,8 @@ func Load(getenv func(string) string, log *slog.Logger) (*Config, error) {
 		ClientSecret: getenv("BFF_CLIENT_SECRET"),
 		Scopes:       strings.Fields(getenv("BFF_SCOPES")),
 		RedisAddr:    getenv("BFF_REDIS_ADDR"),
+		RedisURL:     getenv("BFF_REDIS_URL"),
+		RedisMaster:  getenv("BFF_REDIS_MASTER"),
 		DevIdPAddr:   or(getenv("BFF_DEV_IDP_ADDR"), "127.0.0.1:8081"),
 	}
 	_, port, err := net.SplitHostPort(c.Addr)
@@ -62,6 +68,14 @@ func Load(getenv func(string) string, log *slog.Logger) (*Config, error) {
 	}
 	if c.Issuer != "" && (c.ClientID == "" || c.ClientSecret == "") {
 		return nil, errors.New("BFF_ISSUER is set: set BFF_CLIENT_ID and BFF_CLIENT_SECRET too")
+	}
+	for _, a := range strings.Split(getenv("BFF_REDIS_SENTINELS"), ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			c.RedisSentinels = append(c.RedisSentinels, a)
+		}
+	}
+	if err := c.checkRedis(); err != nil {
+		return nil, err
 	}
 	if s := getenv("BFF_SECRET_KEY"); s != "" {
 		k, err := decodeKey(s)
@@ -115,10 +129,45 @@ func (c *Config) Options(log *slog.Logger) bff.Options {
 		RefreshSkew:  c.RefreshSkew,
 		Logger:       log,
 	}
-	if c.RedisAddr != "" {
-		o.Redis = bff.NewRedisPool(c.RedisAddr)
+	if rc, ok := c.redisConfig(); ok {
+		o.Redis, _ = rc.NewPool() // checked by Load
 	}
 	return o
+}
+
+// redisConfig returns the Redis settings, if any.
+func (c *Config) redisConfig() (bff.RedisConfig, bool) {
+	rc := bff.RedisConfig{URL: c.RedisURL, Sentinels: c.RedisSentinels, MasterName: c.RedisMaster}
+	if c.RedisAddr != "" {
+		rc.URL = c.RedisAddr
+	}
+	return rc, rc.URL != "" || len(rc.Sentinels) > 0 || rc.MasterName != ""
+}
+
+// checkRedis checks the Redis variables (building a pool dials nothing),
+// naming the variable at fault; no error repeats a password.
+func (c *Config) checkRedis() error {
+	if c.RedisAddr != "" && (c.RedisURL != "" || len(c.RedisSentinels) > 0) {
+		return errors.New("BFF_REDIS_ADDR: set it, or BFF_REDIS_URL (with BFF_REDIS_SENTINELS and BFF_REDIS_MASTER for Sentinel), not both")
+	}
+	rc, ok := c.redisConfig()
+	if !ok {
+		return nil
+	}
+	p, err := rc.NewPool()
+	var ce *bff.ConfigError
+	if errors.As(err, &ce) {
+		env := map[string]string{"RedisConfig.URL": "BFF_REDIS_URL", "RedisConfig.Sentinels": "BFF_REDIS_SENTINELS",
+			"RedisConfig.MasterName": "BFF_REDIS_MASTER"}
+		if c.RedisAddr != "" {
+			env["RedisConfig.URL"] = "BFF_REDIS_ADDR"
+		}
+		return fmt.Errorf("%s: %s", env[ce.Field], ce.Reason)
+	}
+	if err != nil {
+		return err
+	}
+	return p.Close()
 }
 
 func decodeKey(s string) ([]byte, error) {

@@ -82,3 +82,42 @@ func TestLoadMetrics(t *testing.T) {
 		}
 	}
 }
+
+func TestLoadRedis(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		env     map[string]string
+		wantErr string // "" for none
+	}{
+		{"url", map[string]string{"BFF_REDIS_URL": "rediss://bff:pw@redis.example:6380/2"}, ""},
+		{"sentinels", map[string]string{"BFF_REDIS_SENTINELS": " 10.0.0.1:26379, 10.0.0.2:26379 ", "BFF_REDIS_MASTER": "mymaster"}, ""},
+		{"sentinels and url", map[string]string{"BFF_REDIS_SENTINELS": "s:26379", "BFF_REDIS_MASTER": "m", "BFF_REDIS_URL": "rediss://bff:pw@/0"}, ""},
+		{"addr and url", map[string]string{"BFF_REDIS_ADDR": "h:6379", "BFF_REDIS_URL": "redis://h"}, "BFF_REDIS_ADDR"},
+		{"addr and sentinels", map[string]string{"BFF_REDIS_ADDR": "h:6379", "BFF_REDIS_SENTINELS": "s:26379", "BFF_REDIS_MASTER": "m"}, "BFF_REDIS_ADDR"},
+		{"bad addr", map[string]string{"BFF_REDIS_ADDR": "nohost"}, "BFF_REDIS_ADDR"},
+		{"bad url", map[string]string{"BFF_REDIS_URL": "http://bff:pw@h"}, "BFF_REDIS_URL"},
+		{"url host with sentinels", map[string]string{"BFF_REDIS_SENTINELS": "s:26379", "BFF_REDIS_MASTER": "m", "BFF_REDIS_URL": "redis://:pw@h"}, "BFF_REDIS_URL"},
+		{"sentinels without master", map[string]string{"BFF_REDIS_SENTINELS": "s:26379"}, "BFF_REDIS_MASTER"},
+		{"master without sentinels", map[string]string{"BFF_REDIS_MASTER": "m"}, "BFF_REDIS_MASTER"},
+		{"bad sentinel", map[string]string{"BFF_REDIS_SENTINELS": "s", "BFF_REDIS_MASTER": "m"}, "BFF_REDIS_SENTINELS"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, err := Load(func(k string) string { return tc.env[k] }, slog.New(slog.NewTextHandler(io.Discard, nil)))
+			if tc.wantErr != "" {
+				if err == nil || !strings.HasPrefix(err.Error(), tc.wantErr+": ") || strings.Contains(err.Error(), "pw") {
+					t.Fatalf("Load = %v; want an error naming %s, without the password", err, tc.wantErr)
+				}
+				t.Log(err)
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			o := c.Options(nil)
+			if o.Redis == nil {
+				t.Fatal("no Redis pool")
+			}
+			o.Redis.Close()
+		})
+	}
+}
