@@ -3,7 +3,9 @@ package redistest
 import (
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -167,5 +169,40 @@ func TestGroupFailover(t *testing.T) {
 	t.Logf("failover took %v", time.Since(start))
 	if v, err := redis.String(g.Replica.Do("GET", "k")); err != nil || v != "v" {
 		t.Fatalf("GET on the new master = %q, %v", v, err)
+	}
+}
+
+// fakeTB records how a test would end; Fatal and Skip stop it by panicking.
+type fakeTB struct {
+	testing.TB
+	ended string
+}
+
+func (f *fakeTB) Helper() {}
+func (f *fakeTB) Fatal(args ...any) {
+	f.ended = "fail: " + fmt.Sprint(args...)
+	panic(f)
+}
+func (f *fakeTB) Skip(args ...any) {
+	f.ended = "skip: " + fmt.Sprint(args...)
+	panic(f)
+}
+
+// A missing binary skips the test, and fails it in CI, naming the package.
+func TestMissingBinaryFailsInCI(t *testing.T) {
+	for ci, want := range map[string]string{"": "skip: ", "true": "fail: "} {
+		t.Setenv("CI", ci)
+		f := &fakeTB{TB: t}
+		func() {
+			defer func() {
+				if r := recover(); r != nil && r != f {
+					panic(r)
+				}
+			}()
+			lookBin(f, "redis-sentinel-missing", "redis-sentinel")
+		}()
+		if !strings.HasPrefix(f.ended, want) || !strings.Contains(f.ended, "apt-get install redis-sentinel") {
+			t.Errorf("CI=%q: the test ended with %q, want %q… naming the package", ci, f.ended, want)
+		}
 	}
 }
