@@ -36,6 +36,12 @@ func (b *BFF) endWhere(ctx context.Context, kind, value string, keep func(*sessi
 			n++
 		}
 	}
+	if n == 0 {
+		// Nothing ended now (an end confirmed by a replica confirms every
+		// earlier write): an earlier, unconfirmed end must be on a replica
+		// before this says that no session is left.
+		return 0, b.store.confirm(ctx)
+	}
 	return n, nil
 }
 

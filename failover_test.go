@@ -3,6 +3,7 @@ package bff
 import (
 	"io"
 	"net/http"
+	"reflect"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -16,8 +17,8 @@ import (
 // sentinels started by the test; the primary killed under load.
 
 // sentinelApps starts n instances on g, each with its own pool, as n
-// processes behind one balancer would be.
-func sentinelApps(t *testing.T, op *oidctest.Provider, g *redistest.Group, n int) []*app {
+// processes behind one balancer would be. opt may change the options.
+func sentinelApps(t *testing.T, op *oidctest.Provider, g *redistest.Group, n int, opt func(*Options)) []*app {
 	t.Helper()
 	var apps []*app
 	for i := range n {
@@ -30,6 +31,9 @@ func sentinelApps(t *testing.T, op *oidctest.Provider, g *redistest.Group, n int
 			o.Redis = pool
 			if i > 0 {
 				o.BaseURL = apps[0].URL
+			}
+			if opt != nil {
+				opt(o)
 			}
 		}))
 	}
@@ -95,7 +99,7 @@ func (l *failoverLog) add(kind string, code int, killed time.Time) {
 func TestRedisSentinelFailover(t *testing.T) {
 	g := redistest.StartGroup(t)
 	op := testOP(t, oidctest.Config{})
-	apps := sentinelApps(t, op, g, 2)
+	apps := sentinelApps(t, op, g, 2, nil)
 	a, b := apps[0], apps[1]
 
 	live := signInMany(t, apps, 24)
@@ -268,45 +272,174 @@ func exists(t *testing.T, rs *redistest.Server, id string) bool {
 
 // A sign-out that no replica confirms answers 503 and keeps the cookie (the
 // user retries), yet is done on the primary and announced: every instance
-// stops serving the session. The retry then completes.
+// stops serving the session. A retry says "signed out" only once a replica
+// has the end; so does a back-channel logout, which the provider retries.
 func TestRedisEndNotReplicatedAnswers503(t *testing.T) {
 	primary := redistest.Start(t)
 	replica := redistest.StartReplica(t, primary)
 	op := testOP(t, oidctest.Config{})
 	apps := redisApps(t, op, primary, 2, nil)
 	a, b := apps[0], apps[1]
-	br := newBrowser(t)
+	br, other := newBrowser(t), newBrowser(t)
 	a.login(br)
+	a.login(other)
 	waitHealthy(t, b)
 	for range 2 { // cached on B
 		if code := statusOf(t, b, br); code != 200 {
 			t.Fatalf("/api/me on B = %d", code)
 		}
 	}
+	id, _ := a.sessionCookie(br)
+	otherID, _ := a.sessionCookie(other)
+	rec, err := a.storeSession(otherID)
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	replica.Freeze()
+	for try := range 2 {
+		resp := br.do("POST", a.URL+"/auth/logout", nil)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+			t.Fatalf("logout %d with the replica stalled = %d (Retry-After %q), want 503", try, resp.StatusCode, resp.Header.Get("Retry-After"))
+		}
+		if _, ok := a.sessionCookie(br); !ok {
+			t.Fatalf("logout %d cleared the cookie although the end is not confirmed", try)
+		}
+		if try == 0 { // ended on the primary, and announced
+			expect401Within(t, b, browserWithCookie(t, b, id), "/api/me", 100*time.Millisecond)
+		}
+	}
+	token := op.LogoutToken("", rec.rec.SID, nil)
+	for try := range 2 {
+		if code, _, body := a.backchannel(token); code != http.StatusServiceUnavailable {
+			t.Fatalf("back-channel logout %d with the replica stalled = %d %s, want 503", try, code, body)
+		}
+	}
+	replica.Thaw()
+
 	resp := br.do("POST", a.URL+"/auth/logout", nil)
 	resp.Body.Close()
-	replica.Thaw()
-	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
-		t.Fatalf("logout with the replica stalled = %d (Retry-After %q), want 503", resp.StatusCode, resp.Header.Get("Retry-After"))
-	}
-	if _, ok := a.sessionCookie(br); !ok {
-		t.Fatal("the cookie was cleared by a sign-out that was not confirmed")
-	}
-	expect401Within(t, b, br, "/api/me", 100*time.Millisecond)
-
-	id, _ := a.sessionCookie(br)
-	resp = br.do("POST", a.URL+"/auth/logout", nil)
-	resp.Body.Close()
 	if resp.StatusCode != http.StatusSeeOther {
-		t.Fatalf("the retried logout = %d, want 303", resp.StatusCode)
+		t.Fatalf("the logout retried after the replica caught up = %d, want 303", resp.StatusCode)
 	}
 	if _, ok := a.sessionCookie(br); ok {
-		t.Fatal("the retried logout left the cookie")
+		t.Fatal("the completed logout left the cookie")
 	}
-	primary.Replicated(1, 5*time.Second)
-	if exists(t, replica, id) {
-		t.Fatal("the replica still has the session")
+	if code, _, body := a.backchannel(token); code != http.StatusOK {
+		t.Fatalf("the back-channel logout retried = %d %s, want 200", code, body)
 	}
+	for _, id := range []string{id, otherID} {
+		if exists(t, replica, id) {
+			t.Fatal("the replica still has an ended session")
+		}
+	}
+}
+
+// lossRun is what the sessions of a lossy failover answered (see
+// TestRedisFailoverLosesUnreplicatedWrites), by step and session.
+type lossRun struct {
+	cutOff, afterFailover, atNextRefresh, signedOutAgain map[string]int
+	grants, reuses                                       int // refresh grants while cut off; reuses seen after the failover
+}
+
+// runLossyFailover signs in three sessions on g, cuts the replica off, then
+// refreshes one ("refreshed"), signs a new one in ("signed in") and signs
+// one out ("ended"), kills the primary, and asks every session again after
+// the failover, once more when their access tokens are due, and after
+// signing "ended" out again.
+func runLossyFailover(t *testing.T, g *redistest.Group) lossRun {
+	op := testOP(t, oidctest.Config{})
+	var clk offsetClock
+	apps := sentinelApps(t, op, g, 2, func(o *Options) { o.Now = clk.Now })
+	a, b := apps[0], apps[1]
+	ids := map[string]string{}
+	for i, name := range []string{"refreshed", "ended", "untouched"} {
+		ids[name] = signInMany(t, apps[i%2:], 1)[0]
+	}
+	g.Primary.Replicated(1, 5*time.Second)
+	ask := func(names ...string) map[string]int {
+		m := map[string]int{}
+		for _, n := range names {
+			m[n] = statusOf(t, b, browserWithCookie(t, b, ids[n]))
+		}
+		return m
+	}
+	due := oidctest.DefaultAccessTokenTTL - 30*time.Second // within RefreshSkew of expiry
+
+	g.CutReplication()
+	var run lossRun
+	grants := op.RefreshGrants()
+	clk.Advance(due)
+	run.cutOff = ask("refreshed")
+	clk.Advance(-due)
+	run.grants = op.RefreshGrants() - grants
+	br := newBrowser(t)
+	resp, _ := br.follow(a.URL + "/auth/login?returnTo=/app")
+	run.cutOff["signed in"] = resp.StatusCode
+	ids["signed in"], _ = a.sessionCookie(br)
+	run.cutOff["ended"] = logout(t, a, ids["ended"])
+
+	reuses := op.RefreshReuses()
+	g.Primary.Stop()
+	g.WaitMaster(g.Replica.Addr, 30*time.Second)
+	waitUntil(t, 10*time.Second, "the untouched session to be served again", func() bool { return ask("untouched")["untouched"] == 200 })
+	run.afterFailover = ask("refreshed", "ended")
+	if ids["signed in"] != "" {
+		run.afterFailover["signed in"] = ask("signed in")["signed in"]
+	}
+	clk.Advance(due)
+	run.atNextRefresh = ask("refreshed", "ended")
+	run.reuses = op.RefreshReuses() - reuses
+	run.signedOutAgain = map[string]int{"sign-out": logout(t, a, ids["ended"])}
+	run.signedOutAgain["ended"] = ask("ended")["ended"]
+	t.Logf("%+v", run)
+	return run
+}
+
+// What a failover loses: the writes the primary took that its replica did
+// not get (here the link between them is cut before the writes).
+//
+// By default Redis takes them all, and then: the new session is unknown
+// (401: sign in again); the refreshed session is back at the refresh token
+// the provider already rotated, so its next refresh is a reuse, which ends
+// it; the signed-out session is back (bff waits for a replica only while one
+// is online) until its access token is due, as the sign-out revoked its
+// refresh token at the provider. With min-replicas-to-write the primary
+// refuses writes without a replica: the sign-in and sign-out answer 503 and
+// the refresh cannot take its lock (no grant; the current token serves),
+// so after the failover nothing bff confirmed is lost, and the sign-out,
+// retried, ends the session.
+func TestRedisFailoverLosesUnreplicatedWrites(t *testing.T) {
+	t.Run("default", func(t *testing.T) {
+		run := runLossyFailover(t, redistest.StartGroup(t))
+		want := lossRun{
+			cutOff:        map[string]int{"refreshed": 200, "signed in": 200, "ended": http.StatusSeeOther},
+			afterFailover: map[string]int{"refreshed": 200, "ended": 200, "signed in": 401},
+			atNextRefresh: map[string]int{"refreshed": 401, "ended": 401},
+			// Already ended (by the refresh the revoked token failed).
+			signedOutAgain: map[string]int{"sign-out": http.StatusSeeOther, "ended": 401},
+			grants:         1, reuses: 1,
+		}
+		if !reflect.DeepEqual(run, want) {
+			t.Fatalf("got  %+v\nwant %+v", run, want)
+		}
+	})
+	t.Run("min-replicas-to-write", func(t *testing.T) {
+		g := redistest.StartGroup(t)
+		if _, err := g.Primary.Do("CONFIG", "SET", "min-replicas-to-write", "1"); err != nil {
+			t.Fatal(err)
+		}
+		run := runLossyFailover(t, g)
+		want := lossRun{
+			cutOff:        map[string]int{"refreshed": 200, "signed in": 503, "ended": 503},
+			afterFailover: map[string]int{"refreshed": 200, "ended": 200},
+			atNextRefresh: map[string]int{"refreshed": 200, "ended": 200},
+			// The sign-out refused while cut off, retried.
+			signedOutAgain: map[string]int{"sign-out": http.StatusSeeOther, "ended": 401},
+		}
+		if !reflect.DeepEqual(run, want) {
+			t.Fatalf("got  %+v\nwant %+v", run, want)
+		}
+	})
 }

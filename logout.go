@@ -53,6 +53,14 @@ func (b *BFF) handleLogout(w http.ResponseWriter, r *http.Request) {
 			dest = b.endSessionURL(w, prov, s.rec.IDToken)
 		}
 		b.log.InfoContext(ctx, "bff: signed out", b.subject(s.rec.Subject))
+	case err == errNoSession:
+		// Perhaps ended by a first try that no replica confirmed (503):
+		// say "signed out" only once a replica has the end.
+		if err := b.store.confirm(r.Context()); err != nil {
+			w.Header().Del("Set-Cookie") // keep the cookie for the retry
+			b.fail(w, r, err)
+			return
+		}
 	default:
 		var e *Error
 		if errors.As(err, &e) && e.Status != http.StatusUnauthorized {

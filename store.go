@@ -241,7 +241,7 @@ func (st *sessionStore) end(ctx context.Context, key string) (*session, error) {
 	}
 	cur, err := st.read(ctx, key)
 	if err == errNotFound {
-		return nil, nil
+		return nil, st.confirm(ctx) // ended by someone else, perhaps unconfirmed
 	}
 	if err != nil {
 		return nil, err
@@ -263,6 +263,17 @@ func (st *sessionStore) endLocked(ctx context.Context, cur *session) error {
 	st.invalidate(cur.key)
 	st.indexRemove(ctx, cur)
 	return st.breaker.done(ctx, err)
+}
+
+// confirm returns once every write so far is on a replica (when the store
+// has replicas), else a 503. Call it before saying a session has ended
+// without ending it now: an earlier end that no replica confirmed (the
+// first try of a retried sign-out) must not come back in a failover.
+func (st *sessionStore) confirm(ctx context.Context) error {
+	if err := st.breaker.allow(); err != nil {
+		return err
+	}
+	return st.breaker.done(ctx, st.be.Sync(ctx))
 }
 
 // indexKinds are the index sets a session is in.

@@ -163,12 +163,19 @@ func TestGroupFailover(t *testing.T) {
 	g.Primary.Replicated(1, time.Second)
 	g.Replica.Freeze()
 	g.Replica.Thaw()
+	g.CutReplication()
+	if _, err := g.Primary.Do("SET", "lost", "v"); err != nil {
+		t.Fatal(err)
+	}
 	start := time.Now()
 	g.Primary.Stop()
 	g.WaitMaster(g.Replica.Addr, 30*time.Second)
 	t.Logf("failover took %v", time.Since(start))
 	if v, err := redis.String(g.Replica.Do("GET", "k")); err != nil || v != "v" {
 		t.Fatalf("GET on the new master = %q, %v", v, err)
+	}
+	if _, err := redis.String(g.Replica.Do("GET", "lost")); !errors.Is(err, redis.ErrNil) {
+		t.Fatalf("a write made after CutReplication reached the replica: %v", err)
 	}
 }
 

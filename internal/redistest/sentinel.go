@@ -45,10 +45,48 @@ func StartSentinel(t testing.TB, name, master string, quorum int) *Server {
 // StartReplica starts a replica of primary and waits until it has a copy.
 func StartReplica(t testing.TB, primary *Server) *Server {
 	t.Helper()
+	return startReplica(t, primary)
+}
+
+func startReplica(t testing.TB, primary *Server, args ...string) *Server {
+	t.Helper()
 	_, port, _ := net.SplitHostPort(primary.Addr)
-	r := StartWith(t, Config{Args: []string{"--replicaof", "127.0.0.1", port}})
+	r := StartWith(t, Config{Args: append([]string{"--replicaof", "127.0.0.1", port}, args...)})
 	primary.Replicated(1, 5*time.Second)
 	return r
+}
+
+// The user the Group's replica replicates as.
+const (
+	replUser     = "replication"
+	replPassword = "replication-secret"
+)
+
+// CutReplication shuts the replica out of the primary (its user is
+// deleted, which closes its link; it cannot sign in again), and waits until
+// the primary lists no replica. Both go on answering everyone else, so
+// every write the primary takes from now on is one the replica lacks, as
+// when the link between them fails: a failover loses those writes.
+func (g *Group) CutReplication() {
+	t := g.Primary.t
+	t.Helper()
+	if _, err := g.Primary.Do("ACL", "DELUSER", replUser); err != nil {
+		t.Fatalf("redistest: ACL DELUSER: %v", err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		v, err := redis.Values(g.Primary.Do("ROLE"))
+		if err != nil {
+			t.Fatalf("redistest: ROLE: %v", err)
+		}
+		if replicas, _ := redis.Values(v[2], nil); len(replicas) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("redistest: the primary still lists its replica 5 s after it was shut out")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // Group is a Redis Sentinel group: a primary, a replica of it, and three
@@ -65,10 +103,14 @@ type Group struct {
 func StartGroup(t testing.TB) *Group {
 	t.Helper()
 	lookBin(t, "redis-sentinel", "redis-sentinel") // skip (or fail) before starting anything
-	g := &Group{Name: "bfftest", Primary: Start(t)}
+	// The replica signs in as its own user, so that CutReplication can
+	// shut it out.
+	g := &Group{Name: "bfftest", Primary: StartWith(t, Config{Args: []string{
+		"--user", replUser, "on", ">" + replPassword, "+psync", "+replconf", "+ping",
+	}})}
 	// The sentinels learn the replicas from the primary's INFO when they
 	// connect (and then only every 10 s): link them first.
-	g.Replica = StartReplica(t, g.Primary)
+	g.Replica = startReplica(t, g.Primary, "--masteruser", replUser, "--masterauth", replPassword)
 	for range 3 {
 		g.Sentinels = append(g.Sentinels, StartSentinel(t, g.Name, g.Primary.Addr, 2))
 	}

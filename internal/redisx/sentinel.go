@@ -31,10 +31,13 @@ type DialFunc func(ctx context.Context, addr string) (redis.Conn, error)
 //
 // The connections it returns remember their node. A reply that only a
 // demoted node gives (READONLY, MASTERDOWN, NOREPLICAS) marks the connection
-// broken, so that the pool drops it, and forgets that node as the master;
-// TestOnBorrow refuses an idle connection to any node but the master the
-// last Dial found, and checks ROLE on one idle for idleCheck. (Sentinel
-// also closes the client connections of a node it demotes.)
+// broken, so that the pool drops it, and forgets that node as the master, as
+// does a broken connection or a Dial that finds no master; TestOnBorrow
+// refuses an idle connection to any node but the master the last Dial
+// found, and checks ROLE on one idle for idleCheck. So after a failover no
+// idle connection to the old master is used once anything (a request, the
+// invalidation bus reconnecting) has noticed. (Sentinel also closes the
+// client connections of a node it demotes.)
 type Sentinel struct {
 	name         string
 	dialSentinel DialFunc
@@ -92,6 +95,9 @@ func (s *Sentinel) Dial(ctx context.Context) (redis.Conn, error) {
 		s.master.Store(&addr)
 		return &nodeConn{Conn: c, addr: addr, s: s}, nil
 	}
+	// No master now: idle connections to the last one are stale (it died,
+	// or it is being replaced).
+	s.master.Store(nil)
 	return nil, fmt.Errorf("redisx: no master %q found: %s", s.name, strings.Join(errs, "; "))
 }
 
@@ -208,18 +214,31 @@ type nodeConn struct {
 // min-replicas-to-write: cut off, perhaps already replaced).
 var demotedReplies = []string{"READONLY ", "MASTERDOWN ", "NOREPLICAS "}
 
-func (c *nodeConn) check(err error) error {
-	var re redis.Error
-	if errors.As(err, &re) {
+// check notes a broken connection, or a reply only a demoted node gives (as
+// the error or among the replies of a pipeline, Do("")): either way the
+// node is no longer taken for the master, so that idle connections to it
+// are refused and the next Dial asks the sentinels.
+func (c *nodeConn) check(reply any, err error) (any, error) {
+	if err != nil && c.Conn.Err() != nil {
+		c.s.forget(c.addr)
+	}
+	errs := []any{err}
+	if v, ok := reply.([]any); ok {
+		errs = append(errs, v...)
+	}
+	for _, e := range errs {
+		re, ok := e.(redis.Error)
+		if !ok {
+			continue
+		}
 		for _, p := range demotedReplies {
 			if strings.HasPrefix(string(re), p) {
 				c.demoted.Store(true)
 				c.s.forget(c.addr)
-				break
 			}
 		}
 	}
-	return err
+	return reply, err
 }
 
 // Err reports a demoted node as an error, so that the pool drops the
@@ -232,18 +251,15 @@ func (c *nodeConn) Err() error {
 }
 
 func (c *nodeConn) Do(cmd string, args ...any) (any, error) {
-	r, err := c.Conn.Do(cmd, args...)
-	return r, c.check(err)
+	return c.check(c.Conn.Do(cmd, args...))
 }
 
 func (c *nodeConn) DoContext(ctx context.Context, cmd string, args ...any) (any, error) {
-	r, err := redis.DoContext(c.Conn, ctx, cmd, args...)
-	return r, c.check(err)
+	return c.check(redis.DoContext(c.Conn, ctx, cmd, args...))
 }
 
 func (c *nodeConn) DoWithTimeout(d time.Duration, cmd string, args ...any) (any, error) {
-	r, err := redis.DoWithTimeout(c.Conn, d, cmd, args...)
-	return r, c.check(err)
+	return c.check(redis.DoWithTimeout(c.Conn, d, cmd, args...))
 }
 
 func (c *nodeConn) ReceiveContext(ctx context.Context) (any, error) {

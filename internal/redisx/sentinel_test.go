@@ -104,6 +104,8 @@ func TestSentinelDropsDemotedNode(t *testing.T) {
 		t.Fatal(err)
 	}
 	c := pool.Get() // a second connection; the first stays idle in the pool
+	piped := pool.Get()
+	defer piped.Close()
 	idle.Close()
 
 	_, port, _ := net.SplitHostPort(other.Addr)
@@ -116,6 +118,12 @@ func TestSentinelDropsDemotedNode(t *testing.T) {
 	}
 	if c.Err() == nil {
 		t.Fatal("the connection to a demoted node still reports no error: the pool would keep it")
+	}
+	// The same when the refusal is one reply of a pipeline.
+	piped.Send("DEL", "k")
+	piped.Send("ROLE")
+	if _, err := piped.Do(""); err != nil || piped.Err() == nil {
+		t.Fatalf("pipelined write to the demoted node: %v, Err() = %v; want the connection marked broken", err, piped.Err())
 	}
 	c.Close()
 	if s.Master() != "" {
@@ -165,13 +173,27 @@ func TestSentinelTestOnBorrow(t *testing.T) {
 }
 
 // After a failover the Bus subscribes to the new master (it dials through
-// the pool's Dial), resets, and delivers again.
+// the pool's Dial), resets, and delivers again. A pool that saw nothing of
+// the failover (no request, no bus) uses at most one of its idle
+// connections to the dead master: the first error sends it to the sentinels.
 func TestBusFollowsFailover(t *testing.T) {
 	g := redistest.StartGroup(t)
 	s := NewSentinel(g.Name, g.SentinelAddrs(), plainDial, plainDial)
 	pool := sentinelPool(t, s)
 	b, r := newTestBus(t, pool)
 	resets := r.resets.Load()
+	quiet := sentinelPool(t, NewSentinel(g.Name, g.SentinelAddrs(), plainDial, plainDial))
+	var idle []redis.Conn
+	for range 4 {
+		c := quiet.Get()
+		if _, err := c.Do("PING"); err != nil {
+			t.Fatal(err)
+		}
+		idle = append(idle, c)
+	}
+	for _, c := range idle {
+		c.Close()
+	}
 
 	g.Primary.Stop()
 	waitFor(t, time.Second, "the bus to turn unhealthy", func() bool { return !b.Healthy() })
@@ -186,5 +208,16 @@ func TestBusFollowsFailover(t *testing.T) {
 	waitFor(t, time.Second, "delivery on the new master", func() bool { return r.has("after-failover") })
 	if s.Master() != g.Replica.Addr {
 		t.Fatalf("Master() = %q, want %q", s.Master(), g.Replica.Addr)
+	}
+	failed := 0
+	for range 4 {
+		c := quiet.Get()
+		if _, err := c.Do("SET", "k", "v"); err != nil {
+			failed++
+		}
+		c.Close()
+	}
+	if failed > 1 {
+		t.Fatalf("%d of 4 writes after the failover failed; want at most the first", failed)
 	}
 }

@@ -210,3 +210,6 @@ func (g *Generic) FirstUse(ctx context.Context, name string, ttl time.Duration) 
 
 // Forget implements Backend.
 func (g *Generic) Forget(ctx context.Context, name string) error { return g.delete(ctx, name) }
+
+// Sync implements Backend: how a custom store replicates is its own affair.
+func (g *Generic) Sync(context.Context) error { return nil }

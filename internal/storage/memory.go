@@ -157,6 +157,9 @@ func (s *Memory) FirstUse(_ context.Context, name string, ttl time.Duration) (bo
 // Forget implements Backend.
 func (s *Memory) Forget(ctx context.Context, name string) error { return s.End(ctx, name) }
 
+// Sync implements Backend: one process has no replica.
+func (s *Memory) Sync(context.Context) error { return nil }
+
 // Find returns the value of name (scs.Store).
 func (s *Memory) Find(name string) ([]byte, bool, error) { return s.Get(context.Background(), name) }
 

@@ -97,20 +97,34 @@ func (r *Redis) Swap(ctx context.Context, name string, rev, v []byte, exp time.T
 	return Result(n), nil
 }
 
-// ReplicaAckTimeout bounds how long End waits for a replica to confirm a
-// deletion.
+// ReplicaAckTimeout bounds how long End and Sync wait for a replica to
+// confirm a write.
 const ReplicaAckTimeout = time.Second
 
 // End implements Backend: the record is deleted (and Swap needs it), and
-// the end announced. When the server has replicas online (ROLE, sent with
-// the end: no extra round trip), End waits until one of them has the
-// deletion (WAIT, at most ReplicaAckTimeout) and returns ErrNotReplicated
-// if none confirms it. A Sentinel promotes the replica with the most data,
-// so an end confirmed by one replica survives a failover. Without the ACL
-// permission for ROLE, End cannot tell and does not wait.
+// the end announced, in one script; a replica confirms the deletion (see
+// confirmed).
 func (r *Redis) End(ctx context.Context, name string) error {
+	return r.confirmed(ctx, func(c redis.Conn) error { return endScript.Send(c, r.prefix+name, r.channel, name) })
+}
+
+// Sync implements Backend with a marker write confirmed by a replica: the
+// replication stream is ordered, so every earlier write is there too.
+func (r *Redis) Sync(ctx context.Context) error {
+	return r.confirmed(ctx, func(c redis.Conn) error {
+		return c.Send("SET", r.prefix+"sync", "1", "PX", time.Minute.Milliseconds())
+	})
+}
+
+// confirmed sends a write and, when the server has replicas online (ROLE,
+// sent with the write: no extra round trip), waits until one of them has it
+// (WAIT, at most ReplicaAckTimeout); it returns ErrNotReplicated if none
+// confirms it. A Sentinel promotes the replica with the most data, so a
+// write that one replica confirmed survives a failover. Without the ACL
+// permission for ROLE it cannot tell, and does not wait.
+func (r *Redis) confirmed(ctx context.Context, send func(redis.Conn) error) error {
 	_, err := r.do(ctx, func(c redis.Conn) (any, error) {
-		if err := endScript.Send(c, r.prefix+name, r.channel, name); err != nil {
+		if err := send(c); err != nil {
 			return nil, err
 		}
 		if err := c.Send("ROLE"); err != nil {

@@ -54,6 +54,17 @@ func TestRedisEndConfirmedByReplica(t *testing.T) {
 	if get(t, b, "s:2") != "<none>" {
 		t.Fatal("the record is still on the primary")
 	}
+	// Sync, before saying that no session is left, fails as long as the
+	// replica lags, and succeeds once it has caught up.
+	replica.Freeze()
+	err = b.Sync(ctx)
+	replica.Thaw()
+	if !errors.Is(err, ErrNotReplicated) {
+		t.Fatalf("Sync with the replica stalled = %v, want ErrNotReplicated", err)
+	}
+	if err := b.Sync(ctx); err != nil {
+		t.Fatalf("Sync = %v", err)
+	}
 	// Thawed, the replica catches up.
 	primary.Replicated(1, 5*time.Second)
 	if onReplica("s:2") {

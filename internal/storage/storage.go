@@ -54,8 +54,15 @@ type Backend interface {
 	// starts with rev.
 	Swap(ctx context.Context, name string, rev, v []byte, exp time.Time) (Result, error)
 	// End removes name for good: no Swap that read it before succeeds
-	// after End returns.
+	// after End returns. A backend with replicas returns (wrapped)
+	// ErrNotReplicated when it removed the record but no replica confirmed
+	// the removal.
 	End(ctx context.Context, name string) error
+	// Sync returns once every write made so far is on a replica, or
+	// ErrNotReplicated: before saying that a session has ended without
+	// ending it now, the caller makes sure an earlier, unconfirmed end
+	// cannot be undone by a failover. Backends without replicas return nil.
+	Sync(ctx context.Context) error
 
 	// IndexAdd adds member (a record's name) to the index set name,
 	// ordered by score (a sign-in time in microseconds), first dropping
