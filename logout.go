@@ -35,7 +35,7 @@ func (b *BFF) handleLogout(w http.ResponseWriter, r *http.Request) {
 		ctx := r.Context()
 		last, err := b.store.end(ctx, s.key)
 		if err != nil {
-			b.fail(w, r, err) // the store is down: the session is not ended
+			b.fail(w, r, err) // not ended, or not yet on a replica: the user retries
 			return
 		}
 		if last != nil {

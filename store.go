@@ -258,8 +258,8 @@ func (st *sessionStore) endLocked(ctx context.Context, cur *session) error {
 	if err != nil && !errors.Is(err, storage.ErrNotReplicated) {
 		return st.breaker.done(ctx, err)
 	}
-	// Ended here (perhaps not yet on a replica: then the caller gets a 503
-	// and retries, which ends it on whichever node is the master by then).
+	// Ended here, perhaps not yet on a replica: then the caller gets a 503,
+	// and its retry answers only once a replica has the end (confirm).
 	st.invalidate(cur.key)
 	st.indexRemove(ctx, cur)
 	return st.breaker.done(ctx, err)

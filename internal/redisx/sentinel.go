@@ -95,9 +95,12 @@ func (s *Sentinel) Dial(ctx context.Context) (redis.Conn, error) {
 		s.master.Store(&addr)
 		return &nodeConn{Conn: c, addr: addr, s: s}, nil
 	}
-	// No master now: idle connections to the last one are stale (it died,
-	// or it is being replaced).
-	s.master.Store(nil)
+	if ctx.Err() == nil {
+		// No master now: idle connections to the last one are stale (it
+		// died, or it is being replaced). A caller that gave up proves
+		// nothing.
+		s.master.Store(nil)
+	}
 	return nil, fmt.Errorf("redisx: no master %q found: %s", s.name, strings.Join(errs, "; "))
 }
 
@@ -219,8 +222,8 @@ var demotedReplies = []string{"READONLY ", "MASTERDOWN ", "NOREPLICAS "}
 // node is no longer taken for the master, so that idle connections to it
 // are refused and the next Dial asks the sentinels.
 func (c *nodeConn) check(reply any, err error) (any, error) {
-	if err != nil && c.Conn.Err() != nil {
-		c.s.forget(c.addr)
+	if err != nil && c.Conn.Err() != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
+		c.s.forget(c.addr) // broken, and not by the caller giving up
 	}
 	errs := []any{err}
 	if v, ok := reply.([]any); ok {
