@@ -97,9 +97,9 @@ func (r *Redis) Swap(ctx context.Context, name string, rev, v []byte, exp time.T
 	return Result(n), nil
 }
 
-// ReplicaAckTimeout bounds how long End and Sync wait for a replica to
+// replicaAckTimeout bounds how long End and Sync wait for a replica to
 // confirm a write.
-const ReplicaAckTimeout = time.Second
+const replicaAckTimeout = time.Second
 
 // End implements Backend: the record is deleted (and Swap needs it), and
 // the end announced, in one script; a replica confirms the deletion (see
@@ -118,7 +118,7 @@ func (r *Redis) Sync(ctx context.Context) error {
 
 // confirmed sends a write and, when the server has replicas online (ROLE,
 // sent with the write: no extra round trip), waits until one of them has it
-// (WAIT, at most ReplicaAckTimeout); it returns ErrNotReplicated if none
+// (WAIT, at most replicaAckTimeout); it returns ErrNotReplicated if none
 // confirms it. A Sentinel promotes the replica with the most data, so a
 // write that one replica confirmed survives a failover. Without the ACL
 // permission for ROLE it cannot tell, and does not wait.
@@ -140,7 +140,7 @@ func (r *Redis) confirmed(ctx context.Context, send func(redis.Conn) error) erro
 		if !hasReplicas(replies[1]) {
 			return nil, nil
 		}
-		n, err := redis.Int(redis.DoWithTimeout(c, ReplicaAckTimeout+time.Second, "WAIT", 1, ReplicaAckTimeout.Milliseconds()))
+		n, err := redis.Int(redis.DoWithTimeout(c, replicaAckTimeout+time.Second, "WAIT", 1, replicaAckTimeout.Milliseconds()))
 		if err == nil && n < 1 {
 			err = ErrNotReplicated
 		}
