@@ -82,4 +82,15 @@ type Misbehavior struct {
 	NoExpiresIn bool
 	// DiscoveryDown makes discovery answer 503.
 	DiscoveryDown bool
+	// IgnoreACR ignores requested acr values (acr_values and the claims
+	// parameter): every sign-in is ACRBasic.
+	IgnoreACR bool
+	// IgnoreMaxAge makes prompt=none sign a browser in with an OP session
+	// older than max_age.
+	IgnoreMaxAge bool
+	// AuthTimeAgo puts auth_time this long before the real authentication
+	// into ID tokens (a provider reporting an old sign-in).
+	AuthTimeAgo time.Duration
+	// OmitAuthTime leaves auth_time out of ID tokens.
+	OmitAuthTime bool
 }
