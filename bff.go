@@ -74,12 +74,16 @@ type BFF struct {
 	flights flight.Group[*session]
 	retryAt retryTimes
 
-	prov      atomic.Pointer[provider]
-	discover  chan struct{} // a request asks for a discovery attempt now
-	ready     chan struct{} // closed when discovery succeeded
-	closeOnce sync.Once
-	closed    chan struct{}
-	wg        sync.WaitGroup
+	prov          atomic.Pointer[provider]
+	misconfigured atomic.Bool   // discovery found a provider that does not fit Options
+	discover      chan struct{} // a request asks for a discovery attempt now
+	ready         chan struct{} // closed when discovery succeeded
+	keys          *clientKeys   // Options.ClientKeys, or nil
+
+	hostRewriteOnce sync.Once
+	closeOnce       sync.Once
+	closed          chan struct{}
+	wg              sync.WaitGroup
 }
 
 // provider is the result of discovery.
@@ -91,6 +95,7 @@ type provider struct {
 	endSessionURL    string
 	issParamRequired bool
 	keys             *keyset.Set
+	x                providerExtras // discovery.go
 }
 
 // Locker serializes writes to one session across instances that share a
@@ -119,6 +124,11 @@ func New(opts Options) (*BFF, error) {
 	}
 	for _, o := range cfg.TrustedOrigins {
 		b.cop.AddTrustedOrigin(o)
+	}
+	if len(cfg.ClientKeys) > 0 {
+		if b.keys, err = newClientKeys(cfg.ClientKeys); err != nil {
+			return nil, err
+		}
 	}
 	b.sealer, err = seal.New(cfg.keys, seal.PurposeSession, seal.PurposeTransaction, seal.PurposeIndex)
 	if err != nil {
@@ -174,11 +184,17 @@ func (b *BFF) routes() {
 	b.mux.HandleFunc("POST "+p+"/logout", b.handleLogout)
 	b.mux.HandleFunc("GET "+p+"/logout/callback", b.handleLogoutCallback)
 	b.mux.HandleFunc("POST "+p+"/backchannel-logout", b.handleBackchannelLogout)
+	if b.keys != nil {
+		b.mux.HandleFunc("GET "+p+"/jwks", b.handleJWKS)
+	}
 	// The catch-all below matches every method, so the mux's own 405 never
 	// happens: answer it here for a route's path with another method (a GET
 	// of /logout is no logout, and says so).
 	allow := map[string]string{p + "/login": "GET, HEAD", p + "/callback": "GET, HEAD", p + "/session": "GET, HEAD",
 		p + "/logout": "POST", p + "/logout/callback": "GET, HEAD", p + "/backchannel-logout": "POST"}
+	if b.keys != nil {
+		allow[p+"/jwks"] = "GET, HEAD"
+	}
 	b.mux.HandleFunc(p+"/", func(w http.ResponseWriter, r *http.Request) {
 		if methods, ok := allow[r.URL.Path]; ok {
 			w.Header().Set("Allow", methods)
@@ -200,8 +216,14 @@ func (b *BFF) fail(w http.ResponseWriter, r *http.Request, err error) {
 		e = wrapped
 	}
 	switch {
+	case errors.Is(e.Err, errProviderPending):
+		// The discovery loop logs the cause, once.
+		b.log.Debug("bff: request failed: the provider is not ready", "method", r.Method, "path", r.URL.Path, "status", e.Status)
 	case e.Status >= 500:
 		b.log.Warn("bff: request failed", "method", r.Method, "path", r.URL.Path, "status", e.Status, "err", e.Err)
+	case e == errCSRF:
+		b.log.Info("bff: request refused", append([]any{"method", r.Method, "path", r.URL.Path, "status", e.Status,
+			"err", e.Err}, originAttrs(r)...)...)
 	case e.Status == http.StatusUnauthorized:
 		// Checked first: building the arguments allocates, on every
 		// rejected request.
@@ -218,41 +240,6 @@ func (b *BFF) fail(w http.ResponseWriter, r *http.Request, err error) {
 func (b *BFF) clientContext(ctx context.Context) context.Context {
 	ctx = context.WithValue(ctx, oauth2.HTTPClient, b.client)
 	return oidc.ClientContext(ctx, b.client)
-}
-
-// discoveryLoop fetches the discovery document, retrying with backoff
-// (1 s doubling to 30 s, or at once when a request asks) until it succeeds.
-func (b *BFF) discoveryLoop() {
-	defer b.wg.Done()
-	backoff := time.Second
-	for {
-		last := time.Now()
-		err := b.discoverOnce()
-		if err == nil {
-			close(b.ready)
-			return
-		}
-		b.log.Warn("bff: provider discovery failed; retrying", "issuer", b.cfg.Issuer, "retry_in", backoff, "err", err)
-		t := time.NewTimer(backoff)
-		select {
-		case <-b.closed:
-			t.Stop()
-			return
-		case <-b.discover:
-			t.Stop()
-		case <-t.C:
-			backoff = min(2*backoff, 30*time.Second)
-		}
-		// Requests may ask for an attempt at once, but a flood of them
-		// makes at most one attempt per second.
-		if wait := time.Second - time.Since(last); wait > 0 {
-			select {
-			case <-b.closed:
-				return
-			case <-time.After(wait):
-			}
-		}
-	}
 }
 
 // provider returns the discovered provider, or asks for a discovery attempt
@@ -299,7 +286,7 @@ func (b *BFF) discoverOnce() error {
 		return fmt.Errorf("discovery document: %w", err)
 	}
 	if !slices.Contains(d.PKCEMethods, "S256") && !b.cfg.InsecureAllowNoPKCE {
-		return errors.New("the provider does not advertise PKCE S256 (code_challenge_methods_supported); set Options.InsecureAllowNoPKCE to accept it")
+		return configErr("the provider does not advertise PKCE S256 (code_challenge_methods_supported); set Options.InsecureAllowNoPKCE to accept it")
 	}
 	for _, u := range []string{d.AuthorizationEndpt, d.TokenEndpt, d.JWKSURI} {
 		if err := checkURL("discovery endpoint", u, true); err != nil || u == "" {
@@ -318,12 +305,6 @@ func (b *BFF) discoverOnce() error {
 		algs = []string{oidc.RS256}
 	}
 	ep := op.Endpoint()
-	// Choosing the auth style avoids x/oauth2's auto-detection, which
-	// retries every failed token request with the other style.
-	ep.AuthStyle = oauth2.AuthStyleInHeader
-	if len(d.AuthMethods) > 0 && !slices.Contains(d.AuthMethods, "client_secret_basic") && slices.Contains(d.AuthMethods, "client_secret_post") {
-		ep.AuthStyle = oauth2.AuthStyleInParams
-	}
 	p := &provider{
 		oauth: oauth2.Config{
 			ClientID: b.cfg.ClientID, ClientSecret: b.cfg.ClientSecret, Endpoint: ep,
@@ -340,6 +321,9 @@ func (b *BFF) discoverOnce() error {
 	}
 	if b.cfg.DisableUserinfo {
 		p.userinfoURL = ""
+	}
+	if err := b.discoverExtras(op, p); err != nil {
+		return err
 	}
 	b.prov.Store(p)
 	b.log.Info("bff: provider discovered", "issuer", b.cfg.Issuer)

@@ -9,7 +9,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -31,6 +33,13 @@ type txn struct {
 	ReturnTo string `json:"r"`
 	Issuer   string `json:"i"`
 	Created  int64  `json:"c"` // Unix milliseconds
+
+	// What the callback checks of the authentication (stepup.go) and how
+	// it answers a provider's error (silent.go).
+	Prompt       string   `json:"p,omitempty"`
+	ACR          []string `json:"a,omitempty"` // acr_values sent
+	ACREssential bool     `json:"e,omitempty"` // and asked for as an essential claim
+	MaxAge       *int64   `json:"m,omitempty"` // max_age sent, in seconds
 }
 
 // maxTxCookies bounds the sign-in cookies a browser carries: older ones are
@@ -50,25 +59,25 @@ func (b *BFF) txCookie(w http.ResponseWriter, name, value string, maxAge int) {
 	})
 }
 
-var errNotReady = &Error{Status: http.StatusServiceUnavailable, Code: "temporarily_unavailable", RetryAfter: 5,
-	Description: "The identity provider is not reachable yet; try again shortly.",
-	Err:         fmt.Errorf("%w: provider discovery has not succeeded yet", ErrUnavailable)}
-
 func badRequest(description string, cause error) *Error {
 	return &Error{Status: http.StatusBadRequest, Code: "invalid_request", Description: description,
 		Err: fmt.Errorf("%w: %w", ErrBadRequest, cause)}
 }
 
 // handleLogin starts the authorization-code flow with PKCE S256, state and
-// nonce.
+// nonce, and the sign-in parameters the browser may give (loginParams).
 func (b *BFF) handleLogin(w http.ResponseWriter, r *http.Request) {
-	prov := b.provider()
-	if prov == nil {
-		b.fail(w, r, errNotReady)
+	if b.redirectToBaseHost(w, r) {
 		return
 	}
+	prov := b.provider()
+	if prov == nil {
+		b.fail(w, r, b.notReady())
+		return
+	}
+	query := r.URL.Query()
 	returnTo := "/"
-	if q := r.URL.Query().Get("returnTo"); q != "" {
+	if q := query.Get("returnTo"); q != "" {
 		rt, err := redirect.Path(q)
 		if err != nil {
 			b.fail(w, r, badRequest("returnTo must be a same-origin path such as /app.", err))
@@ -76,8 +85,18 @@ func (b *BFF) handleLogin(w http.ResponseWriter, r *http.Request) {
 		}
 		returnTo = rt
 	}
+	params, err := b.loginParams(query)
+	if err != nil {
+		b.fail(w, r, badRequest("Invalid sign-in parameter: "+err.Error()+".", err))
+		return
+	}
 	tx := txn{State: rand.Text(), Nonce: rand.Text(), Verifier: oauth2.GenerateVerifier(), ReturnTo: returnTo,
 		Issuer: b.cfg.Issuer, Created: b.cfg.Now().UnixMilli()}
+	dest, err := b.authorizationRedirect(r.Context(), prov, &tx, params)
+	if err != nil {
+		b.fail(w, r, err)
+		return
+	}
 	plain, _ := json.Marshal(tx)
 	name := b.txPrefix() + tx.State
 	value := base64.RawURLEncoding.EncodeToString(b.sealer.Seal(nil, seal.PurposeTransaction, plain, []byte(name)))
@@ -93,18 +112,18 @@ func (b *BFF) handleLogin(w http.ResponseWriter, r *http.Request) {
 		b.txCookie(w, old[i], "", -1)
 	}
 	b.txCookie(w, name, value, b.txMaxAge())
-	http.Redirect(w, r, prov.oauth.AuthCodeURL(tx.State, oidc.Nonce(tx.Nonce), oauth2.S256ChallengeOption(tx.Verifier)),
-		http.StatusSeeOther)
+	http.Redirect(w, r, dest, http.StatusSeeOther)
 }
 
 // oauthErrors are the error codes of RFC 6749 §4.1.2.1 and OIDC Core
-// §3.1.2.6; only these are repeated to the client.
+// §3.1.2.6 (and its errata's unmet_authentication_requirements); only
+// these are repeated to the client.
 var oauthErrors = map[string]bool{
 	"invalid_request": true, "unauthorized_client": true, "access_denied": true, "unsupported_response_type": true,
 	"invalid_scope": true, "server_error": true, "temporarily_unavailable": true, "interaction_required": true,
 	"login_required": true, "account_selection_required": true, "consent_required": true,
 	"invalid_request_uri": true, "invalid_request_object": true, "request_not_supported": true,
-	"request_uri_not_supported": true, "registration_not_supported": true,
+	"request_uri_not_supported": true, "registration_not_supported": true, "unmet_authentication_requirements": true,
 }
 
 // handleCallback completes a sign-in. Every check runs before anything is
@@ -118,15 +137,16 @@ func (b *BFF) handleCallback(w http.ResponseWriter, r *http.Request) {
 		b.txCookie(w, b.txPrefix()+state, "", -1)
 	}
 	if e := q.Get("error"); e != "" {
-		code := "unknown_error"
-		if oauthErrors[e] {
-			code = e
-		}
-		b.fail(w, r, errLogin(http.StatusBadRequest, "The identity provider did not sign you in ("+code+").",
-			fmt.Errorf("provider returned error %q", code)))
+		b.providerError(w, r, state, q)
 		return
 	}
 	s, id, returnTo, err := b.completeLogin(r, state, q)
+	var back *backToApp
+	if errors.As(err, &back) {
+		b.log.Info("bff: sign-in refused", "code", back.Code, "err", back.Err)
+		http.Redirect(w, r, back.location(), http.StatusSeeOther)
+		return
+	}
 	if err != nil {
 		b.fail(w, r, err)
 		return
@@ -136,15 +156,60 @@ func (b *BFF) handleCallback(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, returnTo, http.StatusSeeOther)
 }
 
-func (b *BFF) completeLogin(r *http.Request, state string, q map[string][]string) (*session, string, string, error) {
-	fail := func(desc string, cause error) (*session, string, string, error) {
-		return nil, "", "", errLogin(http.StatusBadRequest, desc, cause)
+// completeLogin runs every check of a callback, then replaces the
+// browser's session (if any) with a new one. It returns the new session,
+// its ID, and where the browser goes next.
+func (b *BFF) completeLogin(r *http.Request, state string, q url.Values) (*session, string, string, error) {
+	tx, err := b.openTx(r, state)
+	if err != nil {
+		return nil, "", "", err
 	}
-	get := func(k string) string {
-		if v := q[k]; len(v) > 0 {
-			return v[0]
-		}
-		return ""
+	prov := b.provider()
+	if prov == nil {
+		return nil, "", "", b.notReady()
+	}
+	if err := b.checkIssParam(prov, q); err != nil {
+		return nil, "", "", err
+	}
+	code := q.Get("code")
+	if code == "" {
+		return nil, "", "", errLogin(http.StatusBadRequest, "The sign-in response has no code.", errors.New("missing code"))
+	}
+	ctx := r.Context()
+	first, err := b.store.firstUse(ctx, replayState, state, b.cfg.LoginTimeout)
+	if err != nil {
+		return nil, "", "", err
+	}
+	if !first {
+		return nil, "", "", errLogin(http.StatusBadRequest, "This sign-in response was already used.", errors.New("state replayed"))
+	}
+	callCtx, cancel := context.WithTimeout(ctx, b.cfg.RefreshTimeout)
+	defer cancel()
+	tok, idt, err := b.redeem(callCtx, prov, code, tx)
+	if err != nil {
+		return nil, "", "", err
+	}
+	returnTo, err := b.checkAuthLevel(tx, idt)
+	if err != nil {
+		b.discard(ctx, prov, tok)
+		return nil, "", "", err
+	}
+	claims, err := b.userClaims(callCtx, prov, tok.AccessToken, idt)
+	if err != nil {
+		return nil, "", "", err
+	}
+	s, id, err := b.startSession(r, tok, idt, claims)
+	if err != nil {
+		return nil, "", "", err
+	}
+	return s, id, returnTo, nil
+}
+
+// openTx opens the login-transaction cookie of state and checks that it
+// belongs to this response and is still valid.
+func (b *BFF) openTx(r *http.Request, state string) (*txn, error) {
+	fail := func(desc string, cause error) (*txn, error) {
+		return nil, errLogin(http.StatusBadRequest, desc, cause)
 	}
 	if !validID(state) {
 		return fail("The sign-in response has no valid state.", errors.New("missing or malformed state"))
@@ -176,48 +241,43 @@ func (b *BFF) completeLogin(r *http.Request, state string, q map[string][]string
 	case tx.Issuer != b.cfg.Issuer:
 		return fail("The sign-in was started for another identity provider.", errors.New("transaction issuer mismatch"))
 	}
-	prov := b.provider()
-	if prov == nil {
-		return nil, "", "", errNotReady
-	}
-	// RFC 9207: the iss parameter identifies the provider that answered.
+	return &tx, nil
+}
+
+// checkIssParam checks the RFC 9207 iss parameter, which identifies the
+// provider that answered (mix-up).
+func (b *BFF) checkIssParam(prov *provider, q url.Values) error {
 	if iss, present := q["iss"]; present {
 		if len(iss) != 1 || iss[0] != b.cfg.Issuer {
-			return fail("The sign-in response came from another identity provider.", errors.New("iss parameter mismatch (mix-up)"))
+			return errLogin(http.StatusBadRequest, "The sign-in response came from another identity provider.", errors.New("iss parameter mismatch (mix-up)"))
 		}
 	} else if prov.issParamRequired {
-		return fail("The sign-in response lacks the issuer.", errors.New("iss parameter missing though the provider advertises it"))
+		return errLogin(http.StatusBadRequest, "The sign-in response lacks the issuer.", errors.New("iss parameter missing though the provider advertises it"))
 	}
-	code := get("code")
-	if code == "" {
-		return fail("The sign-in response has no code.", errors.New("missing code"))
-	}
-	ctx := r.Context()
-	first, err := b.store.firstUse(ctx, replayState, state, b.cfg.LoginTimeout)
-	if err != nil {
-		return nil, "", "", err
-	}
-	if !first {
-		return fail("This sign-in response was already used.", errors.New("state replayed"))
-	}
+	return nil
+}
 
-	callCtx, cancel := context.WithTimeout(b.clientContext(ctx), b.cfg.RefreshTimeout)
-	defer cancel()
-	tok, err := prov.oauth.Exchange(callCtx, code, oauth2.VerifierOption(tx.Verifier))
+// redeem exchanges the code (with the PKCE verifier) and verifies the ID
+// token, its nonce included.
+func (b *BFF) redeem(ctx context.Context, prov *provider, code string, tx *txn) (*oauth2.Token, *oidc.IDToken, error) {
+	fail := func(desc string, cause error) (*oauth2.Token, *oidc.IDToken, error) {
+		return nil, nil, errLogin(http.StatusBadRequest, desc, cause)
+	}
+	tok, err := prov.oauth.Exchange(b.tokenContext(ctx, prov), code, oauth2.VerifierOption(tx.Verifier))
 	if err != nil {
 		var re *oauth2.RetrieveError
 		if errors.As(err, &re) && re.Response != nil && re.Response.StatusCode < 500 {
 			return fail("The identity provider refused the sign-in code.", scrub(err))
 		}
-		return nil, "", "", errUnavailable("The identity provider", scrub(err))
+		return nil, nil, errUnavailable("The identity provider", scrub(err))
 	}
 	rawID, _ := tok.Extra("id_token").(string)
 	if rawID == "" {
 		return fail("The identity provider returned no ID token.", errors.New("token response without id_token"))
 	}
-	idt, err := b.verifyIDToken(callCtx, prov, rawID, tok.AccessToken)
+	idt, err := b.verifyIDToken(b.clientContext(ctx), prov, rawID, tok.AccessToken)
 	if errors.Is(err, errKeysUnavailable) {
-		return nil, "", "", errUnavailable("The identity provider", err)
+		return nil, nil, errUnavailable("The identity provider", err)
 	}
 	if err != nil {
 		return fail("The ID token failed verification.", err)
@@ -225,17 +285,24 @@ func (b *BFF) completeLogin(r *http.Request, state string, q map[string][]string
 	if subtle.ConstantTimeCompare([]byte(idt.Nonce), []byte(tx.Nonce)) != 1 {
 		return fail("The ID token failed verification.", errors.New("nonce mismatch"))
 	}
+	return tok, idt, nil
+}
+
+// userClaims are the ID token's claims about the user merged with the
+// userinfo response, as OnLogin leaves them; sub, iss, sid and the
+// authentication's acr, amr and auth_time are the ID token's.
+func (b *BFF) userClaims(ctx context.Context, prov *provider, accessToken string, idt *oidc.IDToken) (map[string]any, error) {
 	var claims map[string]any
 	if err := idt.Claims(&claims); err != nil {
-		return fail("The ID token failed verification.", err)
+		return nil, errLogin(http.StatusBadRequest, "The ID token failed verification.", err)
 	}
 	if prov.userinfoURL != "" {
-		ui, err := b.userinfo(callCtx, prov, tok.AccessToken)
+		ui, err := b.userinfo(ctx, prov, accessToken)
 		if err != nil {
-			return nil, "", "", errUnavailable("The identity provider", err)
+			return nil, errUnavailable("The identity provider", err)
 		}
 		if sub, _ := ui["sub"].(string); sub != idt.Subject {
-			return fail("The user profile does not belong to the signed-in user.", errors.New("userinfo sub differs from the ID token's"))
+			return nil, errLogin(http.StatusBadRequest, "The user profile does not belong to the signed-in user.", errors.New("userinfo sub differs from the ID token's"))
 		}
 		for k, v := range ui {
 			if _, protocol := protocolClaims[k]; !protocol {
@@ -243,28 +310,34 @@ func (b *BFF) completeLogin(r *http.Request, state string, q map[string][]string
 			}
 		}
 	}
-	sid, _ := claims["sid"].(string)
+	kept := map[string]any{}
 	for k := range protocolClaims {
-		if k != "sub" && k != "iss" && k != "sid" && k != "auth_time" {
+		if v, ok := claims[k]; ok && keptClaims[k] {
+			kept[k] = v
+		} else {
 			delete(claims, k)
 		}
 	}
 	if err := b.runOnLogin(ctx, claims); err != nil {
-		return nil, "", "", errLogin(http.StatusForbidden, "Sign-in refused.", err)
+		return nil, errLogin(http.StatusForbidden, "Sign-in refused.", err)
 	}
+	maps.Copy(claims, kept)
 	claims["sub"] = idt.Subject
+	return claims, nil
+}
+
+// startSession ends whatever session the browser had (session fixation; a
+// step-up of the same user replaces its session the same way) and creates
+// the new one, with a new ID. The new session is stored before the old one
+// ends, so a failure leaves the browser's session as it was.
+func (b *BFF) startSession(r *http.Request, tok *oauth2.Token, idt *oidc.IDToken, claims map[string]any) (*session, string, error) {
 	claimsJSON, err := json.Marshal(claims)
 	if err != nil {
-		return fail("The user's claims cannot be stored.", err)
+		return nil, "", errLogin(http.StatusBadRequest, "The user's claims cannot be stored.", err)
 	}
-
-	// Session fixation: whatever session this browser had ends; the new
-	// one gets a new ID.
-	if old, ok := cookieValue(r.Header, b.cfg.CookieName); ok && validID(old) {
-		if _, err := b.store.end(ctx, recordName(old)); err != nil {
-			b.log.Warn("bff: the previous session of this browser could not be ended", "err", err)
-		}
-	}
+	rawID, _ := tok.Extra("id_token").(string)
+	sid, _ := claims["sid"].(string)
+	now := b.cfg.Now()
 	n := now.UnixNano()
 	rec := record.Session{
 		Rev: 1, Created: n, LastSeen: n, Expires: min(now.Add(b.cfg.MaxLifetime).UnixNano(), refreshDeadline(tok, now)),
@@ -275,10 +348,16 @@ func (b *BFF) completeLogin(r *http.Request, state string, q map[string][]string
 	rec.AccessExpiry = accessExpiry(tok, now)
 	id := rand.Text()
 	s := newSession(recordName(id), rec)
+	ctx := r.Context()
 	if err := b.store.create(ctx, s); err != nil {
-		return nil, "", "", err
+		return nil, "", err
 	}
-	return s, id, tx.ReturnTo, nil
+	if old, ok := cookieValue(r.Header, b.cfg.CookieName); ok && validID(old) && old != id {
+		if _, err := b.store.end(ctx, recordName(old)); err != nil {
+			b.log.Warn("bff: the previous session of this browser could not be ended", "err", err)
+		}
+	}
+	return s, id, nil
 }
 
 func stringClaim(claims map[string]any, name string) string {
@@ -286,12 +365,19 @@ func stringClaim(claims map[string]any, name string) string {
 	return v
 }
 
-// protocolClaims are ID-token claims about the token, not the user; they
-// are not kept with the user's claims (except sub, iss, sid, auth_time).
+// protocolClaims are ID-token claims about the token and the
+// authentication, not the user: userinfo cannot set them, and of them the
+// session keeps only keptClaims, as the ID token has them.
 var protocolClaims = map[string]struct{}{
 	"sub": {}, "iss": {}, "aud": {}, "exp": {}, "iat": {}, "nbf": {}, "nonce": {}, "at_hash": {}, "c_hash": {},
 	"azp": {}, "jti": {}, "sid": {}, "auth_time": {}, "acr": {}, "amr": {},
 }
+
+// keptClaims are the protocol claims kept in the session's claims (and
+// restored after OnLogin): who (sub, iss), the provider's session (sid),
+// and how and when the user authenticated (acr, amr, auth_time), which
+// RequireAuthLevel checks.
+var keptClaims = map[string]bool{"sub": true, "iss": true, "sid": true, "auth_time": true, "acr": true, "amr": true}
 
 func (b *BFF) runOnLogin(ctx context.Context, claims map[string]any) (err error) {
 	if b.cfg.OnLogin == nil {

@@ -2,9 +2,11 @@ package bff
 
 import (
 	"context"
+	"crypto"
 	"crypto/rand"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/url"
@@ -28,9 +30,28 @@ type Options struct {
 	Issuer string
 
 	// ClientID and ClientSecret are this confidential client's credentials
-	// at the provider. Both required.
+	// at the provider. ClientID is required, and ClientSecret unless
+	// ClientKeys is set (not both).
 	ClientID     string
 	ClientSecret string
+
+	// ClientKeys authenticate this client with private_key_jwt (RFC 7523,
+	// OIDC Core §9) instead of a secret, at the token, PAR and revocation
+	// endpoints: a fresh assertion (new jti, one minute of life) for each
+	// request, signed by the first key (ES256, ES384, ES512 by curve,
+	// RS256 for RSA of 2048 bits or more, EdDSA). Every key's public part
+	// is published at Prefix+"/jwks" (kid: its RFC 7638 thumbprint) for
+	// providers that fetch the client's jwks_uri: to rotate, add the new key
+	// last, wait for the provider to see it, then put it first. A provider
+	// whose token_endpoint_auth_methods_supported lacks private_key_jwt is
+	// refused at discovery. Default none.
+	ClientKeys []crypto.Signer
+
+	// ClientAssertionAudience is the aud of client assertions:
+	// AudienceTokenEndpoint (the token endpoint's URL, OIDC Core §9) or
+	// AudienceIssuer (the issuer, RFC 7523bis; Auth0, ID-porten). Default
+	// AudienceTokenEndpoint.
+	ClientAssertionAudience AssertionAudience
 
 	// BaseURL is the public origin of the app, such as
 	// "https://app.example". The redirect URI registered at the provider is
@@ -47,6 +68,55 @@ type Options struct {
 	// Scopes are requested at sign-in. Default
 	// "openid profile email offline_access". Must contain "openid".
 	Scopes []string
+
+	// AuthParams are extra parameters of every authorization request, such
+	// as {"access_type": "offline"} (Google) or {"audience":
+	// "https://api.example"} (Auth0). Parameters bff sets itself
+	// (client_id, redirect_uri, state, nonce, code_challenge,
+	// code_challenge_method, response_type, response_mode, scope, request,
+	// request_uri) and client credentials are refused. One the browser may
+	// also send (LoginParams) is a default that the browser's value
+	// replaces. Default none.
+	AuthParams map[string]string
+
+	// LoginParams are the parameters that Prefix+"/login" passes on from
+	// the browser's query to the provider, each validated and
+	// length-bounded: ParamPrompt (LoginPrompts), ParamLoginHint (256
+	// bytes), ParamACRValues (10 values, 512 bytes), ParamMaxAge (0 to
+	// 2^31-1 seconds), ParamUILocales (10 language tags, 128 bytes). A
+	// value out of bounds, a parameter given twice, or one not listed here
+	// is a 400; nothing else from the query (but returnTo) reaches the
+	// provider. Default: all five.
+	LoginParams []LoginParam
+
+	// DisableLoginParams makes /login pass on no parameter of the
+	// browser's (only returnTo is read). Default false.
+	DisableLoginParams bool
+
+	// LoginPrompts are the prompt values /login accepts: some of none
+	// (silent sign-in: the provider's error login_required and the like
+	// come back as returnTo?error=login_required, never an error page),
+	// login, consent, select_account. Default all four.
+	LoginPrompts []string
+
+	// DisableConsentPrompt stops sending prompt=consent. By default, with
+	// offline_access in Scopes, a sign-in that names no prompt (neither
+	// the browser nor AuthParams) sends prompt=consent, because OpenID
+	// Connect Core §11 lets a provider ignore offline_access otherwise (no
+	// refresh token, so the session ends with the first access token).
+	// Set it for providers that show a consent page every time they are
+	// asked (Entra ID). Default false.
+	DisableConsentPrompt bool
+
+	// PAR says when to use Pushed Authorization Requests (RFC 9126): the
+	// authorization request's parameters go to the provider directly,
+	// authenticated as the client, and the browser carries only client_id
+	// and a request_uri. PARAuto uses it when the discovery document
+	// advertises pushed_authorization_request_endpoint; PARNever never
+	// (a provider that requires it is refused at discovery); PARRequired
+	// always (a provider without it is refused at discovery). Default
+	// PARAuto.
+	PAR PARMode
 
 	// Store holds sessions and the index records of back-channel logout.
 	// Any scs.Store works. Default: an in-memory store private to this BFF,
@@ -145,6 +215,16 @@ type Options struct {
 	// same-origin path. Default "/".
 	PostLogoutRedirect string
 
+	// ProviderLogout is what POST /logout does at the provider, after the
+	// session ended here and its refresh token was revoked:
+	// ProviderLogoutRedirectBack (the end-session endpoint, then back to
+	// PostLogoutRedirect), ProviderLogoutNoReturn (the end-session endpoint
+	// without post_logout_redirect_uri, for clients that cannot register
+	// one: the user stays on the provider's page), ProviderLogoutSkip (no
+	// visit to the provider: straight to PostLogoutRedirect; the user stays
+	// signed in there). Default ProviderLogoutRedirectBack.
+	ProviderLogout ProviderLogout
+
 	// TrustedOrigins are other origins whose browsers may send unsafe
 	// requests (POST, PUT, PATCH, DELETE) to RequireSession and logout, as
 	// in http.CrossOriginProtection.AddTrustedOrigin. Default none.
@@ -186,6 +266,11 @@ type Options struct {
 	// of the provider's key set (keyset.DefaultMinRefetchInterval), so that
 	// tests of a key rotation need not wait 10 s. Tests only.
 	keysRefetchInterval time.Duration
+
+	// misconfigRetry overrides the time between two discovery attempts
+	// while the provider does not fit the options (misconfigRetry), so that
+	// tests need not wait a minute. Tests only.
+	misconfigRetry time.Duration
 }
 
 // config is Options after validation, with defaults applied.
@@ -208,6 +293,10 @@ func validate(o Options) (*config, error) {
 	c := &config{Options: o}
 	c.Scopes = slices.Clone(o.Scopes)
 	c.TrustedOrigins = slices.Clone(o.TrustedOrigins)
+	c.ClientKeys = slices.Clone(o.ClientKeys)
+	c.AuthParams = maps.Clone(o.AuthParams)
+	c.LoginParams = slices.Clone(o.LoginParams)
+	c.LoginPrompts = slices.Clone(o.LoginPrompts)
 
 	if err := checkURL("Issuer", o.Issuer, false); err != nil {
 		return nil, err
@@ -215,8 +304,8 @@ func validate(o Options) (*config, error) {
 	if o.ClientID == "" {
 		return nil, fieldErr("ClientID", "is required")
 	}
-	if o.ClientSecret == "" {
-		return nil, fieldErr("ClientSecret", "is required (bff is a confidential client)")
+	if err := validateSignIn(c); err != nil {
+		return nil, err
 	}
 	if err := checkURL("BaseURL", o.BaseURL, o.InsecurePlainHTTPCookies); err != nil {
 		return nil, err
@@ -319,6 +408,9 @@ func validate(o Options) (*config, error) {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
+	if c.misconfigRetry == 0 {
+		c.misconfigRetry = misconfigRetry
+	}
 	if c.PostLogoutRedirect == "" {
 		c.PostLogoutRedirect = "/"
 	}
@@ -331,6 +423,27 @@ func validate(o Options) (*config, error) {
 		}
 	}
 	return c, nil
+}
+
+// validateSignIn checks the client credentials and the options of the
+// authorization request.
+func validateSignIn(c *config) error {
+	switch {
+	case c.ClientSecret == "" && len(c.ClientKeys) == 0:
+		return fieldErr("ClientSecret", "is required (bff is a confidential client), unless ClientKeys is set for private_key_jwt")
+	case c.ClientSecret != "" && len(c.ClientKeys) > 0:
+		return fieldErr("ClientKeys", "and ClientSecret are both set: choose one way to authenticate (ClientKeys: private_key_jwt)")
+	case c.ClientAssertionAudience != AudienceTokenEndpoint && c.ClientAssertionAudience != AudienceIssuer:
+		return fieldErr("ClientAssertionAudience", "must be AudienceTokenEndpoint or AudienceIssuer")
+	case c.PAR < PARAuto || c.PAR > PARRequired:
+		return fieldErr("PAR", "must be PARAuto, PARNever or PARRequired")
+	case c.ProviderLogout < ProviderLogoutRedirectBack || c.ProviderLogout > ProviderLogoutSkip:
+		return fieldErr("ProviderLogout", "must be ProviderLogoutRedirectBack, ProviderLogoutNoReturn or ProviderLogoutSkip")
+	}
+	if err := validateAuthParams(c.AuthParams); err != nil {
+		return err
+	}
+	return validateLoginParams(c)
 }
 
 func defDur(d *time.Duration, def time.Duration, field string) error {

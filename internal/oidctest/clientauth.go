@@ -170,14 +170,23 @@ func (p *Provider) checkAssertionClaims(r *http.Request, iss, sub, jti string, a
 	return nil
 }
 
-// audienceAccepted: Config.AssertionAudience when set; otherwise the
-// issuer, the token endpoint URL, or the URL of the endpoint called (RFC
-// 9126 §2).
+// Values of Config.AssertionAudience.
+const (
+	AudienceIssuer        = "issuer"
+	AudienceTokenEndpoint = "token_endpoint"
+)
+
+// audienceAccepted: per Config.AssertionAudience, the issuer alone, the
+// token endpoint's URL alone, or (default) either of them or the URL of
+// the endpoint called (RFC 9126 §2).
 func (p *Provider) audienceAccepted(aud audience, r *http.Request) bool {
-	if p.cfg.AssertionAudience != "" {
-		return len(aud) == 1 && aud[0] == p.cfg.AssertionAudience
-	}
 	iss := p.Issuer()
+	switch p.cfg.AssertionAudience {
+	case AudienceIssuer:
+		return len(aud) == 1 && aud[0] == iss
+	case AudienceTokenEndpoint:
+		return len(aud) == 1 && aud[0] == iss+"/token"
+	}
 	here := p.Endpoint("/" + path.Base(r.URL.Path))
 	for _, a := range aud {
 		if a == iss || a == iss+"/token" || a == here {

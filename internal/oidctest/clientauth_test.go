@@ -104,9 +104,9 @@ func TestPrivateKeyJWT(t *testing.T) {
 	}
 
 	t.Run("strict_audience", func(t *testing.T) {
-		e := newEnv(t, Config{AssertionAudience: "https://idp.example/"}, "")
+		e := newEnv(t, Config{AssertionAudience: AudienceIssuer}, "")
 		e.op.SetClientJWKSURI(clientJWKS(t, jose.JSONWebKey{Key: ec.Public(), KeyID: "ec", Algorithm: "ES256"}))
-		for aud, want := range map[string]int{e.op.Endpoint("/token"): 401, "https://idp.example/": 200} {
+		for aud, want := range map[string]int{e.op.Endpoint("/token"): 401, e.op.Issuer(): 200} {
 			a := assertion(t, ec, jose.ES256, "ec", map[string]any{"iss": e.op.ClientID(), "sub": e.op.ClientID(),
 				"aud": aud, "jti": rand.Text(), "exp": time.Now().Add(time.Minute).Unix()})
 			st, _ := e.post("/introspect", url.Values{"client_id": {e.op.ClientID()}, "token": {"x"},

@@ -38,7 +38,7 @@ func (p *Provider) handleDiscovery(w http.ResponseWriter, r *http.Request) {
 		"introspection_endpoint_auth_methods_supported":    p.authMethods(),
 		"token_endpoint_auth_signing_alg_values_supported": p.assertionAlgs(),
 		"acr_values_supported":                             []string{ACRBasic, ACRStrong},
-		"claims_parameter_supported":                       true,
+		"claims_parameter_supported":                       !mb.NoClaimsParameter,
 		"scopes_supported":                                 []string{"openid", "profile", "email", "offline_access"},
 		"claims_supported": []string{"iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "sid", "azp",
 			"at_hash", "acr", "amr", "name", "preferred_username", "email", "email_verified"},

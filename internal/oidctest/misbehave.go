@@ -93,4 +93,7 @@ type Misbehavior struct {
 	AuthTimeAgo time.Duration
 	// OmitAuthTime leaves auth_time out of ID tokens.
 	OmitAuthTime bool
+	// NoClaimsParameter makes discovery advertise
+	// claims_parameter_supported false (the parameter is still honoured).
+	NoClaimsParameter bool
 }

@@ -116,9 +116,9 @@ type Config struct {
 	// AssertionAlgs are the algorithms advertised and accepted for client
 	// assertions. Default RS256, PS256, ES256, ES384, ES512, EdDSA.
 	AssertionAlgs []string
-	// AssertionAudience, when set, is the only aud a client assertion may
-	// have. Default: the issuer, the token endpoint URL, or the URL of the
-	// endpoint called.
+	// AssertionAudience narrows the aud a client assertion may have to
+	// AudienceIssuer or AudienceTokenEndpoint alone. Default: the issuer,
+	// the token endpoint URL, or the URL of the endpoint called.
 	AssertionAudience string
 	// StrictOfflineAccess issues a refresh token for offline_access only
 	// when the authorization request had prompt=consent (OIDC Core §11), as
