@@ -217,6 +217,9 @@ func (b *BFF) tokenClient(a clientAuth, tokenURL string) *http.Client {
 	if a.method != authPrivateKeyJWT {
 		return b.client
 	}
+	if u, err := url.Parse(tokenURL); err == nil {
+		tokenURL = u.String() // as the request's URL will print
+	}
 	c := *b.client
 	c.Transport = &tokenTransport{base: b.client.Transport, b: b, auth: a, tokenURL: tokenURL}
 	return &c
