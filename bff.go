@@ -256,16 +256,8 @@ func (b *BFF) provider() *provider {
 }
 
 func (b *BFF) discoverOnce() error {
-	base, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := b.discoveryContext()
 	defer cancel()
-	go func() {
-		select {
-		case <-b.closed:
-			cancel()
-		case <-base.Done():
-		}
-	}()
-	ctx := b.clientContext(base)
 	op, err := oidc.NewProvider(ctx, b.cfg.Issuer)
 	if err != nil {
 		return err
@@ -277,7 +269,6 @@ func (b *BFF) discoverOnce() error {
 		EndSession         string   `json:"end_session_endpoint"`
 		PKCEMethods        []string `json:"code_challenge_methods_supported"`
 		IssParam           bool     `json:"authorization_response_iss_parameter_supported"`
-		AuthMethods        []string `json:"token_endpoint_auth_methods_supported"`
 		SigningAlgs        []string `json:"id_token_signing_alg_values_supported"`
 		AuthorizationEndpt string   `json:"authorization_endpoint"`
 		TokenEndpt         string   `json:"token_endpoint"`
@@ -295,15 +286,7 @@ func (b *BFF) discoverOnce() error {
 	}
 	keys := keyset.New(keyset.Config{URL: d.JWKSURI, Client: b.client, Logger: b.cfg.Logger,
 		MinRefetchInterval: b.cfg.keysRefetchInterval})
-	algs := []string{}
-	for _, a := range d.SigningAlgs {
-		if a != "none" && !strings.HasPrefix(a, "HS") {
-			algs = append(algs, a)
-		}
-	}
-	if len(algs) == 0 {
-		algs = []string{oidc.RS256}
-	}
+	algs := idTokenAlgs(d.SigningAlgs)
 	ep := op.Endpoint()
 	p := &provider{
 		oauth: oauth2.Config{
@@ -328,6 +311,35 @@ func (b *BFF) discoverOnce() error {
 	b.prov.Store(p)
 	b.log.Info("bff: provider discovered", "issuer", b.cfg.Issuer)
 	return nil
+}
+
+// discoveryContext bounds one discovery attempt (10 s, or until Close) and
+// makes it use the bounded client.
+func (b *BFF) discoveryContext() (context.Context, context.CancelFunc) {
+	base, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	go func() {
+		select {
+		case <-b.closed:
+			cancel()
+		case <-base.Done():
+		}
+	}()
+	return b.clientContext(base), cancel
+}
+
+// idTokenAlgs are the ID token signing algorithms to accept: the
+// discovery document's asymmetric ones (never none, never HS*), or RS256.
+func idTokenAlgs(advertised []string) []string {
+	algs := []string{}
+	for _, a := range advertised {
+		if a != "none" && !strings.HasPrefix(a, "HS") {
+			algs = append(algs, a)
+		}
+	}
+	if len(algs) == 0 {
+		algs = []string{oidc.RS256}
+	}
+	return algs
 }
 
 // writeJSON writes a 200 JSON response.

@@ -297,28 +297,36 @@ func validate(o Options) (*config, error) {
 	c.AuthParams = maps.Clone(o.AuthParams)
 	c.LoginParams = slices.Clone(o.LoginParams)
 	c.LoginPrompts = slices.Clone(o.LoginPrompts)
+	for _, step := range []func(*config) error{validateParties, validateSignIn, validateStore, validateCookie,
+		validateDurations, validateHooks} {
+		if err := step(c); err != nil {
+			return nil, err
+		}
+	}
+	return c, nil
+}
 
-	if err := checkURL("Issuer", o.Issuer, false); err != nil {
-		return nil, err
+// validateParties checks the provider, the client and this app's origin
+// and routes.
+func validateParties(c *config) error {
+	if err := checkURL("Issuer", c.Issuer, false); err != nil {
+		return err
 	}
-	if o.ClientID == "" {
-		return nil, fieldErr("ClientID", "is required")
+	if c.ClientID == "" {
+		return fieldErr("ClientID", "is required")
 	}
-	if err := validateSignIn(c); err != nil {
-		return nil, err
+	if err := checkURL("BaseURL", c.BaseURL, c.InsecurePlainHTTPCookies); err != nil {
+		return err
 	}
-	if err := checkURL("BaseURL", o.BaseURL, o.InsecurePlainHTTPCookies); err != nil {
-		return nil, err
-	}
-	c.base, _ = url.Parse(strings.TrimSuffix(o.BaseURL, "/"))
+	c.base, _ = url.Parse(strings.TrimSuffix(c.BaseURL, "/"))
 	if c.base.Path != "" || c.base.RawQuery != "" || c.base.Fragment != "" {
-		return nil, fieldErr("BaseURL", "must be an origin such as https://app.example, without path, query or fragment")
+		return fieldErr("BaseURL", "must be an origin such as https://app.example, without path, query or fragment")
 	}
 	if c.Prefix == "" {
 		c.Prefix = "/auth"
 	}
 	if !strings.HasPrefix(c.Prefix, "/") || strings.HasSuffix(c.Prefix, "/") || strings.ContainsAny(c.Prefix, "?#") {
-		return nil, fieldErr("Prefix", "must start with / and not end with / (like /auth)")
+		return fieldErr("Prefix", "must start with / and not end with / (like /auth)")
 	}
 	c.redirectURI = c.base.String() + c.Prefix + "/callback"
 	c.postLogout = c.base.String() + c.Prefix + "/logout/callback"
@@ -327,32 +335,40 @@ func validate(o Options) (*config, error) {
 		c.Scopes = []string{"openid", "profile", "email", "offline_access"}
 	}
 	if !slices.Contains(c.Scopes, "openid") {
-		return nil, fieldErr("Scopes", `must contain "openid"`)
+		return fieldErr("Scopes", `must contain "openid"`)
 	}
+	return nil
+}
 
-	if o.Store == nil && o.Redis == nil {
+// validateStore checks the session store and the keys that seal it.
+func validateStore(c *config) error {
+	if c.Store == nil && c.Redis == nil {
 		c.memoryStore = true
 	}
-	if o.Store != nil && o.Redis != nil {
-		return nil, fieldErr("Store", "set either Store or Redis, not both")
+	if c.Store != nil && c.Redis != nil {
+		return fieldErr("Store", "set either Store or Redis, not both")
 	}
 	switch {
-	case len(o.SecretKeys) == 0 && c.memoryStore:
+	case len(c.SecretKeys) == 0 && c.memoryStore:
 		k := make([]byte, seal.KeySize)
 		rand.Read(k)
 		c.keys = [][]byte{k}
-	case len(o.SecretKeys) == 0:
-		return nil, fieldErr("SecretKeys", "is required with a shared store: every instance must seal with the same key")
+	case len(c.SecretKeys) == 0:
+		return fieldErr("SecretKeys", "is required with a shared store: every instance must seal with the same key")
 	default:
-		for i, k := range o.SecretKeys {
+		for i, k := range c.SecretKeys {
 			if len(k) != seal.KeySize {
-				return nil, fieldErr("SecretKeys", "key %d is %d bytes, want %d", i, len(k), seal.KeySize)
+				return fieldErr("SecretKeys", "key %d is %d bytes, want %d", i, len(k), seal.KeySize)
 			}
 			c.keys = append(c.keys, slices.Clone(k))
 		}
 	}
+	return nil
+}
 
-	c.cookieSec = !o.InsecurePlainHTTPCookies
+// validateCookie checks the session cookie's name and security.
+func validateCookie(c *config) error {
+	c.cookieSec = !c.InsecurePlainHTTPCookies
 	if c.CookieName == "" {
 		c.CookieName = "__Host-bff"
 		if !c.cookieSec {
@@ -360,42 +376,49 @@ func validate(o Options) (*config, error) {
 		}
 	}
 	if c.cookieSec && !strings.HasPrefix(c.CookieName, "__Host-") {
-		return nil, fieldErr("CookieName", `must start with "__Host-" (or set InsecurePlainHTTPCookies)`)
+		return fieldErr("CookieName", `must start with "__Host-" (or set InsecurePlainHTTPCookies)`)
 	}
 	if !validCookieName(c.CookieName) {
-		return nil, fieldErr("CookieName", "is not a valid cookie name")
+		return fieldErr("CookieName", "is not a valid cookie name")
 	}
 	c.clearCookie = (&http.Cookie{Name: c.CookieName, Path: "/", MaxAge: -1, Secure: c.cookieSec, HttpOnly: true,
 		SameSite: http.SameSiteStrictMode}).String()
+	return nil
+}
 
+// validateDurations checks the timeouts and limits, and applies their
+// defaults.
+func validateDurations(c *config) error {
 	if err := defDur(&c.IdleTimeout, 12*time.Hour, "IdleTimeout"); err != nil {
-		return nil, err
+		return err
 	}
 	if err := defDur(&c.MaxLifetime, 7*24*time.Hour, "MaxLifetime"); err != nil {
-		return nil, err
+		return err
 	}
 	if err := defDur(&c.TouchInterval, time.Minute, "TouchInterval"); err != nil {
-		return nil, err
+		return err
 	}
 	if c.TouchInterval > c.IdleTimeout/2 {
 		c.TouchInterval = c.IdleTimeout / 2
 	}
 	switch {
 	case c.MaxSessionsPerUser < 0:
-		return nil, fieldErr("MaxSessionsPerUser", "must not be negative (0 means the default, 100)")
+		return fieldErr("MaxSessionsPerUser", "must not be negative (0 means the default, 100)")
 	case c.MaxSessionsPerUser == 0:
 		c.MaxSessionsPerUser = 100
 	}
 	if err := defDur(&c.LoginTimeout, 10*time.Minute, "LoginTimeout"); err != nil {
-		return nil, err
+		return err
 	}
 	if err := defDur(&c.RefreshSkew, time.Minute, "RefreshSkew"); err != nil {
-		return nil, err
+		return err
 	}
-	if err := defDur(&c.RefreshTimeout, 10*time.Second, "RefreshTimeout"); err != nil {
-		return nil, err
-	}
+	return defDur(&c.RefreshTimeout, 10*time.Second, "RefreshTimeout")
+}
 
+// validateHooks applies the defaults of the clients, hooks and redirects,
+// and checks the redirects and trusted origins.
+func validateHooks(c *config) error {
 	if c.HTTPClient == nil {
 		c.HTTPClient = &http.Client{Timeout: 10 * time.Second}
 	}
@@ -415,14 +438,14 @@ func validate(o Options) (*config, error) {
 		c.PostLogoutRedirect = "/"
 	}
 	if !strings.HasPrefix(c.PostLogoutRedirect, "/") || strings.HasPrefix(c.PostLogoutRedirect, "//") || strings.HasPrefix(c.PostLogoutRedirect, "/\\") {
-		return nil, fieldErr("PostLogoutRedirect", "must be a same-origin path such as /")
+		return fieldErr("PostLogoutRedirect", "must be a same-origin path such as /")
 	}
 	for _, o := range c.TrustedOrigins {
 		if err := http.NewCrossOriginProtection().AddTrustedOrigin(o); err != nil {
-			return nil, fieldErr("TrustedOrigins", "%q: %v", o, err)
+			return fieldErr("TrustedOrigins", "%q: %v", o, err)
 		}
 	}
-	return c, nil
+	return nil
 }
 
 // validateSignIn checks the client credentials and the options of the
