@@ -14,12 +14,16 @@
 //
 // A *BFF is an http.Handler serving, under Options.Prefix (default /auth):
 //
-//	GET  /auth/login?returnTo=/path  start sign-in
+//	GET  /auth/login?returnTo=/path  start sign-in (also prompt, login_hint, acr_values, max_age, ui_locales)
 //	GET  /auth/callback              the provider's redirect back
 //	GET  /auth/session               the user's claims and session expiry as JSON (401 when signed out)
 //	POST /auth/logout                end the session (here, at the provider, and on every instance)
 //	GET  /auth/logout/callback       the provider's redirect back after logout
 //	POST /auth/backchannel-logout    OpenID Connect Back-Channel Logout
+//	GET  /auth/jwks                  the client's public keys (with Options.ClientKeys)
+//
+// RequireAuthLevel guards routes that need a stronger or more recent sign-in
+// (RFC 9470 step-up).
 //
 // # Example
 //
