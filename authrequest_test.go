@@ -206,3 +206,54 @@ func TestSessionKeepsAuthenticationClaims(t *testing.T) {
 		t.Errorf("/auth/session claims lack acr, amr or auth_time: %s", body)
 	}
 }
+
+// FuzzLoginQuery sends arbitrary /login queries. Properties: no panic; no
+// 5xx; either a 400 that starts nothing (no cookie, no Location), or a 303
+// to the provider whose query holds only the protocol's parameters (bff's
+// own values) and the five sign-in parameters, each within its bound.
+func FuzzLoginQuery(f *testing.F) {
+	for _, q := range []string{"", "returnTo=/app", "prompt=none&returnTo=/x", "prompt=login%20consent",
+		"login_hint=alice%40example.com", "acr_values=urn:a%20urn:b&max_age=0", "ui_locales=de-CH%20fr",
+		"client_id=evil&redirect_uri=https://evil.example&scope=admin&response_type=token&state=x&nonce=y",
+		"prompt=none&prompt=login", "max_age=99999999999", "login_hint=%00", "claims=%7B%7D&request_uri=urn:x"} {
+		f.Add(q)
+	}
+	_, a := fuzzApp(f, nil)
+	host := strings.TrimPrefix(a.URL, "http://")
+	bounds := map[string]int{"prompt": 64, "login_hint": maxLoginHint, "acr_values": maxACRValues, "max_age": 10,
+		"ui_locales": maxUILocales, "claims": 4096}
+	own := map[string]string{"client_id": a.bff.cfg.ClientID, "redirect_uri": a.bff.cfg.redirectURI,
+		"scope": strings.Join(a.bff.cfg.Scopes, " "), "response_type": "code", "code_challenge_method": "S256"}
+	f.Fuzz(func(t *testing.T, query string) {
+		resp := serveInProcess(a.bff, "GET", "/auth/login", query, nil, http.Header{"Host": {host}})
+		defer resp.Body.Close()
+		switch resp.StatusCode {
+		case http.StatusBadRequest:
+			if len(resp.Cookies()) != 0 || resp.Header.Get("Location") != "" {
+				t.Fatalf("a refused /login?%s started something: %v %q", query, resp.Cookies(), resp.Header.Get("Location"))
+			}
+			return
+		case http.StatusSeeOther:
+		default:
+			t.Fatalf("/login?%s = %d", query, resp.StatusCode)
+		}
+		loc, err := url.Parse(resp.Header.Get("Location"))
+		if err != nil || loc.Scheme+"://"+loc.Host+loc.Path != a.op.Endpoint("/authorize") {
+			t.Fatalf("/login?%s went to %q", query, resp.Header.Get("Location"))
+		}
+		for k, vs := range loc.Query() {
+			if len(vs) != 1 {
+				t.Fatalf("%s sent %d times", k, len(vs))
+			}
+			if want, ok := own[k]; ok && vs[0] != want {
+				t.Fatalf("%s = %q, want bff's %q", k, vs[0], want)
+			}
+			if max, ok := bounds[k]; ok && len(vs[0]) > max {
+				t.Fatalf("%s is %d bytes, beyond %d", k, len(vs[0]), max)
+			}
+			if _, ok := own[k]; !ok && bounds[k] == 0 && k != "state" && k != "nonce" && k != "code_challenge" {
+				t.Fatalf("/login?%s sent %s to the provider", query, k)
+			}
+		}
+	})
+}
