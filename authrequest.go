@@ -194,9 +194,9 @@ func checkMaxAge(v string) (int64, error) {
 // signInParams merges Options.AuthParams with the browser's parameters
 // (which win), adds prompt=consent when offline_access is asked for and no
 // prompt is named (OIDC Core §11 lets a provider ignore offline_access
-// otherwise), and asks for an essential acr (the claims parameter) when
-// acr_values are sent and the provider supports it. It records in tx what
-// the callback must check.
+// otherwise), and asks for an essential acr (the claims parameter) when the
+// browser sends acr_values and the provider supports it. It records in tx
+// what the callback must check.
 func (b *BFF) signInParams(prov *provider, browser url.Values, tx *txn) url.Values {
 	out := url.Values{}
 	for k, v := range b.cfg.AuthParams {
@@ -213,7 +213,10 @@ func (b *BFF) signInParams(prov *provider, browser url.Values, tx *txn) url.Valu
 		n, _ := checkMaxAge(v) // validated
 		tx.MaxAge = &n
 	}
-	if v := out.Get(string(ParamACRValues)); v != "" {
+	// Only the browser's acr_values (a step-up) are checked at the
+	// callback: a static one is a hint, and refusing every sign-in that
+	// the provider answers at another level would lock everybody out.
+	if v := browser.Get(string(ParamACRValues)); v != "" {
 		tx.ACR, _ = checkACRValues(v) // validated
 		if prov.x.claimsParam && !out.Has("claims") {
 			claims, _ := json.Marshal(map[string]any{"id_token": map[string]any{

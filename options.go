@@ -76,7 +76,8 @@ type Options struct {
 	// code_challenge_method, response_type, response_mode, scope, request,
 	// request_uri) and client credentials are refused. One the browser may
 	// also send (LoginParams) is a default that the browser's value
-	// replaces. Default none.
+	// replaces. A max_age here is checked at the callback like the
+	// browser's; an acr_values is only a hint. Default none.
 	AuthParams map[string]string
 
 	// LoginParams are the parameters that Prefix+"/login" passes on from

@@ -202,3 +202,16 @@ func TestStepUpNotHonoured(t *testing.T) {
 		}
 	})
 }
+
+// acr_values in AuthParams are a hint: sent on every sign-in, not asked for
+// as essential, and a sign-in at another level is not refused.
+func TestStaticACRValuesAreAHint(t *testing.T) {
+	op := testOP(t, oidctest.Config{})
+	op.Misbehave(func(m *oidctest.Misbehavior) { m.IgnoreACR = true })
+	a := newApp(t, op, func(o *Options) { o.AuthParams = map[string]string{"acr_values": oidctest.ACRStrong} })
+	br := newBrowser(t)
+	a.login(br) // lands on /app, without an error
+	if got := op.LastAuthorizationRequest(); got.Get("acr_values") != oidctest.ACRStrong || got.Has("claims") {
+		t.Errorf("authorization request = %v", got)
+	}
+}
