@@ -48,6 +48,21 @@ func (p *Provider) assertionAlgs() []string {
 	return assertionAlgs
 }
 
+// clientPOST reads a POSTed form from the client and authenticates it
+// (authenticateClient); otherwise it writes the error and returns false.
+func (p *Provider) clientPOST(w http.ResponseWriter, r *http.Request) bool {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		oauthError(w, http.StatusMethodNotAllowed, "invalid_request", "POST required")
+		return false
+	}
+	if err := r.ParseForm(); err != nil {
+		oauthError(w, http.StatusBadRequest, "invalid_request", "malformed body")
+		return false
+	}
+	return p.authenticateClient(w, r)
+}
+
 // authenticateClient authenticates the client of a token, PAR, revocation
 // or introspection request with one of the advertised methods, records the
 // method used (ClientAuths), and writes a 401 invalid_client on failure.

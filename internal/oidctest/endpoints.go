@@ -152,16 +152,7 @@ func (p *Provider) accessFamilyLocked(tok string, now time.Time) (*family, bool)
 }
 
 func (p *Provider) handleRevoke(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", http.MethodPost)
-		oauthError(w, http.StatusMethodNotAllowed, "invalid_request", "POST required")
-		return
-	}
-	if err := r.ParseForm(); err != nil {
-		oauthError(w, http.StatusBadRequest, "invalid_request", "malformed body")
-		return
-	}
-	if !p.authenticateClient(w, r) {
+	if !p.clientPOST(w, r) {
 		return
 	}
 	p.revocations.Add(1)
@@ -183,16 +174,7 @@ func (p *Provider) handleRevoke(w http.ResponseWriter, r *http.Request) {
 }
 
 func (p *Provider) handleIntrospect(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", http.MethodPost)
-		oauthError(w, http.StatusMethodNotAllowed, "invalid_request", "POST required")
-		return
-	}
-	if err := r.ParseForm(); err != nil {
-		oauthError(w, http.StatusBadRequest, "invalid_request", "malformed body")
-		return
-	}
-	if !p.authenticateClient(w, r) {
+	if !p.clientPOST(w, r) {
 		return
 	}
 	p.introspections.Add(1)

@@ -21,16 +21,7 @@ func (p *Provider) handlePAR(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
-	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", http.MethodPost)
-		oauthError(w, http.StatusMethodNotAllowed, "invalid_request", "POST required")
-		return
-	}
-	if err := r.ParseForm(); err != nil {
-		oauthError(w, http.StatusBadRequest, "invalid_request", "malformed body")
-		return
-	}
-	if !p.authenticateClient(w, r) {
+	if !p.clientPOST(w, r) {
 		return
 	}
 	p.parRequests.Add(1)

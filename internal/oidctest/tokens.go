@@ -61,16 +61,7 @@ type opSession struct {
 }
 
 func (p *Provider) handleToken(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", http.MethodPost)
-		oauthError(w, http.StatusMethodNotAllowed, "invalid_request", "POST required")
-		return
-	}
-	if err := r.ParseForm(); err != nil {
-		oauthError(w, http.StatusBadRequest, "invalid_request", "malformed body")
-		return
-	}
-	if !p.authenticateClient(w, r) {
+	if !p.clientPOST(w, r) {
 		return
 	}
 	mb := p.misbehavior()
