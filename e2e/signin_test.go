@@ -100,6 +100,9 @@ func TestSilentSignIn(t *testing.T) {
 	if loc := tb.location(); loc != ex.URL+"/?silent&error=login_required" {
 		t.Errorf("signed out at the provider, the silent sign-in ended at %s, want returnTo?error=login_required", loc)
 	}
+	if got := tb.text("error"); !strings.Contains(got, "login_required") {
+		t.Errorf("the page shows %q, want the error it came back with", got)
+	}
 	for _, u := range docs.shown() {
 		if !strings.HasPrefix(u, ex.URL+"/") {
 			t.Errorf("a page other than the app's was shown: %s", u)
