@@ -72,6 +72,9 @@ func serveInProcess(h http.Handler, method, path, rawQuery string, body io.Reade
 	for k, v := range header {
 		req.Header[k] = v
 	}
+	if host := header.Get("Host"); host != "" {
+		req.Host = host // as the browser sends it
+	}
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, req)
 	return rec.Result()
@@ -92,7 +95,7 @@ func startSignIn(t testing.TB, a *app, returnTo string) (s signIn, authorize str
 	if returnTo != "" {
 		q = "returnTo=" + url.QueryEscape(returnTo)
 	}
-	resp := serveInProcess(a.bff, "GET", "/auth/login", q, nil, nil)
+	resp := serveInProcess(a.bff, "GET", "/auth/login", q, nil, http.Header{"Host": {strings.TrimPrefix(a.URL, "http://")}})
 	if resp.StatusCode != http.StatusSeeOther {
 		if resp.StatusCode != http.StatusBadRequest {
 			t.Fatalf("/login?%s = %d", q, resp.StatusCode)

@@ -337,8 +337,9 @@ func (st *sessionStore) members(ctx context.Context, kind, value string) ([]stri
 type replayKind string
 
 const (
-	replayState replayKind = "state" // a sign-in's state, used at the callback
-	replayJTI   replayKind = "jti"   // a logout token's issuer and jti
+	replayState  replayKind = "state"  // a sign-in's state, used at the callback
+	replayLogout replayKind = "logout" // an RP-initiated logout's state, used at the logout callback
+	replayJTI    replayKind = "jti"    // a logout token's issuer and jti
 )
 
 // firstUse records a replay marker for value for ttl, and reports whether
