@@ -465,7 +465,7 @@ func TestCallbackAccepts(t *testing.T) {
 // InsecureAllowHTTPEndpoints is set.
 func TestProviderEndpointsRequireHTTPS(t *testing.T) {
 	members := []string{"authorization_endpoint", "token_endpoint", "jwks_uri", "userinfo_endpoint",
-		"revocation_endpoint", "end_session_endpoint"}
+		"revocation_endpoint", "end_session_endpoint", "pushed_authorization_request_endpoint"}
 	for _, m := range members {
 		t.Run(m, func(t *testing.T) {
 			t.Parallel()

@@ -268,11 +268,11 @@ type Options struct {
 	InsecureAllowNoPKCE bool
 
 	// InsecureAllowHTTPEndpoints accepts provider endpoints from discovery
-	// (authorization, token, JWKS, userinfo, revocation, end-session) over
-	// plain http on a host that is not loopback, where codes, tokens and the
-	// provider's keys would cross the network in clear text. Never use it in
-	// production. Default false: every endpoint must be https, except on
-	// localhost and loopback addresses.
+	// (authorization, token, JWKS, userinfo, revocation, end-session, PAR)
+	// over plain http on a host that is not loopback, where codes, tokens
+	// and the provider's keys would cross the network in clear text. Never
+	// use it in production. Default false: every endpoint must be https,
+	// except on localhost and loopback addresses.
 	InsecureAllowHTTPEndpoints bool
 
 	// InsecurePlainHTTPCookies drops the Secure attribute and allows a
@@ -549,10 +549,7 @@ func checkURL(field, s string, allowHTTP bool) error {
 }
 
 // checkEndpoints checks the provider's endpoints from discovery: the
-// first three are required; each present one must be an absolute https URL
-// without user information or fragment (a query is allowed, as RFC 6749
-// §3.1 allows one), or http on a loopback host or with
-// InsecureAllowHTTPEndpoints.
+// first three are required; each present one must pass checkEndpoint.
 func (c *config) checkEndpoints(authz, token, jwks, userinfo, revocation, endSession string) error {
 	for _, ep := range []struct {
 		member, url string
@@ -568,17 +565,28 @@ func (c *config) checkEndpoints(authz, token, jwks, userinfo, revocation, endSes
 			}
 			continue
 		}
-		u, err := url.Parse(ep.url)
-		if err != nil || u.Host == "" || u.User != nil || u.Fragment != "" || u.Opaque != "" {
-			return fmt.Errorf("%s %q is not an absolute URL without user information or fragment", ep.member, ep.url)
+		if err := c.checkEndpoint(ep.member, ep.url); err != nil {
+			return err
 		}
-		switch {
-		case u.Scheme == "https":
-		case u.Scheme == "http" && (isLoopback(u.Hostname()) || c.InsecureAllowHTTPEndpoints):
-		default:
-			return fmt.Errorf("%s %q must use https (http only on a loopback host, or with Options.InsecureAllowHTTPEndpoints)",
-				ep.member, ep.url)
-		}
+	}
+	return nil
+}
+
+// checkEndpoint checks one provider endpoint from discovery (the
+// discovery document's member): an absolute https URL without user
+// information or fragment (a query is allowed, as RFC 6749 §3.1 allows
+// one), or http on a loopback host or with InsecureAllowHTTPEndpoints.
+func (c *config) checkEndpoint(member, raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" || u.User != nil || u.Fragment != "" || u.Opaque != "" {
+		return fmt.Errorf("%s %q is not an absolute URL without user information or fragment", member, raw)
+	}
+	switch {
+	case u.Scheme == "https":
+	case u.Scheme == "http" && (isLoopback(u.Hostname()) || c.InsecureAllowHTTPEndpoints):
+	default:
+		return fmt.Errorf("%s %q must use https (http only on a loopback host, or with Options.InsecureAllowHTTPEndpoints)",
+			member, raw)
 	}
 	return nil
 }

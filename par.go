@@ -38,8 +38,8 @@ func (b *BFF) choosePAR(endpoint string, required bool) (string, error) {
 		return "", configErr("Options.PAR is PARRequired (or the provider requires it) and the discovery document has no pushed_authorization_request_endpoint")
 	}
 	if endpoint != "" {
-		if err := checkURL("pushed_authorization_request_endpoint", endpoint, true); err != nil {
-			return "", fmt.Errorf("discovery document: invalid endpoint %q", endpoint)
+		if err := b.cfg.checkEndpoint("pushed_authorization_request_endpoint", endpoint); err != nil {
+			return "", fmt.Errorf("discovery document: %w", err)
 		}
 	}
 	return endpoint, nil
