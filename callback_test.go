@@ -749,7 +749,7 @@ func TestLargeClaims(t *testing.T) {
 			rec.Claims = []byte(`"` + strings.Repeat("c", record.MaxField-2) + `"`)
 			rec.IDToken = strings.Repeat("i", record.MaxField)
 			ns := newSession(recordName(rand.Text()), rec)
-			if err := a.bff.store.create(context.Background(), ns); err != nil {
+			if err := a.bff.store.create(context.Background(), ns, ""); err != nil {
 				t.Fatal(err)
 			}
 			got, err := a.bff.store.read(context.Background(), ns.key)

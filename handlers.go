@@ -424,11 +424,15 @@ func (b *BFF) startSession(r *http.Request, tok *oauth2.Token, idt *oidc.IDToken
 	id := rand.Text()
 	s := newSession(recordName(id), rec)
 	ctx := r.Context()
-	if err := b.store.create(ctx, s); err != nil {
+	replaced := ""
+	if old, ok := cookieValue(r.Header, b.cfg.CookieName); ok && validID(old) {
+		replaced = recordName(old)
+	}
+	if err := b.store.create(ctx, s, replaced); err != nil {
 		return nil, "", err
 	}
-	if old, ok := cookieValue(r.Header, b.cfg.CookieName); ok && validID(old) && old != id {
-		last, err := b.store.end(ctx, recordName(old))
+	if replaced != "" {
+		last, err := b.store.end(ctx, replaced)
 		if err != nil {
 			b.log.WarnContext(ctx, "bff: the previous session of this browser could not be ended", "err", err)
 		}

@@ -125,6 +125,40 @@ func TestStepUpSameUser(t *testing.T) {
 	}
 }
 
+// A step-up at the session limit replaces the browser's session and ends
+// no other session of the user: the replaced one leaves room for the new
+// one. Signing in as somebody else gets no such room: that user's limit
+// holds.
+func TestStepUpAtSessionLimit(t *testing.T) {
+	bob := oidctest.User{Subject: "bob-0002", Username: "bob", Password: "bob", Name: "Bob", Email: "bob@example.com"}
+	op := testOP(t, oidctest.Config{Users: []oidctest.User{oidctest.DefaultUser, bob}})
+	a := stepUpApp(t, op, strong, 0, func(o *Options) { o.MaxSessionsPerUser = 2 })
+	phone, laptop := newBrowser(t), newBrowser(t)
+	a.login(phone)
+	a.login(laptop)
+	old, _ := a.sessionCookie(laptop)
+	resp, _ := laptop.follow(a.URL + "/auth/login?acr_values=" + url.QueryEscape(oidctest.ACRStrong) + "&returnTo=/app")
+	if code, _ := a.status(laptop, "GET", "/api/stepup"); code != 200 || resp.Request.URL.Path != "/app" {
+		t.Fatalf("step-up ended at %s, then /api/stepup = %d", resp.Request.URL, code)
+	}
+	if _, err := a.storeSession(old); err != errNotFound {
+		t.Errorf("the replaced session: %v, want ended", err)
+	}
+	if !signedIn(t, a, phone) {
+		t.Error("the step-up on the laptop ended the phone's session")
+	}
+
+	// A third browser, signed in as bob, signs in as alice: bob's session
+	// makes no room in alice's two, so her oldest (the phone's) ends.
+	third := newBrowser(t)
+	third.follow(a.URL + "/auth/login?login_hint=bob&returnTo=/app")
+	third.follow(a.URL + "/auth/login?returnTo=/app")
+	infos, err := a.bff.Sessions(context.Background(), oidctest.DefaultUser.Subject)
+	if err != nil || len(infos) != 2 || signedIn(t, a, phone) {
+		t.Errorf("alice has %d sessions (%v), the phone's live: %v; want 2, the phone's ended", len(infos), err, signedIn(t, a, phone))
+	}
+}
+
 // A step-up sign-in as somebody else is an ordinary new sign-in: the old
 // user's session ends.
 func TestStepUpOtherUser(t *testing.T) {
