@@ -80,6 +80,16 @@ func serveInProcess(h http.Handler, method, path, rawQuery string, body io.Reade
 	return rec.Result()
 }
 
+// serveLogin runs /auth/login in-process, sent to BaseURL's host as a
+// browser sends it (/login on another host redirects there first).
+func (a *app) serveLogin(rawQuery string, header http.Header) *http.Response {
+	h := http.Header{"Host": {strings.TrimPrefix(a.URL, "http://")}}
+	for k, v := range header {
+		h[k] = v
+	}
+	return serveInProcess(a.bff, "GET", "/auth/login", rawQuery, nil, h)
+}
+
 // signIn is a sign-in in progress: the transaction cookie /login set and,
 // once the provider approved it, the genuine callback parameters.
 type signIn struct {
@@ -95,7 +105,7 @@ func startSignIn(t testing.TB, a *app, returnTo string) (s signIn, authorize str
 	if returnTo != "" {
 		q = "returnTo=" + url.QueryEscape(returnTo)
 	}
-	resp := serveInProcess(a.bff, "GET", "/auth/login", q, nil, http.Header{"Host": {strings.TrimPrefix(a.URL, "http://")}})
+	resp := a.serveLogin(q, nil)
 	if resp.StatusCode != http.StatusSeeOther {
 		if resp.StatusCode != http.StatusBadRequest {
 			t.Fatalf("/login?%s = %d", q, resp.StatusCode)
