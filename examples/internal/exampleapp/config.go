@@ -88,12 +88,8 @@ func Load(getenv func(string) string, log *slog.Logger) (*Config, error) {
 		rand.Read(c.SecretKey)
 		log.Warn("BFF_SECRET_KEY is not set: using a random key, so sessions end when this process stops and no other instance can read them; set it to the base64 of 32 random bytes (openssl rand -base64 32)")
 	}
-	switch s := getenv("BFF_METRICS"); s {
-	case "", "1":
-		c.Metrics = true
-	case "0":
-	default:
-		return nil, fmt.Errorf("BFF_METRICS: %q is neither 1 (serve /metrics, the default) nor 0", s)
+	if err := c.loadMetrics(getenv); err != nil {
+		return nil, err
 	}
 	if s := getenv("BFF_REFRESH_SKEW"); s != "" {
 		if c.RefreshSkew, err = time.ParseDuration(s); err != nil || c.RefreshSkew < 0 {
@@ -114,6 +110,18 @@ func Load(getenv func(string) string, log *slog.Logger) (*Config, error) {
 		}
 	}
 	return c, nil
+}
+
+// loadMetrics reads BFF_METRICS: 1 (serve /metrics, the default) or 0.
+func (c *Config) loadMetrics(getenv func(string) string) error {
+	switch s := getenv("BFF_METRICS"); s {
+	case "", "1":
+		c.Metrics = true
+	case "0":
+	default:
+		return fmt.Errorf("BFF_METRICS: %q is neither 1 (serve /metrics, the default) nor 0", s)
+	}
+	return nil
 }
 
 // Options returns the bff.Options for this configuration. Redis, when set,
