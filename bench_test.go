@@ -457,7 +457,7 @@ func mintSessions(t *testing.T, b *BFF, n int) []string {
 		ids[i] = rand.Text()
 		s := typicalSession(ids[i])
 		s.rec.AccessExpiry = time.Now().Add(24 * time.Hour).UnixNano()
-		if err := b.store.create(context.Background(), s); err != nil {
+		if err := b.store.create(context.Background(), s, ""); err != nil {
 			t.Errorf("mint: %v", err)
 		}
 	})

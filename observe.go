@@ -129,7 +129,7 @@ type providerTransport struct {
 }
 
 // The provider's endpoints, as attribute values.
-var providerEndpoints = []string{"discovery", "token", "userinfo", "revocation", "jwks", "other"}
+var providerEndpoints = []string{"discovery", "token", "userinfo", "revocation", "jwks", "par", "other"}
 
 var (
 	providerAddOpts    = map[string][]metric.AddOption{}
@@ -203,6 +203,8 @@ func (t *telemetry) endpoint(u *url.URL) string {
 		return "revocation"
 	case p.keys != nil && same(p.keys.URL()):
 		return "jwks"
+	case same(p.x.parURL):
+		return "par"
 	}
 	return "other"
 }

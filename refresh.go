@@ -56,7 +56,7 @@ func (b *BFF) RequireSession(next http.Handler) http.Handler {
 func safeMethod(m string) bool { return m == "GET" || m == "HEAD" || m == "OPTIONS" }
 
 func (b *BFF) checkCSRF(r *http.Request) error {
-	if err := b.cop.Check(r); err != nil {
+	if !b.sameOrigin(r) {
 		return errCSRF
 	}
 	if b.cfg.CSRFHeader != "" && r.Header.Get(b.cfg.CSRFHeader) == "" {
@@ -276,7 +276,7 @@ func (b *BFF) grant(ctx context.Context, prov *provider, cur *session, now time.
 	callCtx, cancel := context.WithTimeout(ctx, b.cfg.RefreshTimeout)
 	defer cancel()
 	callCtx = b.clientContext(callCtx)
-	tok, err := prov.oauth.TokenSource(callCtx, &oauth2.Token{RefreshToken: cur.rec.RefreshToken}).Token()
+	tok, err := prov.oauth.TokenSource(b.tokenContext(callCtx, prov), &oauth2.Token{RefreshToken: cur.rec.RefreshToken}).Token()
 	if err != nil {
 		var re *oauth2.RetrieveError
 		if errors.As(err, &re) && re.ErrorCode == "invalid_grant" {

@@ -228,3 +228,33 @@ func (b *BFF) liveSessionAt(w http.ResponseWriter, r *http.Request, now time.Tim
 	}
 	return s, nil
 }
+
+// ACR returns the authentication context class reference the user signed
+// in with (the ID token's acr claim), or "".
+func (u User) ACR() string {
+	v, _ := u.claims.get()["acr"].(string)
+	return v
+}
+
+// AMR returns the authentication methods the user signed in with (the ID
+// token's amr claim, such as ["pwd", "otp"]), or nil.
+func (u User) AMR() []string {
+	vs, _ := u.claims.get()["amr"].([]any)
+	var out []string
+	for _, v := range vs {
+		if s, ok := v.(string); ok {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// AuthTime returns when the user last authenticated at the provider (the
+// ID token's auth_time claim), or the zero time if the provider did not
+// say.
+func (u User) AuthTime() time.Time {
+	if v, ok := u.claims.get()["auth_time"].(float64); ok && v > 0 {
+		return time.Unix(int64(v), 0)
+	}
+	return time.Time{}
+}

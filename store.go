@@ -181,10 +181,18 @@ func (st *sessionStore) sealed(s *session) []byte {
 }
 
 // create stores a new session and indexes it. Signing in beyond
-// MaxSessionsPerUser ends the user's oldest sessions.
-func (st *sessionStore) create(ctx context.Context, s *session) error {
+// MaxSessionsPerUser ends the user's oldest sessions. replaces is the store
+// key of the session that s replaces ("" for none): the browser's previous
+// session, which the caller ends right after. It does not count against
+// the limit of the index sets it shares with s, so that a sign-in that
+// replaces it (a step-up) ends no other session of the user.
+func (st *sessionStore) create(ctx context.Context, s *session, replaces string) error {
 	v := st.sealed(s)
-	if err := st.indexAdd(ctx, s); err != nil {
+	var prev *session
+	if replaces != "" {
+		prev, _ = st.read(ctx, replaces) // nil when gone or unreadable: no allowance
+	}
+	if err := st.indexAdd(ctx, s, prev); err != nil {
 		return err
 	}
 	err := st.breaker.allow()
@@ -282,21 +290,30 @@ func indexKinds(rec *record.Session) [2][2]string {
 }
 
 // indexAdd adds s to its sub and sid sets and ends the sessions evicted
-// from them (the oldest, beyond the limit).
-func (st *sessionStore) indexAdd(ctx context.Context, s *session) error {
+// from them (the oldest, beyond the limit; one more in a set that prev,
+// the session s replaces, is in too).
+func (st *sessionStore) indexAdd(ctx context.Context, s, prev *session) error {
 	// Microseconds: sign-ins in one millisecond stay in order, and a
 	// float64 score (Redis) holds them exactly.
 	score := s.rec.Created / int64(time.Microsecond)
 	stale := st.now().Add(-st.maxLife).UnixMicro()
 	exp := time.Unix(0, s.rec.Created).Add(st.maxLife)
-	for _, kv := range indexKinds(&s.rec) {
+	var replaced [2][2]string
+	if prev != nil {
+		replaced = indexKinds(&prev.rec)
+	}
+	for i, kv := range indexKinds(&s.rec) {
 		if kv[1] == "" {
 			continue
+		}
+		limit := st.limit
+		if replaced[i] == kv {
+			limit++
 		}
 		if err := st.breaker.allow(); err != nil {
 			return err
 		}
-		evicted, err := st.be.IndexAdd(ctx, st.sealer.Name(kv[0], kv[1]), s.key, score, stale, st.limit, exp)
+		evicted, err := st.be.IndexAdd(ctx, st.sealer.Name(kv[0], kv[1]), s.key, score, stale, limit, exp)
 		if err := st.breaker.done(ctx, err); err != nil {
 			return err
 		}
@@ -351,8 +368,9 @@ func (st *sessionStore) members(ctx context.Context, kind, value string) ([]stri
 type replayKind string
 
 const (
-	replayState replayKind = "state" // a sign-in's state, used at the callback
-	replayJTI   replayKind = "jti"   // a logout token's issuer and jti
+	replayState  replayKind = "state"  // a sign-in's state, used at the callback
+	replayLogout replayKind = "logout" // an RP-initiated logout's state, used at the logout callback
+	replayJTI    replayKind = "jti"    // a logout token's issuer and jti
 )
 
 // firstUse records a replay marker for value for ttl, and reports whether

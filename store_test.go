@@ -402,7 +402,7 @@ func TestSignInCostFlat(t *testing.T) {
 				n := a.bff.cfg.Now().Add(time.Duration(i) * time.Millisecond).UnixNano()
 				s := newSession(recordName(rand.Text()), mintRecord(n))
 				w := work(func() {
-					if err := a.bff.store.create(ctx, s); err != nil {
+					if err := a.bff.store.create(ctx, s, ""); err != nil {
 						t.Fatalf("sign-in %d: %v", i, err)
 					}
 				})

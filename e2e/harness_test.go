@@ -131,7 +131,7 @@ func startExample(t *testing.T, env ...string) *example {
 			t.Fatal(err)
 		}
 		go func() { ex.cmd.Wait(); close(ex.exited) }()
-		err := ex.waitReady("http://127.0.0.1:" + appPort)
+		err := ex.waitReady("http://127.0.0.1:"+appPort, "localhost:"+appPort)
 		if err == nil {
 			t.Cleanup(func() { ex.stop(t) })
 			return ex
@@ -146,8 +146,9 @@ func startExample(t *testing.T, env ...string) *example {
 }
 
 // waitReady waits until the login route redirects to the IdP, that is until
-// the example listens and discovery succeeded.
-func (ex *example) waitReady(direct string) error {
+// the example listens and discovery succeeded. It connects to direct (an
+// IPv4 address) and names host, BaseURL's, as a browser would.
+func (ex *example) waitReady(direct, host string) error {
 	client := &http.Client{
 		Timeout:       2 * time.Second,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
@@ -159,10 +160,12 @@ func (ex *example) waitReady(direct string) error {
 			return fmt.Errorf("exited: %v", ex.cmd.ProcessState)
 		default:
 		}
-		resp, err := client.Get(direct + "/auth/login?returnTo=/")
+		req, _ := http.NewRequest(http.MethodGet, direct+"/auth/login?returnTo=/", nil)
+		req.Host = host
+		resp, err := client.Do(req)
 		if err == nil {
 			resp.Body.Close()
-			if resp.StatusCode == http.StatusSeeOther {
+			if resp.StatusCode == http.StatusSeeOther && strings.HasPrefix(resp.Header.Get("Location"), ex.IdPURL+"/") {
 				return nil
 			}
 		}

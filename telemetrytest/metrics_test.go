@@ -124,6 +124,36 @@ func TestMetricsCounts(t *testing.T) {
 	}
 }
 
+// TestMetricsSignInVariants: a sign-in through PAR counts its call to the
+// provider under endpoint=par; a silent sign-in the provider cannot do and
+// a step-up it does not honour go back to returnTo, and count under their
+// own outcomes, not as successes.
+func TestMetricsSignInVariants(t *testing.T) {
+	tel := newTelemetry(t)
+	op := startOP(t, oidctest.Config{PAR: true})
+	a := newApp(t, op, nil, func(o *bff.Options) { o.MeterProvider = tel.mp })
+	a.login(newBrowser(t))
+	if got := tel.points(t, "bff.provider.duration")["endpoint=par"]; got != 1 {
+		t.Errorf("bff.provider.duration{endpoint=par} = %d after a sign-in with PAR, want 1", got)
+	}
+
+	backToApp := func(query, want string) {
+		t.Helper()
+		br := newBrowser(t) // not signed in at the provider
+		_, _, resp := br.do("GET", a.URL+"/auth/login?"+query)
+		_, _, resp = br.do("GET", resp.Header.Get("Location"))
+		code, body, resp := br.do("GET", resp.Header.Get("Location"))
+		if code != http.StatusSeeOther || resp.Header.Get("Location") != want {
+			t.Fatalf("callback of /login?%s = %d %q %s, want 303 to %q", query, code, resp.Header.Get("Location"), body, want)
+		}
+	}
+	backToApp("prompt=none&returnTo=/app", "/app?error=login_required")
+	op.op.Misbehave(func(m *oidctest.Misbehavior) { m.IgnoreACR = true })
+	backToApp("acr_values="+oidctest.ACRStrong+"&returnTo=/app", "/app?error=insufficient_user_authentication")
+	expectPoints(t, tel, "bff.login", map[string]int64{"outcome=success": 1, "outcome=provider_login_required": 1,
+		"outcome=insufficient_user_authentication": 1})
+}
+
 // TestMetricsSessionEndReasons: each way a session ends is counted under
 // its reason.
 func TestMetricsSessionEndReasons(t *testing.T) {

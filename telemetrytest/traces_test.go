@@ -88,6 +88,8 @@ func TestProxyTraceparent(t *testing.T) {
 		t.Fatalf("proxied request: %d", code)
 	}
 
+	// The proxy flushes the upstream's answer before its span ends.
+	waitUntil(t, 10*time.Second, "the bff.proxy span to end", func() bool { return len(tel.tree().named("bff.proxy")) > 0 })
 	proxySpan := tel.tree().one(t, "bff.proxy")
 	sc := proxySpan.SpanContext()
 	if proxySpan.Parent().TraceID().String() != incomingTrace || proxySpan.Parent().SpanID().String() != incomingParent ||

@@ -12,14 +12,19 @@
 //	BFF_BASE_URL              public origin (http://localhost:8080)
 //	BFF_ISSUER                the OpenID Provider; unset: the embedded development IdP
 //	BFF_CLIENT_ID             client ID at the provider
-//	BFF_CLIENT_SECRET         client secret at the provider
+//	BFF_CLIENT_SECRET         client secret at the provider (optional with BFF_CLIENT_KEY)
+//	BFF_CLIENT_KEY            path of a PEM private key (EC P-256 or RSA): private_key_jwt instead of a secret
 //	BFF_SCOPES                space-separated scopes (openid profile email offline_access)
+//	BFF_AUTH_PARAMS           URL-query-encoded parameters for every sign-in (access_type=offline&audience=...)
+//	BFF_PAR                   pushed authorization requests: auto, never, require (auto)
+//	BFF_STEPUP_ACR            space-separated acr values GET /api/stepup requires (unset: no such route)
 //	BFF_REDIS_ADDR            host:port of Redis for sessions (in-memory)
 //	BFF_REDIS_URL             instead: redis:// or rediss:// (TLS) URL, user:password@ and /database allowed
 //	BFF_REDIS_SENTINELS       comma-separated host:port of Redis Sentinels (BFF_REDIS_URL then without host)
 //	BFF_REDIS_MASTER          the master name the sentinels monitor
 //	BFF_SECRET_KEY            base64 of 32 bytes (random per process, with a warning)
-//	BFF_REFRESH_SKEW          refresh access tokens this long before they expire (1m)
+//	BFF_REFRESH_SKEW          refresh access tokens this long before they expire, at most half
+//	                          the token's lifetime (1m)
 //	BFF_UPSTREAM_URL          downstream API proxied under /api/upstream/, WebSockets too (unset)
 //	BFF_DEV_IDP_ADDR          listen address of the development IdP (127.0.0.1:8081)
 //	BFF_DEV_ACCESS_TOKEN_TTL  access-token lifetime at the development IdP (1h)
@@ -30,6 +35,8 @@
 //	/auth/...          sign-in, callback, session, sign-out (bff)
 //	GET  /api/me       {"sub", "name", "email", "tokenExpiresAt"} (signed in)
 //	POST /api/echo     echoes its JSON body (signed in, same origin)
+//	GET  /api/stepup   {"acr", "authTime"} (signed in at one of BFF_STEPUP_ACR; else 401
+//	                   insufficient_user_authentication; only with BFF_STEPUP_ACR)
 //	/api/upstream/...  proxied to BFF_UPSTREAM_URL with the access token (signed in);
 //	                   WebSockets only from the app's own origin
 //	GET  /metrics      bff's metrics, Prometheus text format (BFF_METRICS=1)
@@ -158,6 +165,11 @@ func newServer(getenv func(string) string, log *slog.Logger) (_ *server, err err
 	mux.Handle("/auth/", auth)
 	mux.Handle("GET /api/me", auth.RequireSession(http.HandlerFunc(me)))
 	mux.Handle("POST /api/echo", auth.RequireSession(http.HandlerFunc(echo)))
+	if len(cfg.StepUpACR) > 0 {
+		// Step-up (RFC 9470): a 401 that names the acr values to sign in
+		// with (/auth/login?acr_values=...&returnTo=...).
+		mux.Handle("GET /api/stepup", auth.RequireSession(auth.RequireAuthLevel(cfg.StepUpACR, 0)(http.HandlerFunc(stepUp))))
+	}
 	if cfg.Upstream != nil {
 		// The browser calls the downstream API through the BFF, which adds
 		// the user's access token: /api/upstream/x goes to BFF_UPSTREAM_URL/x.
@@ -196,6 +208,25 @@ func me(w http.ResponseWriter, r *http.Request) {
 	resp := meResponse{Sub: user.Subject, Name: user.Name, Email: user.Email}
 	if !tok.Expiry.IsZero() {
 		resp.TokenExpiresAt = tok.Expiry.UTC().Format(time.RFC3339)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	json.NewEncoder(w).Encode(resp)
+}
+
+// stepUpResponse is the JSON of GET /api/stepup.
+type stepUpResponse struct {
+	ACR      string `json:"acr"`
+	AuthTime string `json:"authTime,omitempty"` // RFC 3339: when the user authenticated at the provider
+}
+
+// stepUp answers the level and time of the sign-in that RequireAuthLevel
+// accepted.
+func stepUp(w http.ResponseWriter, r *http.Request) {
+	user, _ := bff.UserFrom(r.Context())
+	resp := stepUpResponse{ACR: user.ACR()}
+	if t := user.AuthTime(); !t.IsZero() {
+		resp.AuthTime = t.UTC().Format(time.RFC3339)
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")

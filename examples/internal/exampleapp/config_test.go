@@ -2,12 +2,22 @@ package exampleapp
 
 import (
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/pem"
 	"io"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gobff/bff"
 )
 
 func TestLoadDefaults(t *testing.T) {
@@ -120,4 +130,63 @@ func TestLoadRedis(t *testing.T) {
 			o.Redis.Close()
 		})
 	}
+}
+
+// pemFile writes a PEM block of key (DER produced by marshal) and returns
+// its path.
+func pemFile(t *testing.T, typ string, der []byte) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "key.pem")
+	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func TestLoadSignInEnv(t *testing.T) {
+	ec, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	p384, _ := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	rk, _ := rsa.GenerateKey(rand.Reader, 2048)
+	sec1, _ := x509.MarshalECPrivateKey(ec)
+	pkcs8, _ := x509.MarshalPKCS8PrivateKey(ec)
+	p384der, _ := x509.MarshalPKCS8PrivateKey(p384)
+	load := func(env map[string]string) (*Config, error) {
+		return Load(func(k string) string { return env[k] }, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	}
+	c, err := load(map[string]string{"BFF_ISSUER": "https://idp.example", "BFF_CLIENT_ID": "app",
+		"BFF_CLIENT_KEY": pemFile(t, "EC PRIVATE KEY", sec1), "BFF_AUTH_PARAMS": "access_type=offline&audience=https%3A%2F%2Fapi",
+		"BFF_PAR": "require", "BFF_STEPUP_ACR": " a  b "})
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := c.Options(nil)
+	if len(o.ClientKeys) != 1 || o.ClientSecret != "" || o.PAR != bff.PARRequired ||
+		o.AuthParams["access_type"] != "offline" || o.AuthParams["audience"] != "https://api" || !slices.Equal(c.StepUpACR, []string{"a", "b"}) {
+		t.Errorf("options: %+v, step-up %v", o, c.StepUpACR)
+	}
+	for _, key := range []string{pemFile(t, "PRIVATE KEY", pkcs8), pemFile(t, "RSA PRIVATE KEY", x509.MarshalPKCS1PrivateKey(rk))} {
+		if c, err := load(map[string]string{"BFF_CLIENT_KEY": key}); err != nil || c.ClientKey == nil {
+			t.Errorf("BFF_CLIENT_KEY %s: %v", key, err)
+		}
+	}
+	for name, env := range map[string]map[string]string{
+		"auth_params_twice": {"BFF_AUTH_PARAMS": "a=1&a=2"},
+		"auth_params_bad":   {"BFF_AUTH_PARAMS": "a=%zz"},
+		"par_bad":           {"BFF_PAR": "sometimes"},
+		"key_missing":       {"BFF_CLIENT_KEY": filepath.Join(t.TempDir(), "none.pem")},
+		"key_not_pem":       {"BFF_CLIENT_KEY": writeFile(t, "not a key")},
+		"key_p384":          {"BFF_CLIENT_KEY": pemFile(t, "PRIVATE KEY", p384der)},
+		"issuer_no_secret":  {"BFF_ISSUER": "https://idp.example", "BFF_CLIENT_ID": "app"},
+	} {
+		if _, err := load(env); err == nil {
+			t.Errorf("%s: Load accepted %v", name, env)
+		}
+	}
+}
+
+func writeFile(t *testing.T, content string) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "file")
+	os.WriteFile(path, []byte(content), 0o600)
+	return path
 }

@@ -101,7 +101,14 @@ var (
 // origin than the app.
 func (b *Browser) SignIn(appURL, returnTo, username, password string) *Response {
 	b.t.Helper()
-	resp := b.Get(appURL + "/auth/login?returnTo=" + url.QueryEscape(returnTo))
+	return b.SignInWith(appURL, url.Values{"returnTo": {returnTo}}, username, password)
+}
+
+// SignInWith is SignIn with the query of /auth/login (returnTo and the
+// sign-in parameters, such as acr_values).
+func (b *Browser) SignInWith(appURL string, query url.Values, username, password string) *Response {
+	b.t.Helper()
+	resp := b.Get(appURL + "/auth/login?" + query.Encode())
 	if resp.StatusCode != http.StatusSeeOther {
 		b.t.Fatalf("GET /auth/login: %d %s", resp.StatusCode, resp.Body)
 	}
