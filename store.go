@@ -192,17 +192,17 @@ func (st *sessionStore) create(ctx context.Context, s *session, replaces string)
 	if replaces != "" {
 		prev, _ = st.read(ctx, replaces) // nil when gone or unreadable: no allowance
 	}
-	if err := st.indexAdd(ctx, s, prev); err != nil {
+	if err := st.breaker.allow(); err != nil {
 		return err
 	}
-	err := st.breaker.allow()
-	if err == nil {
-		err = st.breaker.done(ctx, st.be.Create(ctx, s.key, v, time.Unix(0, st.deadline(&s.rec))))
+	evicted, err := st.be.CreateIndexed(ctx, s.key, v, time.Unix(0, st.deadline(&s.rec)), st.indexes(s, prev))
+	for _, key := range evicted {
+		// The backend ended it (and with Redis announced it).
+		st.cache.drop(key)
+		st.tel.sessionsEnded(ctx, endLimit, 1)
+		st.log.InfoContext(ctx, "bff: session limit reached; ended the oldest session")
 	}
-	if err != nil {
-		st.indexRemove(context.WithoutCancel(ctx), s)
-	}
-	return err
+	return st.breaker.done(ctx, err)
 }
 
 // swap replaces cur's record with ns, only if the record is still the one
@@ -289,10 +289,10 @@ func indexKinds(rec *record.Session) [2][2]string {
 	return [2][2]string{{"sub", rec.Subject}, {"sid", rec.SID}}
 }
 
-// indexAdd adds s to its sub and sid sets and ends the sessions evicted
-// from them (the oldest, beyond the limit; one more in a set that prev,
-// the session s replaces, is in too).
-func (st *sessionStore) indexAdd(ctx context.Context, s, prev *session) error {
+// indexes are the sub and sid sets s joins. Beyond the limit the oldest
+// sessions end; a set that prev, the session s replaces, is in too allows
+// one more (its session ends right after).
+func (st *sessionStore) indexes(s, prev *session) []storage.Index {
 	// Microseconds: sign-ins in one millisecond stay in order, and a
 	// float64 score (Redis) holds them exactly.
 	score := s.rec.Created / int64(time.Microsecond)
@@ -302,6 +302,7 @@ func (st *sessionStore) indexAdd(ctx context.Context, s, prev *session) error {
 	if prev != nil {
 		replaced = indexKinds(&prev.rec)
 	}
+	var out []storage.Index
 	for i, kv := range indexKinds(&s.rec) {
 		if kv[1] == "" {
 			continue
@@ -310,21 +311,9 @@ func (st *sessionStore) indexAdd(ctx context.Context, s, prev *session) error {
 		if replaced[i] == kv {
 			limit++
 		}
-		if err := st.breaker.allow(); err != nil {
-			return err
-		}
-		evicted, err := st.be.IndexAdd(ctx, st.sealer.Name(kv[0], kv[1]), s.key, score, stale, limit, exp)
-		if err := st.breaker.done(ctx, err); err != nil {
-			return err
-		}
-		for _, key := range evicted {
-			// The backend ended it (and with Redis announced it).
-			st.cache.drop(key)
-			st.tel.sessionsEnded(ctx, endLimit, 1)
-			st.log.InfoContext(ctx, "bff: session limit reached; ended the oldest session", "index", kv[0])
-		}
+		out = append(out, storage.Index{Set: st.sealer.Name(kv[0], kv[1]), Score: score, Stale: stale, Limit: limit, Exp: exp})
 	}
-	return nil
+	return out
 }
 
 // indexRemove removes s from its index sets, under every secret key's name

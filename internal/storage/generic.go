@@ -112,7 +112,7 @@ func (g *Generic) End(ctx context.Context, name string) error {
 	return g.delete(ctx, name)
 }
 
-// IndexAdd implements Backend.
+// IndexAdd adds member to the index set name (see CreateIndexed).
 func (g *Generic) IndexAdd(ctx context.Context, name, member string, score, stale int64, limit int, exp time.Time) ([]string, error) {
 	var evicted []string
 	err := g.updateIndex(ctx, name, exp, func(m map[string]int64) {
@@ -136,6 +136,12 @@ func (g *Generic) IndexAdd(ctx context.Context, name, member string, score, stal
 		}
 	}
 	return evicted, nil
+}
+
+// CreateIndexed implements Backend: in steps, a plain store has no
+// multi-key atomicity.
+func (g *Generic) CreateIndexed(ctx context.Context, name string, v []byte, exp time.Time, idx []Index) ([]string, error) {
+	return createInSteps(ctx, g, name, v, exp, idx)
 }
 
 // IndexRemove implements Backend.

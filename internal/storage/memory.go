@@ -91,7 +91,7 @@ func (s *Memory) End(_ context.Context, name string) error {
 	return nil
 }
 
-// IndexAdd implements Backend.
+// IndexAdd adds member to the index set name (see CreateIndexed).
 func (s *Memory) IndexAdd(_ context.Context, name, member string, score, stale int64, limit int, exp time.Time) ([]string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -116,6 +116,11 @@ func (s *Memory) IndexAdd(_ context.Context, name, member string, score, stale i
 		evicted = append(evicted, oldest)
 	}
 	return evicted, nil
+}
+
+// CreateIndexed implements Backend. (In memory nothing fails half-way.)
+func (s *Memory) CreateIndexed(ctx context.Context, name string, v []byte, exp time.Time, idx []Index) ([]string, error) {
+	return createInSteps(ctx, s, name, v, exp, idx)
 }
 
 // IndexRemove implements Backend.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/alexedwards/scs/redisstore"
@@ -47,27 +48,6 @@ var endScript = redis.NewScript(1, `
 redis.call("DEL", KEYS[1])
 redis.call("PUBLISH", ARGV[1], ARGV[2])
 return 0
-`)
-
-// indexAddScript: KEYS[1] index set; ARGV member, score, stale, limit,
-// expiry (Unix ms), key prefix, channel. Returns the evicted members, whose
-// records it deletes and announces.
-var indexAddScript = redis.NewScript(1, `
-redis.call("ZREMRANGEBYSCORE", KEYS[1], "-inf", ARGV[3])
-redis.call("ZADD", KEYS[1], ARGV[2], ARGV[1])
-redis.call("PEXPIREAT", KEYS[1], ARGV[5], "GT")
-redis.call("PEXPIREAT", KEYS[1], ARGV[5], "NX")
-local over = redis.call("ZCARD", KEYS[1]) - tonumber(ARGV[4])
-local out = {}
-if over > 0 then
-	local popped = redis.call("ZPOPMIN", KEYS[1], over)
-	for i = 1, #popped, 2 do
-		out[#out + 1] = popped[i]
-		redis.call("DEL", ARGV[6] .. popped[i])
-		redis.call("PUBLISH", ARGV[7], popped[i])
-	end
-end
-return out
 `)
 
 // Get implements Backend.
@@ -160,11 +140,58 @@ func hasReplicas(role any) bool {
 	return len(replicas) > 0
 }
 
-// IndexAdd implements Backend.
-func (r *Redis) IndexAdd(ctx context.Context, name, member string, score, stale int64, limit int, exp time.Time) ([]string, error) {
-	return redis.Strings(r.do(ctx, func(c redis.Conn) (any, error) {
-		return indexAddScript.DoContext(ctx, c, r.prefix+name, member, score, stale, limit, exp.UnixMilli(), r.prefix, r.channel)
+// createScript: KEYS[1] record, KEYS[2..] index sets; ARGV value, expiry
+// (Unix ms), key prefix, channel, the record's name, then per set: score,
+// stale, limit, expiry. It stores the record (unless it exists) and adds
+// it to every set, evicting (deleting and announcing) the lowest-scored
+// other members beyond each limit; it returns the evicted.
+var createScript = redis.NewScript(-1, `
+if not redis.call("SET", KEYS[1], ARGV[1], "NX", "PXAT", ARGV[2]) then
+	return redis.error_reply("EXISTS record exists")
+end
+local out = {}
+for i = 2, #KEYS do
+	local k, b = KEYS[i], 5 + (i - 2) * 4
+	redis.call("ZREMRANGEBYSCORE", k, "-inf", ARGV[b + 2])
+	redis.call("ZADD", k, ARGV[b + 1], ARGV[5])
+	redis.call("PEXPIREAT", k, ARGV[b + 4], "GT")
+	redis.call("PEXPIREAT", k, ARGV[b + 4], "NX")
+	local over = redis.call("ZCARD", k) - tonumber(ARGV[b + 3])
+	if over > 0 then
+		for _, m in ipairs(redis.call("ZRANGE", k, 0, over)) do
+			if over == 0 then break end
+			if m ~= ARGV[5] then
+				redis.call("ZREM", k, m)
+				redis.call("DEL", ARGV[3] .. m)
+				redis.call("PUBLISH", ARGV[4], m)
+				out[#out + 1] = m
+				over = over - 1
+			end
+		end
+	end
+end
+return out
+`)
+
+// CreateIndexed implements Backend: one script, so that a failure (Redis
+// unreachable, a failover) leaves nothing half-done.
+func (r *Redis) CreateIndexed(ctx context.Context, name string, v []byte, exp time.Time, idx []Index) ([]string, error) {
+	args := []any{r.prefix + name}
+	for _, ix := range idx {
+		args = append(args, r.prefix+ix.Set)
+	}
+	nkeys := len(args)
+	args = append(args, v, exp.UnixMilli(), r.prefix, r.channel, name)
+	for _, ix := range idx {
+		args = append(args, ix.Score, ix.Stale, ix.Limit, ix.Exp.UnixMilli())
+	}
+	evicted, err := redis.Strings(r.do(ctx, func(c redis.Conn) (any, error) {
+		return createScript.DoContext(ctx, c, append([]any{nkeys}, args...)...)
 	}))
+	if err != nil && strings.HasPrefix(err.Error(), "EXISTS") {
+		return nil, ErrExists
+	}
+	return evicted, err
 }
 
 // IndexRemove implements Backend.

@@ -64,14 +64,17 @@ type Backend interface {
 	// cannot be undone by a failover. Backends without replicas return nil.
 	Sync(ctx context.Context) error
 
-	// IndexAdd adds member (a record's name) to the index set name,
-	// ordered by score (a sign-in time in microseconds), first dropping
-	// members whose score is at most stale. When the set then holds more
-	// than limit members, the lowest-scored ones are removed, their records
-	// ended (as End), and their names returned. The set expires at exp
-	// unless added to again. Its cost does not depend on the set's size
-	// (beyond the members it drops).
-	IndexAdd(ctx context.Context, name, member string, score, stale int64, limit int, exp time.Time) (evicted []string, err error)
+	// CreateIndexed is Create, and the addition of name to every index set
+	// of idx (ordered by score, a sign-in time in microseconds; members
+	// scored at most Stale dropped; beyond Limit the lowest-scored other
+	// members removed, their records ended as End, and returned; the set
+	// expires at Exp unless added to again), done
+	// as one step where the backend can make it one (Redis: one script),
+	// so that a failure leaves neither a record outside its indexes nor
+	// index members without a record (which would count against a limit).
+	// It returns the members the indexes evicted, ended.
+	CreateIndexed(ctx context.Context, name string, v []byte, exp time.Time, idx []Index) (evicted []string, err error)
+
 	// IndexRemove removes member from the index set name.
 	IndexRemove(ctx context.Context, name, member string) error
 	// IndexMembers returns the members of name scored above stale.
@@ -86,6 +89,48 @@ type Backend interface {
 // Locker serializes work on one name. It is the root package's Locker.
 type Locker interface {
 	Lock(ctx context.Context, name string, ttl time.Duration) (unlock func(), err error)
+}
+
+// Index is one index set a new record joins (see IndexAdd).
+type Index struct {
+	Set          string
+	Score, Stale int64
+	Limit        int
+	Exp          time.Time
+}
+
+// stepBackend is a Backend that adds to an index set on its own, as
+// createInSteps needs. Its cost does not depend on the set's size beyond
+// the members it drops.
+type stepBackend interface {
+	Backend
+	IndexAdd(ctx context.Context, name, member string, score, stale int64, limit int, exp time.Time) (evicted []string, err error)
+}
+
+// createInSteps is CreateIndexed for backends without multi-key
+// atomicity: the indexes first (so that a back-channel logout finds the
+// session as soon as it exists), then the record; a failure removes the
+// index members it added (best effort).
+func createInSteps(ctx context.Context, b stepBackend, name string, v []byte, exp time.Time, idx []Index) ([]string, error) {
+	var evicted []string
+	undo := func() {
+		for _, ix := range idx {
+			b.IndexRemove(context.WithoutCancel(ctx), ix.Set, name)
+		}
+	}
+	for _, ix := range idx {
+		ev, err := b.IndexAdd(ctx, ix.Set, name, ix.Score, ix.Stale, ix.Limit, ix.Exp)
+		evicted = append(evicted, ev...)
+		if err != nil {
+			undo()
+			return evicted, err
+		}
+	}
+	if err := b.Create(ctx, name, v, exp); err != nil {
+		undo()
+		return evicted, err
+	}
+	return evicted, nil
 }
 
 // fresh returns, sorted, the members of an index set scored above stale.

@@ -81,7 +81,6 @@ func TestSwap(t *testing.T) {
 // record back.
 func TestEndIsFinal(t *testing.T) {
 	forEach(t, func(t *testing.T, b Backend) {
-		b.Create(ctx, "s:2", []byte("rev1:a"), hour)
 		if err := b.End(ctx, "s:2"); err != nil {
 			t.Fatal(err)
 		}
@@ -133,8 +132,7 @@ func (s *endingStore) Commit(name string, v []byte, exp time.Time) error {
 func TestIndex(t *testing.T) {
 	forEach(t, func(t *testing.T, b Backend) {
 		for i, m := range []string{"s:a", "s:b", "s:c"} {
-			b.Create(ctx, m, []byte("v"), hour)
-			ev, err := b.IndexAdd(ctx, "sub:x", m, int64(100+i), 0, 2, hour)
+			ev, err := b.CreateIndexed(ctx, m, []byte("v"), hour, []Index{{"sub:x", int64(100 + i), 0, 2, hour}})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -155,7 +153,7 @@ func TestIndex(t *testing.T) {
 			t.Fatalf("members above 101 (s:b stale) = %q", m)
 		}
 		// A later add drops stale members.
-		if _, err := b.IndexAdd(ctx, "sub:x", "s:d", 200, 150, 2, hour); err != nil {
+		if _, err := b.CreateIndexed(ctx, "s:d", []byte("v"), hour, []Index{{"sub:x", 200, 150, 2, hour}}); err != nil {
 			t.Fatal(err)
 		}
 		if m, _ := b.IndexMembers(ctx, "sub:x", math.MinInt64); !slices.Equal(m, []string{"s:d"}) {
@@ -207,16 +205,30 @@ func TestRedisAnnouncesChanges(t *testing.T) {
 		return string(m.Data)
 	}
 	b.Create(ctx, "s:1", []byte("rev1:a"), hour)
-	b.Create(ctx, "s:2", []byte("rev1:a"), hour)
 	if res, _ := b.Swap(ctx, "s:1", []byte("rev1"), []byte("rev2:b"), hour); res != Swapped || next() != "s:1" {
 		t.Fatal("a swap was not announced")
 	}
 	if b.End(ctx, "s:1"); next() != "s:1" {
 		t.Fatal("an end was not announced")
 	}
-	b.IndexAdd(ctx, "sub:y", "s:2", 1, 0, 1, hour)
-	b.IndexAdd(ctx, "sub:y", "s:3", 2, 0, 1, hour)
-	if next() != "s:2" {
+	b.CreateIndexed(ctx, "s:4", []byte("v"), hour, []Index{{"sub:y", 1, 0, 1, hour}})
+	b.CreateIndexed(ctx, "s:5", []byte("v"), hour, []Index{{"sub:y", 2, 0, 1, hour}})
+	if next() != "s:4" {
 		t.Fatal("an eviction was not announced")
 	}
+}
+
+// A create that fails leaves no index member behind: on Redis a record
+// that already exists (the script's first step refuses) joins no set.
+func TestCreateIndexedAllOrNothing(t *testing.T) {
+	forEach(t, func(t *testing.T, b Backend) {
+		b.Create(ctx, "s:taken", []byte("v"), hour)
+		_, err := b.CreateIndexed(ctx, "s:taken", []byte("w"), hour, []Index{{"sub:z", 1, 0, 5, hour}})
+		if !errors.Is(err, ErrExists) {
+			t.Fatalf("CreateIndexed of an existing name = %v, want ErrExists", err)
+		}
+		if m, _ := b.IndexMembers(ctx, "sub:z", math.MinInt64); len(m) != 0 {
+			t.Fatalf("a failed create left index members %q", m)
+		}
+	})
 }
