@@ -196,7 +196,7 @@ func (b *BFF) handleCallback(w http.ResponseWriter, r *http.Request) {
 	}
 	b.sessionCookie(w, id, 0)
 	b.log.Info("bff: signed in", "sub", s.rec.Subject)
-	http.Redirect(w, r, returnTo, http.StatusSeeOther)
+	b.land(w, r, returnTo)
 }
 
 // callbackTx finds and checks the sign-in of the callback's state. Its

@@ -259,7 +259,13 @@ func (a *app) login(br *browser) (*http.Response, string) {
 // callback URL the provider sent the browser to (not yet visited).
 func (a *app) startLogin(br *browser) string {
 	a.t.Helper()
-	resp := br.get(a.URL + "/auth/login?returnTo=/app")
+	return a.startLoginTo(br, "/app")
+}
+
+// startLoginTo is startLogin with another returnTo.
+func (a *app) startLoginTo(br *browser, returnTo string) string {
+	a.t.Helper()
+	resp := br.get(a.URL + "/auth/login?returnTo=" + url.QueryEscape(returnTo))
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusSeeOther {
 		a.t.Fatalf("login: status %d", resp.StatusCode)
