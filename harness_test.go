@@ -3,6 +3,7 @@ package bff
 import (
 	"context"
 	"encoding/json"
+	"html"
 	"io"
 	"log/slog"
 	"maps"
@@ -118,6 +119,20 @@ func (a *app) mux() http.Handler {
 	mux.Handle("POST /api/echo", a.bff.RequireSession(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		io.Copy(w, r.Body)
+	})))
+	// Pages: /page needs a session (RequireLogin), /public personalises
+	// when there is one (OptionalSession). Both accept every method.
+	mux.Handle("/page", a.bff.RequireLogin(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		u, _ := UserFrom(r.Context())
+		io.WriteString(w, "page for "+u.Name)
+	})))
+	mux.Handle("/public", a.bff.OptionalSession(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if u, ok := UserFrom(r.Context()); ok {
+			tok, _ := TokenFrom(r.Context())
+			io.WriteString(w, "hello "+u.Name+" until "+tok.Expiry.UTC().Format(time.RFC3339))
+			return
+		}
+		io.WriteString(w, "hello guest")
 	})))
 	mux.HandleFunc("GET /app", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "app page") })
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "home") })
@@ -242,6 +257,36 @@ func (br *browser) follow(u string) (*http.Response, string) {
 	}
 	br.t.Fatal("too many redirects")
 	return nil, ""
+}
+
+// navigate is follow as a browser navigates: every request carries a
+// navigation's headers, and a page that refreshes itself to another URL
+// (the landing page of a sign-in) is followed too. It returns the final
+// page and every URL visited, in order.
+func (br *browser) navigate(u string) (*http.Response, string, []string) {
+	br.t.Helper()
+	var visited []string
+	for range 20 {
+		visited = append(visited, u)
+		resp := br.do("GET", u, nil, navigate...)
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		next := resp.Header.Get("Location")
+		if resp.StatusCode < 300 || resp.StatusCode >= 400 {
+			m := metaRefresh.FindStringSubmatch(string(body))
+			if m == nil {
+				return resp, string(body), visited
+			}
+			next = html.UnescapeString(m[1])
+		}
+		loc, err := resp.Request.URL.Parse(next)
+		if err != nil {
+			br.t.Fatal(err)
+		}
+		u = loc.String()
+	}
+	br.t.Fatalf("too many redirects: %q", visited)
+	return nil, "", nil
 }
 
 // login signs the browser in through the whole flow and returns the final

@@ -29,27 +29,7 @@ import (
 // instance's cache (or at most once from the store), writes nothing (except
 // once per Options.TouchInterval, for the idle timeout), takes no lock and
 // allocates only the request's context.
-func (b *BFF) RequireSession(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !safeMethod(r.Method) {
-			if err := b.checkCSRF(r); err != nil {
-				b.fail(w, r, err)
-				return
-			}
-		} else if isUpgrade(r) {
-			if err := b.checkUpgrade(r); err != nil {
-				b.fail(w, r, err)
-				return
-			}
-		}
-		s, err := b.authenticate(w, r)
-		if err != nil {
-			b.fail(w, r, err)
-			return
-		}
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), sessionKey, s)))
-	})
-}
+func (b *BFF) RequireSession(next http.Handler) http.Handler { return b.guard(guardAPI, next) }
 
 func safeMethod(m string) bool { return m == "GET" || m == "HEAD" || m == "OPTIONS" }
 
