@@ -1,10 +1,12 @@
 package bff
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"net/http"
 	"net/url"
+	"strings"
 
 	"github.com/gobff/bff/internal/redirect"
 )
@@ -86,10 +88,22 @@ func signedOut(err error) bool {
 	return errors.As(err, &e) && e.Status == http.StatusUnauthorized
 }
 
-// toLogin sends a signed-out navigation to sign in.
+// toLogin sends a signed-out navigation to sign in. A navigation that
+// brings back a failed sign-in (?error=, see failTo) would start the next
+// sign-in at once, and whoever pressed "Deny" would be back at the
+// provider: it goes to ErrorPath (or "/") with the error instead, unless it
+// is that page.
 func (b *BFF) toLogin(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
-	http.Redirect(w, r, b.cfg.Prefix+"/login?returnTo="+url.QueryEscape(currentReturnTo(r)), http.StatusSeeOther)
+	returnTo := currentReturnTo(r)
+	if code := r.URL.Query().Get("error"); isFailureCode(code) {
+		dest := cmp.Or(b.cfg.ErrorPath, "/")
+		if path, _, _ := strings.Cut(dest, "?"); path != strings.SplitN(returnTo, "?", 2)[0] {
+			http.Redirect(w, r, withError(dest, code), http.StatusSeeOther)
+			return
+		}
+	}
+	http.Redirect(w, r, b.cfg.Prefix+"/login?returnTo="+url.QueryEscape(returnTo), http.StatusSeeOther)
 }
 
 // currentReturnTo is the URI of r as the browser sent it (before any

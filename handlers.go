@@ -136,18 +136,18 @@ func badRequest(description string, cause error) *Error {
 func (b *BFF) handleLogin(w http.ResponseWriter, r *http.Request) {
 	prov := b.provider()
 	if prov == nil {
-		b.fail(w, r, errNotReady)
+		b.failTo(w, r, errNotReady, "/")
 		return
 	}
 	returnTo := "/"
 	if q := r.URL.Query().Get("returnTo"); q != "" {
 		rt, err := redirect.Path(q)
 		if errors.Is(err, redirect.ErrTooLong) {
-			b.fail(w, r, badRequest(fmt.Sprintf("returnTo is longer than %d bytes.", redirect.MaxLen), err))
+			b.failTo(w, r, badRequest(fmt.Sprintf("returnTo is longer than %d bytes.", redirect.MaxLen), err), "/")
 			return
 		}
 		if err != nil {
-			b.fail(w, r, badRequest("returnTo must be a same-origin path such as /app.", err))
+			b.failTo(w, r, badRequest("returnTo must be a same-origin path such as /app.", err), "/")
 			return
 		}
 		returnTo = rt
@@ -176,22 +176,26 @@ var oauthErrors = map[string]bool{
 func (b *BFF) handleCallback(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	tx, txErr := b.callbackTx(w, r, q.Get("state"))
+	dest := tx.ReturnTo // where a failure goes (failTo)
+	if txErr != nil {
+		dest = "/"
+	}
 	if e := q.Get("error"); e != "" {
-		code := "unknown_error"
+		code, shown := codeLoginFailed, "unknown_error"
 		if oauthErrors[e] {
-			code = e
+			code, shown = e, e
 		}
-		b.fail(w, r, errLogin(http.StatusBadRequest, "The identity provider did not sign you in ("+code+").",
-			fmt.Errorf("provider returned error %q", code)))
+		b.failTo(w, r, loginError(http.StatusBadRequest, code, "The identity provider did not sign you in ("+shown+").",
+			fmt.Errorf("provider returned error %q", shown)), dest)
 		return
 	}
 	if txErr != nil {
-		b.fail(w, r, txErr)
+		b.failTo(w, r, txErr, dest)
 		return
 	}
 	s, id, returnTo, err := b.completeLogin(r, tx, q)
 	if err != nil {
-		b.fail(w, r, err)
+		b.failTo(w, r, err, dest)
 		return
 	}
 	b.sessionCookie(w, id, 0)
@@ -206,6 +210,9 @@ func (b *BFF) callbackTx(w http.ResponseWriter, r *http.Request, state string) (
 	fail := func(desc string, cause error) (txn, error) {
 		return txn{}, errLogin(http.StatusBadRequest, desc, cause)
 	}
+	expired := func(desc string, cause error) (txn, error) {
+		return txn{}, loginError(http.StatusBadRequest, codeLoginExpired, desc, cause)
+	}
 	slot, ok := txSlot(state)
 	if !ok {
 		return fail("The sign-in response has no valid state.", errors.New("missing or malformed state"))
@@ -219,14 +226,14 @@ func (b *BFF) callbackTx(w http.ResponseWriter, r *http.Request, state string) (
 	now := b.cfg.Now()
 	switch {
 	case errors.Is(err, errNoTxCookie):
-		return fail("No sign-in is in progress in this browser for this response; start again.", err)
+		return expired("No sign-in is in progress in this browser for this response; start again.", err)
 	case err != nil:
 		return fail("The sign-in cookie is invalid; start again.", err)
 	case !mine:
 		return fail("No sign-in is in progress in this browser for this response; start again.",
 			errors.New("state mismatch: the cookie slot holds another sign-in"))
 	case now.Sub(time.UnixMilli(tx.Created)) > b.cfg.LoginTimeout || tx.Created > now.Add(time.Minute).UnixMilli():
-		return fail("The sign-in took too long; start again.", errors.New("transaction expired"))
+		return expired("The sign-in took too long; start again.", errors.New("transaction expired"))
 	case tx.Issuer != b.cfg.Issuer:
 		return fail("The sign-in was started for another identity provider.", errors.New("transaction issuer mismatch"))
 	}
@@ -318,7 +325,7 @@ func (b *BFF) completeLogin(r *http.Request, tx txn, q map[string][]string) (*se
 		}
 	}
 	if err := b.runOnLogin(ctx, claims); err != nil {
-		return nil, "", "", errLogin(http.StatusForbidden, "Sign-in refused.", err)
+		return nil, "", "", loginError(http.StatusForbidden, codeLoginRefused, "Sign-in refused.", err)
 	}
 	claims["sub"] = idt.Subject
 	claimsJSON, err := json.Marshal(claims)

@@ -24,18 +24,18 @@ import (
 // post_logout_redirect_uri and a state checked on the way back. Only POST
 // from this origin is a logout.
 func (b *BFF) handleLogout(w http.ResponseWriter, r *http.Request) {
+	dest := b.cfg.PostLogoutRedirect
 	if err := b.cop.Check(r); err != nil {
-		b.fail(w, r, errCSRF)
+		b.failTo(w, r, errCSRF, dest)
 		return
 	}
-	dest := b.cfg.PostLogoutRedirect
 	s, err := b.liveSession(w, r)
 	switch {
 	case err == nil:
 		ctx := r.Context()
 		last, err := b.store.end(ctx, s.key)
 		if err != nil {
-			b.fail(w, r, err) // the store is down: the session is not ended
+			b.failTo(w, r, err, dest) // the store is down: the session is not ended
 			return
 		}
 		if last != nil {
@@ -55,7 +55,7 @@ func (b *BFF) handleLogout(w http.ResponseWriter, r *http.Request) {
 	default:
 		var e *Error
 		if errors.As(err, &e) && e.Status != http.StatusUnauthorized {
-			b.fail(w, r, err)
+			b.failTo(w, r, err, dest)
 			return
 		}
 	}
@@ -98,7 +98,8 @@ func (b *BFF) handleLogoutCallback(w http.ResponseWriter, r *http.Request) {
 	name := b.logoutCookieName()
 	b.txCookie(w, name, "", -1)
 	bad := func(cause string) {
-		b.fail(w, r, badRequest("This sign-out response does not match a sign-out from this browser.", errors.New(cause)))
+		b.failTo(w, r, badRequest("This sign-out response does not match a sign-out from this browser.", errors.New(cause)),
+			b.cfg.PostLogoutRedirect)
 	}
 	raw, ok := cookieValue(r.Header, name)
 	if !ok {

@@ -15,6 +15,7 @@ import (
 	"github.com/alexedwards/scs/v2"
 	"github.com/gomodule/redigo/redis"
 
+	"github.com/gobff/bff/internal/redirect"
 	"github.com/gobff/bff/internal/seal"
 )
 
@@ -144,6 +145,17 @@ type Options struct {
 	// PostLogoutRedirect is where the browser lands after signing out: a
 	// same-origin path. Default "/".
 	PostLogoutRedirect string
+
+	// ErrorPath is where a browser is sent (303, with ?error=<code>) when a
+	// sign-in or sign-out that it navigated to fails: a same-origin path,
+	// with a query if you like. The code is the provider's (RFC 6749, such
+	// as "access_denied") or bff's own ("login_failed", "login_expired",
+	// "login_refused", "invalid_request", "cross_origin",
+	// "temporarily_unavailable"); see README. Requests that are not
+	// navigations get the JSON error, and a custom ErrorHandler gets every
+	// failure instead. Default: the sign-in's returnTo (for a sign-out,
+	// PostLogoutRedirect), or "/" when there is none.
+	ErrorPath string
 
 	// TrustedOrigins are other origins whose browsers may send unsafe
 	// requests (POST, PUT, PATCH, DELETE) to RequireSession and logout, as
@@ -337,6 +349,13 @@ func validate(o Options) (*config, error) {
 	}
 	if !strings.HasPrefix(c.PostLogoutRedirect, "/") || strings.HasPrefix(c.PostLogoutRedirect, "//") || strings.HasPrefix(c.PostLogoutRedirect, "/\\") {
 		return nil, fieldErr("PostLogoutRedirect", "must be a same-origin path such as /")
+	}
+	if c.ErrorPath != "" {
+		p, err := redirect.Path(c.ErrorPath)
+		if err != nil {
+			return nil, fieldErr("ErrorPath", "must be a same-origin path such as /error, at most %d bytes", redirect.MaxLen)
+		}
+		c.ErrorPath = p
 	}
 	for _, o := range c.TrustedOrigins {
 		if err := http.NewCrossOriginProtection().AddTrustedOrigin(o); err != nil {

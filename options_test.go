@@ -68,6 +68,9 @@ func TestNewRejectsBadOptions(t *testing.T) {
 		{"post_logout_redirect_scheme_relative", "PostLogoutRedirect", func(o *Options) { o.PostLogoutRedirect = "//evil.example" }},
 		{"post_logout_redirect_backslash", "PostLogoutRedirect", func(o *Options) { o.PostLogoutRedirect = "/\\evil.example" }},
 		{"post_logout_redirect_absolute", "PostLogoutRedirect", func(o *Options) { o.PostLogoutRedirect = "https://evil.example/" }},
+		{"error_path_absolute", "ErrorPath", func(o *Options) { o.ErrorPath = "https://evil.example/" }},
+		{"error_path_scheme_relative", "ErrorPath", func(o *Options) { o.ErrorPath = "//evil.example" }},
+		{"error_path_relative", "ErrorPath", func(o *Options) { o.ErrorPath = "error" }},
 		{"trusted_origin_with_path", "TrustedOrigins", func(o *Options) { o.TrustedOrigins = []string{"https://a.example/path"} }},
 	}
 	for _, tc := range cases {
