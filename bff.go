@@ -20,6 +20,7 @@
 //	POST /auth/logout                end the session (here, at the provider, and on every instance)
 //	GET  /auth/logout/callback       the provider's redirect back after logout
 //	POST /auth/backchannel-logout    OpenID Connect Back-Channel Logout
+//	GET  /auth/events                the session's live events (Server-Sent Events; 401 when signed out)
 //
 // # Example
 //
@@ -67,6 +68,7 @@ type BFF struct {
 	log    *slog.Logger
 	sealer *seal.Sealer
 	store  *sessionStore
+	events *eventHub
 	cop    *http.CrossOriginProtection
 	mux    *http.ServeMux
 	client *http.Client
@@ -118,6 +120,7 @@ func New(opts Options) (*BFF, error) {
 		discover: make(chan struct{}, 1),
 		ready:    make(chan struct{}),
 		closed:   make(chan struct{}),
+		events:   newEventHub(),
 	}
 	for _, o := range cfg.TrustedOrigins {
 		b.cop.AddTrustedOrigin(o)
@@ -136,10 +139,13 @@ func New(opts Options) (*BFF, error) {
 }
 
 // Close stops background work (discovery retries, the invalidation
-// subscriber, the memory store's cleanup). The BFF must not be used after.
+// subscriber, the memory store's cleanup) and ends the event streams
+// (CloseEventStreams), waiting for them. The BFF must not be used after.
 func (b *BFF) Close() error {
 	b.closeOnce.Do(func() {
 		close(b.closed)
+		b.CloseEventStreams()
+		b.events.wg.Wait()
 		b.wg.Wait()
 		b.store.close()
 	})
@@ -176,11 +182,12 @@ func (b *BFF) routes() {
 	b.mux.HandleFunc("POST "+p+"/logout", b.handleLogout)
 	b.mux.HandleFunc("GET "+p+"/logout/callback", b.handleLogoutCallback)
 	b.mux.HandleFunc("POST "+p+"/backchannel-logout", b.handleBackchannelLogout)
+	b.mux.HandleFunc("GET "+p+"/events", b.handleEvents)
 	// The catch-all below matches every method, so the mux's own 405 never
 	// happens: answer it here for a route's path with another method (a GET
 	// of /logout is no logout, and says so).
 	allow := map[string]string{p + "/login": "GET, HEAD", p + "/callback": "GET, HEAD", p + "/session": "GET, HEAD",
-		p + "/logout": "POST", p + "/logout/callback": "GET, HEAD", p + "/backchannel-logout": "POST"}
+		p + "/logout": "POST", p + "/logout/callback": "GET, HEAD", p + "/backchannel-logout": "POST", p + "/events": "GET, HEAD"}
 	b.mux.HandleFunc(p+"/", func(w http.ResponseWriter, r *http.Request) {
 		if methods, ok := allow[r.URL.Path]; ok {
 			w.Header().Set("Allow", methods)

@@ -253,7 +253,7 @@ func FuzzCallbackQuery(f *testing.F) {
 			if want := redirectLocation(returnTo); resp.Header.Get("Location") != want {
 				t.Fatalf("signed in, redirected to %q, want %q", resp.Header.Get("Location"), want)
 			}
-			a.bff.store.end(context.Background(), sess.key) // keep the store small
+			a.bff.store.end(context.Background(), sess.key, reasonRevoked) // keep the store small
 		}
 	})
 }

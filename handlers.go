@@ -336,7 +336,7 @@ func (b *BFF) completeLogin(r *http.Request, tx txn, q map[string][]string) (*se
 	// Session fixation: whatever session this browser had ends; the new
 	// one gets a new ID.
 	if old, ok := cookieValue(r.Header, b.cfg.CookieName); ok && validID(old) {
-		if _, err := b.store.end(ctx, recordName(old)); err != nil {
+		if _, err := b.store.end(ctx, recordName(old), reasonReplaced); err != nil {
 			b.log.Warn("bff: the previous session of this browser could not be ended", "err", err)
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -147,8 +148,18 @@ func (c *offsetClock) Now() time.Time          { return time.Now().Add(time.Dura
 func (c *offsetClock) Advance(d time.Duration) { c.off.Add(int64(d)) }
 
 // frozenClock is an injectable clock that starts at the real time and
-// moves only when told.
-type frozenClock struct{ ns atomic.Int64 }
+// moves only when told. Its timers (Timer, for Options.newTimer) fire when
+// Advance reaches them.
+type frozenClock struct {
+	ns     atomic.Int64
+	mu     sync.Mutex // orders Timer and Advance
+	timers []*fakeTimer
+}
+
+type fakeTimer struct {
+	due int64
+	c   chan time.Time
+}
 
 func newFrozenClock() *frozenClock {
 	c := &frozenClock{}
@@ -156,8 +167,56 @@ func newFrozenClock() *frozenClock {
 	return c
 }
 
-func (c *frozenClock) Now() time.Time          { return time.Unix(0, c.ns.Load()) }
-func (c *frozenClock) Advance(d time.Duration) { c.ns.Add(int64(d)) }
+func (c *frozenClock) Now() time.Time { return time.Unix(0, c.ns.Load()) }
+
+// Advance moves the clock and fires the timers that are due.
+func (c *frozenClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := c.ns.Add(int64(d))
+	c.timers = slices.DeleteFunc(c.timers, func(t *fakeTimer) bool {
+		if t.due > now {
+			return false
+		}
+		t.c <- time.Unix(0, now)
+		return true
+	})
+}
+
+// Timer is a timerFunc on the clock.
+func (c *frozenClock) Timer(d time.Duration) (<-chan time.Time, func() bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t := &fakeTimer{due: c.ns.Load() + int64(d), c: make(chan time.Time, 1)}
+	if d <= 0 {
+		t.c <- c.Now()
+		return t.c, func() bool { return false }
+	}
+	c.timers = append(c.timers, t)
+	return t.c, func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		n := len(c.timers)
+		c.timers = slices.DeleteFunc(c.timers, func(x *fakeTimer) bool { return x == t })
+		return len(c.timers) < n
+	}
+}
+
+// pending counts the timers not yet fired or stopped.
+func (c *frozenClock) pending() int { return c.dueWithin(1<<63 - 1) }
+
+// dueWithin counts the pending timers due within d from now.
+func (c *frozenClock) dueWithin(d time.Duration) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for _, t := range c.timers {
+		if t.due-c.ns.Load() <= int64(d) {
+			n++
+		}
+	}
+	return n
+}
 
 // logBuffer collects an app's log as text, for tests of what is logged:
 // set Options.Logger to its logger().

@@ -33,7 +33,7 @@ func (b *BFF) handleLogout(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case err == nil:
 		ctx := r.Context()
-		last, err := b.store.end(ctx, s.key)
+		last, err := b.store.end(ctx, s.key, reasonLogout)
 		if err != nil {
 			b.failTo(w, r, err, dest) // the store is down: the session is not ended
 			return
@@ -206,9 +206,9 @@ func (b *BFF) handleBackchannelLogout(w http.ResponseWriter, r *http.Request) {
 	if lt.SessionID != "" {
 		n, err = b.endWhere(ctx, "sid", lt.SessionID, func(s *session) bool {
 			return s.rec.SID == lt.SessionID && (lt.Subject == "" || lt.Subject == s.rec.Subject)
-		})
+		}, reasonBackchannel)
 	} else {
-		n, err = b.endWhere(ctx, "sub", lt.Subject, nil)
+		n, err = b.endWhere(ctx, "sub", lt.Subject, nil, reasonBackchannel)
 	}
 	if err != nil {
 		// Not every session could be ended (the store failed): forget the

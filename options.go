@@ -183,6 +183,23 @@ type Options struct {
 	// other Store the cache is never used. Default false.
 	DisableSessionCache bool
 
+	// ExpiryWarning is how long before a session's idle timeout or end of
+	// lifetime Prefix+"/events" sends "event: expiring", so that a page can
+	// warn the user. Default 2 minutes, or half of IdleTimeout if that is
+	// shorter; it must be shorter than IdleTimeout.
+	ExpiryWarning time.Duration
+
+	// MaxEventStreams bounds the Prefix+"/events" streams open on this
+	// instance at a time; beyond it a new stream is answered 429. Default
+	// 10,000 (a stream holds a connection, a goroutine and about 18 KiB;
+	// see README).
+	MaxEventStreams int
+
+	// MaxEventStreamsPerSession bounds the Prefix+"/events" streams of one
+	// session on this instance (browser tabs); beyond it a new one is
+	// answered 429. Default 16.
+	MaxEventStreamsPerSession int
+
 	// InsecureAllowNoPKCE accepts a provider whose discovery document does
 	// not advertise PKCE S256. PKCE is still sent. Default false: such a
 	// provider is refused.
@@ -208,6 +225,10 @@ type Options struct {
 	// of the provider's key set (keyset.DefaultMinRefetchInterval), so that
 	// tests of a key rotation need not wait 10 s. Tests only.
 	keysRefetchInterval time.Duration
+
+	// newTimer starts the timers of event streams and of the store's
+	// polling, on the clock of Now. Default: time.NewTimer. Tests only.
+	newTimer timerFunc
 }
 
 // config is Options after validation, with defaults applied.
@@ -319,6 +340,9 @@ func validate(o Options) (*config, error) {
 	case c.MaxSessionsPerUser == 0:
 		c.MaxSessionsPerUser = 100
 	}
+	if err := c.eventDefaults(); err != nil {
+		return nil, err
+	}
 	if err := defDur(&c.LoginTimeout, 10*time.Minute, "LoginTimeout"); err != nil {
 		return nil, err
 	}
@@ -363,6 +387,34 @@ func validate(o Options) (*config, error) {
 		}
 	}
 	return c, nil
+}
+
+// eventDefaults checks and completes the options of Prefix+"/events".
+func (c *config) eventDefaults() error {
+	switch {
+	case c.ExpiryWarning < 0:
+		return fieldErr("ExpiryWarning", "must not be negative")
+	case c.ExpiryWarning == 0:
+		c.ExpiryWarning = min(2*time.Minute, c.IdleTimeout/2)
+	case c.ExpiryWarning >= c.IdleTimeout:
+		return fieldErr("ExpiryWarning", "must be shorter than IdleTimeout (%v), or every session would always be expiring", c.IdleTimeout)
+	}
+	for _, f := range []struct {
+		name string
+		v    *int
+		def  int
+	}{{"MaxEventStreams", &c.MaxEventStreams, 10000}, {"MaxEventStreamsPerSession", &c.MaxEventStreamsPerSession, 16}} {
+		switch {
+		case *f.v < 0:
+			return fieldErr(f.name, "must not be negative (0 means the default, %d)", f.def)
+		case *f.v == 0:
+			*f.v = f.def
+		}
+	}
+	if c.newTimer == nil {
+		c.newTimer = realTimer
+	}
+	return nil
 }
 
 func defDur(d *time.Duration, def time.Duration, field string) error {

@@ -71,6 +71,10 @@ func TestNewRejectsBadOptions(t *testing.T) {
 		{"error_path_absolute", "ErrorPath", func(o *Options) { o.ErrorPath = "https://evil.example/" }},
 		{"error_path_scheme_relative", "ErrorPath", func(o *Options) { o.ErrorPath = "//evil.example" }},
 		{"error_path_relative", "ErrorPath", func(o *Options) { o.ErrorPath = "error" }},
+		{"negative_expiry_warning", "ExpiryWarning", func(o *Options) { o.ExpiryWarning = -time.Second }},
+		{"expiry_warning_not_shorter_than_idle", "ExpiryWarning", func(o *Options) { o.IdleTimeout, o.ExpiryWarning = time.Minute, time.Minute }},
+		{"negative_max_event_streams", "MaxEventStreams", func(o *Options) { o.MaxEventStreams = -1 }},
+		{"negative_max_event_streams_per_session", "MaxEventStreamsPerSession", func(o *Options) { o.MaxEventStreamsPerSession = -1 }},
 		{"trusted_origin_with_path", "TrustedOrigins", func(o *Options) { o.TrustedOrigins = []string{"https://a.example/path"} }},
 	}
 	for _, tc := range cases {

@@ -233,7 +233,7 @@ func (b *BFF) reportRefresh(ctx context.Context, sub, outcome string, err error,
 // endAfterRefresh ends cur (its lock held) for a refresh that showed the
 // session is over, and returns the 401 that says why.
 func (b *BFF) endAfterRefresh(ctx context.Context, cur *session, why error) error {
-	if err := b.store.endLocked(ctx, cur); err != nil {
+	if err := b.store.endLocked(ctx, cur, reasonRefreshFailed); err != nil {
 		b.log.Warn("bff: a session whose refresh failed for good could not be ended now; it cannot refresh again", "err", err)
 	}
 	return errUnauth(why)

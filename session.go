@@ -195,7 +195,7 @@ func (b *BFF) liveSessionAt(w http.ResponseWriter, r *http.Request, now time.Tim
 		return nil, err
 	}
 	if b.store.expired(s, now.UnixNano()) {
-		if _, err := b.store.end(r.Context(), s.key); err != nil {
+		if _, err := b.store.end(r.Context(), s.key, reasonExpired); err != nil {
 			return nil, err
 		}
 		b.sessionCookie(w, "", -1)

@@ -33,6 +33,7 @@ type sessionStore struct {
 	sealer  *seal.Sealer
 	cache   *cache      // nil: no cache
 	bus     *redisx.Bus // nil: no other instance to tell
+	watch   *watchers   // the event streams to wake on a change or end (watch.go)
 	breaker breaker
 	log     *slog.Logger
 	now     func() time.Time
@@ -59,19 +60,27 @@ const (
 // newSessionStore picks the backend: Redis, a custom scs.Store, or memory.
 func newSessionStore(cfg *config, sealer *seal.Sealer, longestLock time.Duration) *sessionStore {
 	st := &sessionStore{locker: cfg.Locker, sealer: sealer, log: cfg.Logger, now: cfg.Now,
-		idle: cfg.IdleTimeout, maxLife: cfg.MaxLifetime, limit: cfg.MaxSessionsPerUser}
+		idle: cfg.IdleTimeout, maxLife: cfg.MaxLifetime, limit: cfg.MaxSessionsPerUser,
+		watch: newWatchers(cfg.MaxEventStreams, cfg.MaxEventStreamsPerSession)}
 	switch {
 	case cfg.Redis != nil:
-		st.be = storage.NewRedis(cfg.Redis, redisPrefix, redisChannel)
+		rb := storage.NewRedis(cfg.Redis, redisPrefix, redisChannel)
+		rb.EvictedSuffixes = busMessages("", reasonLimit)
+		st.be = rb
 		if st.locker == nil {
 			st.locker = redisx.NewLocker(cfg.Redis, redisPrefix)
 		}
 		if !cfg.DisableSessionCache {
 			st.cache = newCache(sessionCacheMaxAge, nil, nil)
-			st.bus = redisx.NewBus(cfg.Redis, redisChannel, st.cache.drop, st.cache.reset, cfg.Logger)
-			st.cache.trusted, st.cache.seqFn = st.bus.Healthy, st.bus.Seq
-			st.closers = append(st.closers, st.bus.Close)
 		}
+		// The bus runs without the cache too: event streams hear ends
+		// from other instances on it.
+		st.bus = redisx.NewBus(cfg.Redis, redisChannel, st.heard, st.cache.reset, cfg.Logger)
+		if st.cache != nil {
+			st.cache.trusted, st.cache.seqFn = st.bus.Healthy, st.bus.Seq
+		}
+		st.closers = append(st.closers, st.bus.Close)
+		st.startPolling(cfg.newTimer, st.bus.Healthy)
 		return st
 	case cfg.memoryStore:
 		ms := storage.NewMemory(time.Minute)
@@ -85,6 +94,7 @@ func newSessionStore(cfg *config, sealer *seal.Sealer, longestLock time.Duration
 		st.locker = &storage.MemLocker{}
 	}
 	if cfg.Store != nil {
+		st.startPolling(cfg.newTimer, nil)
 		st.be = &storage.Generic{Store: cfg.Store, Locker: st.locker, TombstoneTTL: 2 * longestLock,
 			Seal: func(p []byte, name string) []byte { return sealer.Seal(nil, seal.PurposeIndex, p, []byte(name)) },
 			Open: func(v []byte, name string) ([]byte, error) {
@@ -212,7 +222,7 @@ func (st *sessionStore) swap(ctx context.Context, cur, ns *session) error {
 	case storage.Changed:
 		return errChanged
 	}
-	st.invalidate(ctx, ns.key)
+	st.invalidate(ctx, ns.key, reasonChanged)
 	return nil
 }
 
@@ -221,11 +231,11 @@ func (st *sessionStore) lock(ctx context.Context, key string, ttl time.Duration)
 	return st.locker.Lock(ctx, "lock:"+key, ttl)
 }
 
-// end ends the session under key for good and returns its last record
-// (nil if it had already ended). It waits up to endLockWait for a refresh
-// in flight, so that the record it returns holds that refresh's tokens (the
-// ones to revoke); past that it ends the session anyway.
-func (st *sessionStore) end(ctx context.Context, key string) (*session, error) {
+// end ends the session under key for good, for reason, and returns its last
+// record (nil if it had already ended). It waits up to endLockWait for a
+// refresh in flight, so that the record it returns holds that refresh's
+// tokens (the ones to revoke); past that it ends the session anyway.
+func (st *sessionStore) end(ctx context.Context, key string, reason endReason) (*session, error) {
 	// An end that has begun finishes, whether or not its caller waits.
 	ctx = context.WithoutCancel(ctx)
 	lctx, cancel := context.WithTimeout(ctx, endLockWait)
@@ -243,18 +253,18 @@ func (st *sessionStore) end(ctx context.Context, key string) (*session, error) {
 	if err != nil {
 		return nil, err
 	}
-	return cur, st.endLocked(ctx, cur)
+	return cur, st.endLocked(ctx, cur, reason)
 }
 
 // endLocked ends cur, whose lock the caller holds (or gave up on).
-func (st *sessionStore) endLocked(ctx context.Context, cur *session) error {
+func (st *sessionStore) endLocked(ctx context.Context, cur *session, reason endReason) error {
 	if err := st.breaker.allow(); err != nil {
 		return err
 	}
 	if err := st.breaker.done(ctx, st.be.End(ctx, cur.key)); err != nil {
 		return err
 	}
-	st.invalidate(ctx, cur.key)
+	st.invalidate(ctx, cur.key, reason)
 	st.indexRemove(ctx, cur)
 	return nil
 }
@@ -286,6 +296,7 @@ func (st *sessionStore) indexAdd(ctx context.Context, s *session) error {
 		for _, key := range evicted {
 			// The backend ended it (and with Redis announced it).
 			st.cache.drop(key)
+			st.watch.notify(key, reasonLimit)
 			st.log.Info("bff: session limit reached; ended the oldest session", "index", kv[0])
 		}
 	}
@@ -353,10 +364,11 @@ func (st *sessionStore) forget(ctx context.Context, kind replayKind, value strin
 	return st.be.Forget(ctx, st.sealer.Name(string(kind), value))
 }
 
-// invalidate drops key from this instance's cache and announces the change
-// to the others.
-func (st *sessionStore) invalidate(ctx context.Context, key string) {
+// invalidate drops key from this instance's cache, wakes its event streams
+// and announces the change (or the end, with its reason) to the others.
+func (st *sessionStore) invalidate(ctx context.Context, key string, reason endReason) {
 	st.cache.drop(key)
+	st.watch.notify(key, reason)
 	if st.bus == nil {
 		return
 	}
@@ -366,7 +378,7 @@ func (st *sessionStore) invalidate(ctx context.Context, key string) {
 	defer cancel()
 	var err error
 	for try := 0; try < 3; try++ {
-		if err = st.bus.Publish(ctx, key); err == nil || ctx.Err() != nil {
+		if err = st.bus.Publish(ctx, busMessages(key, reason)...); err == nil || ctx.Err() != nil {
 			break
 		}
 	}

@@ -21,6 +21,11 @@ type Redis struct {
 	prefix  string
 	channel string // where an index's evictions are announced (cache invalidation)
 	scs     *redisstore.RedisStore
+
+	// EvictedSuffixes are the messages that announce a record IndexAdd
+	// ended: one per suffix, the record's name followed by the suffix, in
+	// order. Default: the name alone.
+	EvictedSuffixes []string
 }
 
 // NewRedis returns the Backend on pool, with every key under prefix. The
@@ -41,8 +46,9 @@ return 0
 `)
 
 // indexAddScript: KEYS[1] index set; ARGV member, score, stale, limit,
-// expiry (Unix ms), key prefix, channel. Returns the evicted members, whose
-// records it deletes and announces.
+// expiry (Unix ms), key prefix, channel, then the suffixes of the
+// announcements. Returns the evicted members, whose records it deletes and
+// announces.
 var indexAddScript = redis.NewScript(1, `
 redis.call("ZREMRANGEBYSCORE", KEYS[1], "-inf", ARGV[3])
 redis.call("ZADD", KEYS[1], ARGV[2], ARGV[1])
@@ -55,7 +61,9 @@ if over > 0 then
 	for i = 1, #popped, 2 do
 		out[#out + 1] = popped[i]
 		redis.call("DEL", ARGV[6] .. popped[i])
-		redis.call("PUBLISH", ARGV[7], popped[i])
+		for j = 8, #ARGV do
+			redis.call("PUBLISH", ARGV[7], popped[i] .. ARGV[j])
+		end
 	end
 end
 return out
@@ -94,7 +102,15 @@ func (r *Redis) End(_ context.Context, name string) error { return r.scs.Delete(
 // IndexAdd implements Backend.
 func (r *Redis) IndexAdd(ctx context.Context, name, member string, score, stale int64, limit int, exp time.Time) ([]string, error) {
 	return redis.Strings(r.do(ctx, func(c redis.Conn) (any, error) {
-		return indexAddScript.DoContext(ctx, c, r.prefix+name, member, score, stale, limit, exp.UnixMilli(), r.prefix, r.channel)
+		args := []any{r.prefix + name, member, score, stale, limit, exp.UnixMilli(), r.prefix, r.channel}
+		suffixes := r.EvictedSuffixes
+		if len(suffixes) == 0 {
+			suffixes = []string{""}
+		}
+		for _, s := range suffixes {
+			args = append(args, s)
+		}
+		return indexAddScript.DoContext(ctx, c, args...)
 	}))
 }
 
