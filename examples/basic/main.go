@@ -17,18 +17,20 @@
 //	BFF_REDIS_ADDR            host:port of Redis for sessions (in-memory)
 //	BFF_SECRET_KEY            base64 of 32 bytes (random per process, with a warning)
 //	BFF_REFRESH_SKEW          refresh access tokens this long before they expire (1m)
+//	BFF_IDLE_TIMEOUT          sessions end after this long unused (12h)
+//	BFF_EXPIRY_WARNING        /auth/events warns this long before a session ends (2m)
 //	BFF_UPSTREAM_URL          downstream API proxied under /api/upstream/, WebSockets too (unset)
 //	BFF_DEV_IDP_ADDR          listen address of the development IdP (127.0.0.1:8081)
 //	BFF_DEV_ACCESS_TOKEN_TTL  access-token lifetime at the development IdP (1h)
 //
 // Routes:
 //
-//	/auth/...          sign-in, callback, session, sign-out (bff)
+//	/auth/...          sign-in, callback, session, sign-out, live session events (bff)
 //	GET  /api/me       {"sub", "name", "email", "tokenExpiresAt"} (signed in)
 //	POST /api/echo     echoes its JSON body (signed in, same origin)
 //	/api/upstream/...  proxied to BFF_UPSTREAM_URL with the access token (signed in);
 //	                   WebSockets only from the app's own origin
-//	GET  /             the page
+//	GET  /             the page (?error=<code> after a failed sign-in or sign-out)
 package main
 
 import (
@@ -77,6 +79,9 @@ func run(ctx context.Context, getenv func(string) string, logw io.Writer) error 
 		ReadHeaderTimeout: 10 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
+	// Event streams (/auth/events) never end by themselves: end them when
+	// shutting down, or Shutdown would wait for them.
+	srv.RegisterOnShutdown(s.Auth.CloseEventStreams)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	log.Info("example: listening; open the page in a browser", "addr", ln.Addr().String(), "url", s.BaseURL+"/")

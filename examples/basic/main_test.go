@@ -180,6 +180,30 @@ func TestFlow(t *testing.T) {
 	}
 }
 
+// TestDenyAtTheIdP: the user presses "Cancel" at the dev IdP; the browser
+// comes back to the page it started from with ?error=access_denied (a
+// script's request to the callback would get the JSON error).
+func TestDenyAtTheIdP(t *testing.T) {
+	_, appURL := startApp(t, nil)
+	br := exampletest.NewBrowser(t)
+	authorize := br.Get(appURL + "/auth/login?returnTo=/").Header.Get("Location")
+	page := br.Get(authorize)
+	id := strings.SplitN(strings.SplitN(page.Body, `name="auth_request" value="`, 2)[1], `"`, 2)[0]
+	action := strings.SplitN(authorize, "?", 2)[0]
+	r := br.Do("POST", action, "auth_request="+id+"&cancel=1", "Content-Type", "application/x-www-form-urlencoded")
+	callback := r.Header.Get("Location")
+	if r.StatusCode != http.StatusFound || !strings.Contains(callback, "error=access_denied") {
+		t.Fatalf("cancel at the IdP: %d %q", r.StatusCode, callback)
+	}
+	landed := br.Navigate(callback)
+	if landed.StatusCode != 200 || landed.Request.URL.String() != appURL+"/?error=access_denied" || !strings.Contains(landed.Body, `id="failure"`) {
+		t.Errorf("after Cancel the browser is at %s (%d), want the page with ?error=access_denied", landed.Request.URL, landed.StatusCode)
+	}
+	if r := br.Get(appURL + "/api/me"); r.StatusCode != http.StatusUnauthorized {
+		t.Errorf("GET /api/me after Cancel: %d, want 401", r.StatusCode)
+	}
+}
+
 // TestWrongPassword: the dev IdP's form refuses a wrong password and no
 // session exists.
 func TestWrongPassword(t *testing.T) {
@@ -330,14 +354,25 @@ func TestRun(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	// A signed-in browser holds an event stream, which never ends by
+	// itself: the shutdown ends it, and stays graceful.
+	br := exampletest.NewBrowser(t)
+	br.SignIn(appURL, "/", "alice", "alice")
+	stream := br.Stream(appURL + "/auth/events")
+	if ev := stream.Next(); ev.Name != "session" {
+		t.Fatalf("first event %+v, want session", ev)
+	}
 	cancel()
 	select {
 	case err := <-done:
 		if err != nil {
-			t.Fatalf("run: %v", err)
+			t.Fatalf("run: %v (the open event stream held the shutdown)", err)
 		}
 	case <-time.After(15 * time.Second):
 		t.Fatal("run did not return after cancel")
+	}
+	if ev := stream.Next(); ev.Name != "EOF" {
+		t.Errorf("after shutdown the stream sent %+v, want its end", ev)
 	}
 	for _, want := range []string{"BFF_SECRET_KEY is not set", "development identity provider", "url=" + appURL + "/", "shutting down"} {
 		if !strings.Contains(logs.String(), want) {

@@ -38,9 +38,9 @@ func main() {
 	}
 }
 
-// newServer returns the app's router, its listen address, and a function
-// that releases everything.
-func newServer(getenv func(string) string, log *slog.Logger) (http.Handler, string, func(), error) {
+// newServer returns the app's router, its listen address, its BFF, and a
+// function that releases everything.
+func newServer(getenv func(string) string, log *slog.Logger) (http.Handler, string, *bff.BFF, func(), error) {
 	env := func(k string) string {
 		if v := getenv(k); v != "" || k != "BFF_REDIS_ADDR" {
 			return v
@@ -49,12 +49,12 @@ func newServer(getenv func(string) string, log *slog.Logger) (http.Handler, stri
 	}
 	cfg, err := exampleapp.Load(env, log)
 	if err != nil {
-		return nil, "", nil, err
+		return nil, "", nil, nil, err
 	}
 	var idp *exampleapp.DevIdP
 	if cfg.Issuer == "" {
 		if idp, err = cfg.StartDevIdP(log); err != nil {
-			return nil, "", nil, err
+			return nil, "", nil, nil, err
 		}
 	}
 	opts := cfg.Options(log) // with BFF_REDIS_ADDR: Options.Redis = bff.NewRedisPool(addr)
@@ -70,7 +70,7 @@ func newServer(getenv func(string) string, log *slog.Logger) (http.Handler, stri
 	}
 	if err != nil {
 		closeAll()
-		return nil, "", nil, err
+		return nil, "", nil, nil, err
 	}
 
 	r := chi.NewRouter()
@@ -85,7 +85,7 @@ func newServer(getenv func(string) string, log *slog.Logger) (http.Handler, stri
 		}
 	})
 	r.Handle("/*", exampleapp.Page())
-	return r, cfg.Addr, closeAll, nil
+	return r, cfg.Addr, auth, closeAll, nil
 }
 
 func me(w http.ResponseWriter, r *http.Request) {
@@ -114,12 +114,15 @@ func echo(w http.ResponseWriter, r *http.Request) {
 // run serves until ctx is done, then shuts down gracefully.
 func run(ctx context.Context, getenv func(string) string, logw io.Writer) error {
 	log := slog.New(slog.NewTextHandler(logw, nil))
-	h, addr, closeAll, err := newServer(getenv, log)
+	h, addr, auth, closeAll, err := newServer(getenv, log)
 	if err != nil {
 		return err
 	}
 	defer closeAll()
 	srv := &http.Server{Addr: addr, Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	// Event streams (/auth/events) never end by themselves: end them when
+	// shutting down, or Shutdown would wait for them.
+	srv.RegisterOnShutdown(auth.CloseEventStreams)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.ListenAndServe() }()
 	log.Info("example: listening", "addr", addr)

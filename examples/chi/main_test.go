@@ -46,7 +46,7 @@ func TestTwoInstancesShareRedis(t *testing.T) {
 			}
 			return common[k]
 		}
-		h, _, closeAll, err := newServer(env, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		h, _, _, closeAll, err := newServer(env, slog.New(slog.NewTextHandler(io.Discard, nil)))
 		if err != nil {
 			t.Fatal(err)
 		}

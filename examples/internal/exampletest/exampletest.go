@@ -4,6 +4,8 @@
 package exampletest
 
 import (
+	"bufio"
+	"context"
 	"html"
 	"io"
 	"net/http"
@@ -88,6 +90,103 @@ func (b *Browser) Follow(resp *Response) *Response {
 	}
 	b.t.Fatal("too many redirects")
 	return nil
+}
+
+// navigation is what a browser sends with a navigation (Fetch Metadata).
+var navigation = []string{"Sec-Fetch-Mode", "navigate", "Sec-Fetch-Dest", "document", "Accept", "text/html,*/*;q=0.8"}
+
+// metaRefresh finds the target of a page that navigates by itself (bff's
+// page at the end of a sign-in).
+var metaRefresh = regexp.MustCompile(`<meta http-equiv="refresh" content="0;url=([^"]*)">`)
+
+// Navigate GETs u as a browser navigation (with Fetch Metadata) and
+// follows redirects and pages that refresh to another URL, as a browser
+// does; it returns the final page.
+func (b *Browser) Navigate(u string) *Response {
+	b.t.Helper()
+	for range 20 {
+		resp := b.Do("GET", u, "", navigation...)
+		next := resp.Header.Get("Location")
+		if resp.StatusCode < 300 || resp.StatusCode >= 400 {
+			m := metaRefresh.FindStringSubmatch(resp.Body)
+			if m == nil {
+				return resp
+			}
+			next = html.UnescapeString(m[1])
+		}
+		loc, err := resp.Request.URL.Parse(next)
+		if err != nil {
+			b.t.Fatalf("bad redirect %q: %v", next, err)
+		}
+		u = loc.String()
+	}
+	b.t.Fatal("too many redirects")
+	return nil
+}
+
+// Event is one Server-Sent Event; Name is "EOF" at the end of the stream.
+type Event struct{ Name, Data string }
+
+// EventStream reads a Server-Sent Events response.
+type EventStream struct {
+	t      testing.TB
+	events chan Event
+}
+
+// Stream opens u (an event stream) with the browser's cookies and the
+// headers of a same-origin EventSource. The stream is closed at the end of
+// the test.
+func (b *Browser) Stream(u string) *EventStream {
+	b.t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, "GET", u, nil)
+	req.Header.Set("Accept", "text/event-stream")
+	req.Header.Set("Sec-Fetch-Mode", "cors")
+	req.Header.Set("Sec-Fetch-Site", "same-origin")
+	resp, err := (&http.Client{Jar: b.Jar}).Do(req)
+	if err != nil {
+		cancel()
+		b.t.Fatalf("GET %s: %v", u, err)
+	}
+	b.t.Cleanup(func() { cancel(); resp.Body.Close() })
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "text/event-stream" {
+		b.t.Fatalf("GET %s: %d %q", u, resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	s := &EventStream{t: b.t, events: make(chan Event, 16)}
+	go func() {
+		defer close(s.events)
+		sc := bufio.NewScanner(resp.Body)
+		var ev Event
+		for sc.Scan() {
+			k, v, _ := strings.Cut(sc.Text(), ": ")
+			switch {
+			case sc.Text() == "" && ev.Name != "":
+				s.events <- ev
+				ev = Event{}
+			case k == "event":
+				ev.Name = v
+			case k == "data":
+				ev.Data = v
+			}
+		}
+	}()
+	return s
+}
+
+// Next returns the next event (comments skipped), or Event{Name: "EOF"}
+// at the end of the stream. It fails the test after 10 s without one.
+func (s *EventStream) Next() Event {
+	s.t.Helper()
+	select {
+	case ev, ok := <-s.events:
+		if !ok {
+			return Event{Name: "EOF"}
+		}
+		return ev
+	case <-time.After(10 * time.Second):
+		s.t.Fatal("no event within 10 s")
+		return Event{}
+	}
 }
 
 var (
