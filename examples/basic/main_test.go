@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -186,11 +187,7 @@ func TestFlow(t *testing.T) {
 func TestDenyAtTheIdP(t *testing.T) {
 	_, appURL := startApp(t, nil)
 	br := exampletest.NewBrowser(t)
-	authorize := br.Get(appURL + "/auth/login?returnTo=/").Header.Get("Location")
-	page := br.Get(authorize)
-	id := strings.SplitN(strings.SplitN(page.Body, `name="auth_request" value="`, 2)[1], `"`, 2)[0]
-	action := strings.SplitN(authorize, "?", 2)[0]
-	r := br.Do("POST", action, "auth_request="+id+"&cancel=1", "Content-Type", "application/x-www-form-urlencoded")
+	r := br.IdPForm(appURL, "/", url.Values{"cancel": {"1"}})
 	callback := r.Header.Get("Location")
 	if r.StatusCode != http.StatusFound || !strings.Contains(callback, "error=access_denied") {
 		t.Fatalf("cancel at the IdP: %d %q", r.StatusCode, callback)
@@ -209,11 +206,7 @@ func TestDenyAtTheIdP(t *testing.T) {
 func TestWrongPassword(t *testing.T) {
 	_, appURL := startApp(t, nil)
 	br := exampletest.NewBrowser(t)
-	authorize := br.Get(appURL + "/auth/login?returnTo=/").Header.Get("Location")
-	page := br.Get(authorize)
-	id := strings.SplitN(strings.SplitN(page.Body, `name="auth_request" value="`, 2)[1], `"`, 2)[0]
-	action := strings.SplitN(authorize, "?", 2)[0]
-	r := br.Do("POST", action, "auth_request="+id+"&username=alice&password=wrong", "Content-Type", "application/x-www-form-urlencoded")
+	r := br.IdPForm(appURL, "/", url.Values{"username": {"alice"}, "password": {"wrong"}})
 	if r.StatusCode != 200 || !strings.Contains(r.Body, "Invalid username or password") {
 		t.Errorf("wrong password: %d %q", r.StatusCode, r.Header.Get("Location"))
 	}

@@ -200,6 +200,19 @@ var (
 // origin than the app.
 func (b *Browser) SignIn(appURL, returnTo, username, password string) *Response {
 	b.t.Helper()
+	resp := b.IdPForm(appURL, returnTo, url.Values{"username": {username}, "password": {password}})
+	if resp.StatusCode != http.StatusFound || !strings.HasPrefix(resp.Header.Get("Location"), appURL+"/auth/callback?") {
+		b.t.Fatalf("the IdP did not redirect to the callback after sign-in: %d %q %s", resp.StatusCode, resp.Header.Get("Location"), resp.Body)
+	}
+	return b.Follow(resp)
+}
+
+// IdPForm starts a sign-in at the app on appURL, checks that it leads to
+// the development IdP's sign-in page on another origin, submits that
+// page's form with fields (username and password, or cancel) and returns
+// the IdP's answer.
+func (b *Browser) IdPForm(appURL, returnTo string, fields url.Values) *Response {
+	b.t.Helper()
 	resp := b.Get(appURL + "/auth/login?returnTo=" + url.QueryEscape(returnTo))
 	if resp.StatusCode != http.StatusSeeOther {
 		b.t.Fatalf("GET /auth/login: %d %s", resp.StatusCode, resp.Body)
@@ -215,16 +228,11 @@ func (b *Browser) SignIn(appURL, returnTo, username, password string) *Response 
 	if page.StatusCode != http.StatusOK || action == nil || id == nil {
 		b.t.Fatalf("the IdP's authorize page is not a sign-in form: %d %s", page.StatusCode, page.Body)
 	}
-	form := url.Values{
-		"auth_request": {html.UnescapeString(id[1])},
-		"username":     {username},
-		"password":     {password},
+	form := url.Values{"auth_request": {html.UnescapeString(id[1])}}
+	for k, v := range fields {
+		form[k] = v
 	}
-	resp = b.Do("POST", html.UnescapeString(action[1]), form.Encode(), "Content-Type", "application/x-www-form-urlencoded")
-	if resp.StatusCode != http.StatusFound || !strings.HasPrefix(resp.Header.Get("Location"), appURL+"/auth/callback?") {
-		b.t.Fatalf("the IdP did not redirect to the callback after sign-in: %d %q %s", resp.StatusCode, resp.Header.Get("Location"), resp.Body)
-	}
-	return b.Follow(resp)
+	return b.Do("POST", html.UnescapeString(action[1]), form.Encode(), "Content-Type", "application/x-www-form-urlencoded")
 }
 
 // Cookie returns the jar's cookie called name for u.
