@@ -185,8 +185,9 @@ type Options struct {
 
 	// ExpiryWarning is how long before a session's idle timeout or end of
 	// lifetime Prefix+"/events" sends "event: expiring", so that a page can
-	// warn the user. Default 2 minutes, or half of IdleTimeout if that is
-	// shorter; it must be shorter than IdleTimeout.
+	// warn the user. It is at most IdleTimeout - TouchInterval, so that a
+	// request after the warning always records activity (and so extends
+	// the session). Default 2 minutes, or that bound if it is shorter.
 	ExpiryWarning time.Duration
 
 	// MaxEventStreams bounds the Prefix+"/events" streams open on this
@@ -391,13 +392,14 @@ func validate(o Options) (*config, error) {
 
 // eventDefaults checks and completes the options of Prefix+"/events".
 func (c *config) eventDefaults() error {
+	bound := c.IdleTimeout - c.TouchInterval
 	switch {
 	case c.ExpiryWarning < 0:
 		return fieldErr("ExpiryWarning", "must not be negative")
 	case c.ExpiryWarning == 0:
-		c.ExpiryWarning = min(2*time.Minute, c.IdleTimeout/2)
-	case c.ExpiryWarning >= c.IdleTimeout:
-		return fieldErr("ExpiryWarning", "must be shorter than IdleTimeout (%v), or every session would always be expiring", c.IdleTimeout)
+		c.ExpiryWarning = min(2*time.Minute, bound)
+	case c.ExpiryWarning > bound:
+		return fieldErr("ExpiryWarning", "must be at most IdleTimeout - TouchInterval (%v): activity after a longer warning may not be recorded, and the session would end anyway", bound)
 	}
 	for _, f := range []struct {
 		name string

@@ -34,136 +34,32 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
-	"errors"
-	"fmt"
 	"io"
-	"log/slog"
-	"net"
 	"net/http"
 	"os"
-	"os/signal"
-	"slices"
-	"syscall"
 	"time"
 
 	"github.com/gobff/bff"
 	"github.com/gobff/bff/examples/internal/exampleapp"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, os.Getenv, os.Stderr); err != nil {
-		fmt.Fprintln(os.Stderr, "error:", err)
-		os.Exit(1)
-	}
-}
+func main() { exampleapp.Main(os.Getenv, routes) }
 
-// run serves until ctx is done, then shuts down gracefully.
-func run(ctx context.Context, getenv func(string) string, logw io.Writer) error {
-	log := slog.New(slog.NewTextHandler(logw, nil))
-	s, err := newServer(getenv, log)
-	if err != nil {
-		return err
-	}
-	defer s.Close()
-
-	ln, err := net.Listen("tcp", s.Addr)
-	if err != nil {
-		return err
-	}
-	srv := &http.Server{
-		Handler:           s.Handler,
-		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
-	// Event streams (/auth/events) never end by themselves: end them when
-	// shutting down, or Shutdown would wait for them.
-	srv.RegisterOnShutdown(s.Auth.CloseEventStreams)
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	log.Info("example: listening; open the page in a browser", "addr", ln.Addr().String(), "url", s.BaseURL+"/")
-
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	}
-	log.Info("example: shutting down")
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(shutdownCtx); err != nil {
-		return err
-	}
-	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
-	return nil
-}
-
-// server is the example app, ready to serve: Handler on Addr.
-type server struct {
-	Handler http.Handler
-	Addr    string
-	BaseURL string
-	Auth    *bff.BFF
-	DevIdP  *exampleapp.DevIdP // nil with BFF_ISSUER
-
-	closers []func()
-}
-
-// newServer builds the app from the environment. Close releases it.
-func newServer(getenv func(string) string, log *slog.Logger) (_ *server, err error) {
-	cfg, err := exampleapp.Load(getenv, log)
-	if err != nil {
-		return nil, err
-	}
-	s := &server{Addr: cfg.Addr, BaseURL: cfg.BaseURL}
-	defer func() {
-		if err != nil {
-			s.Close()
-		}
-	}()
-	if cfg.Issuer == "" {
-		if s.DevIdP, err = cfg.StartDevIdP(log); err != nil {
-			return nil, fmt.Errorf("development IdP: %w", err)
-		}
-		s.closers = append(s.closers, func() { s.DevIdP.Close() })
-	}
-	opts := cfg.Options(log)
-	if opts.Redis != nil {
-		s.closers = append(s.closers, func() { opts.Redis.Close() })
-	}
-
-	auth, err := bff.New(opts)
-	if err != nil {
-		return nil, err
-	}
-	s.Auth = auth
-	s.closers = append(s.closers, func() { auth.Close() })
-
+// routes are the example's routes on its BFF.
+func routes(app *exampleapp.App) http.Handler {
+	auth := app.Auth
 	mux := http.NewServeMux()
 	mux.Handle("/auth/", auth)
 	mux.Handle("GET /api/me", auth.RequireSession(http.HandlerFunc(me)))
 	mux.Handle("POST /api/echo", auth.RequireSession(http.HandlerFunc(echo)))
-	if cfg.Upstream != nil {
+	if app.Upstream != nil {
 		// The browser calls the downstream API through the BFF, which adds
 		// the user's access token: /api/upstream/x goes to BFF_UPSTREAM_URL/x.
-		mux.Handle("/api/upstream/", auth.RequireSession(http.StripPrefix("/api/upstream", auth.Proxy(cfg.Upstream))))
+		mux.Handle("/api/upstream/", auth.RequireSession(http.StripPrefix("/api/upstream", auth.Proxy(app.Upstream))))
 	}
 	mux.Handle("/", exampleapp.Page())
-	s.Handler = mux
-	return s, nil
-}
-
-// Close stops the BFF, then what it uses.
-func (s *server) Close() {
-	for _, c := range slices.Backward(s.closers) {
-		c()
-	}
-	s.closers = nil
+	return mux
 }
 
 // meResponse is the JSON of GET /api/me.

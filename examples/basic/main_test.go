@@ -4,8 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -16,54 +14,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gobff/bff/examples/internal/exampleapp"
 	"github.com/gobff/bff/examples/internal/exampletest"
 	"github.com/gobff/bff/internal/redistest"
 )
 
-// startApp serves the example in-process on http://localhost:port with the
-// development IdP on 127.0.0.1 (another origin). env adds to (or
-// overrides) the defaults.
-func startApp(t *testing.T, env map[string]string) (*server, string) {
+// startApp serves the example in-process (exampletest.StartApp).
+func startApp(t *testing.T, env map[string]string) (*exampleapp.Server, string) {
 	t.Helper()
-	var h http.Handler = http.NotFoundHandler()
-	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.ServeHTTP(w, r) }))
-	t.Cleanup(ts.Close)
-	appURL := strings.Replace(ts.URL, "127.0.0.1", "localhost", 1)
-	vars := map[string]string{
-		"BFF_ADDR":         ts.Listener.Addr().String(),
-		"BFF_BASE_URL":     appURL,
-		"BFF_DEV_IDP_ADDR": "127.0.0.1:0",
-		"BFF_SECRET_KEY":   "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
-	}
-	for k, v := range env {
-		vars[k] = v
-	}
-	s, err := newServer(func(k string) string { return vars[k] }, testLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.Close)
-	h = s.Handler
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := s.Auth.Ready(ctx); err != nil {
-		t.Fatal(err)
-	}
-	return s, appURL
-}
-
-func testLogger(t *testing.T) *slog.Logger {
-	if testing.Verbose() {
-		return slog.New(slog.NewTextHandler(tWriter{t}, nil))
-	}
-	return slog.New(slog.NewTextHandler(io.Discard, nil))
-}
-
-type tWriter struct{ t *testing.T }
-
-func (w tWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimSpace(string(p)))
-	return len(p), nil
+	return exampletest.StartApp(t, env, routes)
 }
 
 // decodeObject decodes a JSON object, failing the test otherwise.
@@ -265,7 +224,7 @@ func TestRedis(t *testing.T) {
 // browser's cookie), and nothing reaches it without a session.
 func TestUpstream(t *testing.T) {
 	var hits atomic.Int32
-	var s *server
+	var s *exampleapp.Server
 	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		hits.Add(1)
 		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
@@ -304,7 +263,7 @@ func TestConfigErrors(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			env := map[string]string{c.key: c.value, "BFF_DEV_IDP_ADDR": "127.0.0.1:0", "BFF_ADDR": "127.0.0.1:0"}
-			s, err := newServer(func(k string) string { return env[k] }, testLogger(t))
+			s, err := exampleapp.NewServer(func(k string) string { return env[k] }, exampletest.Logger(t), routes)
 			if err == nil {
 				s.Close()
 				t.Fatalf("%s=%q accepted", c.key, c.value)
@@ -328,7 +287,7 @@ func TestRun(t *testing.T) {
 	var logs syncBuffer
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, func(k string) string { return env[k] }, &logs) }()
+	go func() { done <- exampleapp.Run(ctx, func(k string) string { return env[k] }, &logs, routes) }()
 
 	_, port, _ := net.SplitHostPort(addr)
 	appURL := "http://localhost:" + port

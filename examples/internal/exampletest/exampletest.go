@@ -8,13 +8,19 @@ import (
 	"context"
 	"html"
 	"io"
+	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/cookiejar"
+	"net/http/httptest"
 	"net/url"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/gobff/bff/examples/internal/exampleapp"
 )
 
 // Browser is an HTTP client with a cookie jar that does not follow
@@ -272,4 +278,57 @@ func WaitReady(t testing.TB, appURL string) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// StartApp serves an example in-process on http://localhost:port, its
+// development IdP on 127.0.0.1 (another origin), and waits until it can
+// start a sign-in. env adds to (or overrides) the defaults (a fixed
+// secret key, free ports). The example is closed at the end of the test.
+func StartApp(t *testing.T, env map[string]string, routes exampleapp.Routes) (*exampleapp.Server, string) {
+	t.Helper()
+	var h atomic.Pointer[http.Handler]
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if p := h.Load(); p != nil {
+			(*p).ServeHTTP(w, r)
+			return
+		}
+		http.NotFound(w, r)
+	}))
+	t.Cleanup(ts.Close)
+	appURL := strings.Replace(ts.URL, "127.0.0.1", "localhost", 1)
+	vars := map[string]string{
+		"BFF_ADDR":         ts.Listener.Addr().String(),
+		"BFF_BASE_URL":     appURL,
+		"BFF_DEV_IDP_ADDR": "127.0.0.1:0",
+		"BFF_SECRET_KEY":   "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
+	}
+	maps.Copy(vars, env)
+	s, err := exampleapp.NewServer(func(k string) string { return vars[k] }, Logger(t), routes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	h.Store(&s.Handler)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := s.Auth.Ready(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return s, appURL
+}
+
+// Logger is the examples' logger in tests: the test's log with -v,
+// nothing otherwise.
+func Logger(t *testing.T) *slog.Logger {
+	if testing.Verbose() {
+		return slog.New(slog.NewTextHandler(tWriter{t}, nil))
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+type tWriter struct{ t *testing.T }
+
+func (w tWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
 }
