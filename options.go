@@ -192,8 +192,8 @@ type Options struct {
 
 	// MaxEventStreams bounds the Prefix+"/events" streams open on this
 	// instance at a time; beyond it a new stream is answered 429. Default
-	// 10,000 (a stream holds a connection, a goroutine and about 18 KiB;
-	// see README).
+	// 10,000 (a stream holds a connection, two goroutines and about 25
+	// KiB; see README).
 	MaxEventStreams int
 
 	// MaxEventStreamsPerSession bounds the Prefix+"/events" streams of one
