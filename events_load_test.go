@@ -234,7 +234,7 @@ func (c *eventsLoadChild) report(t *testing.T, query string) childMem {
 }
 
 func (c *eventsLoadChild) mem(t *testing.T) childMem { return c.report(t, "?gc") }
-func (c *eventsLoadChild) cpu(t *testing.T) int64   { return c.report(t, "").CPU }
+func (c *eventsLoadChild) cpu(t *testing.T) int64    { return c.report(t, "").CPU }
 
 // serveEventsLoad is the child: an instance on the memory store, with
 // bounds above the load, and a report of its memory and CPU; it serves
