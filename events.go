@@ -100,10 +100,7 @@ func (b *BFF) handleEvents(w http.ResponseWriter, r *http.Request) {
 	}
 	id, _ := cookieValue(r.Header, b.cfg.CookieName)
 	st := &stream{b: b, w: w, rc: http.NewResponseController(w), ctx: r.Context(), id: id, s: s, watch: watch}
-	// The server's read deadline (http.Server.ReadTimeout) would end the
-	// stream; what bounds it is the write deadline of each event.
-	st.rc.SetReadDeadline(time.Time{})
-	if err := st.run(); err != nil {
+	if err := st.run(); err != nil && err != errStreamDone {
 		b.log.Debug("bff: event stream ended", "err", err)
 	}
 }
@@ -289,7 +286,8 @@ func (st *stream) send(event string, data any) error {
 	return st.write(fmt.Appendf(nil, "event: %s\ndata: %s\n\n", event, payload))
 }
 
-// write writes and flushes, bounded by eventsWriteTimeout.
+// write writes and flushes, bounded by eventsWriteTimeout (instead of the
+// server's WriteTimeout, which would end every stream once it passed).
 func (st *stream) write(p []byte) error {
 	st.rc.SetWriteDeadline(time.Now().Add(eventsWriteTimeout))
 	if _, err := st.w.Write(p); err != nil {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -623,4 +624,53 @@ func TestEventsStoreTrouble(t *testing.T) {
 	down(false)
 	clock.Advance(busPollInterval)
 	s.expectEnded(reasonRevoked)
+}
+
+// With a custom Store (no channel between instances), a stream re-reads
+// its session every storePollInterval: an end it was not told of (here the
+// record deleted in the store) ends the stream.
+func TestEventsCustomStorePolls(t *testing.T) {
+	spy := newSpyStore(t)
+	clock := newFrozenClock()
+	op := testOP(t, oidctest.Config{Now: clock.Now, AccessTokenTTL: 48 * time.Hour})
+	a := newApp(t, op, func(o *Options) { o.Store, o.Now, o.newTimer = spy, clock.Now, clock.Timer })
+	br := newBrowser(t)
+	a.login(br)
+	s := openEvents(t, a, br)
+	s.expect("session")
+	id, _ := a.sessionCookie(br)
+	spy.Memory.Delete(recordName(id))
+	awaitTimers(t, clock, 3) // the store's poll, the stream's heartbeat and deadline
+	clock.Advance(storePollInterval)
+	s.expectEnded(reasonRevoked)
+}
+
+// When the session's lifetime ends before its idle timeout, "expiring"
+// says so.
+func TestEventsLifetimeWarning(t *testing.T) {
+	a, br, clock := eventsApp(t, func(o *Options) { o.MaxLifetime, o.ExpiryWarning = 10*time.Minute, time.Minute })
+	s := openEvents(t, a, br)
+	got := s.expect("session")
+	awaitTimers(t, clock, 2)
+	clock.Advance(9 * time.Minute)
+	if warn := s.expect("expiring"); warn["cause"] != "lifetime" || warn["endsAt"] != got["expiresAt"] {
+		t.Errorf("expiring = %v, want the lifetime's end %s", warn, got["expiresAt"])
+	}
+}
+
+// The server's ReadTimeout and WriteTimeout, which bound a request and its
+// answer, do not end a stream that outlives them: each event has a write
+// deadline of its own.
+func TestEventsOutliveServerTimeouts(t *testing.T) {
+	a, br, _ := eventsApp(t, nil)
+	srv := httptest.NewUnstartedServer(a.srv.Config.Handler)
+	srv.Config.ReadTimeout, srv.Config.WriteTimeout = 50*time.Millisecond, 50*time.Millisecond
+	srv.Start()
+	t.Cleanup(srv.Close)
+	onSrv := &app{t: t, bff: a.bff, srv: srv, op: a.op, URL: srv.URL}
+	s := openEvents(t, onSrv, br)
+	s.expect("session")
+	time.Sleep(4 * srv.Config.WriteTimeout) // past both deadlines (a wait, not an assertion)
+	a.logout(br, "Sec-Fetch-Site", "same-origin").Body.Close()
+	s.expectEnded(reasonLogout)
 }

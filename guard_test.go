@@ -554,6 +554,13 @@ func TestRequireLoginRedirectsNavigations(t *testing.T) {
 			t.Errorf("Cache-Control of the redirect = %q, want no-store", cc)
 		}
 	}
+	// A form of this origin that finds no session: after sign-in, a GET of
+	// its action.
+	resp := e.br.do("POST", e.a.URL+"/page?tab=2", nil, "Sec-Fetch-Mode", "navigate", "Sec-Fetch-Site", "same-origin")
+	resp.Body.Close()
+	if want := "/auth/login?returnTo=" + url.QueryEscape("/page?tab=2"); resp.StatusCode != 303 || resp.Header.Get("Location") != want {
+		t.Errorf("signed-out form POST = %d to %q, want 303 to %q", resp.StatusCode, resp.Header.Get("Location"), want)
+	}
 	for _, h := range [][]string{nil, {"Sec-Fetch-Mode", "cors", "Accept", "text/html"}, {"Accept", "application/json"}, {"Accept", "*/*"}} {
 		resp := e.br.do("GET", e.a.URL+page, nil, h...)
 		if code, _, _ := jsonError(t, resp); resp.StatusCode != 401 || code != "unauthenticated" || resp.Header.Get("Location") != "" {
