@@ -8,7 +8,10 @@
 // plain fetch(url, {credentials: 'same-origin'}); RequireSession refreshes
 // tokens on the server, refuses cross-origin unsafe requests, and hands the
 // signed-in user and a fresh access token to the handler (UserFrom,
-// TokenFrom).
+// TokenFrom). Server-rendered pages use RequireLogin (a signed-out browser
+// is sent to sign in and comes back) and OptionalSession (public pages
+// that personalise); GET /auth/events tells every open tab when its session
+// ends.
 //
 // # Routes
 //
