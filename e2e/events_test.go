@@ -102,8 +102,8 @@ func TestSignOutInOneTabShowsInTheOther(t *testing.T) {
 func externalIdP(t *testing.T) (*oidctest.Provider, func(instance string)) {
 	t.Helper()
 	var target atomic.Pointer[string]
-	var op *oidctest.Provider
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	var op *oidctest.Provider // set before the server starts
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path != "/backchannel" {
 			op.ServeHTTP(w, r)
 			return
@@ -117,8 +117,10 @@ func externalIdP(t *testing.T) (*oidctest.Provider, func(instance string)) {
 		w.WriteHeader(resp.StatusCode)
 		io.Copy(w, resp.Body)
 	}))
+	issuer := "http://" + srv.Listener.Addr().String()
+	op = oidctest.New(oidctest.Config{Issuer: issuer, Interactive: true, BackchannelLogoutURI: issuer + "/backchannel"})
+	srv.Start()
 	t.Cleanup(srv.Close)
-	op = oidctest.New(oidctest.Config{Issuer: srv.URL, Interactive: true, BackchannelLogoutURI: srv.URL + "/backchannel"})
 	return op, func(instance string) { target.Store(&instance) }
 }
 
