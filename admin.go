@@ -36,6 +36,12 @@ func (b *BFF) endWhere(ctx context.Context, kind, value string, keep func(*sessi
 			n++
 		}
 	}
+	if n == 0 {
+		// Nothing ended now (an end confirmed by a replica confirms every
+		// earlier write): an earlier, unconfirmed end must be on a replica
+		// before this says that no session is left.
+		return 0, b.store.confirm(ctx)
+	}
 	return n, nil
 }
 
@@ -80,7 +86,9 @@ func (b *BFF) Sessions(ctx context.Context, sub string) ([]SessionInfo, error) {
 // instance ("sign out everywhere", or locking a user out), and returns how
 // many it ended. The provider's sessions are not affected.
 func (b *BFF) RevokeSessions(ctx context.Context, sub string) (int, error) {
-	return b.endWhere(ctx, "sub", sub, func(s *session) bool { return s.rec.Subject == sub }, reasonRevoked)
+	n, err := b.endWhere(ctx, "sub", sub, func(s *session) bool { return s.rec.Subject == sub }, endRevoked)
+	b.tel.sessionsEnded(ctx, endRevoked, n)
+	return n, err
 }
 
 // RevokeSession ends the session with the given SessionInfo.Handle.
@@ -88,6 +96,7 @@ func (b *BFF) RevokeSession(ctx context.Context, handle string) error {
 	if !isRecordName(handle) {
 		return badRequest("Unknown session handle.", errors.New("malformed handle"))
 	}
-	_, err := b.store.end(ctx, handle, reasonRevoked)
+	last, err := b.store.end(ctx, handle, endRevoked)
+	b.tel.sessionEnded(ctx, endRevoked, last)
 	return err
 }

@@ -8,15 +8,24 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	mrand "math/rand/v2"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"runtime"
+	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/gobff/bff/internal/oidctest"
+	"github.com/gobff/bff/internal/redistest"
 	"github.com/gobff/bff/internal/storage"
+	"github.com/gomodule/redigo/redis"
 )
 
 // Benchmarks of the request paths, in process (no network except to the
@@ -322,4 +331,228 @@ func TestPrebuiltRejections(t *testing.T) {
 		}
 		b.Close()
 	}
+}
+
+// TestScale measures RequireSession with many active sessions: throughput
+// and CPU per request with 1,000 to 1,000,000 sessions (memory store, Redis
+// with the session cache, Redis without it), the heap per session and
+// Redis's bytes per session. Requests rotate over every session's cookie
+// in a random order, in process, on GOMAXPROCS goroutines; the populations
+// are measured in interleaved rounds. Sessions are minted straight into the
+// store (sessionStore.create, what a sign-in does after the provider's
+// part): a million sign-ins through HTTP would take an hour.
+//
+// It runs only when asked: BFF_SCALE=1 go test -run '^TestScale$' -v .
+// (scripts/bench.sh does, and puts the table into BENCHMARKS.md). Knobs:
+// BFF_SCALE_SIZES (default 1000,24000,100000,1000000), BFF_SCALE_REDIS_MAX
+// (largest population on Redis, default 100000), BFF_SCALE_REQUESTS
+// (per round, default 200000), BFF_SCALE_ROUNDS (default 3).
+func TestScale(t *testing.T) {
+	if os.Getenv("BFF_SCALE") != "1" {
+		t.Skip("scaling measurement: run with BFF_SCALE=1")
+	}
+	sizes := envInts(t, "BFF_SCALE_SIZES", []int{1000, 24000, 100000, 1000000})
+	redisMax := envInt(t, "BFF_SCALE_REDIS_MAX", 100000)
+	requests := envInt(t, "BFF_SCALE_REQUESTS", 200000)
+	rounds := envInt(t, "BFF_SCALE_ROUNDS", 3)
+	rs := redistest.Start(t)
+	op := testOP(t, oidctest.Config{})
+	var pops []*scalePop
+	for _, variant := range []string{"memory", "redis", "redis-nocache"} {
+		for _, n := range sizes {
+			if variant != "memory" && n > redisMax {
+				continue
+			}
+			pops = append(pops, newScalePop(t, op, rs, variant, n))
+		}
+	}
+	for r := range rounds {
+		for i := range pops {
+			p := pops[(i+r)%len(pops)] // rotate the order each round
+			p.run(t, requests)
+		}
+	}
+	fmt.Println("| store | sessions | req/s (median) | × 1,000 sessions | CPU µs/req | store reads/req | memory store bytes/session | Redis bytes/session |")
+	fmt.Println("|---|---:|---:|---:|---:|---:|---:|---:|")
+	base := map[string]float64{}
+	for _, p := range pops {
+		med := median(p.rates)
+		if p.n == sizes[0] {
+			base[p.variant] = med
+		}
+		heapBytes, redisBytes := "—", "—"
+		if p.heapBytes > 0 {
+			heapBytes = fmt.Sprint(p.heapBytes)
+		}
+		if p.redisBytes > 0 {
+			redisBytes = fmt.Sprint(p.redisBytes)
+		}
+		fmt.Printf("| %s | %d | %.0f | %.2f | %.1f | %.3f | %s | %s |\n", p.variant, p.n, med, med/base[p.variant],
+			median(p.cpu), median(p.missed), heapBytes, redisBytes)
+	}
+}
+
+// scalePop is one population of sessions on one BFF.
+type scalePop struct {
+	variant    string
+	n          int
+	bff        *BFF
+	h          http.Handler
+	cookies    []string
+	heapBytes  int64 // per session
+	redisBytes int64 // per session
+	rates, cpu []float64
+	reads      *countingBackend
+	missed     []float64 // store reads per request
+}
+
+func newScalePop(t *testing.T, op *oidctest.Provider, rs *redistest.Server, variant string, n int) *scalePop {
+	var used func() int64
+	a := newApp(t, op, func(o *Options) {
+		o.Logger, o.TouchInterval = quietLogger, time.Hour
+		if variant != "memory" {
+			o.Redis, o.DisableSessionCache = NewRedisPool(rs.Addr), variant == "redis-nocache"
+			used = func() int64 { return redisUsedMemory(t, rs) }
+		}
+	})
+	if a.bff.store.bus != nil {
+		waitHealthy(t, a)
+	}
+	p := &scalePop{variant: variant, n: n, bff: a.bff, h: a.bff.RequireSession(benchHandler)}
+	p.reads = &countingBackend{Backend: a.bff.store.be}
+	a.bff.store.be = p.reads
+	heap0, redis0 := heapAlloc(), int64(0)
+	if used != nil {
+		redis0 = used()
+	}
+	p.cookies = mintSessions(t, a.bff, n)
+	if used != nil {
+		p.redisBytes = (used() - redis0) / int64(n)
+	} else {
+		p.heapBytes = int64(heapAlloc()-heap0) / int64(n) // the memory store's records and indexes
+	}
+	// Every session is served (and the cache filled as far as it goes).
+	for _, c := range p.cookies {
+		if code := p.serve(c); code != 200 {
+			t.Fatalf("%s, %d sessions: a minted session answered %d", variant, n, code)
+		}
+	}
+	if c := a.bff.store.cache; c != nil {
+		var bytes int64
+		for i := range c.shards {
+			bytes += c.shards[i].bytes
+		}
+		if bytes > a.bff.cfg.SessionCacheBytes {
+			t.Fatalf("the cache holds %d bytes, more than SessionCacheBytes (%d)", bytes, a.bff.cfg.SessionCacheBytes)
+		}
+	}
+	return p
+}
+
+// mintSessions creates n sessions of distinct users with typical token
+// sizes, 32 at a time, and returns their cookie values.
+func mintSessions(t *testing.T, b *BFF, n int) []string {
+	ids := make([]string, n)
+	parallelFor(n, 32, func(i int) {
+		ids[i] = rand.Text()
+		s := typicalSession(ids[i])
+		s.rec.AccessExpiry = time.Now().Add(24 * time.Hour).UnixNano()
+		if err := b.store.create(context.Background(), s, ""); err != nil {
+			t.Errorf("mint: %v", err)
+		}
+	})
+	if t.Failed() {
+		t.FailNow()
+	}
+	for i, id := range ids {
+		ids[i] = "theme=dark; " + b.cfg.CookieName + "=" + id
+	}
+	return ids
+}
+
+func (p *scalePop) serve(cookie string) int {
+	r := httptest.NewRequest("GET", "/api/me", nil)
+	r.Header["Cookie"] = []string{cookie}
+	w := httptest.NewRecorder()
+	p.h.ServeHTTP(w, r)
+	return w.Code
+}
+
+// run sends requests over the population in a random order and records
+// the rate and the process's CPU per request. An unmeasured pass over
+// every session comes first: "active" sessions are those used within the
+// cache's age bound, and the other populations' rounds took time.
+func (p *scalePop) run(t *testing.T, requests int) {
+	for _, c := range p.cookies {
+		p.serve(c)
+	}
+	order := mrand.Perm(p.n)
+	workers := runtime.GOMAXPROCS(0)
+	var next atomic.Int64
+	var bad atomic.Int64
+	cpu0, start, reads0 := processCPU(), time.Now(), p.reads.finds.Load()
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := next.Add(1) - 1; i < int64(requests); i = next.Add(1) - 1 {
+				if p.serve(p.cookies[order[int(i)%p.n]]) != 200 {
+					bad.Add(1)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	d, cpu := time.Since(start), processCPU()-cpu0
+	if bad.Load() > 0 {
+		t.Fatalf("%s, %d sessions: %d requests failed", p.variant, p.n, bad.Load())
+	}
+	p.rates = append(p.rates, float64(requests)/d.Seconds())
+	p.cpu = append(p.cpu, float64(cpu.Microseconds())/float64(requests))
+	p.missed = append(p.missed, float64(p.reads.finds.Load()-reads0)/float64(requests))
+}
+
+// processCPU is the user and system CPU time this process has used.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+func redisUsedMemory(t *testing.T, rs *redistest.Server) int64 {
+	info, err := redis.String(rs.Do("INFO", "memory"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(info, "\r\n") {
+		if v, ok := strings.CutPrefix(line, "used_memory:"); ok {
+			n, _ := strconv.ParseInt(v, 10, 64)
+			return n
+		}
+	}
+	t.Fatal("no used_memory in INFO memory")
+	return 0
+}
+
+func median(xs []float64) float64 {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+func envInts(t *testing.T, name string, def []int) []int {
+	s := os.Getenv(name)
+	if s == "" {
+		return def
+	}
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n <= 0 {
+			t.Fatalf("%s=%q: want positive integers separated by commas", name, s)
+		}
+		out = append(out, n)
+	}
+	return out
 }

@@ -17,13 +17,17 @@
 //
 // A *BFF is an http.Handler serving, under Options.Prefix (default /auth):
 //
-//	GET  /auth/login?returnTo=/path  start sign-in
+//	GET  /auth/login?returnTo=/path  start sign-in (also prompt, login_hint, acr_values, max_age, ui_locales)
 //	GET  /auth/callback              the provider's redirect back
 //	GET  /auth/session               the user's claims and session expiry as JSON (401 when signed out)
 //	POST /auth/logout                end the session (here, at the provider, and on every instance)
 //	GET  /auth/logout/callback       the provider's redirect back after logout
 //	POST /auth/backchannel-logout    OpenID Connect Back-Channel Logout
 //	GET  /auth/events                the session's live events (Server-Sent Events; 401 when signed out)
+//	GET  /auth/jwks                  the client's public keys (with Options.ClientKeys)
+//
+// RequireAuthLevel guards routes that need a stronger or more recent sign-in
+// (RFC 9470 step-up).
 //
 // # Example
 //
@@ -75,17 +79,25 @@ type BFF struct {
 	cop    *http.CrossOriginProtection
 	mux    *http.ServeMux
 	client *http.Client
+	tel    *telemetry
 
 	flights flight.Group[*session]
 	retryAt retryTimes
 	txSeq   atomic.Uint32 // rotates the first login-cookie slot tried
 
-	prov      atomic.Pointer[provider]
-	discover  chan struct{} // a request asks for a discovery attempt now
-	ready     chan struct{} // closed when discovery succeeded
-	closeOnce sync.Once
-	closed    chan struct{}
-	wg        sync.WaitGroup
+	health    atomic.Pointer[healthReport] // the latest; see Health
+	healthRun flight.Group[*healthReport]
+
+	prov          atomic.Pointer[provider]
+	misconfigured atomic.Bool   // discovery found a provider that does not fit Options
+	discover      chan struct{} // a request asks for a discovery attempt now
+	ready         chan struct{} // closed when discovery succeeded
+	keys          *clientKeys   // Options.ClientKeys, or nil
+
+	hostRewriteOnce sync.Once
+	closeOnce       sync.Once
+	closed          chan struct{}
+	wg              sync.WaitGroup
 }
 
 // provider is the result of discovery.
@@ -98,6 +110,7 @@ type provider struct {
 	endSessionURL    string
 	issParamRequired bool
 	keys             *keyset.Set
+	x                providerExtras // discovery.go
 }
 
 // Locker serializes writes to one session across instances that share a
@@ -116,6 +129,7 @@ func New(opts Options) (*BFF, error) {
 	if err != nil {
 		return nil, err
 	}
+	cfg.Logger = withTraceIDs(cfg.Logger)
 	b := &BFF{
 		cfg:      cfg,
 		log:      cfg.Logger,
@@ -128,13 +142,25 @@ func New(opts Options) (*BFF, error) {
 	for _, o := range cfg.TrustedOrigins {
 		b.cop.AddTrustedOrigin(o)
 	}
+	if len(cfg.ClientKeys) > 0 {
+		if b.keys, err = newClientKeys(cfg.ClientKeys); err != nil {
+			return nil, err
+		}
+	}
 	b.sealer, err = seal.New(cfg.keys, seal.PurposeSession, seal.PurposeTransaction, seal.PurposeIndex)
 	if err != nil {
 		return nil, fieldErr("SecretKeys", "%v", err)
 	}
-	b.client = bodylimit.Client(cfg.HTTPClient, 1<<20)
+	if b.tel, err = newTelemetry(cfg, &b.prov); err != nil {
+		return nil, err
+	}
+	b.client = bodylimit.Client(b.tel.providerClient(cfg.HTTPClient), 1<<20)
 
 	b.store = newSessionStore(cfg, b.sealer, b.lockTTL())
+	if err := b.tel.attach(b.store); err != nil {
+		b.store.close()
+		return nil, err
+	}
 	b.routes()
 	b.wg.Add(1)
 	go b.discoveryLoop()
@@ -150,6 +176,7 @@ func (b *BFF) Close() error {
 		b.CloseEventStreams()
 		b.events.wg.Wait()
 		b.wg.Wait()
+		b.tel.close()
 		b.store.close()
 	})
 	return nil
@@ -180,17 +207,23 @@ func (b *BFF) routes() {
 	p := b.cfg.Prefix
 	b.mux = http.NewServeMux()
 	b.mux.HandleFunc("GET "+p+"/login", b.handleLogin)
-	b.mux.HandleFunc("GET "+p+"/callback", b.handleCallback)
+	b.mux.HandleFunc("GET "+p+"/callback", b.tel.observeCallback(b.handleCallback))
 	b.mux.HandleFunc("GET "+p+"/session", b.handleSession)
-	b.mux.HandleFunc("POST "+p+"/logout", b.handleLogout)
+	b.mux.HandleFunc("POST "+p+"/logout", b.tel.observeLogout("bff.logout", false, b.handleLogout))
 	b.mux.HandleFunc("GET "+p+"/logout/callback", b.handleLogoutCallback)
-	b.mux.HandleFunc("POST "+p+"/backchannel-logout", b.handleBackchannelLogout)
+	b.mux.HandleFunc("POST "+p+"/backchannel-logout", b.tel.observeLogout("bff.backchannel_logout", true, b.handleBackchannelLogout))
 	b.mux.HandleFunc("GET "+p+"/events", b.handleEvents)
+	if b.keys != nil {
+		b.mux.HandleFunc("GET "+p+"/jwks", b.handleJWKS)
+	}
 	// The catch-all below matches every method, so the mux's own 405 never
 	// happens: answer it here for a route's path with another method (a GET
 	// of /logout is no logout, and says so).
 	allow := map[string]string{p + "/login": "GET, HEAD", p + "/callback": "GET, HEAD", p + "/session": "GET, HEAD",
 		p + "/logout": "POST", p + "/logout/callback": "GET, HEAD", p + "/backchannel-logout": "POST", p + "/events": "GET, HEAD"}
+	if b.keys != nil {
+		allow[p+"/jwks"] = "GET, HEAD"
+	}
 	b.mux.HandleFunc(p+"/", func(w http.ResponseWriter, r *http.Request) {
 		if methods, ok := allow[r.URL.Path]; ok {
 			w.Header().Set("Allow", methods)
@@ -211,17 +244,24 @@ func (b *BFF) fail(w http.ResponseWriter, r *http.Request, err error) {
 		}
 		e = wrapped
 	}
+	noteOutcome(w, e.Code)
 	switch {
+	case errors.Is(e.Err, errProviderPending):
+		// The discovery loop logs the cause, once.
+		b.log.DebugContext(r.Context(), "bff: request failed: the provider is not ready", "method", r.Method, "path", r.URL.Path, "status", e.Status)
 	case e.Status >= 500:
-		b.log.Warn("bff: request failed", "method", r.Method, "path", r.URL.Path, "status", e.Status, "err", e.Err)
+		b.log.WarnContext(r.Context(), "bff: request failed", "method", r.Method, "path", r.URL.Path, "status", e.Status, "err", e.Err)
+	case e == errCSRF:
+		b.log.InfoContext(r.Context(), "bff: request refused", append([]any{"method", r.Method, "path", r.URL.Path,
+			"status", e.Status, "err", e.Err}, originAttrs(r)...)...)
 	case e.Status == http.StatusUnauthorized:
 		// Checked first: building the arguments allocates, on every
 		// rejected request.
 		if b.log.Enabled(r.Context(), slog.LevelDebug) {
-			b.log.Debug("bff: unauthenticated", "path", r.URL.Path, "err", e.Err)
+			b.log.DebugContext(r.Context(), "bff: unauthenticated", "path", r.URL.Path, "err", e.Err)
 		}
 	default:
-		b.log.Info("bff: request refused", "method", r.Method, "path", r.URL.Path, "status", e.Status, "err", e.Err)
+		b.log.InfoContext(r.Context(), "bff: request refused", "method", r.Method, "path", r.URL.Path, "status", e.Status, "err", e.Err)
 	}
 	b.cfg.ErrorHandler(w, r, e)
 }
@@ -230,41 +270,6 @@ func (b *BFF) fail(w http.ResponseWriter, r *http.Request, err error) {
 func (b *BFF) clientContext(ctx context.Context) context.Context {
 	ctx = context.WithValue(ctx, oauth2.HTTPClient, b.client)
 	return oidc.ClientContext(ctx, b.client)
-}
-
-// discoveryLoop fetches the discovery document, retrying with backoff
-// (1 s doubling to 30 s, or at once when a request asks) until it succeeds.
-func (b *BFF) discoveryLoop() {
-	defer b.wg.Done()
-	backoff := time.Second
-	for {
-		last := time.Now()
-		err := b.discoverOnce()
-		if err == nil {
-			close(b.ready)
-			return
-		}
-		b.log.Warn("bff: provider discovery failed; retrying", "issuer", b.cfg.Issuer, "retry_in", backoff, "err", err)
-		t := time.NewTimer(backoff)
-		select {
-		case <-b.closed:
-			t.Stop()
-			return
-		case <-b.discover:
-			t.Stop()
-		case <-t.C:
-			backoff = min(2*backoff, 30*time.Second)
-		}
-		// Requests may ask for an attempt at once, but a flood of them
-		// makes at most one attempt per second.
-		if wait := time.Second - time.Since(last); wait > 0 {
-			select {
-			case <-b.closed:
-				return
-			case <-time.After(wait):
-			}
-		}
-	}
 }
 
 // provider returns the discovered provider, or asks for a discovery attempt
@@ -281,16 +286,8 @@ func (b *BFF) provider() *provider {
 }
 
 func (b *BFF) discoverOnce() error {
-	base, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := b.discoveryContext()
 	defer cancel()
-	go func() {
-		select {
-		case <-b.closed:
-			cancel()
-		case <-base.Done():
-		}
-	}()
-	ctx := b.clientContext(base)
 	op, err := oidc.NewProvider(ctx, b.cfg.Issuer)
 	if err != nil {
 		return err
@@ -302,7 +299,6 @@ func (b *BFF) discoverOnce() error {
 		EndSession         string   `json:"end_session_endpoint"`
 		PKCEMethods        []string `json:"code_challenge_methods_supported"`
 		IssParam           bool     `json:"authorization_response_iss_parameter_supported"`
-		AuthMethods        []string `json:"token_endpoint_auth_methods_supported"`
 		SigningAlgs        []string `json:"id_token_signing_alg_values_supported"`
 		AuthorizationEndpt string   `json:"authorization_endpoint"`
 		TokenEndpt         string   `json:"token_endpoint"`
@@ -311,29 +307,15 @@ func (b *BFF) discoverOnce() error {
 		return fmt.Errorf("discovery document: %w", err)
 	}
 	if !slices.Contains(d.PKCEMethods, "S256") && !b.cfg.InsecureAllowNoPKCE {
-		return errors.New("the provider does not advertise PKCE S256 (code_challenge_methods_supported); set Options.InsecureAllowNoPKCE to accept it")
+		return configErr("the provider does not advertise PKCE S256 (code_challenge_methods_supported); set Options.InsecureAllowNoPKCE to accept it")
 	}
 	if err := b.cfg.checkEndpoints(d.AuthorizationEndpt, d.TokenEndpt, d.JWKSURI, d.Userinfo, d.Revocation, d.EndSession); err != nil {
 		return fmt.Errorf("discovery document: %w", err)
 	}
 	keys := keyset.New(keyset.Config{URL: d.JWKSURI, Client: b.client, Logger: b.cfg.Logger,
 		MinRefetchInterval: b.cfg.keysRefetchInterval, Now: b.cfg.Now})
-	algs := []string{}
-	for _, a := range d.SigningAlgs {
-		if a != "none" && !strings.HasPrefix(a, "HS") {
-			algs = append(algs, a)
-		}
-	}
-	if len(algs) == 0 {
-		algs = []string{oidc.RS256}
-	}
+	algs := idTokenAlgs(d.SigningAlgs)
 	ep := op.Endpoint()
-	// Choosing the auth style avoids x/oauth2's auto-detection, which
-	// retries every failed token request with the other style.
-	ep.AuthStyle = oauth2.AuthStyleInHeader
-	if len(d.AuthMethods) > 0 && !slices.Contains(d.AuthMethods, "client_secret_basic") && slices.Contains(d.AuthMethods, "client_secret_post") {
-		ep.AuthStyle = oauth2.AuthStyleInParams
-	}
 	p := &provider{
 		oauth: oauth2.Config{
 			ClientID: b.cfg.ClientID, ClientSecret: b.cfg.ClientSecret, Endpoint: ep,
@@ -354,9 +336,41 @@ func (b *BFF) discoverOnce() error {
 	if b.cfg.DisableUserinfo {
 		p.userinfoURL = ""
 	}
+	if err := b.discoverExtras(op, p); err != nil {
+		return err
+	}
 	b.prov.Store(p)
 	b.log.Info("bff: provider discovered", "issuer", b.cfg.Issuer)
 	return nil
+}
+
+// discoveryContext bounds one discovery attempt (10 s, or until Close) and
+// makes it use the bounded client.
+func (b *BFF) discoveryContext() (context.Context, context.CancelFunc) {
+	base, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	go func() {
+		select {
+		case <-b.closed:
+			cancel()
+		case <-base.Done():
+		}
+	}()
+	return b.clientContext(base), cancel
+}
+
+// idTokenAlgs are the ID token signing algorithms to accept: the
+// discovery document's asymmetric ones (never none, never HS*), or RS256.
+func idTokenAlgs(advertised []string) []string {
+	algs := []string{}
+	for _, a := range advertised {
+		if a != "none" && !strings.HasPrefix(a, "HS") {
+			algs = append(algs, a)
+		}
+	}
+	if len(algs) == 0 {
+		algs = []string{oidc.RS256}
+	}
+	return algs
 }
 
 // writeJSON writes a 200 JSON response.

@@ -1,51 +1,105 @@
 package bff
 
 import (
+	"hash/maphash"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
-// cache holds decoded sessions by session ID. With Redis it is trusted only
-// while the invalidation bus is healthy, and no entry is older than
-// maxAge. All methods are safe on a nil *cache (no caching).
+// cache holds decoded sessions by session ID, bounded by bytes. With Redis
+// it is trusted only while the invalidation bus is healthy, and no entry is
+// older than maxAge. All methods are safe on a nil *cache (no caching).
+//
+// Its cost does not grow with its size: entries live in cacheShards shards
+// (a lookup takes one shard's read lock), and each shard evicts with CLOCK
+// (second chance): a lookup sets the entry's reference bit, and the hand
+// evicts the first entry whose bit is clear, clearing bits as it passes,
+// which is O(1) amortized per insertion. Hand-written rather than a cache
+// library because the library's dependencies are fixed (see README), and
+// because invalidation by store key must be exact (see put and drop).
 type cache struct {
-	mu      sync.RWMutex
-	byID    map[string]cacheEntry
-	byKey   map[string]string // store key -> session ID, for invalidation by key
-	maxAge  time.Duration     // 0: no bound (memory store: this process sees every write)
-	trusted func() bool       // nil: always
-	seqFn   func() uint64     // invalidation counter of the bus, nil: local counter
-	local   uint64            // guarded by mu
-	limit   int
+	shards  [cacheShards]cacheShard
+	seed    maphash.Seed
+	budget  int64         // bytes per shard
+	maxAge  time.Duration // 0: no bound (memory store: this process sees every write)
+	trusted func() bool   // nil: always
+	seqFn   func() uint64 // invalidation counter of the bus, nil: none
+
+	// keys maps store keys to session IDs, for invalidation by store key
+	// (the bus carries store keys, never session IDs). Cache misses and
+	// invalidations take its lock; lookups never do.
+	keysMu sync.Mutex
+	keys   map[string]string
+	local  uint64 // local invalidations; guarded by keysMu
+	// count of entries, for tests and metrics
+	n atomic.Int64
+}
+
+const cacheShards = 64
+
+type cacheShard struct {
+	mu    sync.RWMutex
+	byID  map[string]*cacheEntry
+	ring  []*cacheEntry // CLOCK order; each entry knows its index
+	hand  int
+	bytes int64
+}
+
+type cacheEntry struct {
+	id   string
+	s    *session
+	at   int64 // when cached (Unix nanoseconds)
+	size int64
+	pos  int         // index in the shard's ring
+	ref  atomic.Bool // used since the hand last passed
 }
 
 // sessionCacheMaxAge bounds how long a cached session is served without
-// re-reading Redis, whatever the invalidation bus says: the last line of
-// defence should an announcement be lost.
-const sessionCacheMaxAge = 2 * time.Second
+// re-reading Redis, whatever the invalidation bus says: a last line of
+// defence against a failure the bus's health checks do not see. (Every
+// change is announced by the script that stores it, and the cache is used
+// only while the bus has answered a ping within the last 80 ms.)
+const sessionCacheMaxAge = 30 * time.Second
 
-// cacheLimit bounds the cache (decoded sessions are a few KiB each).
-const cacheLimit = 1 << 14
+// cacheEntryOverhead is the memory a cached session takes beyond the bytes
+// of its tokens and claims: the decoded session, its user and token, the
+// entry and the map slots (measured by TestCacheEntrySize).
+const cacheEntryOverhead = 700
 
-type cacheEntry struct {
-	s  *session
-	at int64
+func newCache(maxAge time.Duration, bytes int64, trusted func() bool, seq func() uint64) *cache {
+	c := &cache{seed: maphash.MakeSeed(), budget: max(bytes/cacheShards, 1), maxAge: maxAge,
+		trusted: trusted, seqFn: seq, keys: map[string]string{}}
+	for i := range c.shards {
+		c.shards[i].byID = map[string]*cacheEntry{}
+	}
+	return c
 }
 
-func newCache(maxAge time.Duration, trusted func() bool, seq func() uint64) *cache {
-	return &cache{byID: map[string]cacheEntry{}, byKey: map[string]string{}, maxAge: maxAge,
-		trusted: trusted, seqFn: seq, limit: cacheLimit}
+func (c *cache) shard(id string) *cacheShard {
+	return &c.shards[maphash.String(c.seed, id)%cacheShards]
+}
+
+// entrySize estimates the memory a cached session takes.
+func entrySize(s *session) int64 {
+	r := &s.rec
+	return cacheEntryOverhead + int64(len(s.key)+len(s.rev)+len(r.Claims)+len(r.Subject)+len(r.SID)+
+		len(r.AccessToken)+len(r.TokenType)+len(r.RefreshToken)+len(r.IDToken)+len(r.Name)+len(r.Email))
 }
 
 func (c *cache) get(id string, now time.Time) *session {
 	if c.trusted != nil && !c.trusted() {
 		return nil
 	}
-	c.mu.RLock()
-	e, ok := c.byID[id]
-	c.mu.RUnlock()
+	sh := c.shard(id)
+	sh.mu.RLock()
+	e, ok := sh.byID[id]
+	sh.mu.RUnlock()
 	if !ok || (c.maxAge > 0 && now.UnixNano()-e.at > int64(c.maxAge)) {
 		return nil
+	}
+	if !e.ref.Load() {
+		e.ref.Store(true)
 	}
 	return e.s
 }
@@ -56,8 +110,8 @@ func (c *cache) seq() uint64 {
 	if c == nil {
 		return 0
 	}
-	c.mu.RLock()
-	defer c.mu.RUnlock()
+	c.keysMu.Lock()
+	defer c.keysMu.Unlock()
 	return c.seqLocked()
 }
 
@@ -70,34 +124,75 @@ func (c *cache) seqLocked() uint64 {
 	return c.local
 }
 
+// put caches s under id, unless an invalidation came since seq was read.
+// It holds the shard's lock and then the key map's, and checks seq under
+// the latter: a drop either comes first (and put refuses) or finds the
+// entry by its key (and removes it).
 func (c *cache) put(id string, s *session, seq uint64, now time.Time) {
 	if c == nil || (c.trusted != nil && !c.trusted()) {
 		return
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.seqLocked() != seq {
+	size := entrySize(s)
+	if size > c.budget {
 		return
 	}
-	if len(c.byID) >= c.limit {
-		// Full: drop the sessions that have certainly expired (the
-		// absolute deadline passed), else an arbitrary entry.
-		for k, e := range c.byID {
-			if e.s.rec.Expires <= now.UnixNano() {
-				delete(c.byID, k)
-				delete(c.byKey, e.s.key)
-			}
-		}
-		for k, e := range c.byID {
-			if len(c.byID) < c.limit {
-				break
-			}
-			delete(c.byID, k)
-			delete(c.byKey, e.s.key)
-		}
+	sh := c.shard(id)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	c.keysMu.Lock()
+	if c.seqLocked() != seq {
+		c.keysMu.Unlock()
+		return
 	}
-	c.byID[id] = cacheEntry{s: s, at: now.UnixNano()}
-	c.byKey[s.key] = id
+	c.keys[s.key] = id
+	c.keysMu.Unlock()
+	if old, ok := sh.byID[id]; ok {
+		sh.remove(old)
+		c.n.Add(-1)
+	}
+	for sh.bytes+size > c.budget && len(sh.ring) > 0 {
+		c.evict(sh)
+	}
+	e := &cacheEntry{id: id, s: s, at: now.UnixNano(), size: size, pos: len(sh.ring)}
+	sh.byID[id] = e
+	sh.ring = append(sh.ring, e)
+	sh.bytes += size
+	c.n.Add(1)
+}
+
+// evict removes one entry by CLOCK. The caller holds sh.mu.
+func (c *cache) evict(sh *cacheShard) {
+	for {
+		if sh.hand >= len(sh.ring) {
+			sh.hand = 0
+		}
+		e := sh.ring[sh.hand]
+		if e.ref.Load() {
+			e.ref.Store(false)
+			sh.hand++
+			continue
+		}
+		sh.remove(e)
+		c.n.Add(-1)
+		c.keysMu.Lock()
+		if c.keys[e.s.key] == e.id {
+			delete(c.keys, e.s.key)
+		}
+		c.keysMu.Unlock()
+		return
+	}
+}
+
+// remove takes e out of the shard (swapping the ring's last entry into its
+// place). The caller holds sh.mu.
+func (sh *cacheShard) remove(e *cacheEntry) {
+	last := len(sh.ring) - 1
+	moved := sh.ring[last]
+	sh.ring[e.pos], moved.pos = moved, e.pos
+	sh.ring[last] = nil
+	sh.ring = sh.ring[:last]
+	delete(sh.byID, e.id)
+	sh.bytes -= e.size
 }
 
 // drop removes the entry of a store key (a local or remote write).
@@ -105,13 +200,21 @@ func (c *cache) drop(key string) {
 	if c == nil {
 		return
 	}
-	c.mu.Lock()
+	c.keysMu.Lock()
 	c.local++
-	if id, ok := c.byKey[key]; ok {
-		delete(c.byKey, key)
-		delete(c.byID, id)
+	id, ok := c.keys[key]
+	delete(c.keys, key)
+	c.keysMu.Unlock()
+	if !ok {
+		return
 	}
-	c.mu.Unlock()
+	sh := c.shard(id)
+	sh.mu.Lock()
+	if e, ok := sh.byID[id]; ok && e.s.key == key {
+		sh.remove(e)
+		c.n.Add(-1)
+	}
+	sh.mu.Unlock()
 }
 
 // reset empties the cache (the bus lost messages).
@@ -119,9 +222,25 @@ func (c *cache) reset() {
 	if c == nil {
 		return
 	}
-	c.mu.Lock()
+	c.keysMu.Lock()
 	c.local++
-	clear(c.byID)
-	clear(c.byKey)
-	c.mu.Unlock()
+	clear(c.keys)
+	c.keysMu.Unlock()
+	for i := range c.shards {
+		sh := &c.shards[i]
+		sh.mu.Lock()
+		c.n.Add(-int64(len(sh.byID)))
+		clear(sh.byID)
+		clear(sh.ring)
+		sh.ring, sh.hand, sh.bytes = sh.ring[:0], 0, 0
+		sh.mu.Unlock()
+	}
+}
+
+// len returns the number of cached sessions.
+func (c *cache) len() int {
+	if c == nil {
+		return 0
+	}
+	return int(c.n.Load())
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 )
 
 // Sentinel errors. Every error bff hands to Options.ErrorHandler is an
@@ -33,6 +34,19 @@ var (
 
 	// ErrUpstream: the proxied upstream failed (502, or 504 on timeout).
 	ErrUpstream = errors.New("bff: upstream failed")
+
+	// ErrInsufficientAuth: the session's authentication is weaker or older
+	// than a route requires (401 insufficient_user_authentication, RFC
+	// 9470; see RequireAuthLevel and AuthLevelError). The user signs in
+	// again at the level the error names.
+	ErrInsufficientAuth = errors.New("bff: insufficient user authentication")
+
+	// ErrMisconfigured: the provider's discovery document does not fit
+	// Options (another issuer, no PKCE S256, no client authentication
+	// method Options can do, PAR required but turned off). Sign-ins answer
+	// 500 until it is fixed, at the provider or in Options; the log says
+	// why, at Error level.
+	ErrMisconfigured = errors.New("bff: the identity provider does not match the configuration")
 )
 
 // Error is the error type of every failed request. Status, Code and
@@ -56,13 +70,19 @@ func (e *Error) Error() string {
 // Unwrap returns the cause.
 func (e *Error) Unwrap() error { return e.Err }
 
-// ConfigError reports an invalid Options field from New.
+// ConfigError reports an invalid Options field from New, or an invalid
+// RedisConfig field from RedisConfig.NewPool (Field "RedisConfig.URL").
 type ConfigError struct {
 	Field  string
 	Reason string
 }
 
-func (e *ConfigError) Error() string { return "bff: Options." + e.Field + " " + e.Reason }
+func (e *ConfigError) Error() string {
+	if strings.Contains(e.Field, ".") {
+		return "bff: " + e.Field + " " + e.Reason
+	}
+	return "bff: Options." + e.Field + " " + e.Reason
+}
 
 const (
 	unauthCode        = "unauthenticated"
@@ -113,6 +133,8 @@ func defaultErrorHandler(w http.ResponseWriter, r *http.Request, err error) {
 type errorJSON struct {
 	Error       string `json:"error"`
 	Description string `json:"error_description,omitempty"`
+	ACRValues   string `json:"acr_values,omitempty"` // RequireAuthLevel's
+	MaxAge      *int64 `json:"max_age,omitempty"`    // RequireAuthLevel's, in seconds
 }
 
 // The bodies of the most frequent errors, encoded once, so that rejecting
@@ -124,7 +146,7 @@ var (
 
 // errorBody is what json.Encoder writes for the error.
 func errorBody(code, description string) []byte {
-	b, _ := json.Marshal(errorJSON{code, description})
+	b, _ := json.Marshal(errorJSON{Error: code, Description: description})
 	return append(b, '\n')
 }
 
@@ -143,6 +165,14 @@ func writeJSONError(w http.ResponseWriter, e *Error) {
 	case e.Code == errCSRF.Code && e.Description == errCSRF.Description:
 		w.Write(csrfBody)
 	default:
-		json.NewEncoder(w).Encode(errorJSON{e.Code, e.Description})
+		body := errorJSON{Error: e.Code, Description: e.Description}
+		if need, ok := e.Err.(*AuthLevelError); ok {
+			body.ACRValues = strings.Join(need.ACRValues, " ")
+			if need.MaxAge > 0 {
+				n := need.maxAgeSeconds()
+				body.MaxAge = &n
+			}
+		}
+		json.NewEncoder(w).Encode(body)
 	}
 }

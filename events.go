@@ -204,7 +204,7 @@ func (st *stream) recheck(now int64) error {
 	switch {
 	case err == errNotFound:
 		return st.ended(reason, now)
-	case err != nil && reason != reasonChanged:
+	case err != nil && reason != endChanged:
 		return st.ended(reason, now) // announced; the store cannot confirm it now
 	case err != nil:
 		st.retry = true
@@ -215,10 +215,13 @@ func (st *stream) recheck(now int64) error {
 	if st.b.store.expired(ns, now) {
 		// No request of the session came to end it (nothing touches it
 		// here): end it, so that every tab and instance hears of it.
-		if _, err := st.b.store.end(context.WithoutCancel(st.ctx), ns.key, reasonExpired); err != nil {
-			st.b.log.Warn("bff: an expired session could not be ended now; it ends with its next request", "err", err)
+		ctx := context.WithoutCancel(st.ctx)
+		last, err := st.b.store.end(ctx, ns.key, endExpired)
+		if err != nil {
+			st.b.log.WarnContext(ctx, "bff: an expired session could not be ended now; it ends with its next request", "err", err)
 		}
-		return st.ended(reasonExpired, now)
+		st.b.tel.sessionEnded(ctx, endExpired, last)
+		return st.ended(endExpired, now)
 	}
 	return st.sendSession()
 }
@@ -229,17 +232,17 @@ func (st *stream) recheck(now int64) error {
 // its new cookie.
 func (st *stream) ended(reason endReason, now int64) error {
 	switch {
-	case reason == reasonReplaced:
+	case reason == endReplaced:
 		if err := st.write(fmt.Appendf(nil, "retry: %d\n\n", eventsRetry.Milliseconds())); err != nil {
 			return err
 		}
 		return errStreamDone
-	case reason == reasonChanged && now >= st.b.store.deadline(&st.s.rec):
-		reason = reasonExpired
-	case reason == reasonChanged:
+	case reason == endChanged && now >= st.b.store.deadline(&st.s.rec):
+		reason = endExpired
+	case reason == endChanged:
 		// Ended, and the announcement that says why did not reach this
 		// instance (an older version, or the bus was down).
-		reason = reasonRevoked
+		reason = endRevoked
 	}
 	if err := st.send("ended", endedEvent{Reason: reason}); err != nil {
 		return err

@@ -220,29 +220,29 @@ func TestEventsEndReasons(t *testing.T) {
 		opt    func(*Options)
 		end    func(t *testing.T, a *app, br *browser, clock *frozenClock)
 	}{
-		{reasonLogout, nil, func(t *testing.T, a *app, br *browser, _ *frozenClock) {
+		{endLogout, nil, func(t *testing.T, a *app, br *browser, _ *frozenClock) {
 			a.logout(br, "Sec-Fetch-Site", "same-origin").Body.Close()
 		}},
-		{reasonBackchannel, nil, func(t *testing.T, a *app, br *browser, _ *frozenClock) {
+		{endBackchannel, nil, func(t *testing.T, a *app, br *browser, _ *frozenClock) {
 			id, _ := a.sessionCookie(br)
 			s, _ := a.storeSession(id)
 			if code, _, body := a.backchannel(a.op.LogoutToken(s.rec.Subject, s.rec.SID, nil)); code != 200 {
 				t.Fatalf("back-channel logout = %d %s", code, body)
 			}
 		}},
-		{reasonRevoked, nil, func(t *testing.T, a *app, br *browser, _ *frozenClock) {
+		{endRevoked, nil, func(t *testing.T, a *app, br *browser, _ *frozenClock) {
 			if n, err := a.bff.RevokeSessions(context.Background(), oidctest.DefaultUser.Subject); n != 1 || err != nil {
 				t.Fatalf("RevokeSessions = %d, %v", n, err)
 			}
 		}},
-		{reasonRefreshFailed, nil, func(t *testing.T, a *app, br *browser, _ *frozenClock) {
+		{endRefreshFailed, nil, func(t *testing.T, a *app, br *browser, _ *frozenClock) {
 			a.op.Misbehave(func(m *oidctest.Misbehavior) { m.TokenError = "invalid_grant" })
 			id, _ := a.sessionCookie(br)
 			if _, err := a.bff.refreshRejected(context.Background(), mustSession(t, a, id)); !signedOut(err) {
 				t.Fatalf("refresh with invalid_grant = %v, want 401", err)
 			}
 		}},
-		{reasonLimit, func(o *Options) { o.MaxSessionsPerUser = 1 }, func(t *testing.T, a *app, br *browser, clock *frozenClock) {
+		{endLimit, func(o *Options) { o.MaxSessionsPerUser = 1 }, func(t *testing.T, a *app, br *browser, clock *frozenClock) {
 			clock.Advance(time.Millisecond) // a later sign-in, on the frozen clock
 			a.login(newBrowser(t))
 		}},
@@ -324,7 +324,7 @@ func TestEventsIdleExpiry(t *testing.T) {
 	}
 	awaitTimers(t, clock, 2)
 	clock.Advance(time.Duration(idle - clock.Now().UnixNano()))
-	s.expectEnded(reasonExpired)
+	s.expectEnded(endExpired)
 	if _, err := a.storeSession(id); err != errNotFound {
 		t.Errorf("the expired session is still in the store (%v)", err)
 	}
@@ -414,17 +414,17 @@ func TestEventsRedisAcrossInstances(t *testing.T) {
 			reason endReason
 			end    func(t *testing.T, a *app, br *browser)
 		}{
-			{reasonLogout, func(t *testing.T, a *app, br *browser) {
+			{endLogout, func(t *testing.T, a *app, br *browser) {
 				a.logout(br, "Sec-Fetch-Site", "same-origin").Body.Close()
 			}},
-			{reasonBackchannel, func(t *testing.T, a *app, br *browser) {
+			{endBackchannel, func(t *testing.T, a *app, br *browser) {
 				id, _ := a.sessionCookie(br)
 				s := mustSession(t, a, id)
 				if code, _, body := a.backchannel(a.op.LogoutToken(s.rec.Subject, s.rec.SID, nil)); code != 200 {
 					t.Fatalf("back-channel logout = %d %s", code, body)
 				}
 			}},
-			{reasonLimit, func(t *testing.T, a *app, br *browser) { a.login(newBrowser(t)) }},
+			{endLimit, func(t *testing.T, a *app, br *browser) { a.login(newBrowser(t)) }},
 		} {
 			name := string(tc.reason)
 			if noCache {
@@ -467,7 +467,7 @@ func TestEventsRedisBusDown(t *testing.T) {
 	}
 	awaitTimers(t, clock, 3) // the poll's, the stream's heartbeat and deadline
 	clock.Advance(busPollInterval)
-	s.expectEnded(reasonRevoked)
+	s.expectEnded(endRevoked)
 }
 
 // The poll's policy, on a health that the test sets: no poll while
@@ -506,10 +506,10 @@ func TestPollWatchersPolicy(t *testing.T) {
 // key with its reason, then the key alone (what older versions read). An
 // unknown reason is a change.
 func TestBusMessages(t *testing.T) {
-	if got := busMessages("s:k", reasonChanged); len(got) != 1 || got[0] != "s:k" {
+	if got := busMessages("s:k", endChanged); len(got) != 1 || got[0] != "s:k" {
 		t.Errorf("change = %q", got)
 	}
-	end := busMessages("s:k", reasonLogout)
+	end := busMessages("s:k", endLogout)
 	if len(end) != 2 || end[1] != "s:k" {
 		t.Fatalf("end = %q", end)
 	}
@@ -518,8 +518,8 @@ func TestBusMessages(t *testing.T) {
 		key    string
 		reason endReason
 	}{
-		{end[0], "s:k", reasonLogout}, {"s:k", "s:k", reasonChanged}, {"s:k\x00bogus", "s:k", reasonChanged},
-		{"s:k\x00", "s:k", reasonChanged}, {"s:k\x00expired", "s:k", reasonExpired},
+		{end[0], "s:k", endLogout}, {"s:k", "s:k", endChanged}, {"s:k\x00bogus", "s:k", endChanged},
+		{"s:k\x00", "s:k", endChanged}, {"s:k\x00expired", "s:k", endExpired},
 	} {
 		if key, reason := parseBusMessage(tc.msg); key != tc.key || reason != tc.reason {
 			t.Errorf("parse %q = %q %q, want %q %q", tc.msg, key, reason, tc.key, tc.reason)
@@ -602,7 +602,7 @@ func TestEventsStoreTrouble(t *testing.T) {
 
 	br, s, key := open()
 	first := s.expect("session")
-	a.bff.store.watch.notify(key, reasonLogout) // forged: the session is there
+	a.bff.store.watch.notify(key, endLogout) // forged: the session is there
 	clock.Advance(61 * time.Second)
 	if code, _ := a.status(br, "GET", "/api/me"); code != 200 { // records activity: a real change
 		t.Fatalf("/api/me = %d", code)
@@ -611,19 +611,19 @@ func TestEventsStoreTrouble(t *testing.T) {
 		t.Errorf("after the forged end and a change: %v", got)
 	}
 	down(true)
-	a.bff.store.watch.notify(key, reasonBackchannel)
-	s.expectEnded(reasonBackchannel)
+	a.bff.store.watch.notify(key, endBackchannel)
+	s.expectEnded(endBackchannel)
 	down(false)
 
 	_, s, key = open()
 	s.expect("session")
 	down(true)
-	a.bff.store.watch.notify(key, reasonChanged)
+	a.bff.store.watch.notify(key, endChanged)
 	waitUntil(t, 10*time.Second, "the stream to arm its retry", func() bool { return clock.dueWithin(busPollInterval) == 1 })
 	spy.Memory.Delete(key) // ended, announced to nobody
 	down(false)
 	clock.Advance(busPollInterval)
-	s.expectEnded(reasonRevoked)
+	s.expectEnded(endRevoked)
 }
 
 // With a custom Store (no channel between instances), a stream re-reads
@@ -642,7 +642,7 @@ func TestEventsCustomStorePolls(t *testing.T) {
 	spy.Memory.Delete(recordName(id))
 	awaitTimers(t, clock, 3) // the store's poll, the stream's heartbeat and deadline
 	clock.Advance(storePollInterval)
-	s.expectEnded(reasonRevoked)
+	s.expectEnded(endRevoked)
 }
 
 // When the session's lifetime ends before its idle timeout, "expiring"
@@ -672,5 +672,5 @@ func TestEventsOutliveServerTimeouts(t *testing.T) {
 	s.expect("session")
 	time.Sleep(4 * srv.Config.WriteTimeout) // past both deadlines (a wait, not an assertion)
 	a.logout(br, "Sec-Fetch-Site", "same-origin").Body.Close()
-	s.expectEnded(reasonLogout)
+	s.expectEnded(endLogout)
 }

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
+	"os"
 
 	"github.com/gobff/bff"
 	"github.com/gobff/bff/internal/oidctest"
@@ -100,4 +101,50 @@ func ExampleBFF_RequireLogin() {
 	mux.Handle("GET /account", auth.RequireLogin(http.HandlerFunc(account)))
 	srv := &http.Server{Addr: ":8080", Handler: mux}
 	srv.RegisterOnShutdown(auth.CloseEventStreams)
+}
+
+// Step-up: a route that needs a strong sign-in answers 401 with RFC 9470's
+// challenge; the browser app signs the user in again with the acr values it
+// names, and the route then answers.
+func ExampleBFF_RequireAuthLevel() {
+	op := oidctest.New(oidctest.Config{})
+	idp := httptest.NewServer(op)
+	defer idp.Close()
+	op.SetIssuer(idp.URL)
+	mux := http.NewServeMux()
+	app := httptest.NewServer(mux)
+	defer app.Close()
+	auth, err := bff.New(bff.Options{Issuer: op.Issuer(), ClientID: op.ClientID(), ClientSecret: op.ClientSecret(), BaseURL: app.URL})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer auth.Close()
+	mux.Handle("/auth/", auth)
+	mux.Handle("GET /api/transfer", auth.RequireSession(auth.RequireAuthLevel([]string{oidctest.ACRStrong}, 0)(
+		http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			user, _ := bff.UserFrom(r.Context())
+			fmt.Fprintln(w, "transfer allowed at", user.ACR())
+		}))))
+	auth.Ready(context.Background())
+
+	jar, _ := cookiejar.New(nil)
+	browser := &http.Client{Jar: jar}
+	get := func(path string) *http.Response {
+		resp, err := browser.Get(app.URL + path)
+		if err != nil {
+			log.Fatal(err)
+		}
+		return resp
+	}
+	get("/auth/login?returnTo=/").Body.Close() // an ordinary sign-in
+	resp := get("/api/transfer")
+	resp.Body.Close()
+	fmt.Println(resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
+	get("/auth/login?returnTo=/&acr_values=" + oidctest.ACRStrong).Body.Close() // the step-up
+	resp = get("/api/transfer")
+	io.Copy(os.Stdout, resp.Body)
+	resp.Body.Close()
+	// Output:
+	// 401 Bearer error="insufficient_user_authentication", error_description="A stronger or more recent sign-in is required.", acr_values="urn:oidctest:acr:strong"
+	// transfer allowed at urn:oidctest:acr:strong
 }

@@ -3,7 +3,6 @@ package bff
 import (
 	"context"
 	"net/http"
-	"net/url"
 )
 
 // Error codes of sign-in failures that are bff's own. A provider's error
@@ -56,20 +55,9 @@ func redirectFailure(w http.ResponseWriter, r *http.Request, e *Error) bool {
 	h := w.Header()
 	h.Set("Cache-Control", "no-store")
 	h.Del("Content-Type")
+	// dest is a same-origin path checked by redirect.Path (by New for
+	// ErrorPath); the code is bff's or a provider's code from oauthErrors:
+	// nothing a request chose.
 	http.Redirect(w, r, withError(dest, e.Code), http.StatusSeeOther)
 	return true
-}
-
-// withError sets the error parameter of dest, a same-origin path checked
-// by redirect.Path (by New for ErrorPath), to code, one of bff's codes or
-// a provider's code from oauthErrors: nothing a request chose.
-func withError(dest, code string) string {
-	u, err := url.Parse(dest)
-	if err != nil {
-		u = &url.URL{Path: "/"}
-	}
-	q := u.Query()
-	q.Set("error", code)
-	u.RawQuery = q.Encode()
-	return u.String()
 }

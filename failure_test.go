@@ -98,12 +98,12 @@ func TestFriendlyFailuresSignIn(t *testing.T) {
 	}
 }
 
-// withErrorWant is the Location for dest with ?error=code, spelled out.
+// withErrorWant is the Location for dest with error=code added last.
 func withErrorWant(dest, code string) string {
-	path, query, _ := strings.Cut(dest, "?")
-	q, _ := url.ParseQuery(query)
-	q.Set("error", code)
-	return path + "?" + q.Encode()
+	if strings.Contains(dest, "?") {
+		return dest + "&error=" + code
+	}
+	return dest + "?error=" + code
 }
 
 // The start of a sign-in fails friendly too (to "/": a bad returnTo is no
@@ -117,11 +117,11 @@ func TestFriendlyFailuresLoginAndErrorPath(t *testing.T) {
 		cb := editQuery(t, e.a.startLoginTo(e.br, returnTo), func(q url.Values) { q.Del("code"); q.Set("error", "access_denied") })
 		return e.br.do("GET", cb, nil, navigate...)
 	}
-	failedNavigation(t, deny(e, "/app?error=old&x=1"), "/app?error=access_denied&x=1")
+	failedNavigation(t, deny(e, "/app?error=old&x=1"), "/app?x=1&error=access_denied")
 
 	e = newCoreEnv(t, nil, func(o *Options) { o.ErrorPath = "/oops?lang=en" })
-	failedNavigation(t, deny(e, "/app"), "/oops?error=access_denied&lang=en")
-	failedNavigation(t, e.br.do("GET", e.a.URL+"/auth/login?returnTo=//evil.example", nil, navigate...), "/oops?error=invalid_request&lang=en")
+	failedNavigation(t, deny(e, "/app"), "/oops?lang=en&error=access_denied")
+	failedNavigation(t, e.br.do("GET", e.a.URL+"/auth/login?returnTo=//evil.example", nil, navigate...), "/oops?lang=en&error=invalid_request")
 
 	op := testOP(t, oidctest.Config{})
 	op.Misbehave(func(m *oidctest.Misbehavior) { m.DiscoveryDown = true })
@@ -175,8 +175,8 @@ func TestFriendlyFailuresErrorHandlerOverrides(t *testing.T) {
 func TestRequireLoginShowsFailuresElsewhere(t *testing.T) {
 	e := newCoreEnv(t, nil, nil)
 	cb := editQuery(t, e.a.startLoginTo(e.br, "/page?x=1"), func(q url.Values) { q.Del("code"); q.Set("error", "access_denied") })
-	failedNavigation(t, e.br.do("GET", cb, nil, navigate...), "/page?error=access_denied&x=1")
-	failedNavigation(t, e.br.do("GET", e.a.URL+"/page?error=access_denied&x=1", nil, navigate...), "/?error=access_denied")
+	failedNavigation(t, e.br.do("GET", cb, nil, navigate...), "/page?x=1&error=access_denied")
+	failedNavigation(t, e.br.do("GET", e.a.URL+"/page?x=1&error=access_denied", nil, navigate...), "/?error=access_denied")
 	// An error parameter that is no sign-in failure is the page's own.
 	resp := e.br.do("GET", e.a.URL+"/page?error=mine", nil, navigate...)
 	resp.Body.Close()

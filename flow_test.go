@@ -154,24 +154,32 @@ func TestLoginOldestPendingReplaced(t *testing.T) {
 }
 
 // The transaction cookie stays under the 4096 bytes browsers keep, for the
-// longest returnTo of the characters that grow most when encoded; a longer
-// returnTo is refused with a message that says so.
+// longest returnTo of the characters that grow most when encoded, with the
+// longest sign-in parameters it keeps (prompt, acr_values, max_age); a
+// longer returnTo is refused with a message that says so.
 func TestLoginCookieSize(t *testing.T) {
 	op := testOP(t, oidctest.Config{})
 	a := newApp(t, op, nil)
+	acr := strings.TrimSpace(strings.Repeat(strings.Repeat("<", 50)+" ", maxACRCount))
+	params := url.Values{"prompt": {"login consent select_account"}, "acr_values": {acr}, "max_age": {"2147483647"}}
+	if len(acr) > maxACRValues {
+		t.Fatalf("acr_values of %d bytes, more than /login takes", len(acr))
+	}
 	for _, c := range []string{"<", "\"", "&", "\u2028", "é", "%41"} {
 		rt := "/" + strings.Repeat(c, 511/len(c))
-		resp := serveInProcess(a.bff, "GET", "/auth/login", "returnTo="+url.QueryEscape(rt), nil, nil)
-		if resp.StatusCode != http.StatusSeeOther {
-			t.Fatalf("returnTo of %d bytes of %q = %d", len(rt), c, resp.StatusCode)
-		}
-		for _, sc := range resp.Header.Values("Set-Cookie") {
-			if len(sc) > 4096 {
-				t.Errorf("returnTo of %d bytes of %q: Set-Cookie of %d bytes, want at most 4096", len(rt), c, len(sc))
+		for _, extra := range []string{"", "&" + params.Encode()} {
+			resp := a.serveLogin("returnTo="+url.QueryEscape(rt)+extra, nil)
+			if resp.StatusCode != http.StatusSeeOther || len(resp.Cookies()) != 1 {
+				t.Fatalf("returnTo of %d bytes of %q%s = %d with %d cookies", len(rt), c, extra, resp.StatusCode, len(resp.Cookies()))
+			}
+			for _, sc := range resp.Header.Values("Set-Cookie") {
+				if len(sc) > 4096 {
+					t.Errorf("returnTo of %d bytes of %q%s: Set-Cookie of %d bytes, want at most 4096", len(rt), c, extra, len(sc))
+				}
 			}
 		}
 	}
-	resp := serveInProcess(a.bff, "GET", "/auth/login", "returnTo=/"+strings.Repeat("a", 512), nil, nil)
+	resp := a.serveLogin("returnTo=/"+strings.Repeat("a", 512), nil)
 	if _, desc, _ := jsonError(t, resp); resp.StatusCode != http.StatusBadRequest || !strings.Contains(desc, "512 bytes") {
 		t.Errorf("returnTo of 513 bytes = %d %q, want 400 saying the limit", resp.StatusCode, desc)
 	}

@@ -72,9 +72,22 @@ func serveInProcess(h http.Handler, method, path, rawQuery string, body io.Reade
 	for k, v := range header {
 		req.Header[k] = v
 	}
+	if host := header.Get("Host"); host != "" {
+		req.Host = host // as the browser sends it
+	}
 	rec := httptest.NewRecorder()
 	h.ServeHTTP(rec, req)
 	return rec.Result()
+}
+
+// serveLogin runs /auth/login in-process, sent to BaseURL's host as a
+// browser sends it (/login on another host redirects there first).
+func (a *app) serveLogin(rawQuery string, header http.Header) *http.Response {
+	h := http.Header{"Host": {strings.TrimPrefix(a.URL, "http://")}}
+	for k, v := range header {
+		h[k] = v
+	}
+	return serveInProcess(a.bff, "GET", "/auth/login", rawQuery, nil, h)
 }
 
 // signIn is a sign-in in progress: the transaction cookie /login set and,
@@ -92,7 +105,7 @@ func startSignIn(t testing.TB, a *app, returnTo string) (s signIn, authorize str
 	if returnTo != "" {
 		q = "returnTo=" + url.QueryEscape(returnTo)
 	}
-	resp := serveInProcess(a.bff, "GET", "/auth/login", q, nil, nil)
+	resp := a.serveLogin(q, nil)
 	if resp.StatusCode != http.StatusSeeOther {
 		if resp.StatusCode != http.StatusBadRequest {
 			t.Fatalf("/login?%s = %d", q, resp.StatusCode)
@@ -253,7 +266,7 @@ func FuzzCallbackQuery(f *testing.F) {
 			if want := redirectLocation(returnTo); resp.Header.Get("Location") != want {
 				t.Fatalf("signed in, redirected to %q, want %q", resp.Header.Get("Location"), want)
 			}
-			a.bff.store.end(context.Background(), sess.key, reasonRevoked) // keep the store small
+			a.bff.store.end(context.Background(), sess.key, endRevoked) // keep the store small
 		}
 	})
 }

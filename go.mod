@@ -11,4 +11,11 @@ require (
 	golang.org/x/oauth2 v0.38.0
 )
 
-require go.uber.org/goleak v1.3.0
+require (
+	go.opentelemetry.io/otel v1.47.0
+	go.opentelemetry.io/otel/metric v1.47.0
+	go.opentelemetry.io/otel/trace v1.47.0
+	go.uber.org/goleak v1.3.0
+)
+
+require github.com/cespare/xxhash/v2 v2.3.0 // indirect

@@ -10,8 +10,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
+	"maps"
 	"math"
 	"net/http"
+	"net/url"
 	"strconv"
 	"time"
 
@@ -33,6 +36,13 @@ type txn struct {
 	ReturnTo string `json:"r"`
 	Issuer   string `json:"i"`
 	Created  int64  `json:"c"` // Unix milliseconds
+
+	// What the callback checks of the authentication (stepup.go) and how
+	// it answers a provider's error (silent.go).
+	Prompt       string   `json:"p,omitempty"`
+	ACR          []string `json:"a,omitempty"` // acr_values sent
+	ACREssential bool     `json:"e,omitempty"` // and asked for as an essential claim
+	MaxAge       *int64   `json:"m,omitempty"` // max_age sent, in seconds
 }
 
 // maxTxCookies bounds the sign-in cookies a browser carries, by
@@ -122,84 +132,103 @@ func (b *BFF) txCookie(w http.ResponseWriter, name, value string, maxAge int) {
 	})
 }
 
-var errNotReady = &Error{Status: http.StatusServiceUnavailable, Code: "temporarily_unavailable", RetryAfter: 5,
-	Description: "The identity provider is not reachable yet; try again shortly.",
-	Err:         fmt.Errorf("%w: provider discovery has not succeeded yet", ErrUnavailable)}
-
 func badRequest(description string, cause error) *Error {
 	return &Error{Status: http.StatusBadRequest, Code: "invalid_request", Description: description,
 		Err: fmt.Errorf("%w: %w", ErrBadRequest, cause)}
 }
 
 // handleLogin starts the authorization-code flow with PKCE S256, state and
-// nonce.
+// nonce, and the sign-in parameters the browser may give (loginParams).
 func (b *BFF) handleLogin(w http.ResponseWriter, r *http.Request) {
-	prov := b.provider()
-	if prov == nil {
-		b.failTo(w, r, errNotReady, "/")
+	if b.redirectToBaseHost(w, r) {
 		return
 	}
-	returnTo := "/"
-	if q := r.URL.Query().Get("returnTo"); q != "" {
-		rt, err := redirect.Path(q)
-		if errors.Is(err, redirect.ErrTooLong) {
-			b.failTo(w, r, badRequest(fmt.Sprintf("returnTo is longer than %d bytes.", redirect.MaxLen), err), "/")
-			return
-		}
-		if err != nil {
-			b.failTo(w, r, badRequest("returnTo must be a same-origin path such as /app.", err), "/")
-			return
-		}
-		returnTo = rt
+	prov := b.provider()
+	// A failure here goes to "/" (or ErrorPath) for a navigation (failTo):
+	// returnTo may be a page that would start this sign-in again.
+	if prov == nil {
+		b.failTo(w, r, b.notReady(), "/")
+		return
+	}
+	query := r.URL.Query()
+	returnTo, err := loginReturnTo(query.Get("returnTo"))
+	if err != nil {
+		b.failTo(w, r, err, "/")
+		return
+	}
+	params, err := b.loginParams(query)
+	if err != nil {
+		b.failTo(w, r, badRequest("Invalid sign-in parameter: "+err.Error()+".", err), "/")
+		return
 	}
 	slot := b.pickTxSlot(r.Header)
 	tx := txn{State: rand.Text() + strconv.Itoa(slot), Nonce: rand.Text(), Verifier: oauth2.GenerateVerifier(),
 		ReturnTo: returnTo, Issuer: b.cfg.Issuer, Created: b.cfg.Now().UnixMilli()}
+	dest, err := b.authorizationRedirect(r.Context(), prov, &tx, params)
+	if err != nil {
+		b.failTo(w, r, err, "/")
+		return
+	}
 	name := b.txName(slot)
 	b.txCookie(w, name, b.sealTx(tx, name), b.txMaxAge())
-	http.Redirect(w, r, prov.oauth.AuthCodeURL(tx.State, oidc.Nonce(tx.Nonce), oauth2.S256ChallengeOption(tx.Verifier)),
-		http.StatusSeeOther)
+	http.Redirect(w, r, dest, http.StatusSeeOther)
+}
+
+// loginReturnTo checks /login's returnTo ("/" when absent).
+func loginReturnTo(q string) (string, error) {
+	if q == "" {
+		return "/", nil
+	}
+	rt, err := redirect.Path(q)
+	if errors.Is(err, redirect.ErrTooLong) {
+		return "", badRequest(fmt.Sprintf("returnTo is longer than %d bytes.", redirect.MaxLen), err)
+	}
+	if err != nil {
+		return "", badRequest("returnTo must be a same-origin path such as /app.", err)
+	}
+	return rt, nil
 }
 
 // oauthErrors are the error codes of RFC 6749 §4.1.2.1 and OIDC Core
-// §3.1.2.6; only these are repeated to the client.
+// §3.1.2.6 (and its errata's unmet_authentication_requirements); only
+// these are repeated to the client.
 var oauthErrors = map[string]bool{
 	"invalid_request": true, "unauthorized_client": true, "access_denied": true, "unsupported_response_type": true,
 	"invalid_scope": true, "server_error": true, "temporarily_unavailable": true, "interaction_required": true,
 	"login_required": true, "account_selection_required": true, "consent_required": true,
 	"invalid_request_uri": true, "invalid_request_object": true, "request_not_supported": true,
-	"request_uri_not_supported": true, "registration_not_supported": true,
+	"request_uri_not_supported": true, "registration_not_supported": true, "unmet_authentication_requirements": true,
 }
 
 // handleCallback completes a sign-in. Every check runs before anything is
-// stored; any failure answers an error and changes no session.
+// stored; any failure answers an error (or, for a silent sign-in or a
+// step-up the provider could not do, goes back to returnTo with error=)
+// and changes no session.
 func (b *BFF) handleCallback(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	tx, txErr := b.callbackTx(w, r, q.Get("state"))
-	dest := tx.ReturnTo // where a failure goes (failTo)
-	if txErr != nil {
-		dest = "/"
-	}
-	if e := q.Get("error"); e != "" {
-		code, shown := codeLoginFailed, "unknown_error"
-		if oauthErrors[e] {
-			code, shown = e, e
-		}
-		b.failTo(w, r, loginError(http.StatusBadRequest, code, "The identity provider did not sign you in ("+shown+").",
-			fmt.Errorf("provider returned error %q", shown)), dest)
+	if q.Get("error") != "" {
+		b.providerError(w, r, tx, txErr, q)
 		return
 	}
 	if txErr != nil {
-		b.failTo(w, r, txErr, dest)
+		b.failTo(w, r, txErr, "/") // no sign-in of this browser: no returnTo
 		return
 	}
-	s, id, returnTo, err := b.completeLogin(r, tx, q)
+	s, id, returnTo, err := b.completeLogin(r, &tx, q)
+	var back *backToApp
+	if errors.As(err, &back) {
+		noteOutcome(w, back.Code)
+		b.log.InfoContext(r.Context(), "bff: sign-in refused", "code", back.Code, "err", back.Err)
+		http.Redirect(w, r, back.location(), http.StatusSeeOther)
+		return
+	}
 	if err != nil {
-		b.failTo(w, r, err, dest)
+		b.failTo(w, r, err, tx.ReturnTo)
 		return
 	}
 	b.sessionCookie(w, id, 0)
-	b.log.Info("bff: signed in", "sub", s.rec.Subject)
+	b.log.LogAttrs(r.Context(), slog.LevelInfo, "bff: signed in", b.subject(s.rec.Subject))
 	b.land(w, r, returnTo)
 }
 
@@ -240,59 +269,87 @@ func (b *BFF) callbackTx(w http.ResponseWriter, r *http.Request, state string) (
 	return tx, nil
 }
 
-func (b *BFF) completeLogin(r *http.Request, tx txn, q map[string][]string) (*session, string, string, error) {
-	fail := func(desc string, cause error) (*session, string, string, error) {
-		return nil, "", "", errLogin(http.StatusBadRequest, desc, cause)
-	}
-	get := func(k string) string {
-		if v := q[k]; len(v) > 0 {
-			return v[0]
-		}
-		return ""
-	}
-	now := b.cfg.Now()
+// completeLogin runs every check of a callback whose sign-in (tx) checked
+// out, then replaces the browser's session (if any) with a new one. It
+// returns the new session, its ID, and where the browser goes next.
+func (b *BFF) completeLogin(r *http.Request, tx *txn, q url.Values) (*session, string, string, error) {
 	prov := b.provider()
 	if prov == nil {
-		return nil, "", "", errNotReady
+		return nil, "", "", b.notReady()
 	}
-	// RFC 9207: the iss parameter identifies the provider that answered.
-	if iss, present := q["iss"]; present {
-		if len(iss) != 1 || iss[0] != b.cfg.Issuer {
-			return fail("The sign-in response came from another identity provider.", errors.New("iss parameter mismatch (mix-up)"))
-		}
-	} else if prov.issParamRequired {
-		return fail("The sign-in response lacks the issuer.", errors.New("iss parameter missing though the provider advertises it"))
+	if err := b.checkIssParam(prov, q); err != nil {
+		return nil, "", "", err
 	}
-	code := get("code")
+	code := q.Get("code")
 	if code == "" {
-		return fail("The sign-in response has no code.", errors.New("missing code"))
+		return nil, "", "", errLogin(http.StatusBadRequest, "The sign-in response has no code.", errors.New("missing code"))
 	}
+	// The replay marker is written before the code goes to the provider:
+	// a replayed response never reaches the token endpoint.
 	ctx := r.Context()
 	first, err := b.store.firstUse(ctx, replayState, tx.State, b.cfg.LoginTimeout)
 	if err != nil {
 		return nil, "", "", err
 	}
 	if !first {
-		return fail("This sign-in response was already used.", errors.New("state replayed"))
+		return nil, "", "", errLogin(http.StatusBadRequest, "This sign-in response was already used.", errors.New("state replayed"))
 	}
-
-	callCtx, cancel := context.WithTimeout(b.clientContext(ctx), b.cfg.RefreshTimeout)
+	callCtx, cancel := context.WithTimeout(ctx, b.cfg.RefreshTimeout)
 	defer cancel()
-	tok, err := prov.oauth.Exchange(callCtx, code, oauth2.VerifierOption(tx.Verifier))
+	tok, idt, err := b.redeem(callCtx, prov, code, tx)
+	if err != nil {
+		return nil, "", "", err
+	}
+	returnTo, err := b.checkAuthLevel(ctx, tx, idt)
+	if err != nil {
+		b.discard(ctx, prov, tok)
+		return nil, "", "", err
+	}
+	claims, err := b.userClaims(callCtx, prov, tok.AccessToken, idt)
+	if err != nil {
+		return nil, "", "", err
+	}
+	s, id, err := b.startSession(r, tok, idt, claims)
+	if err != nil {
+		return nil, "", "", err
+	}
+	return s, id, returnTo, nil
+}
+
+// checkIssParam checks the RFC 9207 iss parameter, which identifies the
+// provider that answered (mix-up).
+func (b *BFF) checkIssParam(prov *provider, q url.Values) error {
+	if iss, present := q["iss"]; present {
+		if len(iss) != 1 || iss[0] != b.cfg.Issuer {
+			return errLogin(http.StatusBadRequest, "The sign-in response came from another identity provider.", errors.New("iss parameter mismatch (mix-up)"))
+		}
+	} else if prov.issParamRequired {
+		return errLogin(http.StatusBadRequest, "The sign-in response lacks the issuer.", errors.New("iss parameter missing though the provider advertises it"))
+	}
+	return nil
+}
+
+// redeem exchanges the code (with the PKCE verifier) and verifies the ID
+// token, its nonce included.
+func (b *BFF) redeem(ctx context.Context, prov *provider, code string, tx *txn) (*oauth2.Token, *oidc.IDToken, error) {
+	fail := func(desc string, cause error) (*oauth2.Token, *oidc.IDToken, error) {
+		return nil, nil, errLogin(http.StatusBadRequest, desc, cause)
+	}
+	tok, err := prov.oauth.Exchange(b.tokenContext(ctx, prov), code, oauth2.VerifierOption(tx.Verifier))
 	if err != nil {
 		var re *oauth2.RetrieveError
 		if errors.As(err, &re) && re.Response != nil && re.Response.StatusCode < 500 {
 			return fail("The identity provider refused the sign-in code.", scrub(err))
 		}
-		return nil, "", "", errUnavailable("The identity provider", scrub(err))
+		return nil, nil, errUnavailable("The identity provider", scrub(err))
 	}
 	rawID, _ := tok.Extra("id_token").(string)
 	if rawID == "" {
 		return fail("The identity provider returned no ID token.", errors.New("token response without id_token"))
 	}
-	idt, err := b.verifyIDToken(callCtx, prov, rawID, tok.AccessToken)
+	idt, err := b.verifyIDToken(b.clientContext(ctx), prov, rawID, tok.AccessToken)
 	if errors.Is(err, errKeysUnavailable) {
-		return nil, "", "", errUnavailable("The identity provider", err)
+		return nil, nil, errUnavailable("The identity provider", err)
 	}
 	if err != nil {
 		return fail("The ID token failed verification.", err)
@@ -300,17 +357,24 @@ func (b *BFF) completeLogin(r *http.Request, tx txn, q map[string][]string) (*se
 	if subtle.ConstantTimeCompare([]byte(idt.Nonce), []byte(tx.Nonce)) != 1 {
 		return fail("The ID token failed verification.", errors.New("nonce mismatch"))
 	}
+	return tok, idt, nil
+}
+
+// userClaims are the ID token's claims about the user merged with the
+// userinfo response, as OnLogin leaves them; sub, iss, sid and the
+// authentication's acr, amr and auth_time are the ID token's.
+func (b *BFF) userClaims(ctx context.Context, prov *provider, accessToken string, idt *oidc.IDToken) (map[string]any, error) {
 	var claims map[string]any
 	if err := idt.Claims(&claims); err != nil {
-		return fail("The ID token failed verification.", err)
+		return nil, errLogin(http.StatusBadRequest, "The ID token failed verification.", err)
 	}
 	if prov.userinfoURL != "" {
-		ui, err := b.userinfo(callCtx, prov, tok.AccessToken)
+		ui, err := b.userinfo(ctx, prov, accessToken)
 		if err != nil {
-			return nil, "", "", errUnavailable("The identity provider", err)
+			return nil, errUnavailable("The identity provider", err)
 		}
 		if sub, _ := ui["sub"].(string); sub != idt.Subject {
-			return fail("The user profile does not belong to the signed-in user.", errors.New("userinfo sub differs from the ID token's"))
+			return nil, errLogin(http.StatusBadRequest, "The user profile does not belong to the signed-in user.", errors.New("userinfo sub differs from the ID token's"))
 		}
 		for k, v := range ui {
 			if _, protocol := protocolClaims[k]; !protocol {
@@ -318,32 +382,43 @@ func (b *BFF) completeLogin(r *http.Request, tx txn, q map[string][]string) (*se
 			}
 		}
 	}
-	sid, _ := claims["sid"].(string)
+	kept := map[string]any{}
 	for k := range protocolClaims {
-		if k != "sub" && k != "iss" && k != "sid" && k != "auth_time" {
+		if v, ok := claims[k]; ok && keptClaims[k] {
+			kept[k] = v
+		} else {
 			delete(claims, k)
 		}
 	}
 	if err := b.runOnLogin(ctx, claims); err != nil {
-		return nil, "", "", loginError(http.StatusForbidden, codeLoginRefused, "Sign-in refused.", err)
+		return nil, loginError(http.StatusForbidden, codeLoginRefused, "Sign-in refused.", err)
 	}
+	maps.Copy(claims, kept)
 	claims["sub"] = idt.Subject
-	claimsJSON, err := json.Marshal(claims)
+	return claims, nil
+}
+
+// startSession creates the browser's new session, with a new ID, and then
+// ends whatever session the browser had (session fixation; a step-up of
+// the same user replaces its session the same way). The new session is
+// stored before the old one ends, so a failure leaves the browser's
+// session as it was.
+func (b *BFF) startSession(r *http.Request, tok *oauth2.Token, idt *oidc.IDToken, claims map[string]any) (*session, string, error) {
+	fail := func(desc string, cause error) (*session, string, error) {
+		return nil, "", errLogin(http.StatusBadRequest, desc, cause)
+	}
+	sid, _ := claims["sid"].(string)
+	name, email := stringClaim(claims, "name"), stringClaim(claims, "email")
+	claimsJSON, err := json.Marshal(compactClaims(claims, idt.Subject, sid, name, email))
 	if err != nil {
 		return fail("The user's claims cannot be stored.", err)
 	}
-
-	// Session fixation: whatever session this browser had ends; the new
-	// one gets a new ID.
-	if old, ok := cookieValue(r.Header, b.cfg.CookieName); ok && validID(old) {
-		if _, err := b.store.end(ctx, recordName(old), reasonReplaced); err != nil {
-			b.log.Warn("bff: the previous session of this browser could not be ended", "err", err)
-		}
-	}
+	rawID, _ := tok.Extra("id_token").(string)
+	now := b.cfg.Now()
 	n := now.UnixNano()
 	rec := record.Session{
 		Rev: 1, Created: n, LastSeen: n, Expires: min(now.Add(b.cfg.MaxLifetime).UnixNano(), refreshDeadline(tok, now)),
-		Subject: idt.Subject, SID: sid, Claims: claimsJSON, Name: stringClaim(claims, "name"), Email: stringClaim(claims, "email"),
+		Subject: idt.Subject, SID: sid, Claims: claimsJSON, Name: name, Email: email,
 		AccessToken: tok.AccessToken, TokenType: tok.Type(), AccessIssued: n,
 		RefreshToken: tok.RefreshToken, IDToken: rawID, IDTokenExpiry: idt.Expiry.UnixNano(),
 	}
@@ -353,10 +428,22 @@ func (b *BFF) completeLogin(r *http.Request, tx txn, q map[string][]string) (*se
 	}
 	id := rand.Text()
 	s := newSession(recordName(id), rec)
-	if err := b.store.create(ctx, s); err != nil {
-		return nil, "", "", err
+	ctx := r.Context()
+	replaced := ""
+	if old, ok := cookieValue(r.Header, b.cfg.CookieName); ok && validID(old) {
+		replaced = recordName(old)
 	}
-	return s, id, tx.ReturnTo, nil
+	if err := b.store.create(ctx, s, replaced); err != nil {
+		return nil, "", err
+	}
+	if replaced != "" {
+		last, err := b.store.end(ctx, replaced, endReplaced)
+		if err != nil {
+			b.log.WarnContext(ctx, "bff: the previous session of this browser could not be ended", "err", err)
+		}
+		b.tel.sessionEnded(ctx, endReplaced, last)
+	}
+	return s, id, nil
 }
 
 func stringClaim(claims map[string]any, name string) string {
@@ -364,12 +451,19 @@ func stringClaim(claims map[string]any, name string) string {
 	return v
 }
 
-// protocolClaims are ID-token claims about the token, not the user; they
-// are not kept with the user's claims (except sub, iss, sid, auth_time).
+// protocolClaims are ID-token claims about the token and the
+// authentication, not the user: userinfo cannot set them, and of them the
+// session keeps only keptClaims, as the ID token has them.
 var protocolClaims = map[string]struct{}{
 	"sub": {}, "iss": {}, "aud": {}, "exp": {}, "iat": {}, "nbf": {}, "nonce": {}, "at_hash": {}, "c_hash": {},
 	"azp": {}, "jti": {}, "sid": {}, "auth_time": {}, "acr": {}, "amr": {},
 }
+
+// keptClaims are the protocol claims kept in the session's claims (and
+// restored after OnLogin): who (sub, iss), the provider's session (sid),
+// and how and when the user authenticated (acr, amr, auth_time), which
+// RequireAuthLevel checks.
+var keptClaims = map[string]bool{"sub": true, "iss": true, "sid": true, "auth_time": true, "acr": true, "amr": true}
 
 func (b *BFF) runOnLogin(ctx context.Context, claims map[string]any) (err error) {
 	if b.cfg.OnLogin == nil {
@@ -423,8 +517,9 @@ func (b *BFF) handleSession(w http.ResponseWriter, r *http.Request) {
 	}
 	now := b.cfg.Now()
 	ends := time.Unix(0, b.store.deadline(&s.rec))
+	claims, _ := json.Marshal(s.user.claims.get()) // with the ones the record keeps as fields
 	writeJSON(w, http.StatusOK, sessionInfo{
-		User:      userJSON{Subject: s.user.Subject, Name: s.user.Name, Email: s.user.Email, Claims: s.rec.Claims},
+		User:      userJSON{Subject: s.user.Subject, Name: s.user.Name, Email: s.user.Email, Claims: claims},
 		ExpiresAt: ends.UTC().Format(time.RFC3339),
 		ExpiresIn: int64(ends.Sub(now) / time.Second),
 		LogoutURL: b.cfg.Prefix + "/logout",

@@ -49,6 +49,9 @@ type app struct {
 	srv *httptest.Server
 	op  *oidctest.Provider
 	URL string
+
+	h     *atomic.Pointer[http.Handler] // what srv serves
+	extra map[string]http.Handler       // routes added by tests (route)
 }
 
 // testKey is a fixed secret key so that several instances interoperate.
@@ -97,9 +100,21 @@ func newUnreadyApp(t testing.TB, op *oidctest.Provider, opt func(*Options)) *app
 	}
 	t.Cleanup(func() { b.Close() })
 	a.bff = b
+	a.h = &h
 	mux := a.mux()
 	h.Store(&mux)
 	return a
+}
+
+// route adds a route (a ServeMux pattern) to the app, for a test's own
+// handler.
+func (a *app) route(pattern string, handler http.Handler) {
+	if a.extra == nil {
+		a.extra = map[string]http.Handler{}
+	}
+	a.extra[pattern] = handler
+	mux := a.mux()
+	a.h.Store(&mux)
 }
 
 func (a *app) mux() http.Handler {
@@ -136,6 +151,9 @@ func (a *app) mux() http.Handler {
 		io.WriteString(w, "hello guest")
 	})))
 	mux.HandleFunc("GET /app", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "app page") })
+	for pattern, h := range a.extra {
+		mux.Handle(pattern, h)
+	}
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "home") })
 	return mux
 }
@@ -561,4 +579,26 @@ func (s *spyStore) work() (calls map[string]int, written int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return maps.Clone(s.counts), s.written
+}
+
+// parallelFor runs f(i) for every i below n on workers goroutines.
+func parallelFor(n, workers int, f func(i int)) {
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := int(next.Add(1)) - 1; i < n; i = int(next.Add(1)) - 1 {
+				f(i)
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// logInto sends the app's logs, from Debug up, to buf (as text), for tests
+// of what is logged.
+func logInto(o *Options, buf *rtSyncBuffer) {
+	o.Logger = slog.New(slog.NewTextHandler(buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }

@@ -2,8 +2,6 @@ package bff
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/subtle"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -17,15 +15,35 @@ import (
 	"github.com/gobff/bff/internal/seal"
 )
 
+// ProviderLogout is what POST /logout does at the provider
+// (Options.ProviderLogout).
+type ProviderLogout int
+
+const (
+	// ProviderLogoutRedirectBack sends the browser to the provider's
+	// end-session endpoint (RP-Initiated Logout) with id_token_hint,
+	// client_id, post_logout_redirect_uri and a state checked on the way
+	// back to PostLogoutRedirect.
+	ProviderLogoutRedirectBack ProviderLogout = iota
+	// ProviderLogoutNoReturn sends the browser to the end-session endpoint
+	// with id_token_hint and client_id only, for clients that cannot
+	// register a post-logout redirect URI: the user stays on the
+	// provider's page.
+	ProviderLogoutNoReturn
+	// ProviderLogoutSkip does not involve the provider's session: the
+	// browser goes to PostLogoutRedirect and stays signed in at the
+	// provider.
+	ProviderLogoutSkip
+)
+
 // handleLogout ends the session here (store, cookie, every instance's
 // cache), revokes its refresh token at the provider (RFC 7009) when the
-// provider offers revocation, and sends the browser to the provider's
-// end-session endpoint (RP-Initiated Logout) with id_token_hint, client_id,
-// post_logout_redirect_uri and a state checked on the way back. Only POST
-// from this origin is a logout.
+// provider offers revocation, and, per Options.ProviderLogout, sends the
+// browser to the provider's end-session endpoint (RP-Initiated Logout).
+// Only POST from this origin is a logout.
 func (b *BFF) handleLogout(w http.ResponseWriter, r *http.Request) {
 	dest := b.cfg.PostLogoutRedirect
-	if err := b.cop.Check(r); err != nil {
+	if !b.sameOrigin(r) {
 		b.failTo(w, r, errCSRF, dest)
 		return
 	}
@@ -33,25 +51,34 @@ func (b *BFF) handleLogout(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case err == nil:
 		ctx := r.Context()
-		last, err := b.store.end(ctx, s.key, reasonLogout)
+		last, err := b.store.end(ctx, s.key, endLogout)
 		if err != nil {
-			b.failTo(w, r, err, dest) // the store is down: the session is not ended
+			b.failTo(w, r, err, dest) // not ended, or not yet on a replica: the user retries
 			return
 		}
 		if last != nil {
 			s = last // a refresh that ended under the lock left newer tokens
 		}
+		b.tel.sessionEnded(ctx, endLogout, last)
 		b.sessionCookie(w, "", -1)
 		prov := b.provider()
 		if prov != nil && prov.revocationURL != "" && s.rec.RefreshToken != "" {
 			if err := b.revoke(ctx, prov, s.rec.RefreshToken); err != nil {
-				b.log.Warn("bff: refresh token revocation failed; the session is ended here", "sub", s.rec.Subject, "err", err)
+				b.log.WarnContext(ctx, "bff: refresh token revocation failed; the session is ended here", b.subject(s.rec.Subject), "err", err)
 			}
 		}
-		if prov != nil && prov.endSessionURL != "" {
-			dest = b.endSessionURL(w, prov, s.rec.IDToken)
+		if prov != nil && prov.endSessionURL != "" && b.cfg.ProviderLogout != ProviderLogoutSkip {
+			dest = b.endSessionURL(prov, s.rec.IDToken)
 		}
-		b.log.Info("bff: signed out", "sub", s.rec.Subject)
+		b.log.InfoContext(ctx, "bff: signed out", b.subject(s.rec.Subject))
+	case err == errNoSession:
+		// Perhaps ended by a first try that no replica confirmed (503):
+		// say "signed out" only once a replica has the end.
+		if err := b.store.confirm(r.Context()); err != nil {
+			w.Header().Del("Set-Cookie") // keep the cookie for the retry
+			b.failTo(w, r, err, dest)
+			return
+		}
 	default:
 		var e *Error
 		if errors.As(err, &e) && e.Status != http.StatusUnauthorized {
@@ -62,21 +89,22 @@ func (b *BFF) handleLogout(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, dest, http.StatusSeeOther)
 }
 
-// logoutState is the state of an RP-initiated logout, sealed in a
-// short-lived cookie.
+// logoutState is the state of an RP-initiated logout: sealed (so only
+// bff makes one), short-lived and single use, carried in the URL alone.
+// No cookie is needed, so none is left behind when the provider never
+// sends the browser back; nor is the state bound to the browser, which
+// does not matter: the way back only redirects to PostLogoutRedirect.
 type logoutState struct {
-	State   string `json:"s"`
-	Created int64  `json:"c"`
+	Created int64 `json:"c"` // Unix milliseconds
 }
 
-func (b *BFF) logoutCookieName() string { return b.cfg.CookieName + "-logout" }
+// logoutStateAD binds a sealed logout state to its purpose.
+var logoutStateAD = []byte("bff logout state")
 
-func (b *BFF) endSessionURL(w http.ResponseWriter, prov *provider, idToken string) string {
-	st := logoutState{State: rand.Text(), Created: b.cfg.Now().UnixMilli()}
-	plain, _ := json.Marshal(st)
-	name := b.logoutCookieName()
-	b.txCookie(w, name, base64.RawURLEncoding.EncodeToString(b.sealer.Seal(nil, seal.PurposeTransaction, plain, []byte(name))),
-		b.txMaxAge())
+// endSessionURL is the provider's end-session endpoint with id_token_hint
+// and client_id, and (unless ProviderLogoutNoReturn) the
+// post_logout_redirect_uri and a state.
+func (b *BFF) endSessionURL(prov *provider, idToken string) string {
 	u, err := url.Parse(prov.endSessionURL)
 	if err != nil {
 		return b.cfg.PostLogoutRedirect
@@ -86,43 +114,45 @@ func (b *BFF) endSessionURL(w http.ResponseWriter, prov *provider, idToken strin
 		q.Set("id_token_hint", idToken)
 	}
 	q.Set("client_id", b.cfg.ClientID)
-	q.Set("post_logout_redirect_uri", b.cfg.postLogout)
-	q.Set("state", st.State)
+	if b.cfg.ProviderLogout == ProviderLogoutRedirectBack {
+		plain, _ := json.Marshal(logoutState{Created: b.cfg.Now().UnixMilli()})
+		q.Set("post_logout_redirect_uri", b.cfg.postLogout)
+		q.Set("state", base64.RawURLEncoding.EncodeToString(b.sealer.Seal(nil, seal.PurposeTransaction, plain, logoutStateAD)))
+	}
 	u.RawQuery = q.Encode()
 	return u.String()
 }
 
 // handleLogoutCallback is where the provider sends the browser after
-// logout. It checks the state before redirecting to PostLogoutRedirect.
+// logout. It checks the state (sealed by bff, not expired, first use)
+// before redirecting to PostLogoutRedirect.
 func (b *BFF) handleLogoutCallback(w http.ResponseWriter, r *http.Request) {
-	name := b.logoutCookieName()
-	b.txCookie(w, name, "", -1)
 	bad := func(cause string) {
-		b.failTo(w, r, badRequest("This sign-out response does not match a sign-out from this browser.", errors.New(cause)),
+		b.failTo(w, r, badRequest("This sign-out response does not match a sign-out from this app.", errors.New(cause)),
 			b.cfg.PostLogoutRedirect)
 	}
-	raw, ok := cookieValue(r.Header, name)
-	if !ok {
-		bad("no logout cookie")
+	sealed, err := base64.RawURLEncoding.DecodeString(r.URL.Query().Get("state"))
+	if err != nil || len(sealed) == 0 {
+		bad("logout state missing or not base64")
 		return
 	}
-	sealed, err := base64.RawURLEncoding.DecodeString(raw)
-	if err != nil {
-		bad("logout cookie not base64")
-		return
-	}
-	plain, err := b.sealer.Open(nil, seal.PurposeTransaction, sealed, []byte(name))
+	plain, err := b.sealer.Open(nil, seal.PurposeTransaction, sealed, logoutStateAD)
 	var st logoutState
 	if err != nil || json.Unmarshal(plain, &st) != nil {
-		bad("logout cookie does not open")
+		bad("logout state does not open")
 		return
 	}
-	if subtle.ConstantTimeCompare([]byte(st.State), []byte(r.URL.Query().Get("state"))) != 1 {
-		bad("logout state mismatch")
-		return
-	}
-	if b.cfg.Now().Sub(time.UnixMilli(st.Created)) > b.cfg.LoginTimeout {
+	if age := b.cfg.Now().Sub(time.UnixMilli(st.Created)); age > b.cfg.LoginTimeout || age < -time.Minute {
 		bad("logout state expired")
+		return
+	}
+	first, err := b.store.firstUse(r.Context(), replayLogout, r.URL.Query().Get("state"), b.cfg.LoginTimeout+time.Minute)
+	if err != nil {
+		b.failTo(w, r, err, b.cfg.PostLogoutRedirect)
+		return
+	}
+	if !first {
+		bad("logout state replayed")
 		return
 	}
 	http.Redirect(w, r, b.cfg.PostLogoutRedirect, http.StatusSeeOther)
@@ -133,12 +163,18 @@ func (b *BFF) revoke(ctx context.Context, prov *provider, token string) error {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 3*time.Second)
 	defer cancel()
 	form := url.Values{"token": {token}, "token_type_hint": {"refresh_token"}}
+	authorization, err := b.credentials(prov, form)
+	if err != nil {
+		return err
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, prov.revocationURL, strings.NewReader(form.Encode()))
 	if err != nil {
 		return err
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.SetBasicAuth(url.QueryEscape(b.cfg.ClientID), url.QueryEscape(b.cfg.ClientSecret))
+	if authorization != "" {
+		req.Header.Set("Authorization", authorization)
+	}
 	resp, err := b.client.Do(req)
 	if err != nil {
 		return fmt.Errorf("revocation request: %w", err)
@@ -157,7 +193,7 @@ func (b *BFF) revoke(ctx context.Context, prov *provider, token string) error {
 // unreachable, or a key refetch is rate-limited) gets 503.
 func (b *BFF) handleBackchannelLogout(w http.ResponseWriter, r *http.Request) {
 	invalid := func(cause error) {
-		b.log.Warn("bff: back-channel logout refused", "reason", cause)
+		b.log.WarnContext(r.Context(), "bff: back-channel logout refused", "reason", cause)
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "invalid_request"})
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
@@ -206,20 +242,21 @@ func (b *BFF) handleBackchannelLogout(w http.ResponseWriter, r *http.Request) {
 	if lt.SessionID != "" {
 		n, err = b.endWhere(ctx, "sid", lt.SessionID, func(s *session) bool {
 			return s.rec.SID == lt.SessionID && (lt.Subject == "" || lt.Subject == s.rec.Subject)
-		}, reasonBackchannel)
+		}, endBackchannel)
 	} else {
-		n, err = b.endWhere(ctx, "sub", lt.Subject, nil, reasonBackchannel)
+		n, err = b.endWhere(ctx, "sub", lt.Subject, nil, endBackchannel)
 	}
+	b.tel.sessionsEnded(ctx, endBackchannel, n)
 	if err != nil {
 		// Not every session could be ended (the store failed): forget the
 		// jti, so that the provider's retry of this token is not refused
 		// as a replay.
 		if ferr := b.store.forget(context.WithoutCancel(ctx), replayJTI, jti); ferr != nil {
-			b.log.Warn("bff: back-channel logout failed and its jti could not be forgotten; the provider's retry will be refused", "err", ferr)
+			b.log.WarnContext(ctx, "bff: back-channel logout failed and its jti could not be forgotten; the provider's retry will be refused", "err", ferr)
 		}
 		b.fail(w, r, err)
 		return
 	}
-	b.log.Info("bff: back-channel logout", "sub", lt.Subject, "sessions_ended", n)
+	b.log.InfoContext(ctx, "bff: back-channel logout", b.subject(lt.Subject), "sessions_ended", n)
 	w.WriteHeader(http.StatusOK)
 }

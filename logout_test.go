@@ -193,12 +193,26 @@ func TestLogoutCallbackWrongState(t *testing.T) {
 			}
 		})
 	}
-	t.Run("no logout cookie (another browser)", func(t *testing.T) {
+	t.Run("state sealed by another app", func(t *testing.T) {
+		other := newApp(t, op, func(o *Options) { o.SecretKeys = [][]byte{[]byte("another key of thirty-two bytes!")} })
+		br := newBrowser(t)
+		other.login(br)
+		resp := other.logout(br)
+		loc, _ := url.Parse(resp.Header.Get("Location"))
+		code, _ := a.status(br, "GET", "/auth/logout/callback?state="+url.QueryEscape(loc.Query().Get("state")))
+		if code != http.StatusBadRequest {
+			t.Fatalf("logout callback = %d, want 400", code)
+		}
+	})
+	t.Run("state expired", func(t *testing.T) {
+		clock := newFrozenClock()
+		a := newApp(t, op, func(o *Options) { o.Now = clock.Now })
 		br := newBrowser(t)
 		a.login(br)
 		resp := a.logout(br)
 		loc, _ := url.Parse(resp.Header.Get("Location"))
-		code, _ := a.status(newBrowser(t), "GET", "/auth/logout/callback?state="+loc.Query().Get("state"))
+		clock.Advance(a.bff.cfg.LoginTimeout + time.Second)
+		code, _ := a.status(br, "GET", "/auth/logout/callback?state="+url.QueryEscape(loc.Query().Get("state")))
 		if code != http.StatusBadRequest {
 			t.Fatalf("logout callback = %d, want 400", code)
 		}
@@ -789,5 +803,58 @@ func TestBackchannelLogoutRetryAfterStoreFailure(t *testing.T) {
 	}
 	if signedIn(t, a, br) {
 		t.Fatal("the session is still alive after the retry")
+	}
+}
+
+// Options.ProviderLogout: back to the app (default), to the provider's
+// end-session endpoint without a way back (a client that cannot register
+// a post-logout redirect URI), or not to the provider at all. The refresh
+// token is revoked either way, and no logout cookie is ever set.
+func TestProviderLogoutModes(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		mode     ProviderLogout
+		provider bool // the browser goes to the end-session endpoint
+		back     bool // with post_logout_redirect_uri and state
+	}{
+		{"redirect_back", ProviderLogoutRedirectBack, true, true},
+		{"no_return", ProviderLogoutNoReturn, true, false},
+		{"skip", ProviderLogoutSkip, false, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			op := testOP(t, oidctest.Config{})
+			a := newApp(t, op, func(o *Options) { o.ProviderLogout, o.PostLogoutRedirect = tc.mode, "/bye" })
+			br := newBrowser(t)
+			a.login(br)
+			resp := a.logout(br)
+			for _, c := range resp.Cookies() {
+				if c.Name != a.bff.cfg.CookieName || c.MaxAge >= 0 {
+					t.Errorf("logout set cookie %s (max-age %d)", c.Name, c.MaxAge)
+				}
+			}
+			loc, _ := url.Parse(resp.Header.Get("Location"))
+			atProvider := loc.Scheme+"://"+loc.Host+loc.Path == op.Endpoint("/end-session")
+			q := loc.Query()
+			switch {
+			case atProvider != tc.provider:
+				t.Fatalf("logout went to %s", loc)
+			case !tc.provider && loc.String() != "/bye":
+				t.Fatalf("logout went to %s, want /bye", loc)
+			case tc.provider && (q.Get("id_token_hint") == "" || q.Get("client_id") != op.ClientID()):
+				t.Errorf("end-session query %v lacks id_token_hint or client_id", q)
+			case q.Has("post_logout_redirect_uri") != tc.back || q.Has("state") != tc.back:
+				t.Errorf("end-session query %v: way back %v, want %v", q, q.Has("post_logout_redirect_uri"), tc.back)
+			}
+			if op.Revocations() != 1 || signedIn(t, a, br) {
+				t.Errorf("revocations %d, still signed in %v", op.Revocations(), signedIn(t, a, br))
+			}
+			if tc.provider {
+				r := br.get(loc.String())
+				r.Body.Close()
+				if op.EndSessions() != 1 || (r.StatusCode == http.StatusFound) != tc.back {
+					t.Errorf("end-session: %d, ended %d", r.StatusCode, op.EndSessions())
+				}
+			}
+		})
 	}
 }

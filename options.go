@@ -2,9 +2,11 @@ package bff
 
 import (
 	"context"
+	"crypto"
 	"crypto/rand"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/url"
@@ -14,6 +16,8 @@ import (
 
 	"github.com/alexedwards/scs/v2"
 	"github.com/gomodule/redigo/redis"
+	"go.opentelemetry.io/otel/metric"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/gobff/bff/internal/redirect"
 	"github.com/gobff/bff/internal/seal"
@@ -29,9 +33,28 @@ type Options struct {
 	Issuer string
 
 	// ClientID and ClientSecret are this confidential client's credentials
-	// at the provider. Both required.
+	// at the provider. ClientID is required, and ClientSecret unless
+	// ClientKeys is set (not both).
 	ClientID     string
 	ClientSecret string
+
+	// ClientKeys authenticate this client with private_key_jwt (RFC 7523,
+	// OIDC Core §9) instead of a secret, at the token, PAR and revocation
+	// endpoints: a fresh assertion (new jti, one minute of life) for each
+	// request, signed by the first key (ES256, ES384, ES512 by curve,
+	// RS256 for RSA of 2048 bits or more, EdDSA). Every key's public part
+	// is published at Prefix+"/jwks" (kid: its RFC 7638 thumbprint) for
+	// providers that fetch the client's jwks_uri: to rotate, add the new key
+	// last, wait for the provider to see it, then put it first. A provider
+	// whose token_endpoint_auth_methods_supported lacks private_key_jwt is
+	// refused at discovery. Default none.
+	ClientKeys []crypto.Signer
+
+	// ClientAssertionAudience is the aud of client assertions:
+	// AudienceTokenEndpoint (the token endpoint's URL, OIDC Core §9) or
+	// AudienceIssuer (the issuer, RFC 7523bis; Auth0, ID-porten). Default
+	// AudienceTokenEndpoint.
+	ClientAssertionAudience AssertionAudience
 
 	// BaseURL is the public origin of the app, such as
 	// "https://app.example". The redirect URI registered at the provider is
@@ -49,6 +72,56 @@ type Options struct {
 	// "openid profile email offline_access". Must contain "openid".
 	Scopes []string
 
+	// AuthParams are extra parameters of every authorization request, such
+	// as {"access_type": "offline"} (Google) or {"audience":
+	// "https://api.example"} (Auth0). Parameters bff sets itself
+	// (client_id, redirect_uri, state, nonce, code_challenge,
+	// code_challenge_method, response_type, response_mode, scope, request,
+	// request_uri) and client credentials are refused. One the browser may
+	// also send (LoginParams) is a default that the browser's value
+	// replaces. A max_age here is checked at the callback like the
+	// browser's; an acr_values is only a hint. Default none.
+	AuthParams map[string]string
+
+	// LoginParams are the parameters that Prefix+"/login" passes on from
+	// the browser's query to the provider, each validated and
+	// length-bounded: ParamPrompt (LoginPrompts), ParamLoginHint (256
+	// bytes), ParamACRValues (10 values, 512 bytes), ParamMaxAge (0 to
+	// 2^31-1 seconds), ParamUILocales (10 language tags, 128 bytes). A
+	// value out of bounds, a parameter given twice, or one not listed here
+	// is a 400; nothing else from the query (but returnTo) reaches the
+	// provider. Default: all five.
+	LoginParams []LoginParam
+
+	// DisableLoginParams makes /login pass on no parameter of the
+	// browser's (only returnTo is read). Default false.
+	DisableLoginParams bool
+
+	// LoginPrompts are the prompt values /login accepts: some of none
+	// (silent sign-in: the provider's error login_required and the like
+	// come back as returnTo?error=login_required, never an error page),
+	// login, consent, select_account. Default all four.
+	LoginPrompts []string
+
+	// DisableConsentPrompt stops sending prompt=consent. By default, with
+	// offline_access in Scopes, a sign-in that names no prompt (neither
+	// the browser nor AuthParams) sends prompt=consent, because OpenID
+	// Connect Core §11 lets a provider ignore offline_access otherwise (no
+	// refresh token, so the session ends with the first access token).
+	// Set it for providers that show a consent page every time they are
+	// asked (Entra ID). Default false.
+	DisableConsentPrompt bool
+
+	// PAR says when to use Pushed Authorization Requests (RFC 9126): the
+	// authorization request's parameters go to the provider directly,
+	// authenticated as the client, and the browser carries only client_id
+	// and a request_uri. PARAuto uses it when the discovery document
+	// advertises pushed_authorization_request_endpoint; PARNever never
+	// (a provider that requires it is refused at discovery); PARRequired
+	// always (a provider without it is refused at discovery). Default
+	// PARAuto.
+	PAR PARMode
+
 	// Store holds sessions and the index records of back-channel logout.
 	// Any scs.Store works. Default: an in-memory store private to this BFF,
 	// or a Redis store when Redis is set. With a shared store of your own
@@ -59,10 +132,11 @@ type Options struct {
 	// Redis, when set, makes Redis the session store (scs/redisstore) and
 	// also the cross-instance refresh lock, the replay cache, and the
 	// invalidation channel that keeps every instance's session cache
-	// honest. Use NewRedisPool, or a pool whose connections have connect,
-	// read and write timeouts: scs/redisstore takes no context, so the
-	// pool's timeouts are what bound a request while Redis is unreachable
-	// (503 instead of a hang). Default nil (memory).
+	// honest. Use NewRedisPool or RedisConfig.NewPool (TLS, ACL users,
+	// Sentinel), or a pool whose connections have connect, read and write
+	// timeouts: scs/redisstore takes no context, so the pool's timeouts are
+	// what bound a request while Redis is unreachable (503 instead of a
+	// hang). Default nil (memory).
 	Redis *redis.Pool
 
 	// Locker serializes writes to one session across instances that share
@@ -117,7 +191,8 @@ type Options struct {
 	RefreshTimeout time.Duration
 
 	// HTTPClient makes every call to the provider. Its Transport is wrapped
-	// to bound response bodies (1 MiB). Default: a client with a 10-second
+	// to bound response bodies (1 MiB) and to observe each call
+	// (bff.provider.* metrics, a span). Default: a client with a 10-second
 	// timeout.
 	HTTPClient *http.Client
 
@@ -157,6 +232,16 @@ type Options struct {
 	// PostLogoutRedirect), or "/" when there is none.
 	ErrorPath string
 
+	// ProviderLogout is what POST /logout does at the provider, after the
+	// session ended here and its refresh token was revoked:
+	// ProviderLogoutRedirectBack (the end-session endpoint, then back to
+	// PostLogoutRedirect), ProviderLogoutNoReturn (the end-session endpoint
+	// without post_logout_redirect_uri, for clients that cannot register
+	// one: the user stays on the provider's page), ProviderLogoutSkip (no
+	// visit to the provider: straight to PostLogoutRedirect; the user stays
+	// signed in there). Default ProviderLogoutRedirectBack.
+	ProviderLogout ProviderLogout
+
 	// TrustedOrigins are other origins whose browsers may send unsafe
 	// requests (POST, PUT, PATCH, DELETE) to RequireSession and logout, as
 	// in http.CrossOriginProtection.AddTrustedOrigin. Default none.
@@ -178,9 +263,10 @@ type Options struct {
 	// DisableSessionCache turns off the per-instance cache of decoded
 	// sessions, so that every request reads the store. The cache is used
 	// with the default memory store, and with Redis, where Redis pub/sub
-	// invalidates it (every revocation is visible on every instance within
-	// 100 ms; if the channel is unhealthy, the store is read). With any
-	// other Store the cache is never used. Default false.
+	// invalidates it (every change is announced by the script that stores
+	// it, and is visible on every instance within 100 ms; if the channel is
+	// unhealthy, the store is read). With any other Store the cache is
+	// never used. Default false.
 	DisableSessionCache bool
 
 	// ExpiryWarning is how long before a session's idle timeout or end of
@@ -201,17 +287,24 @@ type Options struct {
 	// answered 429. Default 16.
 	MaxEventStreamsPerSession int
 
+	// SessionCacheBytes bounds the memory of the per-instance session
+	// cache (see DisableSessionCache). A cached session takes about 700
+	// bytes plus the size of its tokens and claims (typically 3 to 5 KiB
+	// in all); beyond the bound, the least recently used sessions are
+	// read from the store again. Default 128 MiB.
+	SessionCacheBytes int64
+
 	// InsecureAllowNoPKCE accepts a provider whose discovery document does
 	// not advertise PKCE S256. PKCE is still sent. Default false: such a
 	// provider is refused.
 	InsecureAllowNoPKCE bool
 
 	// InsecureAllowHTTPEndpoints accepts provider endpoints from discovery
-	// (authorization, token, JWKS, userinfo, revocation, end-session) over
-	// plain http on a host that is not loopback, where codes, tokens and the
-	// provider's keys would cross the network in clear text. Never use it in
-	// production. Default false: every endpoint must be https, except on
-	// localhost and loopback addresses.
+	// (authorization, token, JWKS, userinfo, revocation, end-session, PAR)
+	// over plain http on a host that is not loopback, where codes, tokens
+	// and the provider's keys would cross the network in clear text. Never
+	// use it in production. Default false: every endpoint must be https,
+	// except on localhost and loopback addresses.
 	InsecureAllowHTTPEndpoints bool
 
 	// InsecurePlainHTTPCookies drops the Secure attribute and allows a
@@ -222,6 +315,25 @@ type Options struct {
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
 
+	// MeterProvider receives bff's OpenTelemetry metrics (bff.login,
+	// bff.refresh, bff.session_cache, …; README lists them). Their
+	// attributes are from small fixed sets: never a subject, session or
+	// token. Default nil: no metrics (a no-op provider).
+	MeterProvider metric.MeterProvider
+
+	// TracerProvider receives bff's OpenTelemetry spans: one for each
+	// sign-in callback, refresh, logout, back-channel logout and proxied
+	// request, with the provider calls as children; the proxied request
+	// carries the W3C traceparent of its span. No token, code, cookie or
+	// session ID is ever an attribute. Default nil: no spans (and the
+	// proxy forwards the incoming traceparent unchanged).
+	TracerProvider trace.TracerProvider
+
+	// LogSubjects adds the user's subject (the sub claim) to the log lines
+	// about a user's session (sign-in, sign-out, refresh, back-channel
+	// logout). Default false: log lines name no user.
+	LogSubjects bool
+
 	// keysRefetchInterval overrides the minimum time between two fetches
 	// of the provider's key set (keyset.DefaultMinRefetchInterval), so that
 	// tests of a key rotation need not wait 10 s. Tests only.
@@ -230,6 +342,11 @@ type Options struct {
 	// newTimer starts the timers of event streams and of the store's
 	// polling, on the clock of Now. Default: time.NewTimer. Tests only.
 	newTimer timerFunc
+
+	// misconfigRetry overrides the time between two discovery attempts
+	// while the provider does not fit the options (misconfigRetry), so that
+	// tests need not wait a minute. Tests only.
+	misconfigRetry time.Duration
 }
 
 // config is Options after validation, with defaults applied.
@@ -252,28 +369,40 @@ func validate(o Options) (*config, error) {
 	c := &config{Options: o}
 	c.Scopes = slices.Clone(o.Scopes)
 	c.TrustedOrigins = slices.Clone(o.TrustedOrigins)
+	c.ClientKeys = slices.Clone(o.ClientKeys)
+	c.AuthParams = maps.Clone(o.AuthParams)
+	c.LoginParams = slices.Clone(o.LoginParams)
+	c.LoginPrompts = slices.Clone(o.LoginPrompts)
+	for _, step := range []func(*config) error{validateParties, validateSignIn, validateStore, validateCookie,
+		validateDurations, validateHooks} {
+		if err := step(c); err != nil {
+			return nil, err
+		}
+	}
+	return c, nil
+}
 
-	if err := checkURL("Issuer", o.Issuer, false); err != nil {
-		return nil, err
+// validateParties checks the provider, the client and this app's origin
+// and routes.
+func validateParties(c *config) error {
+	if err := checkURL("Issuer", c.Issuer, false); err != nil {
+		return err
 	}
-	if o.ClientID == "" {
-		return nil, fieldErr("ClientID", "is required")
+	if c.ClientID == "" {
+		return fieldErr("ClientID", "is required")
 	}
-	if o.ClientSecret == "" {
-		return nil, fieldErr("ClientSecret", "is required (bff is a confidential client)")
+	if err := checkURL("BaseURL", c.BaseURL, c.InsecurePlainHTTPCookies); err != nil {
+		return err
 	}
-	if err := checkURL("BaseURL", o.BaseURL, o.InsecurePlainHTTPCookies); err != nil {
-		return nil, err
-	}
-	c.base, _ = url.Parse(strings.TrimSuffix(o.BaseURL, "/"))
+	c.base, _ = url.Parse(strings.TrimSuffix(c.BaseURL, "/"))
 	if c.base.Path != "" || c.base.RawQuery != "" || c.base.Fragment != "" {
-		return nil, fieldErr("BaseURL", "must be an origin such as https://app.example, without path, query or fragment")
+		return fieldErr("BaseURL", "must be an origin such as https://app.example, without path, query or fragment")
 	}
 	if c.Prefix == "" {
 		c.Prefix = "/auth"
 	}
 	if !strings.HasPrefix(c.Prefix, "/") || strings.HasSuffix(c.Prefix, "/") || strings.ContainsAny(c.Prefix, "?#") {
-		return nil, fieldErr("Prefix", "must start with / and not end with / (like /auth)")
+		return fieldErr("Prefix", "must start with / and not end with / (like /auth)")
 	}
 	c.redirectURI = c.base.String() + c.Prefix + "/callback"
 	c.postLogout = c.base.String() + c.Prefix + "/logout/callback"
@@ -282,32 +411,40 @@ func validate(o Options) (*config, error) {
 		c.Scopes = []string{"openid", "profile", "email", "offline_access"}
 	}
 	if !slices.Contains(c.Scopes, "openid") {
-		return nil, fieldErr("Scopes", `must contain "openid"`)
+		return fieldErr("Scopes", `must contain "openid"`)
 	}
+	return nil
+}
 
-	if o.Store == nil && o.Redis == nil {
+// validateStore checks the session store and the keys that seal it.
+func validateStore(c *config) error {
+	if c.Store == nil && c.Redis == nil {
 		c.memoryStore = true
 	}
-	if o.Store != nil && o.Redis != nil {
-		return nil, fieldErr("Store", "set either Store or Redis, not both")
+	if c.Store != nil && c.Redis != nil {
+		return fieldErr("Store", "set either Store or Redis, not both")
 	}
 	switch {
-	case len(o.SecretKeys) == 0 && c.memoryStore:
+	case len(c.SecretKeys) == 0 && c.memoryStore:
 		k := make([]byte, seal.KeySize)
 		rand.Read(k)
 		c.keys = [][]byte{k}
-	case len(o.SecretKeys) == 0:
-		return nil, fieldErr("SecretKeys", "is required with a shared store: every instance must seal with the same key")
+	case len(c.SecretKeys) == 0:
+		return fieldErr("SecretKeys", "is required with a shared store: every instance must seal with the same key")
 	default:
-		for i, k := range o.SecretKeys {
+		for i, k := range c.SecretKeys {
 			if len(k) != seal.KeySize {
-				return nil, fieldErr("SecretKeys", "key %d is %d bytes, want %d", i, len(k), seal.KeySize)
+				return fieldErr("SecretKeys", "key %d is %d bytes, want %d", i, len(k), seal.KeySize)
 			}
 			c.keys = append(c.keys, slices.Clone(k))
 		}
 	}
+	return nil
+}
 
-	c.cookieSec = !o.InsecurePlainHTTPCookies
+// validateCookie checks the session cookie's name and security.
+func validateCookie(c *config) error {
+	c.cookieSec = !c.InsecurePlainHTTPCookies
 	if c.CookieName == "" {
 		c.CookieName = "__Host-bff"
 		if !c.cookieSec {
@@ -315,45 +452,58 @@ func validate(o Options) (*config, error) {
 		}
 	}
 	if c.cookieSec && !strings.HasPrefix(c.CookieName, "__Host-") {
-		return nil, fieldErr("CookieName", `must start with "__Host-" (or set InsecurePlainHTTPCookies)`)
+		return fieldErr("CookieName", `must start with "__Host-" (or set InsecurePlainHTTPCookies)`)
 	}
 	if !validCookieName(c.CookieName) {
-		return nil, fieldErr("CookieName", "is not a valid cookie name")
+		return fieldErr("CookieName", "is not a valid cookie name")
 	}
 	c.clearCookie = (&http.Cookie{Name: c.CookieName, Path: "/", MaxAge: -1, Secure: c.cookieSec, HttpOnly: true,
 		SameSite: http.SameSiteStrictMode}).String()
+	return nil
+}
 
+// validateDurations checks the timeouts and limits, and applies their
+// defaults.
+func validateDurations(c *config) error {
 	if err := defDur(&c.IdleTimeout, 12*time.Hour, "IdleTimeout"); err != nil {
-		return nil, err
+		return err
 	}
 	if err := defDur(&c.MaxLifetime, 7*24*time.Hour, "MaxLifetime"); err != nil {
-		return nil, err
+		return err
 	}
 	if err := defDur(&c.TouchInterval, time.Minute, "TouchInterval"); err != nil {
-		return nil, err
+		return err
 	}
 	if c.TouchInterval > c.IdleTimeout/2 {
 		c.TouchInterval = c.IdleTimeout / 2
 	}
 	switch {
+	case c.SessionCacheBytes < 0:
+		return fieldErr("SessionCacheBytes", "must not be negative (0 means the default, 128 MiB; DisableSessionCache turns the cache off)")
+	case c.SessionCacheBytes == 0:
+		c.SessionCacheBytes = 128 << 20
+	}
+	switch {
 	case c.MaxSessionsPerUser < 0:
-		return nil, fieldErr("MaxSessionsPerUser", "must not be negative (0 means the default, 100)")
+		return fieldErr("MaxSessionsPerUser", "must not be negative (0 means the default, 100)")
 	case c.MaxSessionsPerUser == 0:
 		c.MaxSessionsPerUser = 100
 	}
 	if err := c.eventDefaults(); err != nil {
-		return nil, err
+		return err
 	}
 	if err := defDur(&c.LoginTimeout, 10*time.Minute, "LoginTimeout"); err != nil {
-		return nil, err
+		return err
 	}
 	if err := defDur(&c.RefreshSkew, time.Minute, "RefreshSkew"); err != nil {
-		return nil, err
+		return err
 	}
-	if err := defDur(&c.RefreshTimeout, 10*time.Second, "RefreshTimeout"); err != nil {
-		return nil, err
-	}
+	return defDur(&c.RefreshTimeout, 10*time.Second, "RefreshTimeout")
+}
 
+// validateHooks applies the defaults of the clients, hooks and redirects,
+// and checks the redirects and trusted origins.
+func validateHooks(c *config) error {
 	if c.HTTPClient == nil {
 		c.HTTPClient = &http.Client{Timeout: 10 * time.Second}
 	}
@@ -369,25 +519,49 @@ func validate(o Options) (*config, error) {
 	if c.InsecureAllowHTTPEndpoints {
 		c.Logger.Warn("bff: Options.InsecureAllowHTTPEndpoints is set: provider endpoints may be plain http; never use it in production")
 	}
+	if c.misconfigRetry == 0 {
+		c.misconfigRetry = misconfigRetry
+	}
 	if c.PostLogoutRedirect == "" {
 		c.PostLogoutRedirect = "/"
 	}
 	if !strings.HasPrefix(c.PostLogoutRedirect, "/") || strings.HasPrefix(c.PostLogoutRedirect, "//") || strings.HasPrefix(c.PostLogoutRedirect, "/\\") {
-		return nil, fieldErr("PostLogoutRedirect", "must be a same-origin path such as /")
+		return fieldErr("PostLogoutRedirect", "must be a same-origin path such as /")
 	}
 	if c.ErrorPath != "" {
 		p, err := redirect.Path(c.ErrorPath)
 		if err != nil {
-			return nil, fieldErr("ErrorPath", "must be a same-origin path such as /error, at most %d bytes", redirect.MaxLen)
+			return fieldErr("ErrorPath", "must be a same-origin path such as /error, at most %d bytes", redirect.MaxLen)
 		}
 		c.ErrorPath = p
 	}
 	for _, o := range c.TrustedOrigins {
 		if err := http.NewCrossOriginProtection().AddTrustedOrigin(o); err != nil {
-			return nil, fieldErr("TrustedOrigins", "%q: %v", o, err)
+			return fieldErr("TrustedOrigins", "%q: %v", o, err)
 		}
 	}
-	return c, nil
+	return nil
+}
+
+// validateSignIn checks the client credentials and the options of the
+// authorization request.
+func validateSignIn(c *config) error {
+	switch {
+	case c.ClientSecret == "" && len(c.ClientKeys) == 0:
+		return fieldErr("ClientSecret", "is required (bff is a confidential client), unless ClientKeys is set for private_key_jwt")
+	case c.ClientSecret != "" && len(c.ClientKeys) > 0:
+		return fieldErr("ClientKeys", "and ClientSecret are both set: choose one way to authenticate (ClientKeys: private_key_jwt)")
+	case c.ClientAssertionAudience != AudienceTokenEndpoint && c.ClientAssertionAudience != AudienceIssuer:
+		return fieldErr("ClientAssertionAudience", "must be AudienceTokenEndpoint or AudienceIssuer")
+	case c.PAR < PARAuto || c.PAR > PARRequired:
+		return fieldErr("PAR", "must be PARAuto, PARNever or PARRequired")
+	case c.ProviderLogout < ProviderLogoutRedirectBack || c.ProviderLogout > ProviderLogoutSkip:
+		return fieldErr("ProviderLogout", "must be ProviderLogoutRedirectBack, ProviderLogoutNoReturn or ProviderLogoutSkip")
+	}
+	if err := validateAuthParams(c.AuthParams); err != nil {
+		return err
+	}
+	return validateLoginParams(c)
 }
 
 // eventDefaults checks and completes the options of Prefix+"/events".
@@ -450,10 +624,7 @@ func checkURL(field, s string, allowHTTP bool) error {
 }
 
 // checkEndpoints checks the provider's endpoints from discovery: the
-// first three are required; each present one must be an absolute https URL
-// without user information or fragment (a query is allowed, as RFC 6749
-// §3.1 allows one), or http on a loopback host or with
-// InsecureAllowHTTPEndpoints.
+// first three are required; each present one must pass checkEndpoint.
 func (c *config) checkEndpoints(authz, token, jwks, userinfo, revocation, endSession string) error {
 	for _, ep := range []struct {
 		member, url string
@@ -469,17 +640,28 @@ func (c *config) checkEndpoints(authz, token, jwks, userinfo, revocation, endSes
 			}
 			continue
 		}
-		u, err := url.Parse(ep.url)
-		if err != nil || u.Host == "" || u.User != nil || u.Fragment != "" || u.Opaque != "" {
-			return fmt.Errorf("%s %q is not an absolute URL without user information or fragment", ep.member, ep.url)
+		if err := c.checkEndpoint(ep.member, ep.url); err != nil {
+			return err
 		}
-		switch {
-		case u.Scheme == "https":
-		case u.Scheme == "http" && (isLoopback(u.Hostname()) || c.InsecureAllowHTTPEndpoints):
-		default:
-			return fmt.Errorf("%s %q must use https (http only on a loopback host, or with Options.InsecureAllowHTTPEndpoints)",
-				ep.member, ep.url)
-		}
+	}
+	return nil
+}
+
+// checkEndpoint checks one provider endpoint from discovery (the
+// discovery document's member): an absolute https URL without user
+// information or fragment (a query is allowed, as RFC 6749 §3.1 allows
+// one), or http on a loopback host or with InsecureAllowHTTPEndpoints.
+func (c *config) checkEndpoint(member, raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" || u.User != nil || u.Fragment != "" || u.Opaque != "" {
+		return fmt.Errorf("%s %q is not an absolute URL without user information or fragment", member, raw)
+	}
+	switch {
+	case u.Scheme == "https":
+	case u.Scheme == "http" && (isLoopback(u.Hostname()) || c.InsecureAllowHTTPEndpoints):
+	default:
+		return fmt.Errorf("%s %q must use https (http only on a loopback host, or with Options.InsecureAllowHTTPEndpoints)",
+			member, raw)
 	}
 	return nil
 }
@@ -503,32 +685,4 @@ func validCookieName(s string) bool {
 		}
 	}
 	return true
-}
-
-// NewRedisPool returns a redigo pool for addr ("host:port", or a
-// redis:// URL) with timeouts that make an outage fail fast (500 ms to
-// connect, read and write) so requests answer 503 instead of hanging.
-func NewRedisPool(addr string) *redis.Pool {
-	dialOpts := []redis.DialOption{
-		redis.DialConnectTimeout(500 * time.Millisecond),
-		redis.DialReadTimeout(500 * time.Millisecond),
-		redis.DialWriteTimeout(500 * time.Millisecond),
-	}
-	return &redis.Pool{
-		MaxIdle:     64,
-		IdleTimeout: 4 * time.Minute,
-		DialContext: func(ctx context.Context) (redis.Conn, error) {
-			if strings.Contains(addr, "://") {
-				return redis.DialURLContext(ctx, addr, dialOpts...)
-			}
-			return redis.DialContext(ctx, "tcp", addr, dialOpts...)
-		},
-		TestOnBorrow: func(c redis.Conn, t time.Time) error {
-			if time.Since(t) < 30*time.Second {
-				return nil
-			}
-			_, err := c.Do("PING")
-			return err
-		},
-	}
 }

@@ -1,6 +1,7 @@
 package bff
 
 import (
+	"crypto"
 	"errors"
 	"io"
 	"log/slog"
@@ -79,6 +80,32 @@ func TestNewRejectsBadOptions(t *testing.T) {
 		{"negative_max_event_streams", "MaxEventStreams", func(o *Options) { o.MaxEventStreams = -1 }},
 		{"negative_max_event_streams_per_session", "MaxEventStreamsPerSession", func(o *Options) { o.MaxEventStreamsPerSession = -1 }},
 		{"trusted_origin_with_path", "TrustedOrigins", func(o *Options) { o.TrustedOrigins = []string{"https://a.example/path"} }},
+		{"secret_and_keys", "ClientKeys", func(o *Options) { o.ClientKeys = []crypto.Signer{testClientKey(t, "ES256")} }},
+		{"client_key_nil", "ClientKeys", func(o *Options) { o.ClientSecret, o.ClientKeys = "", []crypto.Signer{nil} }},
+		{"client_key_rsa_1024", "ClientKeys", func(o *Options) { o.ClientSecret, o.ClientKeys = "", []crypto.Signer{testClientKey(t, "RSA1024")} }},
+		{"client_key_p224", "ClientKeys", func(o *Options) { o.ClientSecret, o.ClientKeys = "", []crypto.Signer{testClientKey(t, "P224")} }},
+		{"assertion_audience_unknown", "ClientAssertionAudience", func(o *Options) { o.ClientAssertionAudience = 7 }},
+		{"par_mode_unknown", "PAR", func(o *Options) { o.PAR = -1 }},
+		{"provider_logout_unknown", "ProviderLogout", func(o *Options) { o.ProviderLogout = 3 }},
+		{"login_param_unknown", "LoginParams", func(o *Options) { o.LoginParams = []LoginParam{"redirect_uri"} }},
+		{"login_prompt_unknown", "LoginPrompts", func(o *Options) { o.LoginPrompts = []string{"none", "create"} }},
+	}
+	for _, k := range reservedAuthParams {
+		cases = append(cases, struct {
+			name  string
+			field string
+			set   func(*Options)
+		}{"auth_param_" + k, "AuthParams", func(o *Options) { o.AuthParams = map[string]string{k: "x"} }})
+	}
+	for name, params := range map[string]map[string]string{
+		"empty_name": {"": "x"}, "name_with_space": {"a b": "x"}, "value_with_newline": {"audience": "a\nb"},
+		"bad_max_age": {"max_age": "-5"}, "bad_acr_values": {"acr_values": `a"b`},
+	} {
+		cases = append(cases, struct {
+			name  string
+			field string
+			set   func(*Options)
+		}{"auth_params_" + name, "AuthParams", func(o *Options) { o.AuthParams = params }})
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

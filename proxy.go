@@ -238,6 +238,8 @@ var proxyDropHeaders = []string{
 func neverProxied(method string) bool { return method == "TRACE" || method == "CONNECT" }
 
 func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	w, r, done := p.b.tel.proxyStart(w, r, p.host)
+	defer done()
 	if s, ok := fromContext(r.Context()); !ok || s.token.AccessToken == "" {
 		p.b.fail(w, r, errProxyNoSession)
 		return
@@ -299,6 +301,7 @@ func (p *proxy) rewrite(pr *httputil.ProxyRequest) {
 	pr.SetXForwarded()
 	h["X-Forwarded-Host"] = p.fwdHost // shared, read-only: cap = len, so an append copies
 	h["X-Forwarded-Proto"] = p.fwdProto
+	p.b.tel.inject(out.Context(), h) // this request's span continues the incoming trace
 }
 
 // checkQuery reports whether the browser's query leaves the target's
@@ -503,7 +506,7 @@ func (p *proxy) upstreamError(w http.ResponseWriter, r *http.Request, err error)
 		}
 	case errors.Is(r.Context().Err(), context.Canceled):
 		// The browser has gone; nobody reads this answer.
-		p.b.log.Debug("bff: proxy request canceled", "method", r.Method, "path", r.URL.Path)
+		p.b.log.DebugContext(r.Context(), "bff: proxy request canceled", "method", r.Method, "path", r.URL.Path)
 		w.WriteHeader(http.StatusBadGateway)
 		return
 	case errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout():

@@ -754,3 +754,31 @@ func jsonBody(t testing.TB, s string) map[string]any {
 	}
 	return m
 }
+
+// A session of the test provider (a JWT ID token with acr and amr, opaque
+// access and refresh tokens, a usual profile, the acr, amr and auth_time
+// that step-up checks) takes at most 1.75 KiB in Redis: its record and its
+// entries in the sub and sid indexes (MEMORY USAGE, which counts the
+// allocator's rounding). The record does not repeat the claims it holds as
+// fields (sub, sid, name, email).
+func TestRedisBytesPerSession(t *testing.T) {
+	rs := redistest.Start(t)
+	op := testOP(t, oidctest.Config{})
+	a := redisApps(t, op, rs, 1, nil)[0]
+	a.login(newBrowser(t))
+	total := 0
+	for _, k := range scanKeys(t, rs) {
+		if strings.HasPrefix(k, "bff:state:") {
+			continue // the sign-in's replay marker, gone after LoginTimeout
+		}
+		n, err := redis.Int(rs.Do("MEMORY", "USAGE", k))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("%s: %d bytes", k, n)
+		total += n
+	}
+	if total > 1792 {
+		t.Fatalf("a session takes %d bytes in Redis, want at most 1792", total)
+	}
+}

@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strconv"
 	"sync"
 	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/oauth2"
 
 	"github.com/gobff/bff/internal/keyset"
@@ -34,7 +36,7 @@ func (b *BFF) RequireSession(next http.Handler) http.Handler { return b.guard(gu
 func safeMethod(m string) bool { return m == "GET" || m == "HEAD" || m == "OPTIONS" }
 
 func (b *BFF) checkCSRF(r *http.Request) error {
-	if err := b.cop.Check(r); err != nil {
+	if !b.sameOrigin(r) {
 		return errCSRF
 	}
 	if b.cfg.CSRFHeader != "" && r.Header.Get(b.cfg.CSRFHeader) == "" {
@@ -120,9 +122,10 @@ func (b *BFF) refresh(ctx context.Context, s *session, now int64) (*session, err
 		// failing provider.
 		return s, nil
 	}
-	ns, err := b.flights.Do(ctx, "refresh:"+s.key, func() (*session, error) {
+	ns, err, joined := b.flights.DoShared(ctx, "refresh:"+s.key, func() (*session, error) {
 		return b.refreshLocked(context.WithoutCancel(ctx), s.key, "")
 	})
+	b.tel.refreshShared(ctx, joined)
 	if err == nil {
 		return ns, nil
 	}
@@ -132,7 +135,7 @@ func (b *BFF) refresh(ctx context.Context, s *session, now int64) (*session, err
 	}
 	b.retryAt.set(s.key, now+int64(refreshRetryDelay))
 	if now < s.rec.AccessExpiry {
-		b.log.Warn("bff: token refresh failed; using the current access token until it expires", "sub", s.rec.Subject, "err", err)
+		b.log.WarnContext(ctx, "bff: token refresh failed; using the current access token until it expires", b.subject(s.rec.Subject), "err", err)
 		return s, nil
 	}
 	if e == nil {
@@ -153,9 +156,10 @@ func (b *BFF) lockTTL() time.Duration { return 2*b.cfg.RefreshTimeout + 5*time.S
 // token means no new token could be had (no refresh token). Errors are
 // refreshLocked's: 401 when the session ended, else 503.
 func (b *BFF) refreshRejected(ctx context.Context, s *session) (*session, error) {
-	ns, err := b.flights.Do(ctx, "refresh-rejected:"+s.key, func() (*session, error) {
+	ns, err, joined := b.flights.DoShared(ctx, "refresh-rejected:"+s.key, func() (*session, error) {
 		return b.refreshLocked(context.WithoutCancel(ctx), s.key, s.rec.AccessToken)
 	})
+	b.tel.refreshShared(ctx, joined)
 	if _, ok := err.(*Error); err != nil && !ok {
 		err = errUnavailable("The token refresh", err) // the caller's context ended
 	}
@@ -168,7 +172,8 @@ func (b *BFF) refreshLocked(ctx context.Context, key, rejected string) (ns *sess
 	start := time.Now()
 	var sub string
 	outcome := "refreshed"
-	defer func() { b.reportRefresh(ctx, sub, outcome, err, time.Since(start)) }()
+	ctx, span := b.tel.startSpan(ctx, "bff.refresh", trace.SpanKindInternal)
+	defer func() { b.reportRefresh(ctx, span, sub, outcome, err, time.Since(start)) }()
 
 	lockCtx, cancel := context.WithTimeout(ctx, b.cfg.RefreshTimeout)
 	defer cancel()
@@ -209,22 +214,25 @@ func (b *BFF) refreshLocked(ctx context.Context, key, rejected string) (ns *sess
 	return b.storeRefreshed(ctx, prov, cur, rec)
 }
 
-// reportRefresh logs a refresh attempt and calls Options.OnRefresh.
-func (b *BFF) reportRefresh(ctx context.Context, sub, outcome string, err error, d time.Duration) {
+// reportRefresh logs a refresh attempt, records it (ending its span) and
+// calls Options.OnRefresh.
+func (b *BFF) reportRefresh(ctx context.Context, span trace.Span, sub, outcome string, err error, d time.Duration) {
+	level := slog.LevelDebug
 	if err != nil {
-		outcome = "failed"
+		outcome, level = "failed", slog.LevelWarn
 		var e *Error
 		if errors.As(err, &e) && e.Status == http.StatusUnauthorized {
-			outcome = "ended"
+			outcome, level = "ended", slog.LevelInfo
 		}
 	}
-	b.log.Info("bff: token refresh", "sub", sub, "outcome", outcome, "duration", d, "err", err)
+	b.tel.refreshDone(ctx, span, outcome, err, d)
+	b.log.Log(ctx, level, "bff: token refresh", b.subject(sub), "outcome", outcome, "duration", d, "err", err)
 	if b.cfg.OnRefresh == nil {
 		return
 	}
 	defer func() {
 		if p := recover(); p != nil {
-			b.log.Error("bff: OnRefresh panicked", "panic", p)
+			b.log.ErrorContext(ctx, "bff: OnRefresh panicked", "panic", p)
 		}
 	}()
 	b.cfg.OnRefresh(ctx, RefreshEvent{Subject: sub, Outcome: outcome, Err: err, Duration: d})
@@ -233,8 +241,10 @@ func (b *BFF) reportRefresh(ctx context.Context, sub, outcome string, err error,
 // endAfterRefresh ends cur (its lock held) for a refresh that showed the
 // session is over, and returns the 401 that says why.
 func (b *BFF) endAfterRefresh(ctx context.Context, cur *session, why error) error {
-	if err := b.store.endLocked(ctx, cur, reasonRefreshFailed); err != nil {
-		b.log.Warn("bff: a session whose refresh failed for good could not be ended now; it cannot refresh again", "err", err)
+	if err := b.store.endLocked(ctx, cur, endRefreshFailed); err != nil {
+		b.log.WarnContext(ctx, "bff: a session whose refresh failed for good could not be ended now; it cannot refresh again", "err", err)
+	} else {
+		b.tel.sessionsEnded(ctx, endRefreshFailed, 1)
 	}
 	return errUnauth(why)
 }
@@ -246,11 +256,11 @@ func (b *BFF) grant(ctx context.Context, prov *provider, cur *session, now time.
 	callCtx, cancel := context.WithTimeout(ctx, b.cfg.RefreshTimeout)
 	defer cancel()
 	callCtx = b.clientContext(callCtx)
-	tok, err := prov.oauth.TokenSource(callCtx, &oauth2.Token{RefreshToken: cur.rec.RefreshToken}).Token()
+	tok, err := prov.oauth.TokenSource(b.tokenContext(callCtx, prov), &oauth2.Token{RefreshToken: cur.rec.RefreshToken}).Token()
 	if err != nil {
 		var re *oauth2.RetrieveError
 		if errors.As(err, &re) && re.ErrorCode == "invalid_grant" {
-			return record.Session{}, b.endAfterRefresh(ctx, cur, errors.New("refresh token rejected (invalid_grant)"))
+			return record.Session{}, b.endAfterRefresh(ctx, cur, errInvalidGrant)
 		}
 		return record.Session{}, errUnavailable("The identity provider", scrub(err))
 	}
@@ -278,7 +288,7 @@ func (b *BFF) grant(ctx context.Context, prov *provider, cur *session, now time.
 		// The grant itself succeeded, and the provider may have rotated
 		// the refresh token: keep the new tokens (losing them would end
 		// the session) and the old, verified ID token.
-		b.log.Warn("bff: refreshed ID token not verified now (key set unavailable); keeping the previous one", "sub", rec.Subject, "err", err)
+		b.log.WarnContext(ctx, "bff: refreshed ID token not verified now (key set unavailable); keeping the previous one", b.subject(rec.Subject), "err", err)
 	case err == nil && idt.Subject != cur.rec.Subject:
 		err = errors.New("refreshed ID token has a different subject")
 		fallthrough
@@ -323,13 +333,13 @@ func (b *BFF) storeRefreshed(ctx context.Context, prov *provider, cur *session, 
 		if errors.Is(err, errEnded) {
 			if prov.revocationURL != "" && rec.RefreshToken != "" && rec.RefreshToken != cur.rec.RefreshToken {
 				if rerr := b.revoke(ctx, prov, rec.RefreshToken); rerr != nil {
-					b.log.Warn("bff: the refresh token of a session that ended during its refresh could not be revoked", "err", rerr)
+					b.log.WarnContext(ctx, "bff: the refresh token of a session that ended during its refresh could not be revoked", "err", rerr)
 				}
 			}
 			return nil, errUnauth(errors.New("session ended during refresh"))
 		}
 	}
-	b.log.Error("bff: refreshed tokens could not be stored; the session may end at its next refresh", "sub", rec.Subject, "err", err)
+	b.log.ErrorContext(ctx, "bff: refreshed tokens could not be stored; the session may end at its next refresh", b.subject(rec.Subject), "err", err)
 	return newSession(cur.key, rec), nil
 }
 
@@ -404,7 +414,7 @@ func (b *BFF) touch(ctx context.Context, s *session, now int64) *session {
 		return ns, b.store.swap(ctx, cur, ns)
 	})
 	if err != nil {
-		b.log.Debug("bff: session activity not recorded", "err", err)
+		b.log.DebugContext(ctx, "bff: session activity not recorded", "err", err)
 		return s
 	}
 	return ns

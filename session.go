@@ -38,8 +38,22 @@ func (u User) Claims() map[string]any {
 // only need Subject, Name or Email never parse JSON.
 type claimSet struct {
 	raw  []byte
+	rec  *record.Session // for the claims compactClaims left out
 	once sync.Once
 	m    map[string]any
+}
+
+// compactClaims leaves out of the claims kept at rest the ones the record
+// holds as fields anyway (sub, sid, name, email, when they are those
+// strings), so that a session record stays small; claimSet puts them back.
+func compactClaims(claims map[string]any, sub, sid, name, email string) map[string]any {
+	out := maps.Clone(claims)
+	for k, v := range map[string]string{"sub": sub, "sid": sid, "name": name, "email": email} {
+		if s, ok := out[k].(string); ok && s == v && v != "" {
+			delete(out, k)
+		}
+	}
+	return out
 }
 
 func (c *claimSet) get() map[string]any {
@@ -50,6 +64,14 @@ func (c *claimSet) get() map[string]any {
 		// The record is authenticated and its claims were marshalled by
 		// bff, so they parse; should they not, the user has no claims.
 		json.Unmarshal(c.raw, &c.m)
+		if c.m == nil {
+			c.m = map[string]any{}
+		}
+		for k, v := range map[string]string{"sub": c.rec.Subject, "sid": c.rec.SID, "name": c.rec.Name, "email": c.rec.Email} {
+			if _, ok := c.m[k]; !ok && v != "" {
+				c.m[k] = v
+			}
+		}
 	})
 	return c.m
 }
@@ -118,6 +140,7 @@ func TokenFrom(ctx context.Context) (Token, bool) {
 func newSession(key string, rec record.Session) *session {
 	s := &session{key: key, rec: rec}
 	s.user = User{Subject: rec.Subject, Name: rec.Name, Email: rec.Email, claims: &claimSet{raw: rec.Claims}}
+	s.user.claims.rec = &s.rec
 	s.token = Token{AccessToken: rec.AccessToken, TokenType: rec.TokenType}
 	if rec.AccessExpiry != 0 {
 		s.token.Expiry = time.Unix(0, rec.AccessExpiry)
@@ -195,11 +218,43 @@ func (b *BFF) liveSessionAt(w http.ResponseWriter, r *http.Request, now time.Tim
 		return nil, err
 	}
 	if b.store.expired(s, now.UnixNano()) {
-		if _, err := b.store.end(r.Context(), s.key, reasonExpired); err != nil {
+		last, err := b.store.end(r.Context(), s.key, endExpired)
+		if err != nil {
 			return nil, err
 		}
+		b.tel.sessionEnded(r.Context(), endExpired, last)
 		b.sessionCookie(w, "", -1)
 		return nil, errExpired
 	}
 	return s, nil
+}
+
+// ACR returns the authentication context class reference the user signed
+// in with (the ID token's acr claim), or "".
+func (u User) ACR() string {
+	v, _ := u.claims.get()["acr"].(string)
+	return v
+}
+
+// AMR returns the authentication methods the user signed in with (the ID
+// token's amr claim, such as ["pwd", "otp"]), or nil.
+func (u User) AMR() []string {
+	vs, _ := u.claims.get()["amr"].([]any)
+	var out []string
+	for _, v := range vs {
+		if s, ok := v.(string); ok {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// AuthTime returns when the user last authenticated at the provider (the
+// ID token's auth_time claim), or the zero time if the provider did not
+// say.
+func (u User) AuthTime() time.Time {
+	if v, ok := u.claims.get()["auth_time"].(float64); ok && v > 0 {
+		return time.Unix(int64(v), 0)
+	}
+	return time.Time{}
 }

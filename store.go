@@ -32,7 +32,7 @@ type sessionStore struct {
 	locker  Locker
 	sealer  *seal.Sealer
 	cache   *cache      // nil: no cache
-	bus     *redisx.Bus // nil: no other instance to tell
+	bus     *redisx.Bus // nil: no announcements from other instances to follow
 	watch   *watchers   // the event streams to wake on a change or end (watch.go)
 	breaker breaker
 	log     *slog.Logger
@@ -41,6 +41,7 @@ type sessionStore struct {
 	maxLife time.Duration
 	limit   int // sessions per subject (and per sid)
 	closers []func()
+	tel     *telemetry
 }
 
 // Lock lifetimes. The refresh lock's is the longest (lockTTL in refresh.go);
@@ -65,13 +66,13 @@ func newSessionStore(cfg *config, sealer *seal.Sealer, longestLock time.Duration
 	switch {
 	case cfg.Redis != nil:
 		rb := storage.NewRedis(cfg.Redis, redisPrefix, redisChannel)
-		rb.EvictedSuffixes = busMessages("", reasonLimit)
+		rb.EvictedSuffixes = busMessages("", endLimit)
 		st.be = rb
 		if st.locker == nil {
 			st.locker = redisx.NewLocker(cfg.Redis, redisPrefix)
 		}
 		if !cfg.DisableSessionCache {
-			st.cache = newCache(sessionCacheMaxAge, nil, nil)
+			st.cache = newCache(sessionCacheMaxAge, cfg.SessionCacheBytes, nil, nil)
 		}
 		// The bus runs without the cache too: event streams hear ends
 		// from other instances on it.
@@ -87,7 +88,7 @@ func newSessionStore(cfg *config, sealer *seal.Sealer, longestLock time.Duration
 		st.be = ms
 		st.closers = append(st.closers, ms.Close)
 		if !cfg.DisableSessionCache {
-			st.cache = newCache(0, nil, nil)
+			st.cache = newCache(0, cfg.SessionCacheBytes, nil, nil)
 		}
 	}
 	if st.locker == nil {
@@ -138,8 +139,10 @@ var (
 func (st *sessionStore) load(ctx context.Context, id string, now time.Time) (*session, error) {
 	if st.cache != nil {
 		if s := st.cache.get(id, now); s != nil {
+			st.tel.cacheLookup(cacheHit)
 			return s, nil
 		}
+		st.tel.cacheLookup(cacheMissOrUntrusted(st.cache.trusted))
 	}
 	seq := st.cache.seq()
 	s, err := st.read(ctx, recordName(id))
@@ -167,12 +170,12 @@ func (st *sessionStore) read(ctx context.Context, key string) (*session, error) 
 	}
 	plain, err := st.sealer.Open(nil, seal.PurposeSession, raw, []byte(key))
 	if err != nil {
-		st.log.Warn("bff: session record does not open; treating as no session (was a secret key removed?)", "store_key", key)
+		st.log.WarnContext(ctx, "bff: session record does not open; treating as no session (was a secret key removed?)", "store_key", key)
 		return nil, errNotFound
 	}
 	var rec record.Session
 	if err := rec.Decode(plain); err != nil {
-		st.log.Warn("bff: session record does not decode; treating as no session", "store_key", key)
+		st.log.WarnContext(ctx, "bff: session record does not decode; treating as no session", "store_key", key)
 		return nil, errNotFound
 	}
 	s := newSession(key, rec)
@@ -188,10 +191,18 @@ func (st *sessionStore) sealed(s *session) []byte {
 }
 
 // create stores a new session and indexes it. Signing in beyond
-// MaxSessionsPerUser ends the user's oldest sessions.
-func (st *sessionStore) create(ctx context.Context, s *session) error {
+// MaxSessionsPerUser ends the user's oldest sessions. replaces is the store
+// key of the session that s replaces ("" for none): the browser's previous
+// session, which the caller ends right after. It does not count against
+// the limit of the index sets it shares with s, so that a sign-in that
+// replaces it (a step-up) ends no other session of the user.
+func (st *sessionStore) create(ctx context.Context, s *session, replaces string) error {
 	v := st.sealed(s)
-	if err := st.indexAdd(ctx, s); err != nil {
+	var prev *session
+	if replaces != "" {
+		prev, _ = st.read(ctx, replaces) // nil when gone or unreadable: no allowance
+	}
+	if err := st.indexAdd(ctx, s, prev); err != nil {
 		return err
 	}
 	err := st.breaker.allow()
@@ -222,7 +233,7 @@ func (st *sessionStore) swap(ctx context.Context, cur, ns *session) error {
 	case storage.Changed:
 		return errChanged
 	}
-	st.invalidate(ctx, ns.key, reasonChanged)
+	st.invalidate(ns.key, endChanged)
 	return nil
 }
 
@@ -242,13 +253,13 @@ func (st *sessionStore) end(ctx context.Context, key string, reason endReason) (
 	unlock, err := st.lock(lctx, key, endLockTTL)
 	cancel()
 	if err != nil {
-		st.log.Debug("bff: ending a session without its lock", "err", err)
+		st.log.DebugContext(ctx, "bff: ending a session without its lock", "err", err)
 	} else {
 		defer unlock()
 	}
 	cur, err := st.read(ctx, key)
 	if err == errNotFound {
-		return nil, nil
+		return nil, st.confirm(ctx) // ended by someone else, perhaps unconfirmed
 	}
 	if err != nil {
 		return nil, err
@@ -261,12 +272,26 @@ func (st *sessionStore) endLocked(ctx context.Context, cur *session, reason endR
 	if err := st.breaker.allow(); err != nil {
 		return err
 	}
-	if err := st.breaker.done(ctx, st.be.End(ctx, cur.key)); err != nil {
+	err := st.be.End(ctx, cur.key, busMessages("", reason)...)
+	if err != nil && !errors.Is(err, storage.ErrNotReplicated) {
+		return st.breaker.done(ctx, err)
+	}
+	// Ended here, perhaps not yet on a replica: then the caller gets a 503,
+	// and its retry answers only once a replica has the end (confirm).
+	st.invalidate(cur.key, reason)
+	st.indexRemove(ctx, cur)
+	return st.breaker.done(ctx, err)
+}
+
+// confirm returns once every write so far is on a replica (when the store
+// has replicas), else a 503. Call it before saying a session has ended
+// without ending it now: an earlier end that no replica confirmed (the
+// first try of a retried sign-out) must not come back in a failover.
+func (st *sessionStore) confirm(ctx context.Context) error {
+	if err := st.breaker.allow(); err != nil {
 		return err
 	}
-	st.invalidate(ctx, cur.key, reason)
-	st.indexRemove(ctx, cur)
-	return nil
+	return st.breaker.done(ctx, st.be.Sync(ctx))
 }
 
 // indexKinds are the index sets a session is in.
@@ -275,29 +300,39 @@ func indexKinds(rec *record.Session) [2][2]string {
 }
 
 // indexAdd adds s to its sub and sid sets and ends the sessions evicted
-// from them (the oldest, beyond the limit).
-func (st *sessionStore) indexAdd(ctx context.Context, s *session) error {
+// from them (the oldest, beyond the limit; one more in a set that prev,
+// the session s replaces, is in too).
+func (st *sessionStore) indexAdd(ctx context.Context, s, prev *session) error {
 	// Microseconds: sign-ins in one millisecond stay in order, and a
 	// float64 score (Redis) holds them exactly.
 	score := s.rec.Created / int64(time.Microsecond)
 	stale := st.now().Add(-st.maxLife).UnixMicro()
 	exp := time.Unix(0, s.rec.Created).Add(st.maxLife)
-	for _, kv := range indexKinds(&s.rec) {
+	var replaced [2][2]string
+	if prev != nil {
+		replaced = indexKinds(&prev.rec)
+	}
+	for i, kv := range indexKinds(&s.rec) {
 		if kv[1] == "" {
 			continue
+		}
+		limit := st.limit
+		if replaced[i] == kv {
+			limit++
 		}
 		if err := st.breaker.allow(); err != nil {
 			return err
 		}
-		evicted, err := st.be.IndexAdd(ctx, st.sealer.Name(kv[0], kv[1]), s.key, score, stale, st.limit, exp)
+		evicted, err := st.be.IndexAdd(ctx, st.sealer.Name(kv[0], kv[1]), s.key, score, stale, limit, exp)
 		if err := st.breaker.done(ctx, err); err != nil {
 			return err
 		}
 		for _, key := range evicted {
 			// The backend ended it (and with Redis announced it).
 			st.cache.drop(key)
-			st.watch.notify(key, reasonLimit)
-			st.log.Info("bff: session limit reached; ended the oldest session", "index", kv[0])
+			st.watch.notify(key, endLimit)
+			st.tel.sessionsEnded(ctx, endLimit, 1)
+			st.log.InfoContext(ctx, "bff: session limit reached; ended the oldest session", "index", kv[0])
 		}
 	}
 	return nil
@@ -313,7 +348,7 @@ func (st *sessionStore) indexRemove(ctx context.Context, s *session) {
 		}
 		for _, name := range st.sealer.Names(kv[0], kv[1]) {
 			if err := st.be.IndexRemove(ctx, name, s.key); err != nil {
-				st.log.Debug("bff: index entry not removed (it expires with its set)", "err", err)
+				st.log.DebugContext(ctx, "bff: index entry not removed (it expires with its set)", "err", err)
 			}
 		}
 	}
@@ -344,8 +379,9 @@ func (st *sessionStore) members(ctx context.Context, kind, value string) ([]stri
 type replayKind string
 
 const (
-	replayState replayKind = "state" // a sign-in's state, used at the callback
-	replayJTI   replayKind = "jti"   // a logout token's issuer and jti
+	replayState  replayKind = "state"  // a sign-in's state, used at the callback
+	replayLogout replayKind = "logout" // an RP-initiated logout's state, used at the logout callback
+	replayJTI    replayKind = "jti"    // a logout token's issuer and jti
 )
 
 // firstUse records a replay marker for value for ttl, and reports whether
@@ -364,31 +400,14 @@ func (st *sessionStore) forget(ctx context.Context, kind replayKind, value strin
 	return st.be.Forget(ctx, st.sealer.Name(string(kind), value))
 }
 
-// invalidate drops key from this instance's cache, wakes its event streams
-// and announces the change (or the end, with its reason) to the others.
-func (st *sessionStore) invalidate(ctx context.Context, key string, reason endReason) {
+// invalidate drops key from this instance's cache and wakes its event
+// streams. Other instances learn of the change (or the end, with its
+// reason) from the backend: in Redis, the script that wrote it announced it
+// in the same step; the memory store and a custom store have no other
+// instance with a cache (a custom store's streams poll, pollWatchers).
+func (st *sessionStore) invalidate(key string, reason endReason) {
 	st.cache.drop(key)
 	st.watch.notify(key, reason)
-	if st.bus == nil {
-		return
-	}
-	// Announce it even if the caller has gone away, or other instances
-	// would serve their cached copy.
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
-	defer cancel()
-	var err error
-	for try := 0; try < 3; try++ {
-		if err = st.bus.Publish(ctx, busMessages(key, reason)...); err == nil || ctx.Err() != nil {
-			break
-		}
-	}
-	if err != nil {
-		// Redis took the write but not the announcement: other instances
-		// may serve their copy until the cache's age bound
-		// (sessionCacheMaxAge), unless their own subscription is unhealthy
-		// too (then they read Redis).
-		st.log.Error("bff: cache invalidation not published", "store_key", key, "err", err)
-	}
 }
 
 // breaker is the circuit breaker in front of the store: after
@@ -401,6 +420,7 @@ func (st *sessionStore) invalidate(ctx context.Context, key string, reason endRe
 type breaker struct {
 	fails     atomic.Int64
 	openUntil atomic.Int64 // Unix nanoseconds
+	errors    atomic.Int64 // failures counted, ever (bff.store.errors)
 }
 
 const (
@@ -426,6 +446,7 @@ func (b *breaker) done(ctx context.Context, err error) error {
 		return nil
 	}
 	if ctx.Err() == nil {
+		b.errors.Add(1)
 		if b.fails.Add(1) >= breakerThreshold {
 			b.openUntil.Store(time.Now().Add(breakerOpen).UnixNano())
 		}

@@ -8,26 +8,18 @@ import (
 	"time"
 )
 
-// endReason says why a session ended. The store's end functions take one,
-// announce it with the end (to this instance's watchers, and with Redis to
-// every instance), and /auth/events reports it.
-type endReason string
+// endChanged is no end: the record changed (a refresh, activity). The
+// reasons of ends are telemetry.go's endReason values: the store's end
+// functions take one, announce it with the end (to this instance's
+// watchers, and with Redis to every instance), and /auth/events reports it.
+// endRevoked also stands for an end whose reason this instance could not
+// learn.
+const endChanged endReason = ""
 
-const (
-	reasonChanged       endReason = ""               // no end: the record changed (refresh, activity)
-	reasonLogout        endReason = "logout"         // the user signed out (POST Prefix/logout)
-	reasonBackchannel   endReason = "backchannel"    // the provider's back-channel logout
-	reasonRevoked       endReason = "revoked"        // RevokeSession(s), or an end this instance could not learn the reason of
-	reasonExpired       endReason = "expired"        // the idle timeout or the absolute lifetime
-	reasonRefreshFailed endReason = "refresh_failed" // the refresh token was refused, or the refreshed ID token was bad
-	reasonLimit         endReason = "limit"          // MaxSessionsPerUser: a newer sign-in ended the oldest session
-	reasonReplaced      endReason = "replaced"       // a new sign-in in the same browser replaced the session
-)
-
-// knownReason reports whether r is an end reason (not reasonChanged).
+// knownReason reports whether r is an end reason (not endChanged).
 func knownReason(r endReason) bool {
 	switch r {
-	case reasonLogout, reasonBackchannel, reasonRevoked, reasonExpired, reasonRefreshFailed, reasonLimit, reasonReplaced:
+	case endLogout, endBackchannel, endRevoked, endExpired, endRefreshFailed, endLimit, endReplaced:
 		return true
 	}
 	return false
@@ -39,10 +31,10 @@ func knownReason(r endReason) bool {
 // copy on it). A message with an unknown reason counts as a change.
 const busReasonSep = "\x00"
 
-// busMessages are the messages that announce a change (reasonChanged) or
+// busMessages are the messages that announce a change (endChanged) or
 // an end of key.
 func busMessages(key string, reason endReason) []string {
-	if reason == reasonChanged {
+	if reason == endChanged {
 		return []string{key}
 	}
 	return []string{key + busReasonSep + string(reason), key}
@@ -52,7 +44,7 @@ func busMessages(key string, reason endReason) []string {
 func parseBusMessage(msg string) (key string, reason endReason) {
 	key, r, _ := strings.Cut(msg, busReasonSep)
 	if reason = endReason(r); !knownReason(reason) {
-		reason = reasonChanged
+		reason = endChanged
 	}
 	return key, reason
 }
@@ -68,9 +60,9 @@ type watcher struct {
 }
 
 func (w *watcher) signal(reason endReason) {
-	if reason != reasonChanged {
+	if reason != endChanged {
 		w.mu.Lock()
-		if w.ended == reasonChanged {
+		if w.ended == endChanged {
 			w.ended = reason
 		}
 		w.mu.Unlock()
@@ -82,13 +74,13 @@ func (w *watcher) signal(reason endReason) {
 }
 
 // take returns the reason of an end announced since the last take, or
-// reasonChanged. (A stream that finds its session still there after an
+// endChanged. (A stream that finds its session still there after an
 // announced end, a forged message, goes on listening.)
 func (w *watcher) take() endReason {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	r := w.ended
-	w.ended = reasonChanged
+	w.ended = endChanged
 	return r
 }
 
@@ -161,7 +153,7 @@ func (ws *watchers) notifyAll() {
 	defer ws.mu.RUnlock()
 	for _, list := range ws.byKey {
 		for _, w := range list {
-			w.signal(reasonChanged)
+			w.signal(endChanged)
 		}
 	}
 }

@@ -33,9 +33,9 @@ func TestDenyAtTheProvider(t *testing.T) {
 	if got, want := tb.text("failure"), "Sign-in was cancelled, or the identity provider refused it."; got != want {
 		t.Errorf("#failure = %q, want %q", got, want)
 	}
-	for _, r := range documents(nl.requests()) {
+	for _, r := range documentRequests(nl.requests()) {
 		if strings.Contains(r.ContentType, "json") {
-			logRequests(t, "documents", documents(nl.requests()))
+			logRequests(t, "documents", documentRequests(nl.requests()))
 			t.Errorf("the browser showed a JSON page: %s", r.URL)
 		}
 	}

@@ -67,7 +67,7 @@ type build struct {
 	err  error
 }
 
-// exampleBinary builds ./examples/<name> once per test binary (with -race
+// exampleBinary builds examples/<name> once per test binary (with -race
 // when the tests run with -race).
 func exampleBinary(t testing.TB, name string) string {
 	t.Helper()
@@ -88,10 +88,17 @@ func exampleBinary(t testing.TB, name string) string {
 		if raceEnabled {
 			args = append(args, "-race")
 		}
+		// An example with its own module (examples/basic: the OpenTelemetry
+		// SDK is its dependency, not the library's) is built from its
+		// directory; the others from the root module.
 		cmd := exec.Command(goBin, append(args, "./examples/"+name)...)
 		cmd.Dir = repoRoot(t)
+		if _, err := os.Stat(filepath.Join(repoRoot(t), "examples", name, "go.mod")); err == nil {
+			cmd = exec.Command(goBin, append(args, ".")...)
+			cmd.Dir = filepath.Join(repoRoot(t), "examples", name)
+		}
 		if out, err := cmd.CombinedOutput(); err != nil {
-			b.err = fmt.Errorf("go build ./examples/%s: %v\n%s", name, err, out)
+			b.err = fmt.Errorf("go build examples/%s: %v\n%s", name, err, out)
 		}
 	})
 	if b.err != nil {
@@ -159,7 +166,7 @@ func startNamed(t *testing.T, name string, env ...string) *example {
 			t.Fatal(err)
 		}
 		go func() { ex.cmd.Wait(); close(ex.exited) }()
-		err := ex.waitReady("http://127.0.0.1:" + appPort)
+		err := ex.waitReady("http://127.0.0.1:"+appPort, "localhost:"+appPort)
 		if err == nil {
 			t.Cleanup(func() { ex.stop(t) })
 			return ex
@@ -174,8 +181,9 @@ func startNamed(t *testing.T, name string, env ...string) *example {
 }
 
 // waitReady waits until the login route redirects to the IdP, that is until
-// the example listens and discovery succeeded.
-func (ex *example) waitReady(direct string) error {
+// the example listens and discovery succeeded. It connects to direct (an
+// IPv4 address) and names host, BaseURL's, as a browser would.
+func (ex *example) waitReady(direct, host string) error {
 	client := &http.Client{
 		Timeout:       2 * time.Second,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
@@ -187,10 +195,12 @@ func (ex *example) waitReady(direct string) error {
 			return fmt.Errorf("exited: %v", ex.cmd.ProcessState)
 		default:
 		}
-		resp, err := client.Get(direct + "/auth/login?returnTo=/")
+		req, _ := http.NewRequest(http.MethodGet, direct+"/auth/login?returnTo=/", nil)
+		req.Host = host
+		resp, err := client.Do(req)
 		if err == nil {
 			resp.Body.Close()
-			if resp.StatusCode == http.StatusSeeOther {
+			if resp.StatusCode == http.StatusSeeOther && strings.HasPrefix(resp.Header.Get("Location"), ex.IdPURL+"/") {
 				return nil
 			}
 		}

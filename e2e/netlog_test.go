@@ -104,8 +104,8 @@ func (nl *netlog) len() int {
 	return len(nl.reqs)
 }
 
-// documents returns the top-level document requests (navigations).
-func documents(reqs []sentRequest) []sentRequest {
+// documentRequests returns the top-level document requests (navigations).
+func documentRequests(reqs []sentRequest) []sentRequest {
 	var out []sentRequest
 	for _, r := range reqs {
 		if r.Type == network.ResourceTypeDocument {

@@ -29,7 +29,7 @@ func TestAccountPageSignsInAndComesBack(t *testing.T) {
 	if got := tb.text("name"); got != alice.Name {
 		t.Errorf("#name = %q, want %q", got, alice.Name)
 	}
-	docs := documents(nl.requests())
+	docs := documentRequests(nl.requests())
 	logRequests(t, "the way to /account", docs)
 	for _, r := range docs {
 		if strings.Contains(r.ContentType, "json") {

@@ -1,51 +1,155 @@
 package e2e
 
 import (
+	"context"
+	"net/url"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
+
+	"github.com/chromedp/cdproto/network"
+	"github.com/chromedp/cdproto/page"
+	"github.com/chromedp/chromedp"
+
+	"github.com/gobff/bff/internal/oidctest"
 )
 
-// (a) The first request for returnTo after the sign-in carries the session
-// cookie. The sign-in's redirect chain began at the provider (another
-// site), so a redirect from the callback to returnTo would be a cross-site
-// navigation, which gets no SameSite=Strict cookie: a server-rendered page
-// would render "signed out" right after a successful sign-in.
-func TestFirstRequestAfterSignInCarriesTheCookie(t *testing.T) {
+// documents records the URL of every document the tab's main frame shows
+// (a redirect shows none).
+type documents struct {
+	mu   sync.Mutex
+	urls []string
+}
+
+func (tb *tab) recordDocuments(t *testing.T) *documents {
+	t.Helper()
+	d := &documents{}
+	err := chromedp.Listen(tb.ctx, func(ev any) {
+		if e, ok := ev.(*page.EventFrameNavigated); ok && e.Frame.ParentID == "" {
+			d.mu.Lock()
+			d.urls = append(d.urls, e.Frame.URL)
+			d.mu.Unlock()
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// shown returns the documents shown so far, and forgets them.
+func (d *documents) shown() []string {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := d.urls
+	d.urls = nil
+	return out
+}
+
+// forgetAppSession deletes the app's session cookie, as its expiry would:
+// signed out at the app, still signed in at the provider.
+func (tb *tab) forgetAppSession(t *testing.T, ex *example) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(tb.ctx, actionTimeout)
+	defer cancel()
+	if _, err := chromedp.Call(ctx, network.DeleteCookies, network.DeleteCookiesParams{Name: "__Host-bff", URL: ex.URL + "/"}); err != nil {
+		t.Fatalf("Network.deleteCookies: %v", err)
+	}
+	if findCookie(tb.cookies(t), "__Host-bff") != nil {
+		t.Fatal("the session cookie is still there")
+	}
+}
+
+// 7. Silent sign-in (prompt=none): signed in at the provider, the browser
+// comes back signed in without any page of the provider; signed out at
+// the provider, it comes back to returnTo?error=login_required.
+func TestSilentSignIn(t *testing.T) {
 	t.Parallel()
 	ex := startExample(t)
 	tb := newBrowser(t, ex)
-	nl := tb.recordNetwork()
-	const returnTo = "/?first=request"
-	signIn(t, tb, ex, returnTo)
+	signIn(t, tb, ex, "/")
+	tb.forgetAppSession(t, ex)
+	docs := tb.recordDocuments(t)
 
-	reqs := nl.requests()
-	callback := -1
-	for i, r := range reqs {
-		if strings.HasPrefix(r.URL, ex.URL+"/auth/callback?") {
-			callback = i
+	silent := ex.URL + "/auth/login?prompt=none&returnTo=" + url.QueryEscape("/?silent")
+	tb.do("open the silent sign-in", chromedp.Navigate(silent))
+	tb.waitState("signed-in")
+	if loc := tb.location(); loc != ex.URL+"/?silent" {
+		t.Errorf("the silent sign-in ended at %s, want %s", loc, ex.URL+"/?silent")
+	}
+	shown := docs.shown()
+	if !slices.Contains(shown, ex.URL+"/?silent") {
+		t.Errorf("documents shown %v lack the app's page: the record does not work", shown)
+	}
+	for _, u := range shown {
+		if strings.HasPrefix(u, ex.IdPURL) {
+			t.Errorf("the provider showed a page (%s) during a silent sign-in", u)
 		}
 	}
-	if callback < 0 {
-		logRequests(t, "requests", reqs)
-		t.Fatal("no request to the callback was recorded")
+	if got := tb.text("status"); got != "Signed in as "+alice.Name {
+		t.Errorf("#status = %q", got)
 	}
-	var first *sentRequest
-	for i := callback + 1; i < len(reqs); i++ {
-		if reqs[i].URL == ex.URL+returnTo {
-			first = &reqs[i]
-			break
+
+	// Sign out (here and at the provider), then try again silently.
+	tb.do("click Sign out", chromedp.Click(chromedp.ID("signout")))
+	tb.waitState("signed-out")
+	docs.shown()
+	tb.do("open the silent sign-in again", chromedp.Navigate(silent))
+	tb.waitState("signed-out")
+	if loc := tb.location(); loc != ex.URL+"/?silent&error=login_required" {
+		t.Errorf("signed out at the provider, the silent sign-in ended at %s, want returnTo?error=login_required", loc)
+	}
+	if got := tb.text("error"); !strings.Contains(got, "login_required") {
+		t.Errorf("the page shows %q, want the error it came back with", got)
+	}
+	for _, u := range docs.shown() {
+		if !strings.HasPrefix(u, ex.URL+"/") {
+			t.Errorf("a page other than the app's was shown: %s", u)
 		}
 	}
-	if first == nil {
-		logRequests(t, "requests", reqs)
-		t.Fatalf("no request to %s after the callback", returnTo)
+	if findCookie(tb.cookies(t), "__Host-bff") != nil {
+		t.Error("a session cookie was set")
 	}
-	if first.Headers == nil {
-		t.Fatalf("Chromium reported no raw headers for GET %s", first.URL)
+}
+
+// 8. Step-up: /api/stepup answers 401 naming the acr values; a sign-in
+// with acr_values (through the provider's page again) comes back with the
+// same user, a new session cookie, and /api/stepup answers 200.
+func TestStepUp(t *testing.T) {
+	t.Parallel()
+	ex := startExample(t, "BFF_STEPUP_ACR="+oidctest.ACRStrong)
+	tb := newBrowser(t, ex)
+	signIn(t, tb, ex, "/")
+	before := findCookie(tb.cookies(t), "__Host-bff")
+	stepUp := `fetch('/api/stepup', {credentials: 'same-origin'}).then(async r => ({status: r.status,
+		challenge: r.headers.get('WWW-Authenticate') || '', body: await r.json()}))`
+
+	r := eval[map[string]any](tb, stepUp)
+	body, _ := r["body"].(map[string]any)
+	if r["status"] != float64(401) || !strings.Contains(r["challenge"].(string), `error="insufficient_user_authentication"`) ||
+		body["acr_values"] != oidctest.ACRStrong {
+		t.Fatalf("/api/stepup before the step-up = %v", r)
 	}
-	if !strings.Contains(first.Cookie(), "__Host-bff=") {
-		logRequests(t, "requests from the callback on", reqs[callback:])
-		t.Errorf("the first GET %s after the sign-in carried cookies %q, want the session cookie __Host-bff",
-			returnTo, cookieNamesIn(first.Cookie()))
+	// What the page would do with the 401: sign in with the acr values.
+	login := ex.URL + "/auth/login?acr_values=" + url.QueryEscape(body["acr_values"].(string)) + "&returnTo=" + url.QueryEscape("/?stepped-up")
+	tb.do("sign in with acr_values", chromedp.Navigate(login), chromedp.WaitVisible(chromedp.ID("username")))
+	tb.submitSignInForm(t)
+	tb.waitState("signed-in")
+	if loc := tb.location(); loc != ex.URL+"/?stepped-up" {
+		t.Errorf("the step-up ended at %s", loc)
+	}
+
+	r = eval[map[string]any](tb, stepUp)
+	body, _ = r["body"].(map[string]any)
+	if r["status"] != float64(200) || body["acr"] != oidctest.ACRStrong || body["authTime"] == "" {
+		t.Fatalf("/api/stepup after the step-up = %v", r)
+	}
+	me := eval[map[string]any](tb, `fetch('/api/me', {credentials: 'same-origin'}).then(r => r.json())`)
+	if me["sub"] != alice.Subject {
+		t.Errorf("after the step-up /api/me = %v, want %s", me, alice.Subject)
+	}
+	if after := findCookie(tb.cookies(t), "__Host-bff"); after == nil || after.Value == before.Value {
+		t.Error("the step-up did not give a new session cookie")
 	}
 }

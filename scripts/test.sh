@@ -5,7 +5,8 @@
 # Knobs:
 #   FUZZTIME=5s     duration of each fuzz target's run (a release: FUZZTIME=10m)
 #   BFF_SKIP_FUZZ=1 skip fuzzing
-#   CI=...          when non-empty, tests needing redis-server fail instead of skipping
+#   CI=...          when non-empty, tests needing redis-server, redis-sentinel or
+#                   chromium fail instead of skipping
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -17,7 +18,7 @@ section() {
 
 section "system packages"
 # command:package pairs needed by the tests.
-needed=("redis-server:redis-server" "chromium:chromium")
+needed=("redis-server:redis-server" "redis-sentinel:redis-sentinel" "chromium:chromium")
 missing=()
 for pair in "${needed[@]}"; do
 	cmd=${pair%%:*}

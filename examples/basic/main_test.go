@@ -22,7 +22,7 @@ import (
 // startApp serves the example in-process (exampletest.StartApp).
 func startApp(t *testing.T, env map[string]string) (*exampleapp.Server, string) {
 	t.Helper()
-	return exampletest.StartApp(t, env, routes)
+	return exampletest.StartApp(t, env, newServer)
 }
 
 // decodeObject decodes a JSON object, failing the test otherwise.
@@ -219,6 +219,35 @@ func TestRedis(t *testing.T) {
 	}
 }
 
+// TestRedisURLAndSentinel: BFF_REDIS_URL with an ACL user and a database;
+// BFF_REDIS_SENTINELS and BFF_REDIS_MASTER with a Sentinel group.
+func TestRedisURLAndSentinel(t *testing.T) {
+	signIn := func(t *testing.T, env map[string]string) {
+		_, appURL := startApp(t, env)
+		br := exampletest.NewBrowser(t)
+		br.SignIn(appURL, "/", "alice", "alice")
+		if r := br.Get(appURL + "/api/me"); r.StatusCode != 200 {
+			t.Fatalf("GET /api/me: %d %s", r.StatusCode, r.Body)
+		}
+	}
+	t.Run("url", func(t *testing.T) {
+		rs := redistest.StartWith(t, redistest.Config{Args: []string{
+			"--user", "bff", "on", ">pw", "~bff:*", "&bff:*", "+@all", "-@dangerous", "+role"}})
+		signIn(t, map[string]string{"BFF_REDIS_URL": "redis://bff:pw@" + rs.Addr + "/1"})
+		info, err := rs.Do("INFO", "keyspace")
+		if err != nil || !strings.Contains(string(info.([]byte)), "db1:keys=") {
+			t.Fatalf("no keys in database 1 after a sign-in: %s %v", info, err)
+		}
+	})
+	t.Run("sentinel", func(t *testing.T) {
+		g := redistest.StartGroup(t)
+		signIn(t, map[string]string{"BFF_REDIS_SENTINELS": strings.Join(g.SentinelAddrs(), ","), "BFF_REDIS_MASTER": g.Name})
+		if n, err := g.Primary.Do("DBSIZE"); err != nil || n.(int64) < 2 {
+			t.Fatalf("the primary holds %v keys (%v) after a sign-in", n, err)
+		}
+	})
+}
+
 // TestUpstream: with BFF_UPSTREAM_URL, /api/upstream/... reaches the
 // downstream API with the signed-in user's access token (never the
 // browser's cookie), and nothing reaches it without a session.
@@ -263,7 +292,7 @@ func TestConfigErrors(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			env := map[string]string{c.key: c.value, "BFF_DEV_IDP_ADDR": "127.0.0.1:0", "BFF_ADDR": "127.0.0.1:0"}
-			s, err := exampleapp.NewServer(func(k string) string { return env[k] }, exampletest.Logger(t), routes)
+			s, err := newServer(func(k string) string { return env[k] }, exampletest.Logger(t))
 			if err == nil {
 				s.Close()
 				t.Fatalf("%s=%q accepted", c.key, c.value)
@@ -287,7 +316,7 @@ func TestRun(t *testing.T) {
 	var logs syncBuffer
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- exampleapp.Run(ctx, func(k string) string { return env[k] }, &logs, routes) }()
+	go func() { done <- exampleapp.Run(ctx, func(k string) string { return env[k] }, &logs, newServer) }()
 
 	_, port, _ := net.SplitHostPort(addr)
 	appURL := "http://localhost:" + port

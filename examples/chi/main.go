@@ -1,7 +1,8 @@
 // Command chi is examples/basic on a chi router with sessions in Redis: the
 // same page, routes and environment variables, except that BFF_REDIS_ADDR
-// defaults to 127.0.0.1:6379. Several instances that share Redis and
-// BFF_SECRET_KEY serve the same sessions.
+// defaults to 127.0.0.1:6379 (unless BFF_REDIS_URL or BFF_REDIS_SENTINELS
+// is set). Several instances that share Redis and BFF_SECRET_KEY serve the
+// same sessions.
 //
 //	redis-server --save '' &
 //	cd examples/chi && BFF_SECRET_KEY=$(openssl rand -base64 32) go run .
@@ -24,13 +25,14 @@ import (
 	"github.com/gobff/bff/examples/internal/exampleapp"
 )
 
-func main() { exampleapp.Main(redisByDefault(os.Getenv), routes) }
+func main() { exampleapp.Main(os.Getenv, newServer) }
 
 // redisByDefault is getenv with BFF_REDIS_ADDR defaulting to
-// 127.0.0.1:6379.
+// 127.0.0.1:6379 (unless BFF_REDIS_URL or BFF_REDIS_SENTINELS names
+// another Redis).
 func redisByDefault(getenv func(string) string) func(string) string {
 	return func(k string) string {
-		if v := getenv(k); v != "" || k != "BFF_REDIS_ADDR" {
+		if v := getenv(k); v != "" || k != "BFF_REDIS_ADDR" || getenv("BFF_REDIS_URL") != "" || getenv("BFF_REDIS_SENTINELS") != "" {
 			return v
 		}
 		return "127.0.0.1:6379"

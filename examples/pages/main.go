@@ -7,10 +7,10 @@
 //
 // then open http://localhost:8080 and sign in as alice / alice.
 //
-// Environment: as examples/basic (BFF_ADDR, BFF_BASE_URL, BFF_ISSUER,
-// BFF_CLIENT_ID, BFF_CLIENT_SECRET, BFF_SCOPES, BFF_REDIS_ADDR,
-// BFF_SECRET_KEY, BFF_REFRESH_SKEW, BFF_IDLE_TIMEOUT, BFF_EXPIRY_WARNING,
-// BFF_DEV_IDP_ADDR, BFF_DEV_ACCESS_TOKEN_TTL).
+// Environment: the BFF_* variables of examples/basic (BFF_ADDR,
+// BFF_BASE_URL, BFF_ISSUER, BFF_CLIENT_ID, BFF_SECRET_KEY, the Redis ones,
+// BFF_IDLE_TIMEOUT, BFF_EXPIRY_WARNING, BFF_DEV_IDP_ADDR, ...); it serves no
+// metrics and no step-up route.
 //
 // Routes:
 //
@@ -34,7 +34,12 @@ import (
 	"github.com/gobff/bff/examples/internal/exampleapp"
 )
 
-func main() { exampleapp.Main(os.Getenv, routes) }
+func main() { exampleapp.Main(os.Getenv, newServer) }
+
+// newServer builds the app from the environment. Close releases it.
+func newServer(getenv func(string) string, log *slog.Logger) (*exampleapp.Server, error) {
+	return exampleapp.NewServer(getenv, log, routes)
+}
 
 //go:embed templates static
 var files embed.FS

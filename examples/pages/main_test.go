@@ -14,7 +14,7 @@ import (
 // in and back (RequireLogin); the live events script only on signed-in
 // pages; sign-out with the form.
 func TestPages(t *testing.T) {
-	_, appURL := exampletest.StartApp(t, nil, routes)
+	_, appURL := exampletest.StartApp(t, nil, newServer)
 	br := exampletest.NewBrowser(t)
 
 	home := br.Navigate(appURL + "/")
@@ -63,7 +63,7 @@ func TestPages(t *testing.T) {
 // unknown code is not echoed); from /account, which cannot show it, the
 // browser is sent home instead of to sign in again.
 func TestPagesFailures(t *testing.T) {
-	_, appURL := exampletest.StartApp(t, nil, routes)
+	_, appURL := exampletest.StartApp(t, nil, newServer)
 	br := exampletest.NewBrowser(t)
 	r := br.IdPForm(appURL, "/account", url.Values{"cancel": {"1"}})
 	landed := br.Navigate(r.Header.Get("Location"))

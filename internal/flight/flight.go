@@ -32,6 +32,13 @@ type call[T any] struct {
 // waits for that call; either way it returns the call's result. If ctx ends
 // first, Do returns ctx's error and fn goes on.
 func (g *Group[T]) Do(ctx context.Context, key string, fn func() (T, error)) (T, error) {
+	v, err, _ := g.DoShared(ctx, key, fn)
+	return v, err
+}
+
+// DoShared is Do, and also reports whether this caller joined a call that
+// another caller had started (its fn did not run).
+func (g *Group[T]) DoShared(ctx context.Context, key string, fn func() (T, error)) (v T, err error, joined bool) {
 	g.mu.Lock()
 	if g.calls == nil {
 		g.calls = map[string]*call[T]{}
@@ -56,10 +63,10 @@ func (g *Group[T]) Do(ctx context.Context, key string, fn func() (T, error)) (T,
 	g.mu.Unlock()
 	select {
 	case <-c.done:
-		return c.v, c.err
+		return c.v, c.err, ok
 	case <-ctx.Done():
 		var zero T
-		return zero, ctx.Err()
+		return zero, ctx.Err(), ok
 	}
 }
 

@@ -75,3 +75,59 @@ func TestPanicBecomesError(t *testing.T) {
 		t.Fatal("the panicking call stayed in the group")
 	}
 }
+
+func TestDoSharedTellsWhoJoined(t *testing.T) {
+	var g Group[int]
+	release := make(chan struct{})
+	var ran atomic.Int32
+	fn := func() (int, error) {
+		ran.Add(1)
+		<-release
+		return 7, nil
+	}
+	type result struct {
+		v      int
+		joined bool
+	}
+	first := make(chan result, 1)
+	go func() {
+		v, _, joined := g.DoShared(context.Background(), "k", fn)
+		first <- result{v, joined}
+	}()
+	for g.Len() == 0 {
+		runtime.Gosched() // the first caller's call is running
+	}
+	const waiters = 9
+	out := make(chan result, waiters)
+	for range waiters {
+		go func() {
+			v, _, joined := g.DoShared(context.Background(), "k", fn)
+			out <- result{v, joined}
+		}()
+	}
+	// The waiters cannot be observed inside DoShared; a call that is still
+	// running when they start is all that makes them join, and release
+	// comes only after every one of them has been scheduled at least once.
+	for range 100 {
+		runtime.Gosched()
+	}
+	close(release)
+	if r := <-first; r.joined || r.v != 7 {
+		t.Errorf("the caller that started the call: %+v, want joined=false, 7", r)
+	}
+	joined := 0
+	for range waiters {
+		r := <-out
+		if r.v != 7 {
+			t.Errorf("a waiter got %d", r.v)
+		}
+		if r.joined {
+			joined++
+		}
+	}
+	// Every caller whose fn did not run joined, and the others started
+	// their own call: together they account for every caller.
+	if got := joined + int(ran.Load()); got != waiters+1 {
+		t.Errorf("%d joined + %d calls run = %d, want %d callers", joined, ran.Load(), got, waiters+1)
+	}
+}

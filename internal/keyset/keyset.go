@@ -161,6 +161,9 @@ func New(cfg Config) *Set {
 	return s
 }
 
+// URL returns the jwks_uri the set is fetched from.
+func (s *Set) URL() string { return s.url }
+
 // VerifySignature verifies the signature of the compact-serialized JWS jwt with the
 // key set and returns its payload. It implements oidc.KeySet. It checks the
 // signature only: the caller (an oidc.IDTokenVerifier) validates the claims.

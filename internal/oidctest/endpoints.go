@@ -19,29 +19,36 @@ func (p *Provider) handleDiscovery(w http.ResponseWriter, r *http.Request) {
 	}
 	iss := p.Issuer()
 	d := map[string]any{
-		"issuer":                                        iss,
-		"authorization_endpoint":                        iss + "/authorize",
-		"token_endpoint":                                iss + "/token",
-		"userinfo_endpoint":                             iss + "/userinfo",
-		"jwks_uri":                                      iss + "/jwks",
-		"revocation_endpoint":                           iss + "/revoke",
-		"introspection_endpoint":                        iss + "/introspect",
-		"end_session_endpoint":                          iss + "/end-session",
-		"response_types_supported":                      []string{"code"},
-		"response_modes_supported":                      []string{"query"},
-		"grant_types_supported":                         []string{"authorization_code", "refresh_token"},
-		"subject_types_supported":                       []string{"public"},
-		"id_token_signing_alg_values_supported":         []string{"RS256", "ES256"},
-		"code_challenge_methods_supported":              []string{"S256"},
-		"token_endpoint_auth_methods_supported":         []string{"client_secret_basic", "client_secret_post"},
-		"revocation_endpoint_auth_methods_supported":    []string{"client_secret_basic", "client_secret_post"},
-		"introspection_endpoint_auth_methods_supported": []string{"client_secret_basic", "client_secret_post"},
-		"scopes_supported":                              []string{"openid", "profile", "email", "offline_access"},
+		"issuer":                                           iss,
+		"authorization_endpoint":                           iss + "/authorize",
+		"token_endpoint":                                   iss + "/token",
+		"userinfo_endpoint":                                iss + "/userinfo",
+		"jwks_uri":                                         iss + "/jwks",
+		"revocation_endpoint":                              iss + "/revoke",
+		"introspection_endpoint":                           iss + "/introspect",
+		"end_session_endpoint":                             iss + "/end-session",
+		"response_types_supported":                         []string{"code"},
+		"response_modes_supported":                         []string{"query"},
+		"grant_types_supported":                            []string{"authorization_code", "refresh_token"},
+		"subject_types_supported":                          []string{"public"},
+		"id_token_signing_alg_values_supported":            []string{"RS256", "ES256"},
+		"code_challenge_methods_supported":                 []string{"S256"},
+		"token_endpoint_auth_methods_supported":            p.authMethods(),
+		"revocation_endpoint_auth_methods_supported":       p.authMethods(),
+		"introspection_endpoint_auth_methods_supported":    p.authMethods(),
+		"token_endpoint_auth_signing_alg_values_supported": p.assertionAlgs(),
+		"acr_values_supported":                             []string{ACRBasic, ACRStrong},
+		"claims_parameter_supported":                       !mb.NoClaimsParameter,
+		"scopes_supported":                                 []string{"openid", "profile", "email", "offline_access"},
 		"claims_supported": []string{"iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "sid", "azp",
-			"at_hash", "name", "preferred_username", "email", "email_verified"},
+			"at_hash", "acr", "amr", "name", "preferred_username", "email", "email_verified"},
 		"backchannel_logout_supported":                   true,
 		"backchannel_logout_session_supported":           true,
 		"authorization_response_iss_parameter_supported": !mb.NoIssParamSupport,
+	}
+	if p.cfg.PAR || p.cfg.RequirePAR {
+		d["pushed_authorization_request_endpoint"] = iss + "/par"
+		d["require_pushed_authorization_requests"] = p.cfg.RequirePAR
 	}
 	if mb.NoS256 {
 		delete(d, "code_challenge_methods_supported")
@@ -148,16 +155,7 @@ func (p *Provider) accessFamilyLocked(tok string, now time.Time) (*family, bool)
 }
 
 func (p *Provider) handleRevoke(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", http.MethodPost)
-		oauthError(w, http.StatusMethodNotAllowed, "invalid_request", "POST required")
-		return
-	}
-	if err := r.ParseForm(); err != nil {
-		oauthError(w, http.StatusBadRequest, "invalid_request", "malformed body")
-		return
-	}
-	if !p.authenticateClient(w, r) {
+	if !p.clientPOST(w, r) {
 		return
 	}
 	p.revocations.Add(1)
@@ -179,16 +177,7 @@ func (p *Provider) handleRevoke(w http.ResponseWriter, r *http.Request) {
 }
 
 func (p *Provider) handleIntrospect(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", http.MethodPost)
-		oauthError(w, http.StatusMethodNotAllowed, "invalid_request", "POST required")
-		return
-	}
-	if err := r.ParseForm(); err != nil {
-		oauthError(w, http.StatusBadRequest, "invalid_request", "malformed body")
-		return
-	}
-	if !p.authenticateClient(w, r) {
+	if !p.clientPOST(w, r) {
 		return
 	}
 	p.introspections.Add(1)

@@ -47,6 +47,7 @@ func pkce() (verifier, challenge string) {
 type authReq struct {
 	scope, state, nonce, verifier, challenge, method, loginHint string
 	noPKCE                                                      bool
+	extra                                                       url.Values // more parameters (prompt, max_age, ...)
 }
 
 func (e *env) authorizeURL(a *authReq) string {
@@ -79,6 +80,9 @@ func (e *env) authorizeURL(a *authReq) string {
 	}
 	if a.loginHint != "" {
 		q.Set("login_hint", a.loginHint)
+	}
+	for k, v := range a.extra {
+		q[k] = v
 	}
 	return e.op.Endpoint("/authorize") + "?" + q.Encode()
 }

@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
+	"strings"
 )
 
 // pkceChallenge matches an S256 code_challenge (base64url of 32 bytes).
@@ -39,7 +41,10 @@ func (p *Provider) redirectAllowed(uri string) bool {
 }
 
 func (p *Provider) authorizeRequest(w http.ResponseWriter, r *http.Request) {
-	q := r.URL.Query()
+	q, ok := p.authorizationParams(w, r)
+	if !ok {
+		return
+	}
 	if q.Get("client_id") != p.cfg.ClientID {
 		p.renderMessage(w, http.StatusBadRequest, "Unknown client", "The client_id is not registered.")
 		return
@@ -49,35 +54,15 @@ func (p *Provider) authorizeRequest(w http.ResponseWriter, r *http.Request) {
 		p.renderMessage(w, http.StatusBadRequest, "Invalid redirect_uri", "The redirect_uri is not registered for this client.")
 		return
 	}
-	pa := &pendingAuth{
-		clientID:      p.cfg.ClientID,
-		redirectURI:   redirectURI,
-		state:         q.Get("state"),
-		nonce:         q.Get("nonce"),
-		scope:         q.Get("scope"),
-		codeChallenge: q.Get("code_challenge"),
-		loginHint:     q.Get("login_hint"),
-	}
+	p.recordAuthorization(q)
+	pa, maxAgeOK := p.pendingFrom(q)
 	mb := p.misbehavior()
-	fail := func(code, desc string) { p.redirectError(w, r, pa, mb, code, desc) }
-	switch {
-	case q.Get("response_type") != "code":
-		fail("unsupported_response_type", "only response_type=code is supported")
+	if code, desc := p.checkAuthorization(q, pa, mb, maxAgeOK); code != "" {
+		p.redirectError(w, r, pa, mb, code, desc)
 		return
-	case !hasScope(pa.scope, "openid"):
-		fail("invalid_scope", "the openid scope is required")
-		return
-	case q.Has("request") || q.Has("request_uri"):
-		fail("request_not_supported", "request objects are not supported")
-		return
-	case pa.codeChallenge == "" && !mb.NoS256:
-		fail("invalid_request", "code_challenge (PKCE S256) is required")
-		return
-	case pa.codeChallenge != "" && q.Get("code_challenge_method") != "S256":
-		fail("invalid_request", "code_challenge_method must be S256")
-		return
-	case pa.codeChallenge != "" && !pkceChallenge.MatchString(pa.codeChallenge):
-		fail("invalid_request", "malformed code_challenge")
+	}
+	if slices.Contains(pa.prompt, "none") {
+		p.silentLogin(w, r, pa, mb)
 		return
 	}
 	if !p.cfg.Interactive {
@@ -101,6 +86,53 @@ func (p *Provider) authorizeRequest(w http.ResponseWriter, r *http.Request) {
 	p.pending.put(id, pa, now.Add(pendingTTL), now)
 	p.mu.Unlock()
 	p.renderLogin(w, http.StatusOK, id, pa.loginHint, "")
+}
+
+// pendingFrom reads an authorization request's parameters (maxAgeOK false:
+// max_age is malformed).
+func (p *Provider) pendingFrom(q url.Values) (pa *pendingAuth, maxAgeOK bool) {
+	maxAge, maxAgeOK := parseMaxAge(q.Get("max_age"))
+	return &pendingAuth{
+		clientID:      p.cfg.ClientID,
+		redirectURI:   q.Get("redirect_uri"),
+		state:         q.Get("state"),
+		nonce:         q.Get("nonce"),
+		scope:         q.Get("scope"),
+		codeChallenge: q.Get("code_challenge"),
+		loginHint:     q.Get("login_hint"),
+		prompt:        strings.Fields(q.Get("prompt")),
+		maxAge:        maxAge,
+		acr:           requestedACR(q),
+	}, maxAgeOK
+}
+
+// checkAuthorization validates an authorization request's parameters and
+// returns the error code and description to send back, or "".
+func (p *Provider) checkAuthorization(q url.Values, pa *pendingAuth, mb Misbehavior, maxAgeOK bool) (string, string) {
+	switch {
+	case q.Get("response_type") != "code":
+		return "unsupported_response_type", "only response_type=code is supported"
+	case !hasScope(pa.scope, "openid"):
+		return "invalid_scope", "the openid scope is required"
+	case q.Has("request"):
+		return "request_not_supported", "request objects are not supported"
+	case pa.codeChallenge == "" && !mb.NoS256:
+		return "invalid_request", "code_challenge (PKCE S256) is required"
+	case pa.codeChallenge != "" && q.Get("code_challenge_method") != "S256":
+		return "invalid_request", "code_challenge_method must be S256"
+	case pa.codeChallenge != "" && !pkceChallenge.MatchString(pa.codeChallenge):
+		return "invalid_request", "malformed code_challenge"
+	case !maxAgeOK:
+		return "invalid_request", "max_age must be a non-negative integer"
+	case slices.Contains(pa.prompt, "none") && len(pa.prompt) > 1:
+		return "invalid_request", "prompt=none cannot be combined with other values"
+	}
+	for _, v := range pa.prompt {
+		if !slices.Contains([]string{"none", "login", "consent", "select_account"}, v) {
+			return "invalid_request", "unsupported prompt value"
+		}
+	}
+	return "", ""
 }
 
 // authorizeForm handles the sign-in form.
@@ -153,15 +185,29 @@ func (p *Provider) authorizeForm(w http.ResponseWriter, r *http.Request) {
 	p.completeLogin(w, r, pa, user)
 }
 
-// completeLogin starts an OP session, issues a code and redirects back.
+// completeLogin starts an OP session for a new authentication of u
+// (remembered by the browser's session cookie), issues a code and
+// redirects back.
 func (p *Provider) completeLogin(w http.ResponseWriter, r *http.Request, pa *pendingAuth, u User) {
 	now := p.now()
-	code := randomString() + randomString()
 	sid := randomString()
 	mb := p.misbehavior()
+	auth := newAuthn(now, pa.acr, mb)
 	p.mu.Lock()
-	p.sessions.put(sid, &opSession{sub: u.Subject, authTime: now}, now.Add(p.familyTTL(mb)), now)
-	p.codes.put(code, &authCode{req: *pa, user: u, sid: sid, authTime: now}, now.Add(codeTTL), now)
+	p.sessions.put(sid, &opSession{sub: u.Subject, auth: auth}, now.Add(p.familyTTL(mb)), now)
+	p.mu.Unlock()
+	p.setSessionCookie(w, sid)
+	p.issueCode(w, r, pa, u, sid, auth)
+}
+
+// issueCode issues a code for an authentication of u in the OP session sid
+// and redirects back.
+func (p *Provider) issueCode(w http.ResponseWriter, r *http.Request, pa *pendingAuth, u User, sid string, auth authn) {
+	now := p.now()
+	code := randomString() + randomString()
+	mb := p.misbehavior()
+	p.mu.Lock()
+	p.codes.put(code, &authCode{req: *pa, user: u, sid: sid, auth: auth}, now.Add(codeTTL), now)
 	p.mu.Unlock()
 	p.redirectBack(w, r, pa, mb, url.Values{"code": {code}})
 }

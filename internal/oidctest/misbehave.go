@@ -85,4 +85,18 @@ type Misbehavior struct {
 	// Discovery sets members of the discovery document (such as
 	// "userinfo_endpoint": "http://idp.example/userinfo").
 	Discovery map[string]any
+	// IgnoreACR ignores requested acr values (acr_values and the claims
+	// parameter): every sign-in is ACRBasic.
+	IgnoreACR bool
+	// IgnoreMaxAge makes prompt=none sign a browser in with an OP session
+	// older than max_age.
+	IgnoreMaxAge bool
+	// AuthTimeAgo puts auth_time this long before the real authentication
+	// into ID tokens (a provider reporting an old sign-in).
+	AuthTimeAgo time.Duration
+	// OmitAuthTime leaves auth_time out of ID tokens.
+	OmitAuthTime bool
+	// NoClaimsParameter makes discovery advertise
+	// claims_parameter_supported false (the parameter is still honoured).
+	NoClaimsParameter bool
 }

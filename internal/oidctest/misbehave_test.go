@@ -168,8 +168,12 @@ func TestDiscoveryMisbehaviour(t *testing.T) {
 	e := newEnv(t, Config{}, "")
 	e.op.Misbehave(func(m *Misbehavior) {
 		m.NoS256, m.NoRevocation, m.NoEndSession, m.NoUserinfo, m.NoIssParamSupport = true, true, true, true, true
+		m.NoClaimsParameter = true
 	})
 	_, d := e.getJSON("/.well-known/openid-configuration")
+	if d["claims_parameter_supported"] != false {
+		t.Error("claims parameter support advertised")
+	}
 	for _, k := range []string{"code_challenge_methods_supported", "revocation_endpoint", "end_session_endpoint", "userinfo_endpoint"} {
 		if _, ok := d[k]; ok {
 			t.Errorf("%s present", k)

@@ -2,12 +2,22 @@
 // development.
 //
 // A [Provider] is an [http.Handler] serving discovery, authorization, token,
-// userinfo, JWKS, revocation (RFC 7009), introspection (RFC 7662) and
-// RP-initiated logout endpoints below its issuer URL. It implements the
-// authorization code flow with PKCE (S256), nonce, at_hash, refresh token
-// rotation with reuse detection and the RFC 9207 "iss" authorization response
-// parameter. Every check a relying party must perform can be broken on purpose
-// at runtime through [Provider.Misbehave].
+// userinfo, JWKS, revocation (RFC 7009), introspection (RFC 7662),
+// RP-initiated logout and (optionally) pushed authorization request (RFC
+// 9126) endpoints below its issuer URL. It implements the authorization
+// code flow with PKCE (S256), nonce, at_hash, refresh token rotation with
+// reuse detection and the RFC 9207 "iss" authorization response parameter;
+// prompt (none, login, consent, select_account) against a browser session
+// cookie, max_age, acr_values and an essential acr in the claims parameter
+// (acr, amr and auth_time in ID tokens); client authentication with
+// client_secret_basic, client_secret_post and private_key_jwt (RFC 7523,
+// keys fetched from the client's jwks_uri). Every check a relying party
+// must perform can be broken on purpose at runtime through
+// [Provider.Misbehave].
+//
+// Sign-ins always authenticate anew (the form, or the default user),
+// except prompt=none, which signs the browser in with its live session or
+// answers login_required.
 //
 // The package imports neither testing nor net/http/httptest, so it can also
 // run as the embedded development identity provider of an example application
@@ -87,9 +97,33 @@ type Config struct {
 	// back-channel logout token (POST, form field logout_token) whenever an
 	// OP session ends through /end-session or Provider.EndSession.
 	BackchannelLogoutURI string
-	// HTTPClient is used for back-channel logout requests; default: a
-	// client with a 10 s timeout.
+	// HTTPClient is used for back-channel logout requests and to fetch the
+	// client's jwks_uri; default: a client with a 10 s timeout.
 	HTTPClient *http.Client
+	// PAR serves RFC 9126 Pushed Authorization Requests at /par and
+	// advertises pushed_authorization_request_endpoint. RequirePAR does too,
+	// advertises require_pushed_authorization_requests, and refuses
+	// authorization requests that were not pushed.
+	PAR, RequirePAR bool
+	// TokenAuthMethods are the client authentication methods advertised
+	// (token_endpoint_auth_methods_supported) and accepted at the token,
+	// PAR, revocation and introspection endpoints. Default:
+	// client_secret_basic, client_secret_post and private_key_jwt.
+	TokenAuthMethods []string
+	// ClientJWKSURI is the client's jwks_uri: where private_key_jwt
+	// assertions' keys are fetched (also SetClientJWKSURI).
+	ClientJWKSURI string
+	// AssertionAlgs are the algorithms advertised and accepted for client
+	// assertions. Default RS256, PS256, ES256, ES384, ES512, EdDSA.
+	AssertionAlgs []string
+	// AssertionAudience narrows the aud a client assertion may have to
+	// AudienceIssuer or AudienceTokenEndpoint alone. Default: the issuer,
+	// the token endpoint URL, or the URL of the endpoint called.
+	AssertionAudience string
+	// StrictOfflineAccess issues a refresh token for offline_access only
+	// when the authorization request had prompt=consent (OIDC Core §11), as
+	// panva's oidc-provider does.
+	StrictOfflineAccess bool
 }
 
 // User is an account of the provider.
@@ -128,12 +162,19 @@ type Provider struct {
 	refresh     *store[*refreshToken]
 	sessions    *store[*opSession]
 
+	pushed        *store[url.Values]
+	assertionJTIs *store[bool]
+	clientJWKSURI string
+	clientAuths   map[string]int
+	lastAuthz     url.Values
+
 	mbMu sync.Mutex
 	mb   Misbehavior
 
 	refreshGrants, codeGrants, revocations, userinfoCalls atomic.Int64
 	jwksFetches, discoveryFetches, endSessions            atomic.Int64
 	introspections, backchannelLogouts, reuses            atomic.Int64
+	parRequests, clientJWKSFetches                        atomic.Int64
 }
 
 // New returns a Provider with a freshly generated signing key.
@@ -182,6 +223,11 @@ func New(cfg Config) *Provider {
 		access:      newStore[*accessToken](maxEntries),
 		refresh:     newStore[*refreshToken](maxEntries),
 		sessions:    newStore[*opSession](maxEntries),
+
+		pushed:        newStore[url.Values](maxEntries),
+		assertionJTIs: newStore[bool](maxEntries),
+		clientJWKSURI: cfg.ClientJWKSURI,
+		clientAuths:   map[string]int{},
 	}
 	p.SetIssuer(cfg.Issuer)
 	return p
@@ -320,6 +366,8 @@ func (p *Provider) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		p.handleIntrospect(w, r)
 	case "/end-session":
 		p.handleEndSession(w, r)
+	case "/par":
+		p.handlePAR(w, r)
 	default:
 		http.NotFound(w, r)
 	}

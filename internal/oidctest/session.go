@@ -49,6 +49,13 @@ func (p *Provider) handleEndSession(w http.ResponseWriter, r *http.Request) {
 	if sid != "" {
 		_ = p.EndSession(r.Context(), sid)
 	}
+	// The browser's own OP session ends too, hint or not.
+	if c, err := r.Cookie(SessionCookie); err == nil {
+		if c.Value != sid {
+			_ = p.EndSession(r.Context(), c.Value)
+		}
+		p.setSessionCookie(w, "")
+	}
 	if redirect == "" {
 		p.renderMessage(w, http.StatusOK, "Signed out", "You have been signed out of the development identity provider.")
 		return

@@ -6,7 +6,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
-	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -16,6 +15,9 @@ import (
 type pendingAuth struct {
 	clientID, redirectURI, state, nonce, scope string
 	codeChallenge, loginHint                   string
+	prompt                                     []string
+	maxAge                                     int64    // -1: none
+	acr                                        []string // requested acr values
 }
 
 // authCode is an issued authorization code.
@@ -23,7 +25,7 @@ type authCode struct {
 	req      pendingAuth
 	user     User
 	sid      string
-	authTime time.Time
+	auth     authn
 	used     bool
 	familyID string // set at first redemption
 }
@@ -34,7 +36,7 @@ type family struct {
 	user     User
 	sid      string
 	scope    string
-	authTime time.Time
+	auth     authn
 	revoked  bool
 }
 
@@ -53,22 +55,13 @@ type refreshToken struct {
 
 // opSession is the provider's session created by one login.
 type opSession struct {
-	sub      string
-	authTime time.Time
-	ended    bool
+	sub   string
+	auth  authn
+	ended bool
 }
 
 func (p *Provider) handleToken(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", http.MethodPost)
-		oauthError(w, http.StatusMethodNotAllowed, "invalid_request", "POST required")
-		return
-	}
-	if err := r.ParseForm(); err != nil {
-		oauthError(w, http.StatusBadRequest, "invalid_request", "malformed body")
-		return
-	}
-	if !p.authenticateClient(w, r) {
+	if !p.clientPOST(w, r) {
 		return
 	}
 	mb := p.misbehavior()
@@ -145,9 +138,10 @@ func (p *Provider) codeGrant(w http.ResponseWriter, r *http.Request, mb Misbehav
 	c.used = true
 	famID := randomString()
 	c.familyID = famID
-	f := &family{clientID: c.req.clientID, user: c.user, sid: c.sid, scope: c.req.scope, authTime: c.authTime}
+	f := &family{clientID: c.req.clientID, user: c.user, sid: c.sid, scope: c.req.scope, auth: c.auth}
 	p.families.put(famID, f, now.Add(p.familyTTL(mb)), now)
-	withRefresh := hasScope(c.req.scope, "offline_access") && !mb.NoRefreshToken
+	withRefresh := hasScope(c.req.scope, "offline_access") && !mb.NoRefreshToken &&
+		(!p.cfg.StrictOfflineAccess || slices.Contains(c.req.prompt, "consent"))
 	resp, idClaims := p.issueLocked(famID, f, mb, now, withRefresh)
 	p.mu.Unlock()
 
@@ -262,7 +256,9 @@ func (p *Provider) idClaimsLocked(f *family, at string, mb Misbehavior, now time
 	c["aud"] = f.clientID
 	c["iat"] = now.Unix()
 	c["exp"] = now.Add(p.cfg.IDTokenTTL).Unix()
-	c["auth_time"] = f.authTime.Unix()
+	c["auth_time"] = f.auth.at.Add(-mb.AuthTimeAgo).Unix()
+	c["acr"] = f.auth.acr
+	c["amr"] = f.auth.amr
 	c["sid"] = f.sid
 	c["azp"] = f.clientID
 	c["at_hash"] = atHash(at)
@@ -297,6 +293,9 @@ func (p *Provider) idClaimsLocked(f *family, at string, mb Misbehavior, now time
 	if mb.OmitAtHash {
 		delete(c, "at_hash")
 	}
+	if mb.OmitAuthTime {
+		delete(c, "auth_time")
+	}
 	if mb.ExpiredIDToken {
 		c["exp"] = now.Add(-time.Hour).Unix()
 		if !mb.OmitIat {
@@ -318,35 +317,6 @@ func (p *Provider) revokeFamilyLocked(famID string) {
 	if f, ok := p.families.m[famID]; ok {
 		f.v.revoked = true
 	}
-}
-
-// authenticateClient checks client_secret_basic or client_secret_post and
-// writes a 401 invalid_client on failure. r.ParseForm must have been called.
-func (p *Provider) authenticateClient(w http.ResponseWriter, r *http.Request) bool {
-	id, secret, basic := r.BasicAuth()
-	if basic {
-		var err1, err2 error
-		id, err1 = url.QueryUnescape(id)
-		secret, err2 = url.QueryUnescape(secret)
-		if err1 != nil || err2 != nil {
-			id, secret = "", ""
-		}
-		if pid := r.PostForm.Get("client_id"); pid != "" && pid != id {
-			id = ""
-		}
-	} else {
-		id, secret = r.PostForm.Get("client_id"), r.PostForm.Get("client_secret")
-	}
-	okID := subtle.ConstantTimeCompare([]byte(id), []byte(p.cfg.ClientID)) == 1
-	okSecret := subtle.ConstantTimeCompare([]byte(secret), []byte(p.cfg.ClientSecret)) == 1
-	if okID && okSecret && secret != "" {
-		return true
-	}
-	if basic {
-		w.Header().Set("WWW-Authenticate", `Basic realm="oidctest"`)
-	}
-	oauthError(w, http.StatusUnauthorized, "invalid_client", "client authentication failed")
-	return false
 }
 
 func pkceMatches(verifier, challenge string) bool {

@@ -1,9 +1,10 @@
-// Package redistest starts a real redis-server process for tests.
+// Package redistest starts real redis-server (and redis-sentinel) processes
+// for tests.
 //
-// Start finds redis-server in PATH (or /usr/bin/redis-server). When it is
-// missing the test is skipped, or fails when the CI environment variable is
-// set. Each server listens on a free 127.0.0.1 port, persists nothing and is
-// stopped by t.Cleanup.
+// Start finds redis-server in PATH (or /usr/bin). When it is missing the test
+// is skipped, or fails when the CI environment variable is set; so does
+// StartGroup without redis-sentinel. Each server listens on a free 127.0.0.1
+// port, persists nothing and is stopped by t.Cleanup.
 package redistest
 
 import (
@@ -33,15 +34,21 @@ const (
 
 const startTimeout = 5 * time.Second
 
-// Server is a running (or stopped) redis-server.
+// Server is a running (or stopped) redis-server or redis-sentinel.
 type Server struct {
 	// Addr is "127.0.0.1:port". It stays the same across Restart.
 	Addr string
+	// TLSAddr is "127.0.0.1:port" of the TLS port when Config.TLS was
+	// set, else "". Addr stays plain TCP, for the helper.
+	TLSAddr string
 
-	t    testing.TB
-	bin  string
-	port int
-	dir  string
+	t        testing.TB
+	bin      string
+	port     int
+	tlsPort  int
+	dir      string
+	args     func() ([]string, error) // the command line after the binary
+	sentinel bool
 
 	mu      sync.Mutex
 	cmd     *exec.Cmd
@@ -54,31 +61,80 @@ type Server struct {
 }
 
 // Start starts a redis-server for the test and registers its shutdown with t.Cleanup.
-func Start(t testing.TB) *Server {
-	t.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		if _, serr := os.Stat("/usr/bin/redis-server"); serr == nil {
-			bin = "/usr/bin/redis-server"
-		}
-	}
-	if bin == "" {
-		msg := "redistest: redis-server not found in PATH or /usr/bin; install it with `apt-get install redis-server` (Debian/Ubuntu) or run scripts/test.sh"
-		if os.Getenv("CI") != "" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	s := &Server{t: t, bin: bin, dir: t.TempDir()}
-	t.Cleanup(s.Stop)
+func Start(t testing.TB) *Server { t.Helper(); return StartWith(t, Config{}) }
 
+// Config adds to what Start runs.
+type Config struct {
+	// Args are more redis-server arguments, such as "--replicaof",
+	// "127.0.0.1", "6379" or "--user", "bff", "on", ">secret", "~*", "+@all".
+	Args []string
+	// TLS, when set, makes the server listen for TLS too, on TLSAddr, with
+	// TLS's certificate (clients need not present one).
+	TLS *TLS
+}
+
+// StartWith starts a redis-server with cfg and registers its shutdown with
+// t.Cleanup.
+func StartWith(t testing.TB, cfg Config) *Server {
+	t.Helper()
+	s := &Server{t: t, bin: lookBin(t, "redis-server", "redis-server"), dir: t.TempDir()}
+	s.args = func() ([]string, error) {
+		args := []string{
+			"--port", strconv.Itoa(s.port),
+			"--bind", "127.0.0.1",
+			"--save", "",
+			"--appendonly", "no",
+			"--protected-mode", "yes",
+			"--daemonize", "no",
+			"--dir", s.dir,
+			"--loglevel", "warning",
+			// A replica gets its first copy at once (Redis waits 5 s
+			// for more replicas to share a transfer by default).
+			"--repl-diskless-sync-delay", "0",
+		}
+		if cfg.TLS != nil {
+			args = append(args, "--tls-port", strconv.Itoa(s.tlsPort), "--tls-cert-file", cfg.TLS.CertFile,
+				"--tls-key-file", cfg.TLS.KeyFile, "--tls-ca-cert-file", cfg.TLS.CAFile, "--tls-auth-clients", "no")
+		}
+		return append(args, cfg.Args...), nil
+	}
+	s.launch(cfg.TLS != nil)
+	return s
+}
+
+// lookBin finds a binary in PATH or /usr/bin, or skips the test (fails it
+// when CI is set) naming the Debian package to install.
+func lookBin(t testing.TB, name, pkg string) string {
+	t.Helper()
+	if bin, err := exec.LookPath(name); err == nil {
+		return bin
+	}
+	if _, err := os.Stat("/usr/bin/" + name); err == nil {
+		return "/usr/bin/" + name
+	}
+	msg := fmt.Sprintf("redistest: %s not found in PATH or /usr/bin; install it with `apt-get install %s` (Debian/Ubuntu) or run scripts/test.sh", name, pkg)
+	if os.Getenv("CI") != "" {
+		t.Fatal(msg)
+	}
+	t.Skip(msg)
+	return ""
+}
+
+// launch picks free ports and starts the process, then the helper pool.
+func (s *Server) launch(withTLS bool) {
+	s.t.Helper()
+	s.t.Cleanup(s.Stop)
 	// The port is free when we look but another process may take it before
 	// redis binds it: retry with a new port a few times.
 	var lastErr error
 	for range 3 {
 		port, err := freePort()
+		if err == nil && withTLS {
+			s.tlsPort, err = freePort()
+			s.TLSAddr = net.JoinHostPort("127.0.0.1", strconv.Itoa(s.tlsPort))
+		}
 		if err != nil {
-			t.Fatalf("redistest: finding a free port: %v", err)
+			s.t.Fatalf("redistest: finding a free port: %v", err)
 		}
 		s.port = port
 		s.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
@@ -87,11 +143,10 @@ func Start(t testing.TB) *Server {
 		}
 	}
 	if lastErr != nil {
-		t.Fatalf("redistest: %v", lastErr)
+		s.t.Fatalf("redistest: %v", lastErr)
 	}
 	s.helper = s.newPool()
-	t.Cleanup(func() { _ = s.helper.Close() })
-	return s
+	s.t.Cleanup(func() { _ = s.helper.Close() })
 }
 
 func freePort() (int, error) {
@@ -108,17 +163,12 @@ func freePort() (int, error) {
 
 // start launches the process on s.port and waits until it answers PING.
 func (s *Server) start() error {
+	args, err := s.args()
+	if err != nil {
+		return err
+	}
 	out := &syncBuffer{}
-	cmd := exec.Command(s.bin,
-		"--port", strconv.Itoa(s.port),
-		"--bind", "127.0.0.1",
-		"--save", "",
-		"--appendonly", "no",
-		"--protected-mode", "yes",
-		"--daemonize", "no",
-		"--dir", s.dir,
-		"--loglevel", "warning",
-	)
+	cmd := exec.Command(s.bin, args...)
 	cmd.Stdout = out
 	cmd.Stderr = out
 	dieWithParent(cmd)
@@ -133,18 +183,18 @@ func (s *Server) start() error {
 
 	deadline := time.Now().Add(startTimeout)
 	for {
-		if err := ping(s.Addr, cmd.Process.Pid); err == nil {
+		if err := ping(s.Addr, cmd.Process.Pid, !s.sentinel); err == nil {
 			break
 		}
 		select {
 		case <-exited:
-			return fmt.Errorf("redis-server on port %d exited during start-up: %s", s.port, strings.TrimSpace(out.String()))
+			return fmt.Errorf("%s on port %d exited during start-up: %s", s.bin, s.port, strings.TrimSpace(out.String()))
 		case <-time.After(20 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
 			_ = cmd.Process.Kill()
 			<-exited
-			return fmt.Errorf("redis-server on port %d did not answer PING within %v: %s", s.port, startTimeout, strings.TrimSpace(out.String()))
+			return fmt.Errorf("%s on port %d did not answer PING within %v: %s", s.bin, s.port, startTimeout, strings.TrimSpace(out.String()))
 		}
 	}
 
@@ -156,8 +206,9 @@ func (s *Server) start() error {
 }
 
 // ping checks that the redis-server with process ID pid answers on addr (and
-// not some other process that took the port).
-func ping(addr string, pid int) error {
+// not some other process that took the port), and resets its command
+// statistics (a sentinel has none to reset).
+func ping(addr string, pid int, resetStats bool) error {
 	c, err := redis.Dial("tcp", addr,
 		redis.DialConnectTimeout(100*time.Millisecond),
 		redis.DialReadTimeout(500*time.Millisecond),
@@ -172,6 +223,9 @@ func ping(addr string, pid int) error {
 	}
 	if !strings.Contains(info, "process_id:"+strconv.Itoa(pid)+"\r\n") {
 		return errors.New("another process answers on the port")
+	}
+	if !resetStats {
+		return nil
 	}
 	// Start with clean command statistics.
 	_, err = c.Do("CONFIG", "RESETSTAT")
@@ -190,6 +244,36 @@ func (s *Server) Stop() {
 	_ = s.cmd.Process.Kill()
 	<-s.exited
 	s.stopped = true
+}
+
+// signal sends sig to the running process, or fails the test.
+func (s *Server) signal(sig os.Signal) {
+	s.t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.stopped || s.cmd == nil {
+		s.t.Fatalf("redistest: %v to the stopped server on %s", sig, s.Addr)
+	}
+	if err := s.cmd.Process.Signal(sig); err != nil {
+		s.t.Fatalf("redistest: %v to the server on %s: %v", sig, s.Addr, err)
+	}
+}
+
+// Replicated waits until n replicas hold every write made on the server so
+// far (WAIT, at most timeout), and fails the test if they do not.
+func (s *Server) Replicated(n int, timeout time.Duration) {
+	s.t.Helper()
+	conn := s.helper.Get()
+	defer conn.Close()
+	// WAIT counts the writes of its own connection: write a marker. The
+	// replication stream is ordered, so every earlier write precedes it.
+	if _, err := conn.Do("INCR", "redistest:replicated"); err != nil {
+		s.t.Fatalf("redistest: marker write on %s: %v", s.Addr, err)
+	}
+	got, err := redis.Int(redis.DoWithTimeout(conn, timeout+ReadTimeout, "WAIT", n, timeout.Milliseconds()))
+	if err != nil || got < n {
+		s.t.Fatalf("redistest: WAIT %d on %s: %d replicas acknowledged, %v", n, s.Addr, got, err)
+	}
 }
 
 // Stopped reports whether the server is stopped, by Stop or because the

@@ -1,8 +1,11 @@
 package redistest
 
 import (
+	"crypto/tls"
 	"errors"
+	"fmt"
 	"net"
+	"strings"
 	"testing"
 	"time"
 
@@ -132,5 +135,81 @@ func TestTwoServers(t *testing.T) {
 	}
 	if _, err := redis.String(b.Do("GET", "k")); !errors.Is(err, redis.ErrNil) {
 		t.Fatalf("servers share data: %v", err)
+	}
+}
+
+func TestStartWithTLSAndACL(t *testing.T) {
+	tc := NewTLS(t, "127.0.0.1")
+	s := StartWith(t, Config{TLS: tc, Args: []string{"--user", "app", "on", ">pw", "~*", "+@all"}})
+	c, err := redis.Dial("tcp", s.TLSAddr, redis.DialUseTLS(true),
+		redis.DialTLSConfig(&tls.Config{RootCAs: tc.Roots}), redis.DialUsername("app"), redis.DialPassword("pw"))
+	if err != nil {
+		t.Fatalf("TLS dial: %v", err)
+	}
+	defer c.Close()
+	if got, err := redis.String(c.Do("ACL", "WHOAMI")); err != nil || got != "app" {
+		t.Fatalf("ACL WHOAMI = %q, %v", got, err)
+	}
+}
+
+func TestGroupFailover(t *testing.T) {
+	g := StartGroup(t)
+	if m := g.Master(); m != g.Primary.Addr {
+		t.Fatalf("master = %q, want %q", m, g.Primary.Addr)
+	}
+	if _, err := g.Primary.Do("SET", "k", "v"); err != nil {
+		t.Fatal(err)
+	}
+	g.Primary.Replicated(1, time.Second)
+	g.Replica.Freeze()
+	g.Replica.Thaw()
+	g.CutReplication()
+	if _, err := g.Primary.Do("SET", "lost", "v"); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	g.Primary.Stop()
+	g.WaitMaster(g.Replica.Addr, 30*time.Second)
+	t.Logf("failover took %v", time.Since(start))
+	if v, err := redis.String(g.Replica.Do("GET", "k")); err != nil || v != "v" {
+		t.Fatalf("GET on the new master = %q, %v", v, err)
+	}
+	if _, err := redis.String(g.Replica.Do("GET", "lost")); !errors.Is(err, redis.ErrNil) {
+		t.Fatalf("a write made after CutReplication reached the replica: %v", err)
+	}
+}
+
+// fakeTB records how a test would end; Fatal and Skip stop it by panicking.
+type fakeTB struct {
+	testing.TB
+	ended string
+}
+
+func (f *fakeTB) Helper() {}
+func (f *fakeTB) Fatal(args ...any) {
+	f.ended = "fail: " + fmt.Sprint(args...)
+	panic(f)
+}
+func (f *fakeTB) Skip(args ...any) {
+	f.ended = "skip: " + fmt.Sprint(args...)
+	panic(f)
+}
+
+// A missing binary skips the test, and fails it in CI, naming the package.
+func TestMissingBinaryFailsInCI(t *testing.T) {
+	for ci, want := range map[string]string{"": "skip: ", "true": "fail: "} {
+		t.Setenv("CI", ci)
+		f := &fakeTB{TB: t}
+		func() {
+			defer func() {
+				if r := recover(); r != nil && r != f {
+					panic(r)
+				}
+			}()
+			lookBin(f, "redis-sentinel-missing", "redis-sentinel")
+		}()
+		if !strings.HasPrefix(f.ended, want) || !strings.Contains(f.ended, "apt-get install redis-sentinel") {
+			t.Errorf("CI=%q: the test ended with %q, want %q… naming the package", ci, f.ended, want)
+		}
 	}
 }

@@ -57,9 +57,13 @@ const (
 // store, and insert (under the same lock that onMessage/onReset take) only if
 // Seq is unchanged.
 //
-// The guarantee assumes all instances talk to one Redis server. It does not
-// hold across a failover to a replica, nor in Redis Cluster, where PUBLISH is
-// forwarded between nodes asynchronously. A Publish that returns an error may
+// The guarantee assumes all instances talk to one Redis server. Across a
+// failover it holds again once every Bus has subscribed to the new master:
+// the old subscription fails (the node died, or Sentinel closed its clients
+// as it demoted it), the Bus resets, and it dials through the pool's dial
+// function, which with a Sentinel pool reaches the new master. It does not
+// hold in Redis Cluster, where PUBLISH is forwarded between nodes
+// asynchronously. A Publish that returns an error may
 // or may not have been delivered; the caller must not assume either.
 //
 // onMessage and onReset run synchronously on the Bus goroutine, one at a time;
@@ -135,6 +139,18 @@ func (b *Bus) Publish(ctx context.Context, msgs ...string) error {
 func (b *Bus) Healthy() bool {
 	sent := b.lastPong.Load()
 	return sent > 0 && b.now()-sent <= int64(healthyWindow)
+}
+
+// Lag returns how long ago the ping whose pong arrived last was sent: an
+// upper bound on how late this Bus may be in delivering a message (while
+// Healthy, at most 80 ms). ok is false while no pong has arrived on the
+// current subscription.
+func (b *Bus) Lag() (lag time.Duration, ok bool) {
+	sent := b.lastPong.Load()
+	if sent <= 0 {
+		return 0, false
+	}
+	return time.Duration(b.now() - sent), true
 }
 
 // Seq returns the number of onMessage and onReset calls started so far.

@@ -1,6 +1,7 @@
 // Package redisx holds the small Redis primitives bff builds on when several
 // instances share one Redis server: a mutual-exclusion lock (Locker), a
-// replay cache (FirstUse) and a cache-invalidation bus (Bus).
+// replay cache (FirstUse), a cache-invalidation bus (Bus), and the discovery
+// of the master of a Redis Sentinel group (Sentinel).
 //
 // All network access goes through a *redis.Pool supplied by the caller, so
 // timeouts, TLS and AUTH are configured in one place (the pool's Dial func).

@@ -105,7 +105,7 @@ func (g *Generic) Swap(ctx context.Context, name string, rev, v []byte, exp time
 }
 
 // End implements Backend: tombstone first, then the delete.
-func (g *Generic) End(ctx context.Context, name string) error {
+func (g *Generic) End(ctx context.Context, name string, _ ...string) error {
 	if err := g.commit(ctx, tombstone(name), []byte{1}, time.Now().Add(g.TombstoneTTL)); err != nil {
 		return err
 	}
@@ -149,14 +149,7 @@ func (g *Generic) IndexMembers(ctx context.Context, name string, stale int64) ([
 	if err != nil {
 		return nil, err
 	}
-	var out []string
-	for k, sc := range ix.Members {
-		if sc > stale {
-			out = append(out, k)
-		}
-	}
-	slices.Sort(out)
-	return out, nil
+	return fresh(ix.Members, stale), nil
 }
 
 // genericIndex is an index set at rest.
@@ -217,3 +210,6 @@ func (g *Generic) FirstUse(ctx context.Context, name string, ttl time.Duration) 
 
 // Forget implements Backend.
 func (g *Generic) Forget(ctx context.Context, name string) error { return g.delete(ctx, name) }
+
+// Sync implements Backend: how a custom store replicates is its own affair.
+func (g *Generic) Sync(context.Context) error { return nil }

@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"context"
 	"maps"
-	"slices"
+	"strings"
 	"sync"
 	"time"
 )
@@ -84,7 +84,7 @@ func (s *Memory) Swap(_ context.Context, name string, rev, v []byte, exp time.Ti
 }
 
 // End implements Backend.
-func (s *Memory) End(_ context.Context, name string) error {
+func (s *Memory) End(_ context.Context, name string, _ ...string) error {
 	s.mu.Lock()
 	delete(s.items, name)
 	s.mu.Unlock()
@@ -139,14 +139,7 @@ func (s *Memory) IndexMembers(_ context.Context, name string, stale int64) ([]st
 	if ix == nil || time.Now().UnixNano() > ix.exp {
 		return nil, nil
 	}
-	var out []string
-	for k, sc := range ix.m {
-		if sc > stale {
-			out = append(out, k)
-		}
-	}
-	slices.Sort(out)
-	return out, nil
+	return fresh(ix.m, stale), nil
 }
 
 // FirstUse implements Backend.
@@ -163,6 +156,9 @@ func (s *Memory) FirstUse(_ context.Context, name string, ttl time.Duration) (bo
 
 // Forget implements Backend.
 func (s *Memory) Forget(ctx context.Context, name string) error { return s.End(ctx, name) }
+
+// Sync implements Backend: one process has no replica.
+func (s *Memory) Sync(context.Context) error { return nil }
 
 // Find returns the value of name (scs.Store).
 func (s *Memory) Find(name string) ([]byte, bool, error) { return s.Get(context.Background(), name) }
@@ -184,6 +180,22 @@ func (s *Memory) Len() int {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	return len(s.items) + len(s.index)
+}
+
+// Live returns the number of records whose names start with prefix and
+// that have not expired. It scans every record: for observation, not for
+// a request path.
+func (s *Memory) Live(prefix string) int {
+	now := time.Now().UnixNano()
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	n := 0
+	for name, it := range s.items {
+		if now <= it.exp && strings.HasPrefix(name, prefix) {
+			n++
+		}
+	}
+	return n
 }
 
 // Close stops the cleanup goroutine and waits for it.

@@ -13,13 +13,15 @@ import (
 )
 
 // Redis is the Backend for instances that share one Redis server. Every
-// key is prefix + name. Reads and deletes go through scs/redisstore; the
-// conditional writes and the indexes are Lua scripts, each one round trip
-// and atomic on the server.
+// key is prefix + name. Reads go through scs/redisstore; writes are Lua
+// scripts, each one round trip and atomic on the server. A script that
+// changes or removes a session record also announces it (PUBLISH of the
+// record's name on the channel) in the same step, so no change can be
+// stored without its announcement.
 type Redis struct {
 	pool    *redis.Pool
 	prefix  string
-	channel string // where an index's evictions are announced (cache invalidation)
+	channel string // where changes are announced (cache invalidation)
 	scs     *redisstore.RedisStore
 
 	// EvictedSuffixes are the messages that announce a record IndexAdd
@@ -28,20 +30,30 @@ type Redis struct {
 	EvictedSuffixes []string
 }
 
-// NewRedis returns the Backend on pool, with every key under prefix. The
-// records IndexAdd ends are announced on channel, as the invalidation bus
-// announces every other change.
+// NewRedis returns the Backend on pool, with every key under prefix,
+// announcing changed and removed records on channel.
 func NewRedis(pool *redis.Pool, prefix, channel string) *Redis {
 	return &Redis{pool: pool, prefix: prefix, channel: channel, scs: redisstore.NewWithPrefix(pool, prefix)}
 }
 
-// swapScript: KEYS[1] record; ARGV rev, value, expiry (Unix ms). Returns
-// the Result.
+// swapScript: KEYS[1] record; ARGV rev, value, expiry (Unix ms), channel,
+// name. Returns the Result.
 var swapScript = redis.NewScript(1, `
 local cur = redis.call("GET", KEYS[1])
 if not cur then return 1 end
 if string.sub(cur, 1, #ARGV[1]) ~= ARGV[1] then return 2 end
 redis.call("SET", KEYS[1], ARGV[2], "PXAT", ARGV[3])
+redis.call("PUBLISH", ARGV[4], ARGV[5])
+return 0
+`)
+
+// endScript: KEYS[1] record; ARGV channel, name, then the suffixes of the
+// announcements.
+var endScript = redis.NewScript(1, `
+redis.call("DEL", KEYS[1])
+for i = 3, #ARGV do
+	redis.call("PUBLISH", ARGV[1], ARGV[2] .. ARGV[i])
+end
 return 0
 `)
 
@@ -88,7 +100,7 @@ func (r *Redis) Create(ctx context.Context, name string, v []byte, exp time.Time
 // Swap implements Backend.
 func (r *Redis) Swap(ctx context.Context, name string, rev, v []byte, exp time.Time) (Result, error) {
 	n, err := redis.Int(r.do(ctx, func(c redis.Conn) (any, error) {
-		return swapScript.DoContext(ctx, c, r.prefix+name, rev, v, exp.UnixMilli())
+		return swapScript.DoContext(ctx, c, r.prefix+name, rev, v, exp.UnixMilli(), r.channel, name)
 	}))
 	if err != nil {
 		return 0, err
@@ -96,21 +108,89 @@ func (r *Redis) Swap(ctx context.Context, name string, rev, v []byte, exp time.T
 	return Result(n), nil
 }
 
-// End implements Backend: the record is deleted, and Swap needs it.
-func (r *Redis) End(_ context.Context, name string) error { return r.scs.Delete(name) }
+// replicaAckTimeout bounds how long End and Sync wait for a replica to
+// confirm a write.
+const replicaAckTimeout = time.Second
+
+// End implements Backend: the record is deleted (and Swap needs it), and
+// the end announced, in one script; a replica confirms the deletion (see
+// confirmed).
+func (r *Redis) End(ctx context.Context, name string, announce ...string) error {
+	return r.confirmed(ctx, func(c redis.Conn) error {
+		return endScript.Send(c, append([]any{r.prefix + name, r.channel, name}, suffixes(announce)...)...)
+	})
+}
+
+// suffixes are the script arguments of announcement suffixes: the name
+// alone when there are none.
+func suffixes(s []string) []any {
+	if len(s) == 0 {
+		return []any{""}
+	}
+	out := make([]any, len(s))
+	for i, v := range s {
+		out[i] = v
+	}
+	return out
+}
+
+// Sync implements Backend with a marker write confirmed by a replica: the
+// replication stream is ordered, so every earlier write is there too.
+func (r *Redis) Sync(ctx context.Context) error {
+	return r.confirmed(ctx, func(c redis.Conn) error {
+		return c.Send("SET", r.prefix+"sync", "1", "PX", time.Minute.Milliseconds())
+	})
+}
+
+// confirmed sends a write and, when the server has replicas online (ROLE,
+// sent with the write: no extra round trip), waits until one of them has it
+// (WAIT, at most replicaAckTimeout); it returns ErrNotReplicated if none
+// confirms it. A Sentinel promotes the replica with the most data, so a
+// write that one replica confirmed survives a failover. Without the ACL
+// permission for ROLE it cannot tell, and does not wait.
+func (r *Redis) confirmed(ctx context.Context, send func(redis.Conn) error) error {
+	_, err := r.do(ctx, func(c redis.Conn) (any, error) {
+		if err := send(c); err != nil {
+			return nil, err
+		}
+		if err := c.Send("ROLE"); err != nil {
+			return nil, err
+		}
+		replies, err := redis.Values(redis.DoContext(c, ctx, ""))
+		if err != nil {
+			return nil, err
+		}
+		if err, ok := replies[0].(redis.Error); ok {
+			return nil, err
+		}
+		if !hasReplicas(replies[1]) {
+			return nil, nil
+		}
+		n, err := redis.Int(redis.DoWithTimeout(c, replicaAckTimeout+time.Second, "WAIT", 1, replicaAckTimeout.Milliseconds()))
+		if err == nil && n < 1 {
+			err = ErrNotReplicated
+		}
+		return nil, err
+	})
+	return err
+}
+
+// hasReplicas reports whether a ROLE reply is a master's with replicas
+// online.
+func hasReplicas(role any) bool {
+	v, err := redis.Values(role, nil)
+	if err != nil || len(v) < 3 {
+		return false
+	}
+	replicas, _ := redis.Values(v[2], nil)
+	return len(replicas) > 0
+}
 
 // IndexAdd implements Backend.
 func (r *Redis) IndexAdd(ctx context.Context, name, member string, score, stale int64, limit int, exp time.Time) ([]string, error) {
 	return redis.Strings(r.do(ctx, func(c redis.Conn) (any, error) {
 		args := []any{r.prefix + name, member, score, stale, limit, exp.UnixMilli(), r.prefix, r.channel}
-		suffixes := r.EvictedSuffixes
-		if len(suffixes) == 0 {
-			suffixes = []string{""}
-		}
-		for _, s := range suffixes {
-			args = append(args, s)
-		}
-		return indexAddScript.DoContext(ctx, c, args...)
+		return indexAddScript.DoContext(ctx, c, append(args, suffixes(r.EvictedSuffixes)...)...)
 	}))
 }
 

@@ -22,6 +22,7 @@ package storage
 import (
 	"context"
 	"errors"
+	"slices"
 	"time"
 )
 
@@ -53,8 +54,17 @@ type Backend interface {
 	// starts with rev.
 	Swap(ctx context.Context, name string, rev, v []byte, exp time.Time) (Result, error)
 	// End removes name for good: no Swap that read it before succeeds
-	// after End returns.
-	End(ctx context.Context, name string) error
+	// after End returns. A backend with replicas returns (wrapped)
+	// ErrNotReplicated when it removed the record but no replica confirmed
+	// the removal. A backend shared by instances (Redis) announces the end
+	// once for each of announce, as name followed by it, in order (the name
+	// alone when there is none); the others ignore announce.
+	End(ctx context.Context, name string, announce ...string) error
+	// Sync returns once every write made so far is on a replica, or
+	// ErrNotReplicated: before saying that a session has ended without
+	// ending it now, the caller makes sure an earlier, unconfirmed end
+	// cannot be undone by a failover. Backends without replicas return nil.
+	Sync(ctx context.Context) error
 
 	// IndexAdd adds member (a record's name) to the index set name,
 	// ordered by score (a sign-in time in microseconds), first dropping
@@ -80,5 +90,24 @@ type Locker interface {
 	Lock(ctx context.Context, name string, ttl time.Duration) (unlock func(), err error)
 }
 
+// fresh returns, sorted, the members of an index set scored above stale.
+func fresh(set map[string]int64, stale int64) []string {
+	var out []string
+	for k, sc := range set {
+		if sc > stale {
+			out = append(out, k)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
 // ErrExists is returned by Create for a name that already exists.
 var ErrExists = errors.New("storage: record already exists")
+
+// ErrNotReplicated is returned (wrapped) by an End that removed the record
+// but could not confirm that a replica has the removal: a failover to a
+// replica that missed it would bring the record back. The caller should
+// treat the end as done here (announce it) and report a failure, so that
+// it is retried.
+var ErrNotReplicated = errors.New("storage: no replica confirmed the write in time")

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/gobff/bff/internal/redistest"
+	"github.com/gomodule/redigo/redis"
 )
 
 // Every backend keeps the same contract; each test runs on all three.
@@ -181,4 +182,41 @@ func TestFirstUse(t *testing.T) {
 			t.Fatal("a forgotten marker is not new again")
 		}
 	})
+}
+
+// In Redis every change of a record is announced by the script that makes
+// it: a subscriber sees the name of each swapped, ended or evicted record.
+func TestRedisAnnouncesChanges(t *testing.T) {
+	rs := redistest.Start(t)
+	b := NewRedis(rs.Pool(), "test:", "test:changes")
+	sub := rs.Pool().Get()
+	defer sub.Close()
+	psc := redis.PubSubConn{Conn: sub}
+	if err := psc.Subscribe("test:changes"); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := psc.ReceiveWithTimeout(time.Second).(redis.Subscription); !ok {
+		t.Fatal("not subscribed")
+	}
+	next := func() string {
+		t.Helper()
+		m, ok := psc.ReceiveWithTimeout(2 * time.Second).(redis.Message)
+		if !ok {
+			t.Fatal("no announcement")
+		}
+		return string(m.Data)
+	}
+	b.Create(ctx, "s:1", []byte("rev1:a"), hour)
+	b.Create(ctx, "s:2", []byte("rev1:a"), hour)
+	if res, _ := b.Swap(ctx, "s:1", []byte("rev1"), []byte("rev2:b"), hour); res != Swapped || next() != "s:1" {
+		t.Fatal("a swap was not announced")
+	}
+	if b.End(ctx, "s:1"); next() != "s:1" {
+		t.Fatal("an end was not announced")
+	}
+	b.IndexAdd(ctx, "sub:y", "s:2", 1, 0, 1, hour)
+	b.IndexAdd(ctx, "sub:y", "s:3", 2, 0, 1, hour)
+	if next() != "s:2" {
+		t.Fatal("an eviction was not announced")
+	}
 }

@@ -28,9 +28,15 @@ type App struct {
 	closers []func()
 }
 
+// Setup changes an example's options before its BFF is made (to add
+// metrics, say). The func it returns, if not nil, is called after the BFF
+// is closed.
+type Setup func(cfg *Config, opts *bff.Options) (release func(), err error)
+
 // Start reads the configuration from getenv, starts the development IdP
-// when no issuer is configured, and creates the BFF. Close releases them.
-func Start(getenv func(string) string, log *slog.Logger) (_ *App, err error) {
+// when no issuer is configured, runs setups and creates the BFF. Close
+// releases them.
+func Start(getenv func(string) string, log *slog.Logger, setups ...Setup) (_ *App, err error) {
 	cfg, err := Load(getenv, log)
 	if err != nil {
 		return nil, err
@@ -50,6 +56,15 @@ func Start(getenv func(string) string, log *slog.Logger) (_ *App, err error) {
 	opts := cfg.Options(log)
 	if opts.Redis != nil {
 		a.closers = append(a.closers, func() { opts.Redis.Close() })
+	}
+	for _, setup := range setups {
+		release, err := setup(cfg, &opts)
+		if err != nil {
+			return nil, err
+		}
+		if release != nil {
+			a.closers = append(a.closers, release)
+		}
 	}
 	if a.Auth, err = bff.New(opts); err != nil {
 		return nil, err
@@ -112,10 +127,14 @@ type Server struct {
 // Routes builds an example's handler on its App.
 type Routes func(*App) http.Handler
 
-// NewServer starts the App from getenv and builds its routes. Close
-// releases it.
-func NewServer(getenv func(string) string, log *slog.Logger, routes Routes) (*Server, error) {
-	app, err := Start(getenv, log)
+// Build makes an example's Server from the environment: NewServer with the
+// example's routes and setups.
+type Build func(getenv func(string) string, log *slog.Logger) (*Server, error)
+
+// NewServer starts the App from getenv (with setups) and builds its routes.
+// Close releases it.
+func NewServer(getenv func(string) string, log *slog.Logger, routes Routes, setups ...Setup) (*Server, error) {
+	app, err := Start(getenv, log, setups...)
 	if err != nil {
 		return nil, err
 	}
@@ -123,9 +142,9 @@ func NewServer(getenv func(string) string, log *slog.Logger, routes Routes) (*Se
 }
 
 // Run serves the example until ctx is done, then shuts down gracefully.
-func Run(ctx context.Context, getenv func(string) string, logw io.Writer, routes Routes) error {
+func Run(ctx context.Context, getenv func(string) string, logw io.Writer, build Build) error {
 	log := slog.New(slog.NewTextHandler(logw, nil))
-	s, err := NewServer(getenv, log, routes)
+	s, err := build(getenv, log)
 	if err != nil {
 		return err
 	}
@@ -135,10 +154,10 @@ func Run(ctx context.Context, getenv func(string) string, logw io.Writer, routes
 
 // Main is an example's main: Run with getenv (os.Getenv) until SIGINT or
 // SIGTERM; an error is printed and exits with status 1.
-func Main(getenv func(string) string, routes Routes) {
+func Main(getenv func(string) string, build Build) {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := Run(ctx, getenv, os.Stderr, routes); err != nil {
+	if err := Run(ctx, getenv, os.Stderr, build); err != nil {
 		fmt.Fprintln(os.Stderr, "error:", err)
 		os.Exit(1)
 	}

@@ -22,7 +22,11 @@ type DevIdP struct {
 
 // StartDevIdP starts the development IdP on c.DevIdPAddr and points c's
 // issuer and client credentials at it. BFF_CLIENT_ID and BFF_CLIENT_SECRET,
-// when set, become the dev IdP's client.
+// when set, become the dev IdP's client; with BFF_CLIENT_KEY the client
+// authenticates with private_key_jwt, its keys fetched from the app's
+// /auth/jwks. The dev IdP offers PAR (RFC 9126) and knows two acr values,
+// oidctest.ACRBasic and oidctest.ACRStrong (asked for, the sign-in page
+// stands in for a second factor).
 func (c *Config) StartDevIdP(log *slog.Logger) (*DevIdP, error) {
 	if c.Issuer != "" {
 		return nil, errors.New("exampleapp: an issuer is configured; the dev IdP is not needed")
@@ -48,7 +52,11 @@ func (c *Config) StartDevIdP(log *slog.Logger) (*DevIdP, error) {
 		RedirectURIs:   []string{c.BaseURL + "/auth/callback", c.BaseURL + "/auth/logout/callback"},
 		AccessTokenTTL: c.DevAccessTokenTTL,
 		Interactive:    true,
+		PAR:            true,
 	})
+	if c.ClientKey != nil {
+		op.SetClientJWKSURI(c.BaseURL + "/auth/jwks")
+	}
 	d := &DevIdP{
 		Provider: op,
 		URL:      issuer,
@@ -61,7 +69,10 @@ func (c *Config) StartDevIdP(log *slog.Logger) (*DevIdP, error) {
 			log.Error("dev IdP stopped", "err", err)
 		}
 	}()
-	c.Issuer, c.ClientID, c.ClientSecret = issuer, op.ClientID(), op.ClientSecret()
+	c.Issuer, c.ClientID = issuer, op.ClientID()
+	if c.ClientKey == nil {
+		c.ClientSecret = op.ClientSecret()
+	}
 	u := oidctest.DefaultUser
 	log.Warn("BFF_ISSUER is not set: using the embedded development identity provider, for local development only",
 		"issuer", issuer, "username", u.Username, "password", u.Password, "access_token_ttl", c.DevAccessTokenTTL)

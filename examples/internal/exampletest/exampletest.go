@@ -206,7 +206,14 @@ var (
 // origin than the app.
 func (b *Browser) SignIn(appURL, returnTo, username, password string) *Response {
 	b.t.Helper()
-	resp := b.IdPForm(appURL, returnTo, url.Values{"username": {username}, "password": {password}})
+	return b.SignInWith(appURL, url.Values{"returnTo": {returnTo}}, username, password)
+}
+
+// SignInWith is SignIn with the query of /auth/login (returnTo and the
+// sign-in parameters, such as acr_values).
+func (b *Browser) SignInWith(appURL string, query url.Values, username, password string) *Response {
+	b.t.Helper()
+	resp := b.IdPFormWith(appURL, query, url.Values{"username": {username}, "password": {password}})
 	if resp.StatusCode != http.StatusFound || !strings.HasPrefix(resp.Header.Get("Location"), appURL+"/auth/callback?") {
 		b.t.Fatalf("the IdP did not redirect to the callback after sign-in: %d %q %s", resp.StatusCode, resp.Header.Get("Location"), resp.Body)
 	}
@@ -219,7 +226,14 @@ func (b *Browser) SignIn(appURL, returnTo, username, password string) *Response 
 // the IdP's answer.
 func (b *Browser) IdPForm(appURL, returnTo string, fields url.Values) *Response {
 	b.t.Helper()
-	resp := b.Get(appURL + "/auth/login?returnTo=" + url.QueryEscape(returnTo))
+	return b.IdPFormWith(appURL, url.Values{"returnTo": {returnTo}}, fields)
+}
+
+// IdPFormWith is IdPForm with the query of /auth/login (returnTo and the
+// sign-in parameters, such as acr_values).
+func (b *Browser) IdPFormWith(appURL string, query url.Values, fields url.Values) *Response {
+	b.t.Helper()
+	resp := b.Get(appURL + "/auth/login?" + query.Encode())
 	if resp.StatusCode != http.StatusSeeOther {
 		b.t.Fatalf("GET /auth/login: %d %s", resp.StatusCode, resp.Body)
 	}
@@ -284,7 +298,7 @@ func WaitReady(t testing.TB, appURL string) {
 // development IdP on 127.0.0.1 (another origin), and waits until it can
 // start a sign-in. env adds to (or overrides) the defaults (a fixed
 // secret key, free ports). The example is closed at the end of the test.
-func StartApp(t *testing.T, env map[string]string, routes exampleapp.Routes) (*exampleapp.Server, string) {
+func StartApp(t *testing.T, env map[string]string, build exampleapp.Build) (*exampleapp.Server, string) {
 	t.Helper()
 	var h atomic.Pointer[http.Handler]
 	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -303,7 +317,7 @@ func StartApp(t *testing.T, env map[string]string, routes exampleapp.Routes) (*e
 		"BFF_SECRET_KEY":   "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
 	}
 	maps.Copy(vars, env)
-	s, err := exampleapp.NewServer(func(k string) string { return vars[k] }, Logger(t), routes)
+	s, err := build(func(k string) string { return vars[k] }, Logger(t))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -159,8 +159,21 @@ async function sendEcho() {
   return r;
 }
 
+// A sign-in that came back without the sign-in asked for (a silent sign-in
+// the provider could not do: login_required; a step-up it did not honour:
+// insufficient_user_authentication) says so in ?error=. Show it; do not
+// start another sign-in.
+function showReturnedError() {
+  const code = new URLSearchParams(location.search).get('error');
+  if (code) {
+    $('error').textContent = 'The sign-in came back with: ' + code;
+    $('error').hidden = false;
+  }
+}
+
 async function update() {
   $('error').hidden = true;
+  showReturnedError();
   try {
     const session = await api('/auth/session');
     if (session.status === 401) {

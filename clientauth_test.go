@@ -1,0 +1,225 @@
+package bff
+
+import (
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/big"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gobff/bff/internal/oidctest"
+)
+
+// testClientKey generates a client key: "ES256" (P-256), "RS256" (RSA
+// 2048), or, for refusals, "RSA1024" and "P224".
+func testClientKey(t testing.TB, kind string) crypto.Signer {
+	t.Helper()
+	var (
+		k   crypto.Signer
+		err error
+	)
+	switch kind {
+	case "ES256":
+		k, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	case "P224":
+		k, err = ecdsa.GenerateKey(elliptic.P224(), rand.Reader)
+	case "RS256":
+		k, err = rsa.GenerateKey(rand.Reader, 2048)
+	case "RSA1024":
+		k, err = rsa.GenerateKey(rand.Reader, 1024)
+	default:
+		t.Fatalf("unknown key kind %q", kind)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k
+}
+
+// keyApp is an app that authenticates with private_key_jwt: no secret,
+// keys, and the provider fetching the app's /auth/jwks as the client's
+// jwks_uri.
+func keyApp(t *testing.T, op *oidctest.Provider, keys []crypto.Signer, opt func(*Options)) *app {
+	t.Helper()
+	a := newUnreadyApp(t, op, func(o *Options) {
+		o.ClientSecret, o.ClientKeys = "", keys
+		if opt != nil {
+			opt(o)
+		}
+	})
+	op.SetClientJWKSURI(a.URL + "/auth/jwks")
+	return a
+}
+
+func waitReady(t *testing.T, a *app) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := a.bff.Ready(ctx); err != nil {
+		t.Fatalf("discovery: %v", err)
+	}
+}
+
+// With ClientKeys and no secret, every call that authenticates the client
+// (code exchange, refresh, PAR, revocation) uses private_key_jwt, with the
+// provider verifying against the app's published keys; ES256 and RS256.
+func TestPrivateKeyJWT(t *testing.T) {
+	for _, kind := range []string{"ES256", "RS256"} {
+		t.Run(kind, func(t *testing.T) {
+			clock := &offsetClock{}
+			op := testOP(t, oidctest.Config{Now: clock.Now, PAR: true, AccessTokenTTL: 2 * time.Minute,
+				TokenAuthMethods: []string{oidctest.AuthPrivateKeyJWT}})
+			a := keyApp(t, op, []crypto.Signer{testClientKey(t, kind)}, func(o *Options) { o.Now = clock.Now })
+			waitReady(t, a)
+			br := newBrowser(t)
+			a.login(br)
+			clock.Advance(90 * time.Second) // within the skew: the next request refreshes
+			if code, _ := a.status(br, "GET", "/api/me"); code != 200 {
+				t.Fatalf("/api/me after expiry = %d", code)
+			}
+			if op.RefreshGrants() != 1 {
+				t.Fatalf("refresh grants = %d, want 1", op.RefreshGrants())
+			}
+			a.logout(br).Body.Close()
+			want := map[string]int{"par private_key_jwt": 1, "token private_key_jwt": 2, "revoke private_key_jwt": 1}
+			if got := op.ClientAuths(); fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Errorf("client authentications = %v, want %v", got, want)
+			}
+			if op.ClientJWKSFetches() == 0 {
+				t.Error("the provider never fetched /auth/jwks")
+			}
+		})
+	}
+}
+
+// rfc7638 computes an EC P-256 key's thumbprint as RFC 7638 §3 spells it,
+// independently of go-jose.
+func rfc7638(k *ecdsa.PublicKey) string {
+	b64 := func(n *big.Int) string { return base64.RawURLEncoding.EncodeToString(n.FillBytes(make([]byte, 32))) }
+	sum := sha256.Sum256([]byte(`{"crv":"P-256","kty":"EC","x":"` + b64(k.X) + `","y":"` + b64(k.Y) + `"}`))
+	return base64.RawURLEncoding.EncodeToString(sum[:])
+}
+
+// GET /auth/jwks publishes the public keys only, every key (the first
+// signs), with RFC 7638 thumbprints as kid, cacheable; without ClientKeys
+// the route does not exist.
+func TestClientJWKSRoute(t *testing.T) {
+	op := testOP(t, oidctest.Config{TokenAuthMethods: []string{oidctest.AuthPrivateKeyJWT}})
+	first, second := testClientKey(t, "ES256").(*ecdsa.PrivateKey), testClientKey(t, "ES256").(*ecdsa.PrivateKey)
+	a := keyApp(t, op, []crypto.Signer{first, second}, nil)
+	waitReady(t, a)
+	resp := newBrowser(t).get(a.URL + "/auth/jwks")
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "application/jwk-set+json" ||
+		!strings.HasPrefix(resp.Header.Get("Cache-Control"), "public, max-age=") {
+		t.Fatalf("GET /auth/jwks = %d %v", resp.StatusCode, resp.Header)
+	}
+	var set struct{ Keys []map[string]any }
+	if err := json.Unmarshal(body, &set); err != nil || len(set.Keys) != 2 {
+		t.Fatalf("key set %s: %v", body, err)
+	}
+	for i, k := range []*ecdsa.PrivateKey{first, second} {
+		got := set.Keys[i]
+		if got["kid"] != rfc7638(&k.PublicKey) || got["alg"] != "ES256" || got["use"] != "sig" || got["d"] != nil {
+			t.Errorf("key %d = %v, want kid %s, ES256, sig, no private part", i, got, rfc7638(&k.PublicKey))
+		}
+	}
+	a.login(newBrowser(t)) // signed by the first key, found by its kid
+
+	plain := newApp(t, testOP(t, oidctest.Config{}), nil)
+	if code, _ := plain.status(newBrowser(t), "GET", "/auth/jwks"); code != 404 {
+		t.Errorf("GET /auth/jwks without ClientKeys = %d, want 404", code)
+	}
+}
+
+// The method follows token_endpoint_auth_methods_supported: one that
+// Options cannot do is a misconfiguration at discovery (500, an Error log
+// that says what to do), never a mystery 401 at the first sign-in.
+func TestClientAuthMethodFromDiscovery(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		methods []string
+		algs    []string
+		keys    bool
+		log     string
+	}{
+		{"keys_provider_without_private_key_jwt", []string{oidctest.AuthSecretBasic}, nil, true, "does not accept private_key_jwt"},
+		{"secret_provider_only_private_key_jwt", []string{oidctest.AuthPrivateKeyJWT}, nil, false, "accepts neither client_secret_basic nor client_secret_post"},
+		{"es256_key_provider_only_rs256", []string{oidctest.AuthPrivateKeyJWT}, []string{"RS256"}, true, "does not accept ES256 client assertions"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			op := testOP(t, oidctest.Config{TokenAuthMethods: tc.methods, AssertionAlgs: tc.algs})
+			var logs rtSyncBuffer
+			opt := func(o *Options) { logInto(o, &logs) }
+			var a *app
+			if tc.keys {
+				a = keyApp(t, op, []crypto.Signer{testClientKey(t, "ES256")}, opt)
+			} else {
+				a = newUnreadyApp(t, op, opt)
+			}
+			br := newBrowser(t)
+			waitUntil(t, 10*time.Second, "the misconfiguration", func() bool {
+				code, _ := a.status(br, "GET", "/auth/login")
+				return code == http.StatusInternalServerError
+			})
+			if !strings.Contains(logs.String(), "level=ERROR") || !strings.Contains(logs.String(), tc.log) {
+				t.Errorf("log lacks an Error with %q:\n%s", tc.log, logs.String())
+			}
+			if n := op.CodeGrants(); n != 0 {
+				t.Errorf("code grants = %d", n)
+			}
+		})
+	}
+	t.Run("secret_provider_only_post", func(t *testing.T) {
+		op := testOP(t, oidctest.Config{TokenAuthMethods: []string{oidctest.AuthSecretPost}})
+		a := newApp(t, op, nil)
+		br := newBrowser(t)
+		a.login(br)
+		a.logout(br).Body.Close()
+		want := map[string]int{"token client_secret_post": 1, "revoke client_secret_post": 1}
+		if got := op.ClientAuths(); fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("client authentications = %v, want %v", got, want)
+		}
+	})
+}
+
+// The assertion's aud is the token endpoint's URL, or the issuer with
+// AudienceIssuer: each works with a provider that accepts only that one.
+func TestClientAssertionAudience(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		audience AssertionAudience
+		issuer   bool // the provider accepts only the issuer (else only the token endpoint)
+		ok       bool
+	}{
+		{"token_endpoint", AudienceTokenEndpoint, false, true},
+		{"issuer", AudienceIssuer, true, true},
+		{"token_endpoint_to_issuer_only_provider", AudienceTokenEndpoint, true, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			only := oidctest.AudienceTokenEndpoint
+			if tc.issuer {
+				only = oidctest.AudienceIssuer
+			}
+			op := testOP(t, oidctest.Config{TokenAuthMethods: []string{oidctest.AuthPrivateKeyJWT}, AssertionAudience: only})
+			a := keyApp(t, op, []crypto.Signer{testClientKey(t, "ES256")}, func(o *Options) { o.ClientAssertionAudience = tc.audience })
+			waitReady(t, a)
+			resp, _ := newBrowser(t).follow(a.URL + "/auth/login?returnTo=/app")
+			if ok := resp.StatusCode == 200; ok != tc.ok {
+				t.Fatalf("sign-in ended with %d, want success %v", resp.StatusCode, tc.ok)
+			}
+		})
+	}
+}

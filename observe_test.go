@@ -1,0 +1,151 @@
+package bff
+
+import (
+	"bytes"
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/gobff/bff/internal/oidctest"
+)
+
+// logLines is a concurrency-safe JSON log sink.
+type logLines struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *logLines) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+// records returns the records logged so far, decoded.
+func (l *logLines) records(t testing.TB) []map[string]any {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []map[string]any
+	for _, line := range strings.Split(strings.TrimSpace(l.buf.String()), "\n") {
+		if line == "" {
+			continue
+		}
+		var m map[string]any
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Fatalf("log line %q: %v", line, err)
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+func (l *logLines) find(t testing.TB, msg string) map[string]any {
+	t.Helper()
+	for _, r := range l.records(t) {
+		if r["msg"] == msg {
+			return r
+		}
+	}
+	t.Fatalf("no log line %q in:\n%s", msg, l.buf.String())
+	return nil
+}
+
+// callbackRequest runs a sign-in up to the provider's redirect back, and
+// returns the callback request (with the browser's cookies) for the test
+// to serve.
+func callbackRequest(t testing.TB, a *app) *http.Request {
+	br := newBrowser(t)
+	cb := a.startLogin(br)
+	r := httptest.NewRequest("GET", cb, nil)
+	for _, c := range br.jar.Cookies(r.URL) {
+		r.AddCookie(c)
+	}
+	return r
+}
+
+// appSpan is the span of the application's own tracing (as otelhttp would
+// put it in the request's context).
+var appSpan = trace.NewSpanContext(trace.SpanContextConfig{
+	TraceID:    trace.TraceID{0x4b, 0xf9, 0x2f, 0x35, 0x77, 0xb3, 0x4d, 0xa6, 0xa3, 0xce, 0x92, 0x9d, 0x0e, 0x0e, 0x47, 0x36},
+	SpanID:     trace.SpanID{0x00, 0xf0, 0x67, 0xaa, 0x0b, 0xa9, 0x02, 0xb7},
+	TraceFlags: trace.FlagsSampled,
+})
+
+// TestLogsCarryTraceIDs: a log line written while a span is in the
+// request's context carries its trace and span IDs; without one, none.
+func TestLogsCarryTraceIDs(t *testing.T) {
+	var logs logLines
+	a := newApp(t, testOP(t, oidctest.Config{}), func(o *Options) {
+		o.Logger = slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	})
+	r := callbackRequest(t, a)
+	r = r.WithContext(trace.ContextWithSpanContext(r.Context(), appSpan))
+	serve(t, a.bff, r, http.StatusSeeOther)
+	line := logs.find(t, "bff: signed in")
+	if line["trace_id"] != appSpan.TraceID().String() || line["span_id"] != appSpan.SpanID().String() {
+		t.Errorf("signed-in line %v, want trace_id %s and span_id %s", line, appSpan.TraceID(), appSpan.SpanID())
+	}
+
+	// A refused request logs through the same handler.
+	refused := httptest.NewRequest("POST", a.URL+"/auth/logout", nil)
+	refused.Header.Set("Sec-Fetch-Site", "cross-site")
+	serve(t, a.bff, refused.WithContext(trace.ContextWithSpanContext(refused.Context(), appSpan)), http.StatusForbidden)
+	if line := logs.find(t, "bff: request refused"); line["trace_id"] != appSpan.TraceID().String() {
+		t.Errorf("refused line %v has no trace_id", line)
+	}
+	for _, rec := range logs.records(t) {
+		if rec["msg"] == "bff: provider discovered" && rec["trace_id"] != nil {
+			t.Errorf("a line logged without a span carries a trace_id: %v", rec)
+		}
+	}
+}
+
+// TestLogsNameNoUser: by default no log line, at any level, names the
+// user: not at sign-in, refresh, sign-out nor back-channel logout. With
+// LogSubjects, the sign-in line does.
+func TestLogsNameNoUser(t *testing.T) {
+	for _, logSubjects := range []bool{false, true} {
+		var logs logLines
+		clk := &offsetClock{}
+		op := testOP(t, oidctest.Config{Now: clk.Now})
+		a := newApp(t, op, func(o *Options) {
+			o.Now = clk.Now
+			o.LogSubjects = logSubjects
+			o.Logger = slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		})
+		br := newBrowser(t)
+		a.login(br)
+		clk.Advance(2 * 3600e9) // past the access token's hour: a refresh
+		if code, _ := a.status(br, "GET", "/api/me"); code != 200 {
+			t.Fatalf("refresh: %d", code)
+		}
+		id, _ := a.sessionCookie(br)
+		s, err := a.storeSession(id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp := br.do("POST", a.URL+"/auth/logout", nil, "Origin", a.URL)
+		resp.Body.Close()
+		a.login(br)
+		if code, _, _ := a.backchannel(op.LogoutToken(s.rec.Subject, "", nil)); code != 200 {
+			t.Fatalf("back-channel logout: %d", code)
+		}
+
+		sub := oidctest.DefaultUser.Subject
+		for _, msg := range []string{"bff: signed in", "bff: token refresh", "bff: signed out", "bff: back-channel logout"} {
+			line := logs.find(t, msg)
+			if got, _ := line["sub"].(string); (got == sub) != logSubjects {
+				t.Errorf("LogSubjects=%v: %q logged sub %q", logSubjects, msg, got)
+			}
+		}
+		if !logSubjects && strings.Contains(logs.buf.String(), sub) {
+			t.Errorf("the subject %q is in the logs:\n%s", sub, logs.buf.String())
+		}
+	}
+}
