@@ -109,25 +109,15 @@ func NewBus(pool *redis.Pool, channel string, onMessage func(key string), onRese
 	return b
 }
 
-// Publish announces msgs on the channel, in order (usually one: a key that
-// changed). It uses a pooled connection, sends them in one round trip and
-// returns once Redis has accepted them all.
-func (b *Bus) Publish(ctx context.Context, msgs ...string) error {
+// Publish announces on the channel that key changed. It uses a pooled
+// connection and returns once Redis has accepted the message.
+func (b *Bus) Publish(ctx context.Context, key string) error {
 	conn, err := b.pool.GetContext(ctx)
 	if err != nil {
 		return fmt.Errorf("redisx: publish: %w", ctxErr(ctx, err))
 	}
 	defer conn.Close()
-	if len(msgs) == 0 {
-		return nil
-	}
-	for _, m := range msgs[:len(msgs)-1] {
-		if err := conn.Send("PUBLISH", b.channel, m); err != nil {
-			return fmt.Errorf("redisx: publish: %w", ctxErr(ctx, err))
-		}
-	}
-	// Do flushes the pipeline and reads every reply.
-	if _, err := redis.DoContext(conn, ctx, "PUBLISH", b.channel, msgs[len(msgs)-1]); err != nil {
+	if _, err := redis.DoContext(conn, ctx, "PUBLISH", b.channel, key); err != nil {
 		return fmt.Errorf("redisx: publish: %w", ctxErr(ctx, err))
 	}
 	return nil

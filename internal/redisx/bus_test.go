@@ -81,27 +81,6 @@ func TestBusDelivers(t *testing.T) {
 	}
 }
 
-// Several messages in one Publish arrive in order, and a message holding a
-// NUL (bff's end announcements) arrives whole.
-func TestBusPublishSeveral(t *testing.T) {
-	s := redistest.Start(t)
-	a, _ := newTestBus(t, testPool(t, s))
-	_, rb := newTestBus(t, testPool(t, s))
-	if err := a.Publish(t.Context(), "k\x00why", "k", "last"); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, time.Second, "delivery", func() bool { return rb.has("last") })
-	rb.mu.Lock()
-	got := strings.Join(rb.keys, "|")
-	rb.mu.Unlock()
-	if got != "k\x00why|k|last" {
-		t.Errorf("received %q, want the three messages in order", got)
-	}
-	if err := a.Publish(t.Context()); err != nil {
-		t.Errorf("Publish of nothing = %v", err)
-	}
-}
-
 // TestBusPongOrdering checks the property Healthy relies on: once a pong for a
 // ping sent after Publish returned has arrived, the message has been handled.
 func TestBusPongOrdering(t *testing.T) {
