@@ -7,8 +7,8 @@ import (
 )
 
 // endWhere ends the indexed sessions of a sub or sid that match keep (nil:
-// all of them), and returns how many it ended.
-func (b *BFF) endWhere(ctx context.Context, kind, value string, keep func(*session) bool) (int, error) {
+// all of them), for reason, and returns how many it ended.
+func (b *BFF) endWhere(ctx context.Context, kind, value string, keep func(*session) bool, reason endReason) (int, error) {
 	// Ending a user's sessions finishes once begun: a half-done "sign out
 	// everywhere" would be worse than a late answer.
 	ctx = context.WithoutCancel(ctx)
@@ -28,7 +28,7 @@ func (b *BFF) endWhere(ctx context.Context, kind, value string, keep func(*sessi
 		if keep != nil && !keep(s) {
 			continue
 		}
-		last, err := b.store.end(ctx, key)
+		last, err := b.store.end(ctx, key, reason)
 		if err != nil {
 			return n, err
 		}
@@ -86,7 +86,7 @@ func (b *BFF) Sessions(ctx context.Context, sub string) ([]SessionInfo, error) {
 // instance ("sign out everywhere", or locking a user out), and returns how
 // many it ended. The provider's sessions are not affected.
 func (b *BFF) RevokeSessions(ctx context.Context, sub string) (int, error) {
-	n, err := b.endWhere(ctx, "sub", sub, func(s *session) bool { return s.rec.Subject == sub })
+	n, err := b.endWhere(ctx, "sub", sub, func(s *session) bool { return s.rec.Subject == sub }, endRevoked)
 	b.tel.sessionsEnded(ctx, endRevoked, n)
 	return n, err
 }
@@ -96,7 +96,7 @@ func (b *BFF) RevokeSession(ctx context.Context, handle string) error {
 	if !isRecordName(handle) {
 		return badRequest("Unknown session handle.", errors.New("malformed handle"))
 	}
-	last, err := b.store.end(ctx, handle)
+	last, err := b.store.end(ctx, handle, endRevoked)
 	b.tel.sessionEnded(ctx, endRevoked, last)
 	return err
 }

@@ -8,7 +8,10 @@
 // plain fetch(url, {credentials: 'same-origin'}); RequireSession refreshes
 // tokens on the server, refuses cross-origin unsafe requests, and hands the
 // signed-in user and a fresh access token to the handler (UserFrom,
-// TokenFrom).
+// TokenFrom). Server-rendered pages use RequireLogin (a signed-out browser
+// is sent to sign in and comes back) and OptionalSession (public pages
+// that personalise); GET /auth/events tells every open tab when its session
+// ends.
 //
 // # Routes
 //
@@ -20,6 +23,7 @@
 //	POST /auth/logout                end the session (here, at the provider, and on every instance)
 //	GET  /auth/logout/callback       the provider's redirect back after logout
 //	POST /auth/backchannel-logout    OpenID Connect Back-Channel Logout
+//	GET  /auth/events                the session's live events (Server-Sent Events; 401 when signed out)
 //	GET  /auth/jwks                  the client's public keys (with Options.ClientKeys)
 //
 // RequireAuthLevel guards routes that need a stronger or more recent sign-in
@@ -71,6 +75,7 @@ type BFF struct {
 	log    *slog.Logger
 	sealer *seal.Sealer
 	store  *sessionStore
+	events *eventHub
 	cop    *http.CrossOriginProtection
 	mux    *http.ServeMux
 	client *http.Client
@@ -132,6 +137,7 @@ func New(opts Options) (*BFF, error) {
 		discover: make(chan struct{}, 1),
 		ready:    make(chan struct{}),
 		closed:   make(chan struct{}),
+		events:   newEventHub(),
 	}
 	for _, o := range cfg.TrustedOrigins {
 		b.cop.AddTrustedOrigin(o)
@@ -162,10 +168,13 @@ func New(opts Options) (*BFF, error) {
 }
 
 // Close stops background work (discovery retries, the invalidation
-// subscriber, the memory store's cleanup). The BFF must not be used after.
+// subscriber, the memory store's cleanup) and ends the event streams
+// (CloseEventStreams), waiting for them. The BFF must not be used after.
 func (b *BFF) Close() error {
 	b.closeOnce.Do(func() {
 		close(b.closed)
+		b.CloseEventStreams()
+		b.events.wg.Wait()
 		b.wg.Wait()
 		b.tel.close()
 		b.store.close()
@@ -203,6 +212,7 @@ func (b *BFF) routes() {
 	b.mux.HandleFunc("POST "+p+"/logout", b.tel.observeLogout("bff.logout", false, b.handleLogout))
 	b.mux.HandleFunc("GET "+p+"/logout/callback", b.handleLogoutCallback)
 	b.mux.HandleFunc("POST "+p+"/backchannel-logout", b.tel.observeLogout("bff.backchannel_logout", true, b.handleBackchannelLogout))
+	b.mux.HandleFunc("GET "+p+"/events", b.handleEvents)
 	if b.keys != nil {
 		b.mux.HandleFunc("GET "+p+"/jwks", b.handleJWKS)
 	}
@@ -210,7 +220,7 @@ func (b *BFF) routes() {
 	// happens: answer it here for a route's path with another method (a GET
 	// of /logout is no logout, and says so).
 	allow := map[string]string{p + "/login": "GET, HEAD", p + "/callback": "GET, HEAD", p + "/session": "GET, HEAD",
-		p + "/logout": "POST", p + "/logout/callback": "GET, HEAD", p + "/backchannel-logout": "POST"}
+		p + "/logout": "POST", p + "/logout/callback": "GET, HEAD", p + "/backchannel-logout": "POST", p + "/events": "GET, HEAD"}
 	if b.keys != nil {
 		allow[p+"/jwks"] = "GET, HEAD"
 	}

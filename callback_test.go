@@ -108,6 +108,7 @@ func newCoreEnv(t *testing.T, setup func(*oidctest.Misbehavior), opt func(*Optio
 	}
 	e.a = newApp(t, e.op, func(o *Options) {
 		o.Now = e.clock.Now
+		o.newTimer = e.clock.Timer
 		o.Store = e.store
 		if opt != nil {
 			opt(o)

@@ -101,7 +101,12 @@ func errUnavailable(what string, cause error) *Error {
 }
 
 func errLogin(status int, description string, cause error) *Error {
-	return &Error{Status: status, Code: "login_failed", Description: description,
+	return loginError(status, codeLoginFailed, description, cause)
+}
+
+// loginError is a failed sign-in with its code (see failure.go).
+func loginError(status int, code, description string, cause error) *Error {
+	return &Error{Status: status, Code: code, Description: description,
 		Err: fmt.Errorf("%w: %w", ErrLogin, cause)}
 }
 
@@ -118,6 +123,9 @@ func defaultErrorHandler(w http.ResponseWriter, r *http.Request, err error) {
 			wrapped = &Error{Status: http.StatusInternalServerError, Code: "server_error", Description: "Internal error."}
 		}
 		e = wrapped
+	}
+	if redirectFailure(w, r, e) {
+		return
 	}
 	writeJSONError(w, e)
 }

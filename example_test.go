@@ -79,6 +79,30 @@ func ExampleTokenFrom() {
 	http.Handle("GET /api/orders", auth.RequireSession(http.HandlerFunc(orders)))
 }
 
+// Pages of a server-rendered app: a public home page that greets a
+// signed-in user, and an account page that a signed-out browser reaches by
+// signing in first. The event streams end when the server shuts down.
+func ExampleBFF_RequireLogin() {
+	var auth *bff.BFF // from bff.New
+	home := func(w http.ResponseWriter, r *http.Request) {
+		if user, ok := bff.UserFrom(r.Context()); ok {
+			fmt.Fprintf(w, "Hello, %s", user.Name)
+			return
+		}
+		fmt.Fprint(w, `<a href="/auth/login?returnTo=/">Sign in</a>`)
+	}
+	account := func(w http.ResponseWriter, r *http.Request) {
+		user, _ := bff.UserFrom(r.Context())
+		fmt.Fprintf(w, "Signed in as %s", user.Email)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/auth/", auth) // with /auth/events, the live session events
+	mux.Handle("GET /{$}", auth.OptionalSession(http.HandlerFunc(home)))
+	mux.Handle("GET /account", auth.RequireLogin(http.HandlerFunc(account)))
+	srv := &http.Server{Addr: ":8080", Handler: mux}
+	srv.RegisterOnShutdown(auth.CloseEventStreams)
+}
+
 // Step-up: a route that needs a strong sign-in answers 401 with RFC 9470's
 // challenge; the browser app signs the user in again with the acr values it
 // names, and the route then answers.

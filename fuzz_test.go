@@ -266,7 +266,7 @@ func FuzzCallbackQuery(f *testing.F) {
 			if want := redirectLocation(returnTo); resp.Header.Get("Location") != want {
 				t.Fatalf("signed in, redirected to %q, want %q", resp.Header.Get("Location"), want)
 			}
-			a.bff.store.end(context.Background(), sess.key) // keep the store small
+			a.bff.store.end(context.Background(), sess.key, endRevoked) // keep the store small
 		}
 	})
 }

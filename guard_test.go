@@ -3,12 +3,14 @@ package bff
 import (
 	"bufio"
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -531,5 +533,176 @@ func TestTouchRereadsUnderLock(t *testing.T) {
 	}
 	if w := e.store.writes("s"); w != 2 {
 		t.Fatalf("%d session writes, want 2 (sign-in and one touch)", w)
+	}
+}
+
+// RequireLogin sends a signed-out navigation to sign in, with the page it
+// asked for (path and query) as returnTo, and a browser comes back to that
+// page signed in without ever seeing a JSON answer. Anything that is not a
+// navigation gets RequireSession's 401.
+func TestRequireLoginRedirectsNavigations(t *testing.T) {
+	e := newCoreEnv(t, nil, nil)
+	const page = "/page?tab=2&x=%2Fy"
+	for _, method := range []string{"GET", "HEAD"} {
+		resp := e.br.do(method, e.a.URL+page, nil, navigate...)
+		resp.Body.Close()
+		want := "/auth/login?returnTo=" + url.QueryEscape(page)
+		if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != want {
+			t.Errorf("signed-out %s navigation = %d to %q, want 303 to %q", method, resp.StatusCode, resp.Header.Get("Location"), want)
+		}
+		if cc := resp.Header.Get("Cache-Control"); cc != "no-store" {
+			t.Errorf("Cache-Control of the redirect = %q, want no-store", cc)
+		}
+	}
+	// A form of this origin that finds no session: after sign-in, a GET of
+	// its action.
+	resp := e.br.do("POST", e.a.URL+"/page?tab=2", nil, "Sec-Fetch-Mode", "navigate", "Sec-Fetch-Site", "same-origin")
+	resp.Body.Close()
+	if want := "/auth/login?returnTo=" + url.QueryEscape("/page?tab=2"); resp.StatusCode != 303 || resp.Header.Get("Location") != want {
+		t.Errorf("signed-out form POST = %d to %q, want 303 to %q", resp.StatusCode, resp.Header.Get("Location"), want)
+	}
+	for _, h := range [][]string{nil, {"Sec-Fetch-Mode", "cors", "Accept", "text/html"}, {"Accept", "application/json"}, {"Accept", "*/*"}} {
+		resp := e.br.do("GET", e.a.URL+page, nil, h...)
+		if code, _, _ := jsonError(t, resp); resp.StatusCode != 401 || code != "unauthenticated" || resp.Header.Get("Location") != "" {
+			t.Errorf("signed-out GET with %q = %d %q (Location %q), want 401 unauthenticated", h, resp.StatusCode, code, resp.Header.Get("Location"))
+		}
+	}
+
+	resp, body, visited := e.br.navigate(e.a.URL + page)
+	if resp.StatusCode != 200 || body != "page for "+oidctest.DefaultUser.Name || resp.Request.URL.String() != e.a.URL+page {
+		t.Fatalf("navigation ended at %s with %d %q (visited %q)", resp.Request.URL, resp.StatusCode, body, visited)
+	}
+	if !strings.HasPrefix(visited[2], e.op.Issuer()+"/authorize?") {
+		t.Errorf("the way to the page did not pass the provider: %q", visited)
+	}
+	// Signed in, a fetch reaches the page too.
+	if code, body := e.a.status(e.br, "GET", page); code != 200 || body != "page for "+oidctest.DefaultUser.Name {
+		t.Errorf("signed-in GET = %d %q", code, body)
+	}
+}
+
+// The returnTo of RequireLogin is the URI the browser asked for, whatever
+// the mux stripped from the path; a query too long for a returnTo is
+// dropped, and a path too long is replaced by "/".
+func TestRequireLoginReturnTo(t *testing.T) {
+	e := newCoreEnv(t, nil, nil)
+	page := e.a.bff.RequireLogin(http.NotFoundHandler())
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/sub/") {
+			http.StripPrefix("/sub", page).ServeHTTP(w, r)
+			return
+		}
+		page.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	long := strings.Repeat("a", 600)
+	for _, tc := range []struct{ uri, returnTo string }{
+		{"/sub/x?y=1", "/sub/x?y=1"},
+		{"/sub/x?q=" + long, "/sub/x"},
+		{"/sub/" + long, "/"},
+		{"/sub/a/../b", "/sub/b"},
+		{"/sub//x", "/sub//x"},
+		{"//evil.example/x", "/"},
+		{"/%2F%2Fevil.example", "/"},
+	} {
+		resp := e.br.do("GET", srv.URL+tc.uri, nil, navigate...)
+		resp.Body.Close()
+		if want := "/auth/login?returnTo=" + url.QueryEscape(tc.returnTo); resp.StatusCode != 303 || resp.Header.Get("Location") != want {
+			t.Errorf("GET %.40s = %d to %q, want 303 to %q", tc.uri, resp.StatusCode, resp.Header.Get("Location"), want)
+		}
+	}
+	if got := currentReturnTo(httptest.NewRequest("GET", "http://app.example/x?y=1", nil)); got != "/x?y=1" {
+		t.Errorf("returnTo of an absolute-form request URI = %q, want /x?y=1", got)
+	}
+}
+
+// An ended or expired session counts as signed out for RequireLogin (sent
+// to sign in, the cookie cleared); a cross-origin form is refused (403,
+// never a redirect) and an unavailable store is a 503, never a sign-in
+// (nor, for OptionalSession, a guest).
+func TestRequireLoginRefusals(t *testing.T) {
+	spy := newSpyStore(t)
+	clock := newFrozenClock()
+	op := testOP(t, oidctest.Config{Now: clock.Now, AccessTokenTTL: 48 * time.Hour})
+	a := newApp(t, op, func(o *Options) { o.Store, o.Now = spy, clock.Now })
+	br := newBrowser(t)
+	a.login(br)
+
+	resp := br.do("POST", a.URL+"/page", nil, "Sec-Fetch-Mode", "navigate", "Sec-Fetch-Site", "cross-site", "Accept", "text/html")
+	if code, _, _ := jsonError(t, resp); resp.StatusCode != 403 || code != "cross_origin" {
+		t.Errorf("cross-site form POST = %d %q, want 403 cross_origin", resp.StatusCode, code)
+	}
+	spy.setHook(func(_ context.Context, op, key string) error {
+		if op == "find" && strings.HasPrefix(key, "s:") {
+			return errors.New("store down")
+		}
+		return nil
+	})
+	clock.Advance(2 * sessionCacheMaxAge) // past the cache
+	a.bff.store.cache.reset()
+	for _, path := range []string{"/page", "/public"} {
+		resp = br.do("GET", a.URL+path, nil, navigate...)
+		if body, _ := io.ReadAll(resp.Body); resp.StatusCode != 503 || resp.Header.Get("Location") != "" {
+			t.Errorf("navigation to %s with the store down = %d %q (Location %q), want 503", path, resp.StatusCode, body, resp.Header.Get("Location"))
+		}
+	}
+	spy.setHook(nil)
+
+	clock.Advance(a.bff.cfg.IdleTimeout)
+	resp = br.do("GET", a.URL+"/page", nil, navigate...)
+	resp.Body.Close()
+	if resp.StatusCode != 303 || !setsCookie(resp, "__Host-bff") {
+		t.Errorf("navigation after the idle timeout = %d (cookie cleared: %v), want 303 and the cookie cleared",
+			resp.StatusCode, setsCookie(resp, "__Host-bff"))
+	}
+}
+
+// OptionalSession: with a session, the handler gets the user and a fresh
+// token (refreshed on the server when it is about to expire); without one
+// (no cookie, an unknown or expired one, which is cleared), the handler
+// runs without a user. No cookie costs no store lookup. A cross-origin
+// unsafe request is refused whether or not there is a session.
+func TestOptionalSession(t *testing.T) {
+	clock := newFrozenClock()
+	op := testOP(t, oidctest.Config{Now: clock.Now, AccessTokenTTL: time.Hour})
+	a := newApp(t, op, func(o *Options) { o.Now = clock.Now })
+	cs := &countingBackend{Backend: a.bff.store.be}
+	a.bff.store.be = cs
+
+	guest := newBrowser(t)
+	if code, body := a.status(guest, "GET", "/public", navigate...); code != 200 || body != "hello guest" {
+		t.Errorf("no cookie: %d %q", code, body)
+	}
+	if n := cs.finds.Load(); n != 0 {
+		t.Errorf("a visitor without a cookie cost %d store lookups", n)
+	}
+	resp := guest.do("GET", a.URL+"/public", nil, "Cookie", "__Host-bff="+rand.Text())
+	if body, _ := io.ReadAll(resp.Body); string(body) != "hello guest" || !setsCookie(resp, "__Host-bff") {
+		t.Errorf("unknown session: %q, cookie cleared %v", body, setsCookie(resp, "__Host-bff"))
+	}
+	resp = guest.do("POST", a.URL+"/public", nil, "Sec-Fetch-Site", "cross-site")
+	if resp.StatusCode != 403 {
+		t.Errorf("cross-site POST without a session = %d, want 403", resp.StatusCode)
+	}
+
+	br := newBrowser(t)
+	a.login(br)
+	code, body := a.status(br, "GET", "/public")
+	if want := "hello " + oidctest.DefaultUser.Name + " until "; code != 200 || !strings.HasPrefix(body, want) {
+		t.Fatalf("signed in: %d %q", code, body)
+	}
+	grants := op.RefreshGrants()
+	clock.Advance(time.Hour - 30*time.Second) // within RefreshSkew of the token's expiry
+	if code, again := a.status(br, "GET", "/public"); code != 200 || again == body || op.RefreshGrants() != grants+1 {
+		t.Errorf("a token about to expire: %d %q (was %q), %d refresh grants, want a refreshed token", code, again, body, op.RefreshGrants()-grants)
+	}
+	resp = br.do("POST", a.URL+"/public", nil, "Sec-Fetch-Site", "cross-site")
+	if resp.StatusCode != 403 {
+		t.Errorf("cross-site POST with a session = %d, want 403", resp.StatusCode)
+	}
+	clock.Advance(a.bff.cfg.IdleTimeout)
+	resp = br.do("GET", a.URL+"/public", nil)
+	if body, _ := io.ReadAll(resp.Body); string(body) != "hello guest" || !setsCookie(resp, "__Host-bff") {
+		t.Errorf("expired session: %q, cookie cleared %v", body, setsCookie(resp, "__Host-bff"))
 	}
 }

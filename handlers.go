@@ -144,19 +144,21 @@ func (b *BFF) handleLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	prov := b.provider()
+	// A failure here goes to "/" (or ErrorPath) for a navigation (failTo):
+	// returnTo may be a page that would start this sign-in again.
 	if prov == nil {
-		b.fail(w, r, b.notReady())
+		b.failTo(w, r, b.notReady(), "/")
 		return
 	}
 	query := r.URL.Query()
 	returnTo, err := loginReturnTo(query.Get("returnTo"))
 	if err != nil {
-		b.fail(w, r, err)
+		b.failTo(w, r, err, "/")
 		return
 	}
 	params, err := b.loginParams(query)
 	if err != nil {
-		b.fail(w, r, badRequest("Invalid sign-in parameter: "+err.Error()+".", err))
+		b.failTo(w, r, badRequest("Invalid sign-in parameter: "+err.Error()+".", err), "/")
 		return
 	}
 	slot := b.pickTxSlot(r.Header)
@@ -164,7 +166,7 @@ func (b *BFF) handleLogin(w http.ResponseWriter, r *http.Request) {
 		ReturnTo: returnTo, Issuer: b.cfg.Issuer, Created: b.cfg.Now().UnixMilli()}
 	dest, err := b.authorizationRedirect(r.Context(), prov, &tx, params)
 	if err != nil {
-		b.fail(w, r, err)
+		b.failTo(w, r, err, "/")
 		return
 	}
 	name := b.txName(slot)
@@ -210,7 +212,7 @@ func (b *BFF) handleCallback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if txErr != nil {
-		b.fail(w, r, txErr)
+		b.failTo(w, r, txErr, "/") // no sign-in of this browser: no returnTo
 		return
 	}
 	s, id, returnTo, err := b.completeLogin(r, &tx, q)
@@ -222,12 +224,12 @@ func (b *BFF) handleCallback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err != nil {
-		b.fail(w, r, err)
+		b.failTo(w, r, err, tx.ReturnTo)
 		return
 	}
 	b.sessionCookie(w, id, 0)
 	b.log.LogAttrs(r.Context(), slog.LevelInfo, "bff: signed in", b.subject(s.rec.Subject))
-	http.Redirect(w, r, returnTo, http.StatusSeeOther)
+	b.land(w, r, returnTo)
 }
 
 // callbackTx finds and checks the sign-in of the callback's state. Its
@@ -236,6 +238,9 @@ func (b *BFF) handleCallback(w http.ResponseWriter, r *http.Request) {
 func (b *BFF) callbackTx(w http.ResponseWriter, r *http.Request, state string) (txn, error) {
 	fail := func(desc string, cause error) (txn, error) {
 		return txn{}, errLogin(http.StatusBadRequest, desc, cause)
+	}
+	expired := func(desc string, cause error) (txn, error) {
+		return txn{}, loginError(http.StatusBadRequest, codeLoginExpired, desc, cause)
 	}
 	slot, ok := txSlot(state)
 	if !ok {
@@ -250,14 +255,14 @@ func (b *BFF) callbackTx(w http.ResponseWriter, r *http.Request, state string) (
 	now := b.cfg.Now()
 	switch {
 	case errors.Is(err, errNoTxCookie):
-		return fail("No sign-in is in progress in this browser for this response; start again.", err)
+		return expired("No sign-in is in progress in this browser for this response; start again.", err)
 	case err != nil:
 		return fail("The sign-in cookie is invalid; start again.", err)
 	case !mine:
 		return fail("No sign-in is in progress in this browser for this response; start again.",
 			errors.New("state mismatch: the cookie slot holds another sign-in"))
 	case now.Sub(time.UnixMilli(tx.Created)) > b.cfg.LoginTimeout || tx.Created > now.Add(time.Minute).UnixMilli():
-		return fail("The sign-in took too long; start again.", errors.New("transaction expired"))
+		return expired("The sign-in took too long; start again.", errors.New("transaction expired"))
 	case tx.Issuer != b.cfg.Issuer:
 		return fail("The sign-in was started for another identity provider.", errors.New("transaction issuer mismatch"))
 	}
@@ -386,7 +391,7 @@ func (b *BFF) userClaims(ctx context.Context, prov *provider, accessToken string
 		}
 	}
 	if err := b.runOnLogin(ctx, claims); err != nil {
-		return nil, errLogin(http.StatusForbidden, "Sign-in refused.", err)
+		return nil, loginError(http.StatusForbidden, codeLoginRefused, "Sign-in refused.", err)
 	}
 	maps.Copy(claims, kept)
 	claims["sub"] = idt.Subject
@@ -432,7 +437,7 @@ func (b *BFF) startSession(r *http.Request, tok *oauth2.Token, idt *oidc.IDToken
 		return nil, "", err
 	}
 	if replaced != "" {
-		last, err := b.store.end(ctx, replaced)
+		last, err := b.store.end(ctx, replaced, endReplaced)
 		if err != nil {
 			b.log.WarnContext(ctx, "bff: the previous session of this browser could not be ended", "err", err)
 		}

@@ -3,6 +3,7 @@ package bff
 import (
 	"context"
 	"encoding/json"
+	"html"
 	"io"
 	"log/slog"
 	"maps"
@@ -10,6 +11,7 @@ import (
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -134,6 +136,20 @@ func (a *app) mux() http.Handler {
 		w.Header().Set("Content-Type", "application/json")
 		io.Copy(w, r.Body)
 	})))
+	// Pages: /page needs a session (RequireLogin), /public personalises
+	// when there is one (OptionalSession). Both accept every method.
+	mux.Handle("/page", a.bff.RequireLogin(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		u, _ := UserFrom(r.Context())
+		io.WriteString(w, "page for "+u.Name)
+	})))
+	mux.Handle("/public", a.bff.OptionalSession(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if u, ok := UserFrom(r.Context()); ok {
+			tok, _ := TokenFrom(r.Context())
+			io.WriteString(w, "hello "+u.Name+" until "+tok.Expiry.UTC().Format(time.RFC3339))
+			return
+		}
+		io.WriteString(w, "hello guest")
+	})))
 	mux.HandleFunc("GET /app", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "app page") })
 	for pattern, h := range a.extra {
 		mux.Handle(pattern, h)
@@ -150,8 +166,18 @@ func (c *offsetClock) Now() time.Time          { return time.Now().Add(time.Dura
 func (c *offsetClock) Advance(d time.Duration) { c.off.Add(int64(d)) }
 
 // frozenClock is an injectable clock that starts at the real time and
-// moves only when told.
-type frozenClock struct{ ns atomic.Int64 }
+// moves only when told. Its timers (Timer, for Options.newTimer) fire when
+// Advance reaches them.
+type frozenClock struct {
+	ns     atomic.Int64
+	mu     sync.Mutex // orders Timer and Advance
+	timers []*fakeTimer
+}
+
+type fakeTimer struct {
+	due int64
+	c   chan time.Time
+}
 
 func newFrozenClock() *frozenClock {
 	c := &frozenClock{}
@@ -159,8 +185,56 @@ func newFrozenClock() *frozenClock {
 	return c
 }
 
-func (c *frozenClock) Now() time.Time          { return time.Unix(0, c.ns.Load()) }
-func (c *frozenClock) Advance(d time.Duration) { c.ns.Add(int64(d)) }
+func (c *frozenClock) Now() time.Time { return time.Unix(0, c.ns.Load()) }
+
+// Advance moves the clock and fires the timers that are due.
+func (c *frozenClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	now := c.ns.Add(int64(d))
+	c.timers = slices.DeleteFunc(c.timers, func(t *fakeTimer) bool {
+		if t.due > now {
+			return false
+		}
+		t.c <- time.Unix(0, now)
+		return true
+	})
+}
+
+// Timer is a timerFunc on the clock.
+func (c *frozenClock) Timer(d time.Duration) (<-chan time.Time, func() bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t := &fakeTimer{due: c.ns.Load() + int64(d), c: make(chan time.Time, 1)}
+	if d <= 0 {
+		t.c <- c.Now()
+		return t.c, func() bool { return false }
+	}
+	c.timers = append(c.timers, t)
+	return t.c, func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		n := len(c.timers)
+		c.timers = slices.DeleteFunc(c.timers, func(x *fakeTimer) bool { return x == t })
+		return len(c.timers) < n
+	}
+}
+
+// pending counts the timers not yet fired or stopped.
+func (c *frozenClock) pending() int { return c.dueWithin(1<<63 - 1) }
+
+// dueWithin counts the pending timers due within d from now.
+func (c *frozenClock) dueWithin(d time.Duration) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for _, t := range c.timers {
+		if t.due-c.ns.Load() <= int64(d) {
+			n++
+		}
+	}
+	return n
+}
 
 // logBuffer collects an app's log as text, for tests of what is logged:
 // set Options.Logger to its logger().
@@ -262,6 +336,36 @@ func (br *browser) follow(u string) (*http.Response, string) {
 	return nil, ""
 }
 
+// navigate is follow as a browser navigates: every request carries a
+// navigation's headers, and a page that refreshes itself to another URL
+// (the landing page of a sign-in) is followed too. It returns the final
+// page and every URL visited, in order.
+func (br *browser) navigate(u string) (*http.Response, string, []string) {
+	br.t.Helper()
+	var visited []string
+	for range 20 {
+		visited = append(visited, u)
+		resp := br.do("GET", u, nil, navigate...)
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		next := resp.Header.Get("Location")
+		if resp.StatusCode < 300 || resp.StatusCode >= 400 {
+			m := metaRefresh.FindStringSubmatch(string(body))
+			if m == nil {
+				return resp, string(body), visited
+			}
+			next = html.UnescapeString(m[1])
+		}
+		loc, err := resp.Request.URL.Parse(next)
+		if err != nil {
+			br.t.Fatal(err)
+		}
+		u = loc.String()
+	}
+	br.t.Fatalf("too many redirects: %q", visited)
+	return nil, "", nil
+}
+
 // login signs the browser in through the whole flow and returns the final
 // page's response.
 func (a *app) login(br *browser) (*http.Response, string) {
@@ -277,7 +381,13 @@ func (a *app) login(br *browser) (*http.Response, string) {
 // callback URL the provider sent the browser to (not yet visited).
 func (a *app) startLogin(br *browser) string {
 	a.t.Helper()
-	resp := br.get(a.URL + "/auth/login?returnTo=/app")
+	return a.startLoginTo(br, "/app")
+}
+
+// startLoginTo is startLogin with another returnTo.
+func (a *app) startLoginTo(br *browser, returnTo string) string {
+	a.t.Helper()
+	resp := br.get(a.URL + "/auth/login?returnTo=" + url.QueryEscape(returnTo))
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusSeeOther {
 		a.t.Fatalf("login: status %d", resp.StatusCode)

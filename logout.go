@@ -42,18 +42,18 @@ const (
 // browser to the provider's end-session endpoint (RP-Initiated Logout).
 // Only POST from this origin is a logout.
 func (b *BFF) handleLogout(w http.ResponseWriter, r *http.Request) {
+	dest := b.cfg.PostLogoutRedirect
 	if !b.sameOrigin(r) {
-		b.fail(w, r, errCSRF)
+		b.failTo(w, r, errCSRF, dest)
 		return
 	}
-	dest := b.cfg.PostLogoutRedirect
 	s, err := b.liveSession(w, r)
 	switch {
 	case err == nil:
 		ctx := r.Context()
-		last, err := b.store.end(ctx, s.key)
+		last, err := b.store.end(ctx, s.key, endLogout)
 		if err != nil {
-			b.fail(w, r, err) // not ended, or not yet on a replica: the user retries
+			b.failTo(w, r, err, dest) // not ended, or not yet on a replica: the user retries
 			return
 		}
 		if last != nil {
@@ -76,13 +76,13 @@ func (b *BFF) handleLogout(w http.ResponseWriter, r *http.Request) {
 		// say "signed out" only once a replica has the end.
 		if err := b.store.confirm(r.Context()); err != nil {
 			w.Header().Del("Set-Cookie") // keep the cookie for the retry
-			b.fail(w, r, err)
+			b.failTo(w, r, err, dest)
 			return
 		}
 	default:
 		var e *Error
 		if errors.As(err, &e) && e.Status != http.StatusUnauthorized {
-			b.fail(w, r, err)
+			b.failTo(w, r, err, dest)
 			return
 		}
 	}
@@ -128,7 +128,8 @@ func (b *BFF) endSessionURL(prov *provider, idToken string) string {
 // before redirecting to PostLogoutRedirect.
 func (b *BFF) handleLogoutCallback(w http.ResponseWriter, r *http.Request) {
 	bad := func(cause string) {
-		b.fail(w, r, badRequest("This sign-out response does not match a sign-out from this app.", errors.New(cause)))
+		b.failTo(w, r, badRequest("This sign-out response does not match a sign-out from this app.", errors.New(cause)),
+			b.cfg.PostLogoutRedirect)
 	}
 	sealed, err := base64.RawURLEncoding.DecodeString(r.URL.Query().Get("state"))
 	if err != nil || len(sealed) == 0 {
@@ -147,7 +148,7 @@ func (b *BFF) handleLogoutCallback(w http.ResponseWriter, r *http.Request) {
 	}
 	first, err := b.store.firstUse(r.Context(), replayLogout, r.URL.Query().Get("state"), b.cfg.LoginTimeout+time.Minute)
 	if err != nil {
-		b.fail(w, r, err)
+		b.failTo(w, r, err, b.cfg.PostLogoutRedirect)
 		return
 	}
 	if !first {
@@ -241,9 +242,9 @@ func (b *BFF) handleBackchannelLogout(w http.ResponseWriter, r *http.Request) {
 	if lt.SessionID != "" {
 		n, err = b.endWhere(ctx, "sid", lt.SessionID, func(s *session) bool {
 			return s.rec.SID == lt.SessionID && (lt.Subject == "" || lt.Subject == s.rec.Subject)
-		})
+		}, endBackchannel)
 	} else {
-		n, err = b.endWhere(ctx, "sub", lt.Subject, nil)
+		n, err = b.endWhere(ctx, "sub", lt.Subject, nil, endBackchannel)
 	}
 	b.tel.sessionsEnded(ctx, endBackchannel, n)
 	if err != nil {

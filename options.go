@@ -19,6 +19,7 @@ import (
 	"go.opentelemetry.io/otel/metric"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/gobff/bff/internal/redirect"
 	"github.com/gobff/bff/internal/seal"
 )
 
@@ -220,6 +221,17 @@ type Options struct {
 	// same-origin path. Default "/".
 	PostLogoutRedirect string
 
+	// ErrorPath is where a browser is sent (303, with ?error=<code>) when a
+	// sign-in or sign-out that it navigated to fails: a same-origin path,
+	// with a query if you like. The code is the provider's (RFC 6749, such
+	// as "access_denied") or bff's own ("login_failed", "login_expired",
+	// "login_refused", "invalid_request", "cross_origin",
+	// "temporarily_unavailable"); see README. Requests that are not
+	// navigations get the JSON error, and a custom ErrorHandler gets every
+	// failure instead. Default: the sign-in's returnTo (for a sign-out,
+	// PostLogoutRedirect), or "/" when there is none.
+	ErrorPath string
+
 	// ProviderLogout is what POST /logout does at the provider, after the
 	// session ended here and its refresh token was revoked:
 	// ProviderLogoutRedirectBack (the end-session endpoint, then back to
@@ -256,6 +268,24 @@ type Options struct {
 	// unhealthy, the store is read). With any other Store the cache is
 	// never used. Default false.
 	DisableSessionCache bool
+
+	// ExpiryWarning is how long before a session's idle timeout or end of
+	// lifetime Prefix+"/events" sends "event: expiring", so that a page can
+	// warn the user. It is at most IdleTimeout - TouchInterval, so that a
+	// request after the warning always records activity (and so extends
+	// the session). Default 2 minutes, or that bound if it is shorter.
+	ExpiryWarning time.Duration
+
+	// MaxEventStreams bounds the Prefix+"/events" streams open on this
+	// instance at a time; beyond it a new stream is answered 429. Default
+	// 10,000 (a stream holds a connection, two goroutines and about 25
+	// KiB; see README).
+	MaxEventStreams int
+
+	// MaxEventStreamsPerSession bounds the Prefix+"/events" streams of one
+	// session on this instance (browser tabs); beyond it a new one is
+	// answered 429. Default 16.
+	MaxEventStreamsPerSession int
 
 	// SessionCacheBytes bounds the memory of the per-instance session
 	// cache (see DisableSessionCache). A cached session takes about 700
@@ -308,6 +338,10 @@ type Options struct {
 	// of the provider's key set (keyset.DefaultMinRefetchInterval), so that
 	// tests of a key rotation need not wait 10 s. Tests only.
 	keysRefetchInterval time.Duration
+
+	// newTimer starts the timers of event streams and of the store's
+	// polling, on the clock of Now. Default: time.NewTimer. Tests only.
+	newTimer timerFunc
 
 	// misconfigRetry overrides the time between two discovery attempts
 	// while the provider does not fit the options (misconfigRetry), so that
@@ -455,6 +489,9 @@ func validateDurations(c *config) error {
 	case c.MaxSessionsPerUser == 0:
 		c.MaxSessionsPerUser = 100
 	}
+	if err := c.eventDefaults(); err != nil {
+		return err
+	}
 	if err := defDur(&c.LoginTimeout, 10*time.Minute, "LoginTimeout"); err != nil {
 		return err
 	}
@@ -491,6 +528,13 @@ func validateHooks(c *config) error {
 	if !strings.HasPrefix(c.PostLogoutRedirect, "/") || strings.HasPrefix(c.PostLogoutRedirect, "//") || strings.HasPrefix(c.PostLogoutRedirect, "/\\") {
 		return fieldErr("PostLogoutRedirect", "must be a same-origin path such as /")
 	}
+	if c.ErrorPath != "" {
+		p, err := redirect.Path(c.ErrorPath)
+		if err != nil {
+			return fieldErr("ErrorPath", "must be a same-origin path such as /error, at most %d bytes", redirect.MaxLen)
+		}
+		c.ErrorPath = p
+	}
 	for _, o := range c.TrustedOrigins {
 		if err := http.NewCrossOriginProtection().AddTrustedOrigin(o); err != nil {
 			return fieldErr("TrustedOrigins", "%q: %v", o, err)
@@ -518,6 +562,35 @@ func validateSignIn(c *config) error {
 		return err
 	}
 	return validateLoginParams(c)
+}
+
+// eventDefaults checks and completes the options of Prefix+"/events".
+func (c *config) eventDefaults() error {
+	bound := c.IdleTimeout - c.TouchInterval
+	switch {
+	case c.ExpiryWarning < 0:
+		return fieldErr("ExpiryWarning", "must not be negative")
+	case c.ExpiryWarning == 0:
+		c.ExpiryWarning = min(2*time.Minute, bound)
+	case c.ExpiryWarning > bound:
+		return fieldErr("ExpiryWarning", "must be at most IdleTimeout - TouchInterval (%v): activity after a longer warning may not be recorded, and the session would end anyway", bound)
+	}
+	for _, f := range []struct {
+		name string
+		v    *int
+		def  int
+	}{{"MaxEventStreams", &c.MaxEventStreams, 10000}, {"MaxEventStreamsPerSession", &c.MaxEventStreamsPerSession, 16}} {
+		switch {
+		case *f.v < 0:
+			return fieldErr(f.name, "must not be negative (0 means the default, %d)", f.def)
+		case *f.v == 0:
+			*f.v = f.def
+		}
+	}
+	if c.newTimer == nil {
+		c.newTimer = realTimer
+	}
+	return nil
 }
 
 func defDur(d *time.Duration, def time.Duration, field string) error {

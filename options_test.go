@@ -69,6 +69,16 @@ func TestNewRejectsBadOptions(t *testing.T) {
 		{"post_logout_redirect_scheme_relative", "PostLogoutRedirect", func(o *Options) { o.PostLogoutRedirect = "//evil.example" }},
 		{"post_logout_redirect_backslash", "PostLogoutRedirect", func(o *Options) { o.PostLogoutRedirect = "/\\evil.example" }},
 		{"post_logout_redirect_absolute", "PostLogoutRedirect", func(o *Options) { o.PostLogoutRedirect = "https://evil.example/" }},
+		{"error_path_absolute", "ErrorPath", func(o *Options) { o.ErrorPath = "https://evil.example/" }},
+		{"error_path_scheme_relative", "ErrorPath", func(o *Options) { o.ErrorPath = "//evil.example" }},
+		{"error_path_relative", "ErrorPath", func(o *Options) { o.ErrorPath = "error" }},
+		{"negative_expiry_warning", "ExpiryWarning", func(o *Options) { o.ExpiryWarning = -time.Second }},
+		{"expiry_warning_not_shorter_than_idle", "ExpiryWarning", func(o *Options) { o.IdleTimeout, o.ExpiryWarning = time.Minute, time.Minute }},
+		{"expiry_warning_beyond_touch", "ExpiryWarning", func(o *Options) {
+			o.IdleTimeout, o.TouchInterval, o.ExpiryWarning = 10*time.Minute, 5*time.Minute, 5*time.Minute+time.Second
+		}},
+		{"negative_max_event_streams", "MaxEventStreams", func(o *Options) { o.MaxEventStreams = -1 }},
+		{"negative_max_event_streams_per_session", "MaxEventStreamsPerSession", func(o *Options) { o.MaxEventStreamsPerSession = -1 }},
 		{"trusted_origin_with_path", "TrustedOrigins", func(o *Options) { o.TrustedOrigins = []string{"https://a.example/path"} }},
 		{"secret_and_keys", "ClientKeys", func(o *Options) { o.ClientKeys = []crypto.Signer{testClientKey(t, "ES256")} }},
 		{"client_key_nil", "ClientKeys", func(o *Options) { o.ClientSecret, o.ClientKeys = "", []crypto.Signer{nil} }},
@@ -141,6 +151,10 @@ func TestNewDefaults(t *testing.T) {
 		{"RefreshSkew", c.RefreshSkew, time.Minute},
 		{"RefreshTimeout", c.RefreshTimeout, 10 * time.Second},
 		{"PostLogoutRedirect", c.PostLogoutRedirect, "/"},
+		{"ErrorPath", c.ErrorPath, ""},
+		{"ExpiryWarning", c.ExpiryWarning, 2 * time.Minute},
+		{"MaxEventStreams", c.MaxEventStreams, 10000},
+		{"MaxEventStreamsPerSession", c.MaxEventStreamsPerSession, 16},
 		{"redirect URI", c.redirectURI, "https://app.example/auth/callback"},
 		{"secure cookies", c.cookieSec, true},
 		{"memory store", c.memoryStore, true},
@@ -175,6 +189,9 @@ func TestNewDefaults(t *testing.T) {
 	}
 	if c.TouchInterval != 30*time.Second {
 		t.Errorf("TouchInterval = %v, want IdleTimeout/2", c.TouchInterval)
+	}
+	if c.ExpiryWarning != 30*time.Second {
+		t.Errorf("ExpiryWarning = %v, want IdleTimeout - TouchInterval", c.ExpiryWarning)
 	}
 	scopes[1] = "changed"
 	if !slices.Equal(c.Scopes, []string{"openid", "email"}) {

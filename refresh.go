@@ -31,27 +31,7 @@ import (
 // instance's cache (or at most once from the store), writes nothing (except
 // once per Options.TouchInterval, for the idle timeout), takes no lock and
 // allocates only the request's context.
-func (b *BFF) RequireSession(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !safeMethod(r.Method) {
-			if err := b.checkCSRF(r); err != nil {
-				b.fail(w, r, err)
-				return
-			}
-		} else if isUpgrade(r) {
-			if err := b.checkUpgrade(r); err != nil {
-				b.fail(w, r, err)
-				return
-			}
-		}
-		s, err := b.authenticate(w, r)
-		if err != nil {
-			b.fail(w, r, err)
-			return
-		}
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), sessionKey, s)))
-	})
-}
+func (b *BFF) RequireSession(next http.Handler) http.Handler { return b.guard(guardAPI, next) }
 
 func safeMethod(m string) bool { return m == "GET" || m == "HEAD" || m == "OPTIONS" }
 
@@ -261,7 +241,7 @@ func (b *BFF) reportRefresh(ctx context.Context, span trace.Span, sub, outcome s
 // endAfterRefresh ends cur (its lock held) for a refresh that showed the
 // session is over, and returns the 401 that says why.
 func (b *BFF) endAfterRefresh(ctx context.Context, cur *session, why error) error {
-	if err := b.store.endLocked(ctx, cur); err != nil {
+	if err := b.store.endLocked(ctx, cur, endRefreshFailed); err != nil {
 		b.log.WarnContext(ctx, "bff: a session whose refresh failed for good could not be ended now; it cannot refresh again", "err", err)
 	} else {
 		b.tel.sessionsEnded(ctx, endRefreshFailed, 1)

@@ -218,7 +218,7 @@ func (b *BFF) liveSessionAt(w http.ResponseWriter, r *http.Request, now time.Tim
 		return nil, err
 	}
 	if b.store.expired(s, now.UnixNano()) {
-		last, err := b.store.end(r.Context(), s.key)
+		last, err := b.store.end(r.Context(), s.key, endExpired)
 		if err != nil {
 			return nil, err
 		}

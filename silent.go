@@ -32,6 +32,16 @@ func (b *BFF) providerError(w http.ResponseWriter, r *http.Request, tx txn, txEr
 			return
 		}
 	}
-	b.fail(w, r, errLogin(http.StatusBadRequest, "The identity provider did not sign you in ("+code+").",
-		fmt.Errorf("provider returned error %q", code)))
+	// A navigation goes back to the sign-in's returnTo, or "/" (failTo),
+	// with the provider's code, or login_failed for one RFC 6749 does not
+	// define.
+	dest, errCode := tx.ReturnTo, code
+	if txErr != nil {
+		dest = "/"
+	}
+	if !oauthErrors[code] {
+		errCode = codeLoginFailed
+	}
+	b.failTo(w, r, loginError(http.StatusBadRequest, errCode, "The identity provider did not sign you in ("+code+").",
+		fmt.Errorf("provider returned error %q", code)), dest)
 }

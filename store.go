@@ -33,6 +33,7 @@ type sessionStore struct {
 	sealer  *seal.Sealer
 	cache   *cache      // nil: no cache
 	bus     *redisx.Bus // nil: no announcements from other instances to follow
+	watch   *watchers   // the event streams to wake on a change or end (watch.go)
 	breaker breaker
 	log     *slog.Logger
 	now     func() time.Time
@@ -60,19 +61,27 @@ const (
 // newSessionStore picks the backend: Redis, a custom scs.Store, or memory.
 func newSessionStore(cfg *config, sealer *seal.Sealer, longestLock time.Duration) *sessionStore {
 	st := &sessionStore{locker: cfg.Locker, sealer: sealer, log: cfg.Logger, now: cfg.Now,
-		idle: cfg.IdleTimeout, maxLife: cfg.MaxLifetime, limit: cfg.MaxSessionsPerUser}
+		idle: cfg.IdleTimeout, maxLife: cfg.MaxLifetime, limit: cfg.MaxSessionsPerUser,
+		watch: newWatchers(cfg.MaxEventStreams, cfg.MaxEventStreamsPerSession)}
 	switch {
 	case cfg.Redis != nil:
-		st.be = storage.NewRedis(cfg.Redis, redisPrefix, redisChannel)
+		rb := storage.NewRedis(cfg.Redis, redisPrefix, redisChannel)
+		rb.EvictedSuffixes = busMessages("", endLimit)
+		st.be = rb
 		if st.locker == nil {
 			st.locker = redisx.NewLocker(cfg.Redis, redisPrefix)
 		}
 		if !cfg.DisableSessionCache {
 			st.cache = newCache(sessionCacheMaxAge, cfg.SessionCacheBytes, nil, nil)
-			st.bus = redisx.NewBus(cfg.Redis, redisChannel, st.cache.drop, st.cache.reset, cfg.Logger)
-			st.cache.trusted, st.cache.seqFn = st.bus.Healthy, st.bus.Seq
-			st.closers = append(st.closers, st.bus.Close)
 		}
+		// The bus runs without the cache too: event streams hear ends
+		// from other instances on it.
+		st.bus = redisx.NewBus(cfg.Redis, redisChannel, st.heard, st.cache.reset, cfg.Logger)
+		if st.cache != nil {
+			st.cache.trusted, st.cache.seqFn = st.bus.Healthy, st.bus.Seq
+		}
+		st.closers = append(st.closers, st.bus.Close)
+		st.startPolling(cfg.newTimer, st.bus.Healthy)
 		return st
 	case cfg.memoryStore:
 		ms := storage.NewMemory(time.Minute)
@@ -86,6 +95,7 @@ func newSessionStore(cfg *config, sealer *seal.Sealer, longestLock time.Duration
 		st.locker = &storage.MemLocker{}
 	}
 	if cfg.Store != nil {
+		st.startPolling(cfg.newTimer, nil)
 		st.be = &storage.Generic{Store: cfg.Store, Locker: st.locker, TombstoneTTL: 2 * longestLock,
 			Seal: func(p []byte, name string) []byte { return sealer.Seal(nil, seal.PurposeIndex, p, []byte(name)) },
 			Open: func(v []byte, name string) ([]byte, error) {
@@ -199,6 +209,7 @@ func (st *sessionStore) create(ctx context.Context, s *session, replaces string)
 	for _, key := range evicted {
 		// The backend ended it (and with Redis announced it).
 		st.cache.drop(key)
+		st.watch.notify(key, endLimit)
 		st.tel.sessionsEnded(ctx, endLimit, 1)
 		st.log.InfoContext(ctx, "bff: session limit reached; ended the oldest session")
 	}
@@ -223,7 +234,7 @@ func (st *sessionStore) swap(ctx context.Context, cur, ns *session) error {
 	case storage.Changed:
 		return errChanged
 	}
-	st.invalidate(ns.key)
+	st.invalidate(ns.key, endChanged)
 	return nil
 }
 
@@ -232,11 +243,11 @@ func (st *sessionStore) lock(ctx context.Context, key string, ttl time.Duration)
 	return st.locker.Lock(ctx, "lock:"+key, ttl)
 }
 
-// end ends the session under key for good and returns its last record
-// (nil if it had already ended). It waits up to endLockWait for a refresh
-// in flight, so that the record it returns holds that refresh's tokens (the
-// ones to revoke); past that it ends the session anyway.
-func (st *sessionStore) end(ctx context.Context, key string) (*session, error) {
+// end ends the session under key for good, for reason, and returns its last
+// record (nil if it had already ended). It waits up to endLockWait for a
+// refresh in flight, so that the record it returns holds that refresh's
+// tokens (the ones to revoke); past that it ends the session anyway.
+func (st *sessionStore) end(ctx context.Context, key string, reason endReason) (*session, error) {
 	// An end that has begun finishes, whether or not its caller waits.
 	ctx = context.WithoutCancel(ctx)
 	lctx, cancel := context.WithTimeout(ctx, endLockWait)
@@ -254,21 +265,21 @@ func (st *sessionStore) end(ctx context.Context, key string) (*session, error) {
 	if err != nil {
 		return nil, err
 	}
-	return cur, st.endLocked(ctx, cur)
+	return cur, st.endLocked(ctx, cur, reason)
 }
 
 // endLocked ends cur, whose lock the caller holds (or gave up on).
-func (st *sessionStore) endLocked(ctx context.Context, cur *session) error {
+func (st *sessionStore) endLocked(ctx context.Context, cur *session, reason endReason) error {
 	if err := st.breaker.allow(); err != nil {
 		return err
 	}
-	err := st.be.End(ctx, cur.key)
+	err := st.be.End(ctx, cur.key, busMessages("", reason)...)
 	if err != nil && !errors.Is(err, storage.ErrNotReplicated) {
 		return st.breaker.done(ctx, err)
 	}
 	// Ended here, perhaps not yet on a replica: then the caller gets a 503,
 	// and its retry answers only once a replica has the end (confirm).
-	st.invalidate(cur.key)
+	st.invalidate(cur.key, reason)
 	st.indexRemove(ctx, cur)
 	return st.breaker.done(ctx, err)
 }
@@ -378,11 +389,15 @@ func (st *sessionStore) forget(ctx context.Context, kind replayKind, value strin
 	return st.be.Forget(ctx, st.sealer.Name(string(kind), value))
 }
 
-// invalidate drops key from this instance's cache. Other instances learn
-// of the change from the backend: in Redis, the script that wrote it
-// announced it in the same step; the memory store and a custom store have
-// no other instance with a cache.
-func (st *sessionStore) invalidate(key string) { st.cache.drop(key) }
+// invalidate drops key from this instance's cache and wakes its event
+// streams. Other instances learn of the change (or the end, with its
+// reason) from the backend: in Redis, the script that wrote it announced it
+// in the same step; the memory store and a custom store have no other
+// instance with a cache (a custom store's streams poll, pollWatchers).
+func (st *sessionStore) invalidate(key string, reason endReason) {
+	st.cache.drop(key)
+	st.watch.notify(key, reason)
+}
 
 // breaker is the circuit breaker in front of the store: after
 // breakerThreshold consecutive store failures, calls answer 503 at once

@@ -217,7 +217,7 @@ const (
 	endLogout        endReason = "logout"         // the user signed out
 	endBackchannel   endReason = "backchannel"    // the provider's back-channel logout
 	endRevoked       endReason = "revoked"        // RevokeSession or RevokeSessions
-	endExpired       endReason = "expired"        // idle timeout or maximum lifetime, found by a request
+	endExpired       endReason = "expired"        // idle timeout or maximum lifetime, found by a request or an event stream
 	endRefreshFailed endReason = "refresh_failed" // the refresh token was rejected, or the refreshed ID token was bad
 	endLimit         endReason = "limit"          // MaxSessionsPerUser: the oldest session made room
 	endReplaced      endReason = "replaced"       // the browser signed in again (a new session replaces it)

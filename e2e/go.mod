@@ -11,6 +11,7 @@ require (
 require (
 	github.com/go-jose/go-jose/v4 v4.1.9 // indirect
 	github.com/go-json-experiment/json v0.0.0-20260213210345-44df1a37e875 // indirect
+	github.com/gomodule/redigo v1.9.3 // indirect
 )
 
 replace github.com/gobff/bff => ../

@@ -1,7 +1,7 @@
-// Package e2e runs examples/basic as a real process and drives Debian's
-// chromium through it with chromedp: what no HTTP-level test can show, that
-// cookies, redirects, SameSite and fetch behave in a real browser as the
-// docs promise.
+// Package e2e runs examples/basic and examples/pages as real processes and
+// drives Debian's chromium through them with chromedp: what no HTTP-level
+// test can show, that cookies, redirects, SameSite, fetch and EventSource
+// behave in a real browser as the docs promise.
 //
 // Run with: cd e2e && go test -race ./...
 // Chromium is /usr/bin/chromium (apt-get install chromium); without it the
@@ -57,43 +57,61 @@ func repoRoot(t testing.TB) string {
 }
 
 var (
-	buildOnce sync.Once
-	buildBin  string
-	buildErr  error
+	buildMu sync.Mutex
+	builds  = map[string]*build{}
 )
 
-// exampleBinary builds examples/basic once per test binary (with -race
+type build struct {
+	once sync.Once
+	bin  string
+	err  error
+}
+
+// exampleBinary builds examples/<name> once per test binary (with -race
 // when the tests run with -race).
-func exampleBinary(t testing.TB) string {
+func exampleBinary(t testing.TB, name string) string {
 	t.Helper()
-	buildOnce.Do(func() {
+	buildMu.Lock()
+	b := builds[name]
+	if b == nil {
+		b = &build{}
+		builds[name] = b
+	}
+	buildMu.Unlock()
+	b.once.Do(func() {
 		goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
 		if _, err := os.Stat(goBin); err != nil {
 			goBin = "go"
 		}
-		buildBin = filepath.Join(binDir, "basic")
-		args := []string{"build", "-o", buildBin}
+		b.bin = filepath.Join(binDir, name)
+		args := []string{"build", "-o", b.bin}
 		if raceEnabled {
 			args = append(args, "-race")
 		}
-		// examples/basic is its own module (the OpenTelemetry SDK is its
-		// dependency, not the library's): build it from its directory.
-		cmd := exec.Command(goBin, append(args, ".")...)
-		cmd.Dir = filepath.Join(repoRoot(t), "examples", "basic")
+		// An example with its own module (examples/basic: the OpenTelemetry
+		// SDK is its dependency, not the library's) is built from its
+		// directory; the others from the root module.
+		cmd := exec.Command(goBin, append(args, "./examples/"+name)...)
+		cmd.Dir = repoRoot(t)
+		if _, err := os.Stat(filepath.Join(repoRoot(t), "examples", name, "go.mod")); err == nil {
+			cmd = exec.Command(goBin, append(args, ".")...)
+			cmd.Dir = filepath.Join(repoRoot(t), "examples", name)
+		}
 		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build examples/basic: %v\n%s", err, out)
+			b.err = fmt.Errorf("go build examples/%s: %v\n%s", name, err, out)
 		}
 	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
+	if b.err != nil {
+		t.Fatal(b.err)
 	}
-	return buildBin
+	return b.bin
 }
 
-// example is examples/basic running as a process: the app on
+// example is one of the examples running as a process: the app on
 // http://localhost:port, its development IdP on http://127.0.0.1:other
-// (another origin, another site).
+// (another origin, another site), or the provider named by BFF_ISSUER.
 type example struct {
+	name   string
 	URL    string
 	IdPURL string
 	cmd    *exec.Cmd
@@ -101,11 +119,22 @@ type example struct {
 	exited chan struct{}
 }
 
-// startExample runs the example with env ("NAME=value") added to its
+// startExample runs examples/basic with env ("NAME=value") added to its
 // environment, and stops it (SIGTERM, graceful) at the end of the test.
 func startExample(t *testing.T, env ...string) *example {
 	t.Helper()
-	bin := exampleBinary(t)
+	return startNamed(t, "basic", env...)
+}
+
+// startPages is startExample for examples/pages.
+func startPages(t *testing.T, env ...string) *example {
+	t.Helper()
+	return startNamed(t, "pages", env...)
+}
+
+func startNamed(t *testing.T, name string, env ...string) *example {
+	t.Helper()
+	bin := exampleBinary(t, name)
 	var base []string
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "BFF_") {
@@ -115,10 +144,16 @@ func startExample(t *testing.T, env ...string) *example {
 	for attempt := 1; ; attempt++ {
 		appPort, idpPort := freePort(t), freePort(t)
 		ex := &example{
+			name:   name,
 			URL:    "http://localhost:" + appPort,
 			IdPURL: "http://127.0.0.1:" + idpPort,
 			logs:   &syncBuffer{},
 			exited: make(chan struct{}),
+		}
+		for _, kv := range env {
+			if iss, ok := strings.CutPrefix(kv, "BFF_ISSUER="); ok {
+				ex.IdPURL = iss
+			}
 		}
 		ex.cmd = exec.Command(bin)
 		ex.cmd.Env = append(append(base,
@@ -141,7 +176,7 @@ func startExample(t *testing.T, env ...string) *example {
 		if attempt < 3 && strings.Contains(ex.logs.String(), "address already in use") {
 			continue // a free port was taken in between
 		}
-		t.Fatalf("examples/basic did not start: %v\n%s", err, ex.logs.String())
+		t.Fatalf("examples/%s did not start: %v\n%s", name, err, ex.logs.String())
 	}
 }
 
@@ -185,16 +220,16 @@ func (ex *example) stop(t *testing.T) {
 	case <-time.After(15 * time.Second):
 		ex.cmd.Process.Kill()
 		<-ex.exited
-		t.Errorf("examples/basic did not stop within 15 s of SIGTERM")
+		t.Errorf("examples/%s did not stop within 15 s of SIGTERM", ex.name)
 	}
 	if code := ex.cmd.ProcessState.ExitCode(); code != 0 {
-		t.Errorf("examples/basic exited with status %d after SIGTERM:\n%s", code, ex.logs.String())
+		t.Errorf("examples/%s exited with status %d after SIGTERM:\n%s", ex.name, code, ex.logs.String())
 	}
 	if strings.Contains(ex.logs.String(), "WARNING: DATA RACE") {
-		t.Errorf("examples/basic reported a data race:\n%s", ex.logs.String())
+		t.Errorf("examples/%s reported a data race:\n%s", ex.name, ex.logs.String())
 	}
 	if t.Failed() || testing.Verbose() {
-		t.Logf("examples/basic log:\n%s", ex.logs.String())
+		t.Logf("examples/%s log:\n%s", ex.name, ex.logs.String())
 	}
 }
 

@@ -71,6 +71,10 @@ go test -race -count=1 ./...
 section "load test (root module)"
 go test -count=1 -run '^TestLoad$' -v .
 
+# 2,000 open event streams on one instance: memory per stream, idle CPU.
+section "event stream load test (root module)"
+go test -count=1 -run '^TestLoadEventStreams$' -v .
+
 # Nested modules: every go.mod below the root, outside testdata, vendor and hidden directories.
 nested=()
 while IFS= read -r mod; do

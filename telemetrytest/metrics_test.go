@@ -55,7 +55,7 @@ func TestMetricsCounts(t *testing.T) {
 	if code, _, _ := other.do("GET", a.URL+"/auth/callback?error=access_denied&state=x"); code != http.StatusBadRequest {
 		t.Fatalf("refused sign-in: %d", code)
 	}
-	expectPoints(t, tel, "bff.login", map[string]int64{"outcome=success": 2, "outcome=login_failed": 1,
+	expectPoints(t, tel, "bff.login", map[string]int64{"outcome=success": 2, "outcome=login_expired": 1, // no sign-in in progress any more
 		"outcome=provider_access_denied": 1})
 
 	// A cache miss (the first request reads the store), then a hit.

@@ -25,6 +25,8 @@
 //	BFF_SECRET_KEY            base64 of 32 bytes (random per process, with a warning)
 //	BFF_REFRESH_SKEW          refresh access tokens this long before they expire, at most half
 //	                          the token's lifetime (1m)
+//	BFF_IDLE_TIMEOUT          sessions end after this long unused (12h)
+//	BFF_EXPIRY_WARNING        /auth/events warns this long before a session ends (2m)
 //	BFF_UPSTREAM_URL          downstream API proxied under /api/upstream/, WebSockets too (unset)
 //	BFF_DEV_IDP_ADDR          listen address of the development IdP (127.0.0.1:8081)
 //	BFF_DEV_ACCESS_TOKEN_TTL  access-token lifetime at the development IdP (1h)
@@ -32,7 +34,7 @@
 //
 // Routes:
 //
-//	/auth/...          sign-in, callback, session, sign-out (bff)
+//	/auth/...          sign-in, callback, session, sign-out, live session events (bff)
 //	GET  /api/me       {"sub", "name", "email", "tokenExpiresAt"} (signed in)
 //	POST /api/echo     echoes its JSON body (signed in, same origin)
 //	GET  /api/stepup   {"acr", "authTime"} (signed in at one of BFF_STEPUP_ACR; else 401
@@ -41,155 +43,66 @@
 //	                   WebSockets only from the app's own origin
 //	GET  /metrics      bff's metrics, Prometheus text format (BFF_METRICS=1)
 //	GET  /readyz       bff's health: {"status", "checks"}, 200 ok or degraded, 503 down
-//	GET  /             the page
+//	GET  /             the page (?error=<code> after a failed sign-in or sign-out)
 package main
 
 import (
-	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
-	"os/signal"
-	"slices"
-	"syscall"
 	"time"
 
 	"github.com/gobff/bff"
 	"github.com/gobff/bff/examples/internal/exampleapp"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, os.Getenv, os.Stderr); err != nil {
-		fmt.Fprintln(os.Stderr, "error:", err)
-		os.Exit(1)
-	}
-}
+func main() { exampleapp.Main(os.Getenv, newServer) }
 
-// run serves until ctx is done, then shuts down gracefully.
-func run(ctx context.Context, getenv func(string) string, logw io.Writer) error {
-	log := slog.New(slog.NewTextHandler(logw, nil))
-	s, err := newServer(getenv, log)
-	if err != nil {
-		return err
-	}
-	defer s.Close()
-
-	ln, err := net.Listen("tcp", s.Addr)
-	if err != nil {
-		return err
-	}
-	srv := &http.Server{
-		Handler:           s.Handler,
-		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	log.Info("example: listening; open the page in a browser", "addr", ln.Addr().String(), "url", s.BaseURL+"/")
-
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	}
-	log.Info("example: shutting down")
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(shutdownCtx); err != nil {
-		return err
-	}
-	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
-	return nil
-}
-
-// server is the example app, ready to serve: Handler on Addr.
-type server struct {
-	Handler http.Handler
-	Addr    string
-	BaseURL string
-	Auth    *bff.BFF
-	DevIdP  *exampleapp.DevIdP // nil with BFF_ISSUER
-
-	closers []func()
-}
-
-// newServer builds the app from the environment. Close releases it.
-func newServer(getenv func(string) string, log *slog.Logger) (_ *server, err error) {
-	cfg, err := exampleapp.Load(getenv, log)
-	if err != nil {
-		return nil, err
-	}
-	s := &server{Addr: cfg.Addr, BaseURL: cfg.BaseURL}
-	defer func() {
-		if err != nil {
-			s.Close()
-		}
-	}()
-	if cfg.Issuer == "" {
-		if s.DevIdP, err = cfg.StartDevIdP(log); err != nil {
-			return nil, fmt.Errorf("development IdP: %w", err)
-		}
-		s.closers = append(s.closers, func() { s.DevIdP.Close() })
-	}
-	opts := cfg.Options(log)
-	if opts.Redis != nil {
-		s.closers = append(s.closers, func() { opts.Redis.Close() })
-	}
+// newServer builds the app from the environment, with metrics when
+// BFF_METRICS asks for them. Close releases it.
+func newServer(getenv func(string) string, log *slog.Logger) (*exampleapp.Server, error) {
 	var metrics http.Handler
-	if cfg.Metrics {
+	withMetrics := func(cfg *exampleapp.Config, opts *bff.Options) (func(), error) {
+		if !cfg.Metrics {
+			return nil, nil
+		}
 		mp, h, shutdown, err := newMetrics()
 		if err != nil {
 			return nil, fmt.Errorf("metrics: %w", err)
 		}
-		s.closers = append(s.closers, shutdown)
 		opts.MeterProvider, metrics = mp, h
+		return shutdown, nil
 	}
+	return exampleapp.NewServer(getenv, log, func(app *exampleapp.App) http.Handler { return routes(app, metrics) }, withMetrics)
+}
 
-	auth, err := bff.New(opts)
-	if err != nil {
-		return nil, err
-	}
-	s.Auth = auth
-	s.closers = append(s.closers, func() { auth.Close() })
-
+// routes are the example's routes on its BFF; metrics, when not nil,
+// serves /metrics.
+func routes(app *exampleapp.App, metrics http.Handler) http.Handler {
+	auth := app.Auth
 	mux := http.NewServeMux()
 	mux.Handle("/auth/", auth)
 	mux.Handle("GET /api/me", auth.RequireSession(http.HandlerFunc(me)))
 	mux.Handle("POST /api/echo", auth.RequireSession(http.HandlerFunc(echo)))
-	if len(cfg.StepUpACR) > 0 {
+	if len(app.StepUpACR) > 0 {
 		// Step-up (RFC 9470): a 401 that names the acr values to sign in
 		// with (/auth/login?acr_values=...&returnTo=...).
-		mux.Handle("GET /api/stepup", auth.RequireSession(auth.RequireAuthLevel(cfg.StepUpACR, 0)(http.HandlerFunc(stepUp))))
+		mux.Handle("GET /api/stepup", auth.RequireSession(auth.RequireAuthLevel(app.StepUpACR, 0)(http.HandlerFunc(stepUp))))
 	}
-	if cfg.Upstream != nil {
+	if app.Upstream != nil {
 		// The browser calls the downstream API through the BFF, which adds
 		// the user's access token: /api/upstream/x goes to BFF_UPSTREAM_URL/x.
-		mux.Handle("/api/upstream/", auth.RequireSession(http.StripPrefix("/api/upstream", auth.Proxy(cfg.Upstream))))
+		mux.Handle("/api/upstream/", auth.RequireSession(http.StripPrefix("/api/upstream", auth.Proxy(app.Upstream))))
 	}
 	mux.Handle("GET /readyz", auth.HealthHandler())
 	if metrics != nil {
 		mux.Handle("GET /metrics", metrics)
 	}
 	mux.Handle("/", exampleapp.Page())
-	s.Handler = mux
-	return s, nil
-}
-
-// Close stops the BFF, then what it uses.
-func (s *server) Close() {
-	for _, c := range slices.Backward(s.closers) {
-		c()
-	}
-	s.closers = nil
+	return mux
 }
 
 // meResponse is the JSON of GET /api/me.

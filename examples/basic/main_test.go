@@ -4,65 +4,25 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/gobff/bff/examples/internal/exampleapp"
 	"github.com/gobff/bff/examples/internal/exampletest"
 	"github.com/gobff/bff/internal/redistest"
 )
 
-// startApp serves the example in-process on http://localhost:port with the
-// development IdP on 127.0.0.1 (another origin). env adds to (or
-// overrides) the defaults.
-func startApp(t *testing.T, env map[string]string) (*server, string) {
+// startApp serves the example in-process (exampletest.StartApp).
+func startApp(t *testing.T, env map[string]string) (*exampleapp.Server, string) {
 	t.Helper()
-	var h http.Handler = http.NotFoundHandler()
-	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.ServeHTTP(w, r) }))
-	t.Cleanup(ts.Close)
-	appURL := strings.Replace(ts.URL, "127.0.0.1", "localhost", 1)
-	vars := map[string]string{
-		"BFF_ADDR":         ts.Listener.Addr().String(),
-		"BFF_BASE_URL":     appURL,
-		"BFF_DEV_IDP_ADDR": "127.0.0.1:0",
-		"BFF_SECRET_KEY":   "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=",
-	}
-	for k, v := range env {
-		vars[k] = v
-	}
-	s, err := newServer(func(k string) string { return vars[k] }, testLogger(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.Close)
-	h = s.Handler
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := s.Auth.Ready(ctx); err != nil {
-		t.Fatal(err)
-	}
-	return s, appURL
-}
-
-func testLogger(t *testing.T) *slog.Logger {
-	if testing.Verbose() {
-		return slog.New(slog.NewTextHandler(tWriter{t}, nil))
-	}
-	return slog.New(slog.NewTextHandler(io.Discard, nil))
-}
-
-type tWriter struct{ t *testing.T }
-
-func (w tWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimSpace(string(p)))
-	return len(p), nil
+	return exampletest.StartApp(t, env, newServer)
 }
 
 // decodeObject decodes a JSON object, failing the test otherwise.
@@ -180,16 +140,32 @@ func TestFlow(t *testing.T) {
 	}
 }
 
+// TestDenyAtTheIdP: the user presses "Cancel" at the dev IdP; the browser
+// comes back to the page it started from with ?error=access_denied (a
+// script's request to the callback would get the JSON error).
+func TestDenyAtTheIdP(t *testing.T) {
+	_, appURL := startApp(t, nil)
+	br := exampletest.NewBrowser(t)
+	r := br.IdPForm(appURL, "/", url.Values{"cancel": {"1"}})
+	callback := r.Header.Get("Location")
+	if r.StatusCode != http.StatusFound || !strings.Contains(callback, "error=access_denied") {
+		t.Fatalf("cancel at the IdP: %d %q", r.StatusCode, callback)
+	}
+	landed := br.Navigate(callback)
+	if landed.StatusCode != 200 || landed.Request.URL.String() != appURL+"/?error=access_denied" || !strings.Contains(landed.Body, `id="failure"`) {
+		t.Errorf("after Cancel the browser is at %s (%d), want the page with ?error=access_denied", landed.Request.URL, landed.StatusCode)
+	}
+	if r := br.Get(appURL + "/api/me"); r.StatusCode != http.StatusUnauthorized {
+		t.Errorf("GET /api/me after Cancel: %d, want 401", r.StatusCode)
+	}
+}
+
 // TestWrongPassword: the dev IdP's form refuses a wrong password and no
 // session exists.
 func TestWrongPassword(t *testing.T) {
 	_, appURL := startApp(t, nil)
 	br := exampletest.NewBrowser(t)
-	authorize := br.Get(appURL + "/auth/login?returnTo=/").Header.Get("Location")
-	page := br.Get(authorize)
-	id := strings.SplitN(strings.SplitN(page.Body, `name="auth_request" value="`, 2)[1], `"`, 2)[0]
-	action := strings.SplitN(authorize, "?", 2)[0]
-	r := br.Do("POST", action, "auth_request="+id+"&username=alice&password=wrong", "Content-Type", "application/x-www-form-urlencoded")
+	r := br.IdPForm(appURL, "/", url.Values{"username": {"alice"}, "password": {"wrong"}})
 	if r.StatusCode != 200 || !strings.Contains(r.Body, "Invalid username or password") {
 		t.Errorf("wrong password: %d %q", r.StatusCode, r.Header.Get("Location"))
 	}
@@ -277,7 +253,7 @@ func TestRedisURLAndSentinel(t *testing.T) {
 // browser's cookie), and nothing reaches it without a session.
 func TestUpstream(t *testing.T) {
 	var hits atomic.Int32
-	var s *server
+	var s *exampleapp.Server
 	api := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		hits.Add(1)
 		tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
@@ -316,7 +292,7 @@ func TestConfigErrors(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			env := map[string]string{c.key: c.value, "BFF_DEV_IDP_ADDR": "127.0.0.1:0", "BFF_ADDR": "127.0.0.1:0"}
-			s, err := newServer(func(k string) string { return env[k] }, testLogger(t))
+			s, err := newServer(func(k string) string { return env[k] }, exampletest.Logger(t))
 			if err == nil {
 				s.Close()
 				t.Fatalf("%s=%q accepted", c.key, c.value)
@@ -340,7 +316,7 @@ func TestRun(t *testing.T) {
 	var logs syncBuffer
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, func(k string) string { return env[k] }, &logs) }()
+	go func() { done <- exampleapp.Run(ctx, func(k string) string { return env[k] }, &logs, newServer) }()
 
 	_, port, _ := net.SplitHostPort(addr)
 	appURL := "http://localhost:" + port
@@ -359,14 +335,25 @@ func TestRun(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+	// A signed-in browser holds an event stream, which never ends by
+	// itself: the shutdown ends it, and stays graceful.
+	br := exampletest.NewBrowser(t)
+	br.SignIn(appURL, "/", "alice", "alice")
+	stream := br.Stream(appURL + "/auth/events")
+	if ev := stream.Next(); ev.Name != "session" {
+		t.Fatalf("first event %+v, want session", ev)
+	}
 	cancel()
 	select {
 	case err := <-done:
 		if err != nil {
-			t.Fatalf("run: %v", err)
+			t.Fatalf("run: %v (the open event stream held the shutdown)", err)
 		}
 	case <-time.After(15 * time.Second):
 		t.Fatal("run did not return after cancel")
+	}
+	if ev := stream.Next(); ev.Name != "EOF" {
+		t.Errorf("after shutdown the stream sent %+v, want its end", ev)
 	}
 	for _, want := range []string{"BFF_SECRET_KEY is not set", "development identity provider", "url=" + appURL + "/", "shutting down"} {
 		if !strings.Contains(logs.String(), want) {

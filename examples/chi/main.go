@@ -11,16 +11,11 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
-	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"os"
-	"os/signal"
-	"syscall"
 	"time"
 
 	"github.com/go-chi/chi/v5"
@@ -30,50 +25,29 @@ import (
 	"github.com/gobff/bff/examples/internal/exampleapp"
 )
 
-func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, os.Getenv, os.Stderr); err != nil {
-		fmt.Fprintln(os.Stderr, "error:", err)
-		os.Exit(1)
-	}
-}
+func main() { exampleapp.Main(os.Getenv, newServer) }
 
-// newServer returns the app's router, its listen address, and a function
-// that releases everything.
-func newServer(getenv func(string) string, log *slog.Logger) (http.Handler, string, func(), error) {
-	env := func(k string) string {
+// redisByDefault is getenv with BFF_REDIS_ADDR defaulting to
+// 127.0.0.1:6379 (unless BFF_REDIS_URL or BFF_REDIS_SENTINELS names
+// another Redis).
+func redisByDefault(getenv func(string) string) func(string) string {
+	return func(k string) string {
 		if v := getenv(k); v != "" || k != "BFF_REDIS_ADDR" || getenv("BFF_REDIS_URL") != "" || getenv("BFF_REDIS_SENTINELS") != "" {
 			return v
 		}
 		return "127.0.0.1:6379"
 	}
-	cfg, err := exampleapp.Load(env, log)
-	if err != nil {
-		return nil, "", nil, err
-	}
-	var idp *exampleapp.DevIdP
-	if cfg.Issuer == "" {
-		if idp, err = cfg.StartDevIdP(log); err != nil {
-			return nil, "", nil, err
-		}
-	}
-	opts := cfg.Options(log) // Options.Redis from BFF_REDIS_ADDR, BFF_REDIS_URL or BFF_REDIS_SENTINELS
-	auth, err := bff.New(opts)
-	closeAll := func() {
-		if auth != nil {
-			auth.Close()
-		}
-		opts.Redis.Close()
-		if idp != nil {
-			idp.Close()
-		}
-	}
-	if err != nil {
-		closeAll()
-		return nil, "", nil, err
-	}
+}
 
+// newServer builds the app from the environment (Redis by default).
+// Close releases it.
+func newServer(getenv func(string) string, log *slog.Logger) (*exampleapp.Server, error) {
+	return exampleapp.NewServer(redisByDefault(getenv), log, routes)
+}
+
+// routes are the example's routes on its BFF, on a chi router.
+func routes(app *exampleapp.App) http.Handler {
+	auth := app.Auth
 	r := chi.NewRouter()
 	r.Use(middleware.Recoverer)
 	r.Handle("/auth/*", auth)
@@ -81,12 +55,12 @@ func newServer(getenv func(string) string, log *slog.Logger) (http.Handler, stri
 		r.Use(auth.RequireSession)
 		r.Get("/api/me", me)
 		r.Post("/api/echo", echo)
-		if cfg.Upstream != nil {
-			r.Handle("/api/upstream/*", http.StripPrefix("/api/upstream", auth.Proxy(cfg.Upstream)))
+		if app.Upstream != nil {
+			r.Handle("/api/upstream/*", http.StripPrefix("/api/upstream", auth.Proxy(app.Upstream)))
 		}
 	})
 	r.Handle("/*", exampleapp.Page())
-	return r, cfg.Addr, closeAll, nil
+	return r
 }
 
 func me(w http.ResponseWriter, r *http.Request) {
@@ -110,32 +84,4 @@ func echo(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	w.Write(body)
-}
-
-// run serves until ctx is done, then shuts down gracefully.
-func run(ctx context.Context, getenv func(string) string, logw io.Writer) error {
-	log := slog.New(slog.NewTextHandler(logw, nil))
-	h, addr, closeAll, err := newServer(getenv, log)
-	if err != nil {
-		return err
-	}
-	defer closeAll()
-	srv := &http.Server{Addr: addr, Handler: h, ReadHeaderTimeout: 10 * time.Second}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.ListenAndServe() }()
-	log.Info("example: listening", "addr", addr)
-	select {
-	case err := <-errc:
-		return err
-	case <-ctx.Done():
-	}
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(shutdownCtx); err != nil {
-		return err
-	}
-	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
-	return nil
 }

@@ -46,12 +46,12 @@ func TestTwoInstancesShareRedis(t *testing.T) {
 			}
 			return common[k]
 		}
-		h, _, closeAll, err := newServer(env, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		s, err := newServer(env, slog.New(slog.NewTextHandler(io.Discard, nil)))
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(closeAll)
-		return h
+		t.Cleanup(s.Close)
+		return s.Handler
 	}
 	a = start(map[string]string{"BFF_DEV_IDP_ADDR": idpAddr}) // A runs the dev IdP
 	b = start(map[string]string{

@@ -105,7 +105,7 @@ func (g *Generic) Swap(ctx context.Context, name string, rev, v []byte, exp time
 }
 
 // End implements Backend: tombstone first, then the delete.
-func (g *Generic) End(ctx context.Context, name string) error {
+func (g *Generic) End(ctx context.Context, name string, _ ...string) error {
 	if err := g.commit(ctx, tombstone(name), []byte{1}, time.Now().Add(g.TombstoneTTL)); err != nil {
 		return err
 	}

@@ -84,7 +84,7 @@ func (s *Memory) Swap(_ context.Context, name string, rev, v []byte, exp time.Ti
 }
 
 // End implements Backend.
-func (s *Memory) End(_ context.Context, name string) error {
+func (s *Memory) End(_ context.Context, name string, _ ...string) error {
 	s.mu.Lock()
 	delete(s.items, name)
 	s.mu.Unlock()

@@ -24,6 +24,11 @@ type Redis struct {
 	prefix  string
 	channel string // where changes are announced (cache invalidation)
 	scs     *redisstore.RedisStore
+
+	// EvictedSuffixes are the messages that announce a record
+	// CreateIndexed evicted: one per suffix, the record's name followed by the suffix, in
+	// order. Default: the name alone.
+	EvictedSuffixes []string
 }
 
 // NewRedis returns the Backend on pool, with every key under prefix,
@@ -43,10 +48,13 @@ redis.call("PUBLISH", ARGV[4], ARGV[5])
 return 0
 `)
 
-// endScript: KEYS[1] record; ARGV channel, name.
+// endScript: KEYS[1] record; ARGV channel, name, then the suffixes of the
+// announcements.
 var endScript = redis.NewScript(1, `
 redis.call("DEL", KEYS[1])
-redis.call("PUBLISH", ARGV[1], ARGV[2])
+for i = 3, #ARGV do
+	redis.call("PUBLISH", ARGV[1], ARGV[2] .. ARGV[i])
+end
 return 0
 `)
 
@@ -84,8 +92,23 @@ const replicaAckTimeout = time.Second
 // End implements Backend: the record is deleted (and Swap needs it), and
 // the end announced, in one script; a replica confirms the deletion (see
 // confirmed).
-func (r *Redis) End(ctx context.Context, name string) error {
-	return r.confirmed(ctx, func(c redis.Conn) error { return endScript.Send(c, r.prefix+name, r.channel, name) })
+func (r *Redis) End(ctx context.Context, name string, announce ...string) error {
+	return r.confirmed(ctx, func(c redis.Conn) error {
+		return endScript.Send(c, append([]any{r.prefix + name, r.channel, name}, suffixes(announce)...)...)
+	})
+}
+
+// suffixes are the script arguments of announcement suffixes: the name
+// alone when there are none.
+func suffixes(s []string) []any {
+	if len(s) == 0 {
+		return []any{""}
+	}
+	out := make([]any, len(s))
+	for i, v := range s {
+		out[i] = v
+	}
+	return out
 }
 
 // Sync implements Backend with a marker write confirmed by a replica: the
@@ -142,14 +165,15 @@ func hasReplicas(role any) bool {
 
 // createScript: KEYS[1] record, KEYS[2..] index sets; ARGV value, expiry
 // (Unix ms), key prefix, channel, the record's name, then per set: score,
-// stale, limit, expiry. It stores the record (unless it exists) and adds
-// it to every set, evicting (deleting and announcing) the lowest-scored
-// other members beyond each limit; it returns the evicted.
+// stale, limit, expiry; then the suffixes of the evictions' announcements.
+// It stores the record (unless it exists) and adds it to every set,
+// evicting (deleting and announcing) the lowest-scored other members beyond
+// each limit; it returns the evicted.
 var createScript = redis.NewScript(-1, `
 if not redis.call("SET", KEYS[1], ARGV[1], "NX", "PXAT", ARGV[2]) then
 	return redis.error_reply("EXISTS record exists")
 end
-local out = {}
+local out, sfx = {}, 6 + (#KEYS - 1) * 4
 for i = 2, #KEYS do
 	local k, b = KEYS[i], 5 + (i - 2) * 4
 	redis.call("ZREMRANGEBYSCORE", k, "-inf", ARGV[b + 2])
@@ -163,7 +187,9 @@ for i = 2, #KEYS do
 			if m ~= ARGV[5] then
 				redis.call("ZREM", k, m)
 				redis.call("DEL", ARGV[3] .. m)
-				redis.call("PUBLISH", ARGV[4], m)
+				for j = sfx, #ARGV do
+					redis.call("PUBLISH", ARGV[4], m .. ARGV[j])
+				end
 				out[#out + 1] = m
 				over = over - 1
 			end
@@ -185,6 +211,7 @@ func (r *Redis) CreateIndexed(ctx context.Context, name string, v []byte, exp ti
 	for _, ix := range idx {
 		args = append(args, ix.Score, ix.Stale, ix.Limit, ix.Exp.UnixMilli())
 	}
+	args = append(args, suffixes(r.EvictedSuffixes)...)
 	evicted, err := redis.Strings(r.do(ctx, func(c redis.Conn) (any, error) {
 		return createScript.DoContext(ctx, c, append([]any{nkeys}, args...)...)
 	}))

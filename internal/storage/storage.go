@@ -56,8 +56,10 @@ type Backend interface {
 	// End removes name for good: no Swap that read it before succeeds
 	// after End returns. A backend with replicas returns (wrapped)
 	// ErrNotReplicated when it removed the record but no replica confirmed
-	// the removal.
-	End(ctx context.Context, name string) error
+	// the removal. A backend shared by instances (Redis) announces the end
+	// once for each of announce, as name followed by it, in order (the name
+	// alone when there is none); the others ignore announce.
+	End(ctx context.Context, name string, announce ...string) error
 	// Sync returns once every write made so far is on a replica, or
 	// ErrNotReplicated: before saying that a session has ended without
 	// ending it now, the caller makes sure an earlier, unconfirmed end

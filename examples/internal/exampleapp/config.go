@@ -46,7 +46,11 @@ type Config struct {
 
 	SecretKey   []byte        // BFF_SECRET_KEY: base64 of 32 bytes. Default: random per process.
 	RefreshSkew time.Duration // BFF_REFRESH_SKEW: Go duration. Default: the library's.
-	Upstream    *url.URL      // BFF_UPSTREAM_URL: downstream API proxied under /api/upstream/. Default: none.
+	IdleTimeout time.Duration // BFF_IDLE_TIMEOUT: Go duration. Default: the library's (12h).
+	// BFF_EXPIRY_WARNING: how long before the session ends /auth/events
+	// warns. Default: the library's (2m).
+	ExpiryWarning time.Duration
+	Upstream      *url.URL // BFF_UPSTREAM_URL: downstream API proxied under /api/upstream/. Default: none.
 
 	DevIdPAddr        string        // BFF_DEV_IDP_ADDR: listen address of the dev IdP. Default 127.0.0.1:8081.
 	DevAccessTokenTTL time.Duration // BFF_DEV_ACCESS_TOKEN_TTL: the dev IdP's access-token lifetime. Default 1h.
@@ -110,6 +114,16 @@ func Load(getenv func(string) string, log *slog.Logger) (*Config, error) {
 			return nil, fmt.Errorf("BFF_REFRESH_SKEW: %q is not a positive Go duration such as 30s", s)
 		}
 	}
+	for _, d := range []struct {
+		name string
+		v    *time.Duration
+	}{{"BFF_IDLE_TIMEOUT", &c.IdleTimeout}, {"BFF_EXPIRY_WARNING", &c.ExpiryWarning}} {
+		if s := getenv(d.name); s != "" {
+			if *d.v, err = time.ParseDuration(s); err != nil || *d.v < time.Second {
+				return nil, fmt.Errorf("%s: %q is not a Go duration of at least 1s", d.name, s)
+			}
+		}
+	}
 	if s := getenv("BFF_UPSTREAM_URL"); s != "" {
 		u, err := url.Parse(s)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || u.Fragment != "" || u.Opaque != "" {
@@ -142,16 +156,18 @@ func (c *Config) loadMetrics(getenv func(string) string) error {
 // is a new pool the caller closes after the BFF.
 func (c *Config) Options(log *slog.Logger) bff.Options {
 	o := bff.Options{
-		Issuer:       c.Issuer,
-		ClientID:     c.ClientID,
-		ClientSecret: c.ClientSecret,
-		BaseURL:      c.BaseURL,
-		Scopes:       c.Scopes,
-		AuthParams:   c.AuthParams,
-		PAR:          c.PAR,
-		SecretKeys:   [][]byte{c.SecretKey},
-		RefreshSkew:  c.RefreshSkew,
-		Logger:       log,
+		Issuer:        c.Issuer,
+		ClientID:      c.ClientID,
+		ClientSecret:  c.ClientSecret,
+		BaseURL:       c.BaseURL,
+		Scopes:        c.Scopes,
+		AuthParams:    c.AuthParams,
+		PAR:           c.PAR,
+		SecretKeys:    [][]byte{c.SecretKey},
+		RefreshSkew:   c.RefreshSkew,
+		IdleTimeout:   c.IdleTimeout,
+		Logger:        log,
+		ExpiryWarning: c.ExpiryWarning,
 	}
 	if c.ClientKey != nil {
 		o.ClientKeys = []crypto.Signer{c.ClientKey}

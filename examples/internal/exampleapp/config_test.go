@@ -35,7 +35,7 @@ func TestLoadDefaults(t *testing.T) {
 		t.Errorf("random key: %d bytes, log %q", len(c.SecretKey), logs.String())
 	}
 	o := c.Options(nil)
-	if o.Redis != nil || len(o.Scopes) != 0 || o.RefreshSkew != 0 || o.BaseURL != c.BaseURL {
+	if o.Redis != nil || len(o.Scopes) != 0 || o.RefreshSkew != 0 || o.IdleTimeout != 0 || o.ExpiryWarning != 0 || o.BaseURL != c.BaseURL {
 		t.Errorf("options: %+v", o)
 	}
 }
@@ -52,6 +52,8 @@ func TestLoadEnv(t *testing.T) {
 		"BFF_REFRESH_SKEW":         "5s",
 		"BFF_UPSTREAM_URL":         "http://127.0.0.1:9999/v1",
 		"BFF_DEV_ACCESS_TOKEN_TTL": "20s",
+		"BFF_IDLE_TIMEOUT":         "30s",
+		"BFF_EXPIRY_WARNING":       "10s",
 	}
 	c, err := Load(func(k string) string { return env[k] }, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
@@ -65,7 +67,7 @@ func TestLoadEnv(t *testing.T) {
 	if o.Issuer != "https://idp.example" || o.ClientID != "app" || o.ClientSecret != "s3cret" ||
 		!slices.Equal(o.Scopes, []string{"openid", "email"}) || o.RefreshSkew != 5*time.Second || o.Redis == nil ||
 		string(o.SecretKeys[0]) != "0123456789abcdef0123456789abcdef" || c.Upstream.String() != "http://127.0.0.1:9999/v1" ||
-		c.DevAccessTokenTTL != 20*time.Second {
+		c.DevAccessTokenTTL != 20*time.Second || o.IdleTimeout != 30*time.Second || o.ExpiryWarning != 10*time.Second {
 		t.Errorf("options from the environment: %+v", c)
 	}
 }

@@ -20,6 +20,83 @@ function echo(value) {
 
 const $ = (id) => document.getElementById(id);
 
+// What a failed sign-in or sign-out brought back in ?error=, in words. An
+// unknown code is not shown: the address bar is anyone's to write.
+const failures = {
+  access_denied: 'Sign-in was cancelled, or the identity provider refused it.',
+  login_expired: 'The sign-in took too long or was already used. Please sign in again.',
+  login_failed: 'The sign-in could not be completed. Please try again.',
+  login_refused: 'This account may not use the application.',
+  temporarily_unavailable: 'Signing in or out is not possible right now. Please try again shortly.',
+  invalid_request: 'The sign-in or sign-out request was not valid. Please try again.',
+  cross_origin: 'A sign-out from another site was refused.',
+  login_required: 'Please sign in at the identity provider.',
+  consent_required: 'The identity provider needs your consent first.',
+  interaction_required: 'The identity provider needs you to act first.',
+};
+
+// Why a session ended, from the ended event of /auth/events.
+const endings = {
+  logout: 'You signed out in another tab or window.',
+  backchannel: 'You were signed out at the identity provider.',
+  revoked: 'Your session was ended.',
+  expired: 'Your session expired.',
+  refresh_failed: 'Your session could not be renewed. Please sign in again.',
+  limit: 'You signed in on too many devices, so this session was ended.',
+};
+
+function showFailure() {
+  const code = new URLSearchParams(location.search).get('error');
+  if (code) {
+    $('failure').textContent = failures[code] || 'Signing in or out failed.';
+    $('failure').hidden = false;
+  }
+}
+
+// returnTo is this page (path and query), without a failure's ?error=.
+function returnTo() {
+  const params = new URLSearchParams(location.search);
+  if (!params.has('error')) {
+    return location.pathname + location.search;
+  }
+  params.delete('error');
+  const q = params.toString();
+  return location.pathname + (q ? '?' + q : '');
+}
+
+// The session's live events: the page learns at once that the session
+// ended (sign-out in another tab, at the provider, expiry), with no
+// request of its own.
+let events = null;
+
+function listen() {
+  if (events) {
+    return;
+  }
+  events = new EventSource('/auth/events');
+  events.addEventListener('expiring', (e) => {
+    const {endsAt} = JSON.parse(e.data);
+    $('notice').textContent = `Your session ends at ${new Date(endsAt).toLocaleTimeString()} unless you use the app.`;
+    $('notice').hidden = false;
+  });
+  events.addEventListener('session', () => { $('notice').hidden = true; });
+  events.addEventListener('ended', (e) => {
+    const {reason} = JSON.parse(e.data);
+    stopListening();
+    window.example.signedOutAt = Date.now();
+    showSignedOut();
+    $('notice').textContent = endings[reason] || 'Your session has ended.';
+    $('notice').hidden = false;
+  });
+}
+
+function stopListening() {
+  if (events) {
+    events.close();
+    events = null;
+  }
+}
+
 function setState(state) {
   document.body.dataset.state = state;
   $('signin').hidden = state !== 'signed-out';
@@ -28,9 +105,10 @@ function setState(state) {
 }
 
 function showSignedOut() {
+  stopListening();
   $('status').textContent = 'Signed out';
   // Come back to this very page (path and query) after signing in.
-  $('signin').href = '/auth/login?returnTo=' + encodeURIComponent(location.pathname + location.search);
+  $('signin').href = '/auth/login?returnTo=' + encodeURIComponent(returnTo());
   $('me-result').textContent = '';
   $('echo-result').textContent = '';
   $('token-expires').textContent = '–';
@@ -43,6 +121,7 @@ function showSignedIn(name) {
   span.textContent = name;
   $('status').replaceChildren('Signed in as ', span);
   setState('signed-in');
+  listen();
 }
 
 function showError(message) {
@@ -118,6 +197,7 @@ $('echo').addEventListener('click', () => sendEcho().catch((e) => showError(Stri
 window.addEventListener('pageshow', (e) => { if (e.persisted) update(); });
 
 // For the browser console and the end-to-end tests.
-window.example = {api, echo, me, update};
+window.example = {api, echo, me, update, streaming: () => events !== null && events.readyState === EventSource.OPEN};
 
+showFailure();
 update();
