@@ -130,8 +130,8 @@ func (e *endRace) newTokenRevoked() bool {
 
 // race runs write (a request on the first instance that the gate holds)
 // and end (on the last instance) so that end starts while write is held;
-// it opens the gate once end has finished or is waiting for the session's
-// lock.
+// it opens the gate once end has finished or (with a working lock) is
+// waiting for the session's lock.
 func (e *endRace) race(g *gate, write, end func()) {
 	e.t.Helper()
 	var wg sync.WaitGroup
@@ -143,12 +143,14 @@ func (e *endRace) race(g *gate, write, end func()) {
 	key := recordName(e.id)
 	last := e.lockers[len(e.lockers)-1]
 	before := last.lockCalls(key)
+	// With a lock, the end waits for the write's lock; with a lease lost
+	// the end goes ahead, and the write resumes only once it has finished.
 	waitUntil(e.t, 10*time.Second, "the end to finish or wait for the lock", func() bool {
 		select {
 		case <-ended:
 			return true
 		default:
-			return last.lockCalls(key) > before
+			return !last.leaseLost && last.lockCalls(key) > before
 		}
 	})
 	g.release()
