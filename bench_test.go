@@ -337,14 +337,15 @@ func TestPrebuiltRejections(t *testing.T) {
 // and CPU per request with 1,000 to 1,000,000 sessions (memory store, Redis
 // with the session cache, Redis without it), the heap per session and
 // Redis's bytes per session. Requests rotate over every session's cookie
-// in a random order, in process, on GOMAXPROCS goroutines; the populations
-// are measured in interleaved rounds. Sessions are minted straight into the
+// in a random order, in process, on GOMAXPROCS goroutines (scaleGroups
+// says which populations are measured together). Sessions are minted straight into the
 // store (sessionStore.create, what a sign-in does after the provider's
 // part): a million sign-ins through HTTP would take an hour.
 //
 // It runs only when asked: BFF_SCALE=1 go test -run '^TestScale$' -v .
 // (scripts/bench.sh does, and puts the table into BENCHMARKS.md). Knobs:
-// BFF_SCALE_SIZES (default 1000,24000,100000,1000000), BFF_SCALE_REDIS_MAX
+// BFF_SCALE_SIZES (default 1000,24000,100000,1000000; the first is the
+// base of the ratio column), BFF_SCALE_REDIS_MAX
 // (largest population on Redis, default 100000), BFF_SCALE_REQUESTS
 // (per round, default 200000), BFF_SCALE_ROUNDS (default 3).
 func TestScale(t *testing.T) {
@@ -352,11 +353,49 @@ func TestScale(t *testing.T) {
 		t.Skip("scaling measurement: run with BFF_SCALE=1")
 	}
 	sizes := envInts(t, "BFF_SCALE_SIZES", []int{1000, 24000, 100000, 1000000})
+	rs := redistest.Start(t)
+	op := testOP(t, oidctest.Config{})
+	var results []*scalePop
+	for _, group := range scaleGroups(sizes) {
+		t.Run(fmt.Sprint(group), func(t *testing.T) {
+			results = append(results, measureScale(t, op, rs, group)...)
+		})
+		// The next group starts without this one's sessions: no heap for the
+		// garbage collector to scan, no keys in Redis.
+		if _, err := rs.Do("FLUSHALL", "ASYNC"); err != nil {
+			t.Fatal(err)
+		}
+		runtime.GC()
+	}
+	printScale(results, sizes[0])
+}
+
+// scaleGroups puts the populations of up to 24,000 sessions in one group,
+// measured together in interleaved rounds (their ratio is the figure
+// issue 17 asks for), and each larger one in a group of its own.
+func scaleGroups(sizes []int) [][]int {
+	var small []int
+	var groups [][]int
+	for _, n := range sizes {
+		if n <= 24000 {
+			small = append(small, n)
+		} else {
+			groups = append(groups, []int{n})
+		}
+	}
+	if small != nil {
+		groups = append([][]int{small}, groups...)
+	}
+	return groups
+}
+
+// measureScale creates the group's populations on every store and measures
+// them in interleaved rounds, rotating the order each round. The group's
+// sessions are released when t ends (its apps are closed then).
+func measureScale(t *testing.T, op *oidctest.Provider, rs *redistest.Server, sizes []int) []*scalePop {
 	redisMax := envInt(t, "BFF_SCALE_REDIS_MAX", 100000)
 	requests := envInt(t, "BFF_SCALE_REQUESTS", 200000)
 	rounds := envInt(t, "BFF_SCALE_ROUNDS", 3)
-	rs := redistest.Start(t)
-	op := testOP(t, oidctest.Config{})
 	var pops []*scalePop
 	for _, variant := range []string{"memory", "redis", "redis-nocache"} {
 		for _, n := range sizes {
@@ -368,16 +407,22 @@ func TestScale(t *testing.T) {
 	}
 	for r := range rounds {
 		for i := range pops {
-			p := pops[(i+r)%len(pops)] // rotate the order each round
-			p.run(t, requests)
+			pops[(i+r)%len(pops)].run(t, requests)
 		}
 	}
+	for _, p := range pops {
+		p.bff, p.h, p.cookies, p.reads = nil, nil, nil, nil // keep the figures only
+	}
+	return pops
+}
+
+func printScale(pops []*scalePop, baseSize int) {
 	fmt.Println("| store | sessions | req/s (median) | × 1,000 sessions | CPU µs/req | store reads/req | memory store bytes/session | Redis bytes/session |")
 	fmt.Println("|---|---:|---:|---:|---:|---:|---:|---:|")
 	base := map[string]float64{}
 	for _, p := range pops {
 		med := median(p.rates)
-		if p.n == sizes[0] {
+		if p.n == baseSize {
 			base[p.variant] = med
 		}
 		heapBytes, redisBytes := "—", "—"
@@ -446,8 +491,19 @@ func newScalePop(t *testing.T, op *oidctest.Provider, rs *redistest.Server, vari
 			t.Fatalf("the cache holds %d bytes, more than SessionCacheBytes (%d)", bytes, a.bff.cfg.SessionCacheBytes)
 		}
 	}
+	if used == nil {
+		// README's budget for the memory store: its sessions, plus the cache.
+		budget := int64(n)*memoryBytesPerSession + a.bff.cfg.SessionCacheBytes
+		if held := int64(heapAlloc() - heap0); held > budget {
+			t.Fatalf("%d sessions in the memory store hold %d bytes of heap with the cache, more than the budget (%d)", n, held, budget)
+		}
+	}
 	return p
 }
+
+// memoryBytesPerSession is README's budget for one session in the memory
+// store with typical tokens (typicalSession), outside the session cache.
+const memoryBytesPerSession = 4096
 
 // mintSessions creates n sessions of distinct users with typical token
 // sizes, 32 at a time, and returns their cookie values.

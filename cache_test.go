@@ -2,6 +2,7 @@ package bff
 
 import (
 	"crypto/rand"
+	"encoding/base64"
 	"fmt"
 	"runtime"
 	"strings"
@@ -23,11 +24,25 @@ func typicalSession(id string) *session {
 	rec := record.Session{Rev: 1, Created: n, LastSeen: n, Expires: n + int64(time.Hour),
 		Subject: "user-" + id[:8], SID: rand.Text(), Name: "Alice Example", Email: "alice@example.com",
 		Claims:      []byte(`{"sub":"user","email":"alice@example.com","name":"Alice Example","groups":["a","b"]}`),
-		AccessToken: strings.Repeat("a", 1000) + id, TokenType: "Bearer", AccessIssued: n, AccessExpiry: n + int64(time.Hour),
-		RefreshToken: strings.Repeat("r", 100), IDToken: strings.Repeat("i", 1000)}
+		AccessToken: fakeJWT(1000), TokenType: "Bearer", AccessIssued: n, AccessExpiry: n + int64(time.Hour),
+		RefreshToken: randomText(100), IDToken: fakeJWT(1000)}
 	s := newSession(recordName(id), rec)
 	s.rev = []byte("0123456789abcdefg")
 	return s
+}
+
+// fakeJWT is n characters shaped like a signed JWT: three base64url
+// segments of random bytes (real tokens pack the same way; see
+// internal/record).
+func fakeJWT(n int) string {
+	return randomText(36) + "." + randomText(n-36-86-2) + "." + randomText(86)
+}
+
+// randomText is base64url text of about chars characters.
+func randomText(chars int) string {
+	b := make([]byte, chars*3/4)
+	rand.Read(b)
+	return base64.RawURLEncoding.EncodeToString(b)
 }
 
 func TestCacheBoundedByBytes(t *testing.T) {

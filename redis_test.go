@@ -778,7 +778,7 @@ func TestRedisBytesPerSession(t *testing.T) {
 		t.Logf("%s: %d bytes", k, n)
 		total += n
 	}
-	if total > 1792 {
-		t.Fatalf("a session takes %d bytes in Redis, want at most 1792", total)
+	if total > 1536 {
+		t.Fatalf("a session takes %d bytes in Redis, want at most 1.5 KiB", total)
 	}
 }

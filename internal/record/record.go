@@ -7,10 +7,15 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"strings"
 )
 
-// Version is the layout version; the first byte of every encoding.
-const Version = 1
+// Version is the layout version; the first byte of every encoding. Version
+// 2 packs the tokens (token.go); version 1 held them as text.
+const (
+	Version  = 2
+	version1 = 1
+)
 
 // MaxField bounds every field. It matches the bound on every response bff
 // reads from the provider (1 MiB), so no single token or claim set the
@@ -63,7 +68,11 @@ func (s *Session) Append(dst []byte) []byte {
 	for _, v := range [...]int64{int64(s.Rev), s.Created, s.LastSeen, s.Expires, s.AccessIssued, s.AccessExpiry, s.IDTokenExpiry} {
 		dst = binary.AppendVarint(dst, v)
 	}
-	for _, f := range [...]string{s.Subject, s.SID, s.AccessToken, s.TokenType, s.RefreshToken, s.IDToken, s.Name, s.Email} {
+	for i, f := range [...]string{s.Subject, s.SID, s.AccessToken, s.TokenType, s.RefreshToken, s.IDToken, s.Name, s.Email} {
+		if isToken(i) {
+			dst = appendToken(dst, f)
+			continue
+		}
 		dst = binary.AppendUvarint(dst, uint64(len(f)))
 		dst = append(dst, f...)
 	}
@@ -71,11 +80,13 @@ func (s *Session) Append(dst []byte) []byte {
 	return append(dst, s.Claims...)
 }
 
-// Decode parses b into s. The strings in s do not alias b.
+// Decode parses b into s. The strings in s do not alias b. Records of
+// version 1 (tokens as text) still decode.
 func (s *Session) Decode(b []byte) error {
-	if len(b) == 0 || b[0] != Version {
+	if len(b) == 0 || (b[0] != Version && b[0] != version1) {
 		return ErrDecode
 	}
+	packed := b[0] == Version
 	b = b[1:]
 	var ints [7]int64
 	for i := range ints {
@@ -85,32 +96,60 @@ func (s *Session) Decode(b []byte) error {
 		}
 		ints[i], b = v, b[n:]
 	}
-	// The string fields are sliced from one string that copies the region
-	// holding them: one allocation for all of them.
-	var off [9][2]int
-	pos := 0
-	for i := range off {
-		l, n := binary.Uvarint(b[pos:])
-		if n <= 0 || l > MaxField || l > uint64(len(b)-pos-n) {
+	var fields [9][]byte
+	for i := range fields {
+		l, n := binary.Uvarint(b)
+		if n <= 0 || l > MaxField || l > uint64(len(b)-n) {
 			return ErrDecode
 		}
-		off[i] = [2]int{pos + n, pos + n + int(l)}
-		pos += n + int(l)
+		fields[i], b = b[n:n+int(l)], b[n+int(l):]
 	}
-	if pos != len(b) {
+	if len(b) != 0 {
 		return ErrDecode
 	}
-	region := string(b[:off[7][1]])
-	var out [8]string
-	for i := range out {
-		out[i] = region[off[i][0]:off[i][1]]
+	out, err := decodeStrings(fields[:8], packed)
+	if err != nil {
+		return err
 	}
 	*s = Session{
 		Rev: uint64(ints[0]), Created: ints[1], LastSeen: ints[2], Expires: ints[3],
 		AccessIssued: ints[4], AccessExpiry: ints[5], IDTokenExpiry: ints[6],
 		Subject: out[0], SID: out[1], AccessToken: out[2], TokenType: out[3], RefreshToken: out[4], IDToken: out[5],
 		Name: out[6], Email: out[7],
-		Claims: append([]byte(nil), b[off[8][0]:off[8][1]]...),
+		Claims: append([]byte(nil), fields[8]...),
 	}
 	return nil
+}
+
+// decodeStrings turns the string fields into strings that all share one
+// allocation, unpacking the tokens of a packed record.
+func decodeStrings(fields [][]byte, packed bool) ([8]string, error) {
+	var out [8]string
+	var ends [8]int
+	total := 0
+	for i, f := range fields {
+		n := len(f)
+		if packed && isToken(i) {
+			var err error
+			if n, err = tokenLen(f); err != nil {
+				return out, err
+			}
+		}
+		total += n
+		ends[i] = total
+	}
+	var sb strings.Builder
+	sb.Grow(total)
+	for i, f := range fields {
+		if packed && isToken(i) {
+			writeToken(&sb, f)
+		} else {
+			sb.Write(f)
+		}
+	}
+	all, start := sb.String(), 0
+	for i := range out {
+		out[i], start = all[start:ends[i]], ends[i]
+	}
+	return out, nil
 }
