@@ -11,16 +11,14 @@ import (
 	"os"
 
 	"github.com/gobff/bff"
-	"github.com/gobff/bff/internal/oidctest"
+	"github.com/gobff/bff/bfftest"
 )
 
 // A complete sign-in: a test OpenID Provider stands in for the real one, and
 // an http.Client with a cookie jar plays the browser.
 func Example() {
-	op := oidctest.New(oidctest.Config{})
-	idp := httptest.NewServer(op)
-	defer idp.Close()
-	op.SetIssuer(idp.URL)
+	op := bfftest.NewProvider(bfftest.Config{})
+	defer op.Close()
 
 	mux := http.NewServeMux()
 	app := httptest.NewServer(mux)
@@ -107,20 +105,18 @@ func ExampleBFF_RequireLogin() {
 // challenge; the browser app signs the user in again with the acr values it
 // names, and the route then answers.
 func ExampleBFF_RequireAuthLevel() {
-	op := oidctest.New(oidctest.Config{})
-	idp := httptest.NewServer(op)
-	defer idp.Close()
-	op.SetIssuer(idp.URL)
+	op := bfftest.NewProvider(bfftest.Config{})
+	defer op.Close()
 	mux := http.NewServeMux()
 	app := httptest.NewServer(mux)
 	defer app.Close()
-	auth, err := bff.New(bff.Options{Issuer: op.Issuer(), ClientID: op.ClientID(), ClientSecret: op.ClientSecret(), BaseURL: app.URL})
+	auth, err := bff.New(op.Options(app.URL))
 	if err != nil {
 		log.Fatal(err)
 	}
 	defer auth.Close()
 	mux.Handle("/auth/", auth)
-	mux.Handle("GET /api/transfer", auth.RequireSession(auth.RequireAuthLevel([]string{oidctest.ACRStrong}, 0)(
+	mux.Handle("GET /api/transfer", auth.RequireSession(auth.RequireAuthLevel([]string{bfftest.ACRStrong}, 0)(
 		http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			user, _ := bff.UserFrom(r.Context())
 			fmt.Fprintln(w, "transfer allowed at", user.ACR())
@@ -140,7 +136,7 @@ func ExampleBFF_RequireAuthLevel() {
 	resp := get("/api/transfer")
 	resp.Body.Close()
 	fmt.Println(resp.StatusCode, resp.Header.Get("WWW-Authenticate"))
-	get("/auth/login?returnTo=/&acr_values=" + oidctest.ACRStrong).Body.Close() // the step-up
+	get("/auth/login?returnTo=/&acr_values=" + bfftest.ACRStrong).Body.Close() // the step-up
 	resp = get("/api/transfer")
 	io.Copy(os.Stdout, resp.Body)
 	resp.Body.Close()

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/gobff/bff/internal/record"
+	"github.com/gobff/bff/internal/sessionctx"
 )
 
 // User is the signed-in user: the ID token's claims merged with the
@@ -108,6 +109,32 @@ type ctxKey struct{ name string }
 func (k *ctxKey) String() string { return "bff context value " + k.name }
 
 var sessionKey = &ctxKey{"session"}
+
+// The test kit (bfftest.WithUser) builds a request's session here, from
+// what a test gives, exactly as a sign-in would store it.
+func init() {
+	sessionctx.With = func(ctx context.Context, v sessionctx.Values) (context.Context, error) {
+		claims := maps.Clone(v.Claims)
+		if claims == nil {
+			claims = map[string]any{}
+		}
+		for k, c := range map[string]string{"sub": v.Subject, "name": v.Name, "email": v.Email} {
+			if c != "" {
+				claims[k] = c
+			}
+		}
+		raw, err := json.Marshal(compactClaims(claims, v.Subject, "", v.Name, v.Email))
+		if err != nil {
+			return ctx, err
+		}
+		rec := record.Session{Subject: v.Subject, Name: v.Name, Email: v.Email, Claims: raw,
+			AccessToken: v.AccessToken, TokenType: v.TokenType}
+		if !v.Expiry.IsZero() {
+			rec.AccessExpiry = v.Expiry.UnixNano()
+		}
+		return context.WithValue(ctx, sessionKey, newSession("", rec)), nil
+	}
+}
 
 func fromContext(ctx context.Context) (*session, bool) {
 	if ctx == nil {
