@@ -191,19 +191,44 @@ func (b *BFF) revoke(ctx context.Context, prov *provider, token string) error {
 // of its sub when it has no sid). Any invalid token gets 400 and ends
 // nothing; a token that cannot be verified yet (the provider's key set is
 // unreachable, or a key refetch is rate-limited) gets 503.
+// endLogoutTokenSessions ends the sessions a verified logout token names:
+// those of its sid (and sub, when given), or else all of its sub's.
+func (b *BFF) endLogoutTokenSessions(ctx context.Context, lt *logoutToken) (int, error) {
+	var n int
+	var err error
+	if lt.SessionID != "" {
+		n, err = b.endWhere(ctx, "sid", lt.SessionID, func(s *session) bool {
+			return s.rec.SID == lt.SessionID && (lt.Subject == "" || lt.Subject == s.rec.Subject)
+		}, endBackchannel)
+	} else {
+		n, err = b.endWhere(ctx, "sub", lt.Subject, nil, endBackchannel)
+	}
+	b.tel.sessionsEnded(ctx, endBackchannel, n)
+	return n, err
+}
+
+// logoutTokenParam reads the form field logout_token of a back-channel
+// logout request, from a body of at most 64 KiB.
+func logoutTokenParam(w http.ResponseWriter, r *http.Request) (string, error) {
+	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
+	if err := r.ParseForm(); err != nil {
+		return "", err
+	}
+	raw := r.PostForm.Get("logout_token")
+	if raw == "" {
+		return "", errors.New("no logout_token")
+	}
+	return raw, nil
+}
+
 func (b *BFF) handleBackchannelLogout(w http.ResponseWriter, r *http.Request) {
 	invalid := func(cause error) {
 		b.log.WarnContext(r.Context(), "bff: back-channel logout refused", "reason", cause)
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": "invalid_request"})
 	}
-	r.Body = http.MaxBytesReader(w, r.Body, 64<<10)
-	if err := r.ParseForm(); err != nil {
+	raw, err := logoutTokenParam(w, r)
+	if err != nil {
 		invalid(err)
-		return
-	}
-	raw := r.PostForm.Get("logout_token")
-	if raw == "" {
-		invalid(errors.New("no logout_token"))
 		return
 	}
 	prov := b.provider()
@@ -238,15 +263,7 @@ func (b *BFF) handleBackchannelLogout(w http.ResponseWriter, r *http.Request) {
 		invalid(errors.New("logout token jti replayed"))
 		return
 	}
-	var n int
-	if lt.SessionID != "" {
-		n, err = b.endWhere(ctx, "sid", lt.SessionID, func(s *session) bool {
-			return s.rec.SID == lt.SessionID && (lt.Subject == "" || lt.Subject == s.rec.Subject)
-		}, endBackchannel)
-	} else {
-		n, err = b.endWhere(ctx, "sub", lt.Subject, nil, endBackchannel)
-	}
-	b.tel.sessionsEnded(ctx, endBackchannel, n)
+	n, err := b.endLogoutTokenSessions(ctx, lt)
 	if err != nil {
 		// Not every session could be ended (the store failed): forget the
 		// jti, so that the provider's retry of this token is not refused

@@ -205,18 +205,8 @@ func (b *Bus) session(ctx context.Context, subscribed func()) (err error) {
 	defer stop()
 	defer conn.Close()
 
-	if err := psc.Subscribe(b.channel); err != nil {
+	if err := b.subscribe(psc); err != nil {
 		return err
-	}
-	switch v := psc.ReceiveWithTimeout(readTimeout).(type) {
-	case redis.Subscription:
-		if v.Kind != "subscribe" || v.Channel != b.channel {
-			return fmt.Errorf("redisx: unexpected subscription reply %+v", v)
-		}
-	case error:
-		return v
-	default:
-		return fmt.Errorf("redisx: unexpected reply %T to SUBSCRIBE", v)
 	}
 	subscribed()
 	b.logger.Info("redisx: invalidation bus subscribed")
@@ -233,6 +223,29 @@ func (b *Bus) session(ctx context.Context, subscribed func()) (err error) {
 		wg.Wait()
 	}()
 
+	return b.receive(psc)
+}
+
+// subscribe subscribes psc to the channel and waits for the confirmation.
+func (b *Bus) subscribe(psc redis.PubSubConn) error {
+	if err := psc.Subscribe(b.channel); err != nil {
+		return err
+	}
+	switch v := psc.ReceiveWithTimeout(readTimeout).(type) {
+	case redis.Subscription:
+		if v.Kind != "subscribe" || v.Channel != b.channel {
+			return fmt.Errorf("redisx: unexpected subscription reply %+v", v)
+		}
+		return nil
+	case error:
+		return v
+	default:
+		return fmt.Errorf("redisx: unexpected reply %T to SUBSCRIBE", v)
+	}
+}
+
+// receive handles messages and pongs until the connection fails.
+func (b *Bus) receive(psc redis.PubSubConn) error {
 	for {
 		switch v := psc.ReceiveWithTimeout(readTimeout).(type) {
 		case redis.Message:

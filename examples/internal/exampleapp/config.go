@@ -95,10 +95,25 @@ func Load(getenv func(string) string, log *slog.Logger) (*Config, error) {
 	if err := c.checkRedis(); err != nil {
 		return nil, err
 	}
+	if err := c.loadSecretKey(getenv, log); err != nil {
+		return nil, err
+	}
+	if err := c.loadMetrics(getenv); err != nil {
+		return nil, err
+	}
+	if err := c.loadTuning(getenv); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// loadSecretKey reads BFF_SECRET_KEY, or makes a random key (with a
+// warning: sessions then end with the process).
+func (c *Config) loadSecretKey(getenv func(string) string, log *slog.Logger) error {
 	if s := getenv("BFF_SECRET_KEY"); s != "" {
 		k, err := decodeKey(s)
 		if err != nil {
-			return nil, fmt.Errorf("BFF_SECRET_KEY: %v", err)
+			return fmt.Errorf("BFF_SECRET_KEY: %v", err)
 		}
 		c.SecretKey = k
 	} else {
@@ -106,12 +121,14 @@ func Load(getenv func(string) string, log *slog.Logger) (*Config, error) {
 		rand.Read(c.SecretKey)
 		log.Warn("BFF_SECRET_KEY is not set: using a random key, so sessions end when this process stops and no other instance can read them; set it to the base64 of 32 random bytes (openssl rand -base64 32)")
 	}
-	if err := c.loadMetrics(getenv); err != nil {
-		return nil, err
-	}
+	return nil
+}
+
+// loadTuning reads the durations and BFF_UPSTREAM_URL.
+func (c *Config) loadTuning(getenv func(string) string) (err error) {
 	if s := getenv("BFF_REFRESH_SKEW"); s != "" {
 		if c.RefreshSkew, err = time.ParseDuration(s); err != nil || c.RefreshSkew < 0 {
-			return nil, fmt.Errorf("BFF_REFRESH_SKEW: %q is not a positive Go duration such as 30s", s)
+			return fmt.Errorf("BFF_REFRESH_SKEW: %q is not a positive Go duration such as 30s", s)
 		}
 	}
 	for _, d := range []struct {
@@ -120,24 +137,24 @@ func Load(getenv func(string) string, log *slog.Logger) (*Config, error) {
 	}{{"BFF_IDLE_TIMEOUT", &c.IdleTimeout}, {"BFF_EXPIRY_WARNING", &c.ExpiryWarning}} {
 		if s := getenv(d.name); s != "" {
 			if *d.v, err = time.ParseDuration(s); err != nil || *d.v < time.Second {
-				return nil, fmt.Errorf("%s: %q is not a Go duration of at least 1s", d.name, s)
+				return fmt.Errorf("%s: %q is not a Go duration of at least 1s", d.name, s)
 			}
 		}
 	}
 	if s := getenv("BFF_UPSTREAM_URL"); s != "" {
 		u, err := url.Parse(s)
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || u.Fragment != "" || u.Opaque != "" {
-			return nil, fmt.Errorf("BFF_UPSTREAM_URL: %q is not an http(s) URL without user information or fragment", s)
+			return fmt.Errorf("BFF_UPSTREAM_URL: %q is not an http(s) URL without user information or fragment", s)
 		}
 		c.Upstream = u
 	}
 	c.DevAccessTokenTTL = time.Hour
 	if s := getenv("BFF_DEV_ACCESS_TOKEN_TTL"); s != "" {
 		if c.DevAccessTokenTTL, err = time.ParseDuration(s); err != nil || c.DevAccessTokenTTL < time.Second {
-			return nil, fmt.Errorf("BFF_DEV_ACCESS_TOKEN_TTL: %q is not a Go duration of at least 1s", s)
+			return fmt.Errorf("BFF_DEV_ACCESS_TOKEN_TTL: %q is not a Go duration of at least 1s", s)
 		}
 	}
-	return c, nil
+	return nil
 }
 
 // loadMetrics reads BFF_METRICS: 1 (serve /metrics, the default) or 0.
