@@ -90,8 +90,9 @@ var (
 		TenantTemplate: true, AuthMethods: allMethods, NoPKCEAdvertised: true, NoRevocation: true, NoBackchannel: true,
 		NoIssParam: true}
 	Auth0 = Profile{Name: "Auth0", TrailingSlash: true, AudienceJWT: true, NoRotation: true, AuthMethods: allMethods,
-		NoBackchannel: true, NoIssParam: true, PAR: true}
-	Okta     = Profile{Name: "Okta", IssuerPath: "/oauth2/default", AuthMethods: allMethods, NoBackchannel: true, PAR: true}
+		NoBackchannel: true, NoIssParam: true}
+	Okta = Profile{Name: "Okta", IssuerPath: "/oauth2/default", AuthMethods: allMethods, NoBackchannel: true,
+		NoIssParam: true, PAR: true}
 	Keycloak = Profile{Name: "Keycloak", IssuerPath: "/realms/bff", AuthMethods: allMethods, PAR: true}
 	Cognito  = Profile{Name: "Cognito", IssuerPath: "/us-east-1_bff", RejectScopes: []string{"offline_access"},
 		Refresh: RefreshAlways, NoRotation: true, AuthMethods: secretMethods, NoPKCEAdvertised: true, NoRevocation: true,
