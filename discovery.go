@@ -194,7 +194,7 @@ func (b *BFF) reportLacks(p *provider, backchannel bool) {
 		lacks = append(lacks, "revocation_endpoint", "none: at sign-out the refresh token is not revoked; it stays valid at the provider until it expires")
 	}
 	switch {
-	case b.cfg.ProviderLogout == ProviderLogoutSkip:
+	case b.cfg.ProviderLogout == ProviderLogoutSkip, b.cfg.ProviderLogout == ProviderLogoutCognito:
 	case p.endSessionURL == "":
 		lacks = append(lacks, "end_session_endpoint", "none: sign-out ends the session here only; the user stays signed in at the provider (the next sign-in may need no password)")
 	}

@@ -239,7 +239,9 @@ type Options struct {
 	// without post_logout_redirect_uri, for clients that cannot register
 	// one: the user stays on the provider's page), ProviderLogoutSkip (no
 	// visit to the provider: straight to PostLogoutRedirect; the user stays
-	// signed in there). Default ProviderLogoutRedirectBack.
+	// signed in there), ProviderLogoutCognito (Amazon Cognito's own /logout
+	// with client_id and logout_uri BaseURL+PostLogoutRedirect).
+	// Default ProviderLogoutRedirectBack.
 	ProviderLogout ProviderLogout
 
 	// TrustedOrigins are other origins whose browsers may send unsafe
@@ -555,8 +557,8 @@ func validateSignIn(c *config) error {
 		return fieldErr("ClientAssertionAudience", "must be AudienceTokenEndpoint or AudienceIssuer")
 	case c.PAR < PARAuto || c.PAR > PARRequired:
 		return fieldErr("PAR", "must be PARAuto, PARNever or PARRequired")
-	case c.ProviderLogout < ProviderLogoutRedirectBack || c.ProviderLogout > ProviderLogoutSkip:
-		return fieldErr("ProviderLogout", "must be ProviderLogoutRedirectBack, ProviderLogoutNoReturn or ProviderLogoutSkip")
+	case c.ProviderLogout < ProviderLogoutRedirectBack || c.ProviderLogout > ProviderLogoutCognito:
+		return fieldErr("ProviderLogout", "must be ProviderLogoutRedirectBack, ProviderLogoutNoReturn, ProviderLogoutSkip or ProviderLogoutCognito")
 	}
 	if err := validateAuthParams(c.AuthParams); err != nil {
 		return err

@@ -58,6 +58,7 @@ var recipes = []recipe{
 	{oidctest.Cognito, func(o *Options) {
 		o.Scopes = []string{"openid", "profile", "email"}
 		o.InsecureAllowNoPKCE = true
+		o.ProviderLogout = ProviderLogoutCognito
 	}, false, toCognitoLogout, []string{"revocation_endpoint", "backchannel", "iss_parameter"}},
 	{oidctest.Dex, nil, false, toAppOnly, []string{"revocation_endpoint", "end_session_endpoint", "backchannel", "iss_parameter"}},
 	{oidctest.Hydra, func(o *Options) { o.Issuer += "/" }, true, toEndSession, []string{"iss_parameter"}},
