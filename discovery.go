@@ -133,7 +133,7 @@ func issuerHint(configured, discovered string) string {
 	case strings.TrimSuffix(configured, "/") == strings.TrimSuffix(discovered, "/"):
 		return fmt.Sprintf("set Options.Issuer to %q exactly: the trailing slash matters", discovered)
 	case strings.Contains(discovered, "{"):
-		return "the provider's issuer is a template (a multi-tenant endpoint such as Entra ID's common or organizations); use the issuer of one tenant"
+		return "the provider's issuer is a template (a multi-tenant endpoint such as Entra ID's common or organizations): use the issuer of one tenant, or list the tenants in Options.Tenants"
 	}
 	return "set Options.Issuer to the issuer of the discovery document exactly, or check that it names the right provider"
 }

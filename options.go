@@ -32,6 +32,24 @@ type Options struct {
 	// document spells it. Required; https, or http only for a loopback host.
 	Issuer string
 
+	// Tenants are the tenants (tid claim) whose users may sign in through a
+	// multi-tenant issuer: Entra ID's common or organizations endpoint
+	// (Issuer "https://login.microsoftonline.com/organizations/v2.0"),
+	// whose discovery document names the issuer template
+	// "https://login.microsoftonline.com/{tenantid}/v2.0". With Tenants set,
+	// discovery accepts such a template when it is Issuer with one path
+	// segment replaced by "{tenantid}", and every ID token must carry a tid
+	// that is one of Tenants and an iss that is the template with that tid.
+	// Back-channel logout tokens must still name Issuer itself. Default
+	// none: a templated issuer is a misconfiguration.
+	Tenants []string
+
+	// InsecureAnyTenant accepts users of every tenant of a multi-tenant
+	// issuer (see Tenants; iss must still be the template with the token's
+	// tid): anyone with an account in any Entra ID organization can sign
+	// in, so authorize users yourself, by tid, in OnLogin. Default false.
+	InsecureAnyTenant bool
+
 	// ClientID and ClientSecret are this confidential client's credentials
 	// at the provider. ClientID is required, and ClientSecret unless
 	// ClientKeys is set (not both).
@@ -372,6 +390,7 @@ func validate(o Options) (*config, error) {
 	c.Scopes = slices.Clone(o.Scopes)
 	c.TrustedOrigins = slices.Clone(o.TrustedOrigins)
 	c.ClientKeys = slices.Clone(o.ClientKeys)
+	c.Tenants = slices.Clone(o.Tenants)
 	c.AuthParams = maps.Clone(o.AuthParams)
 	c.LoginParams = slices.Clone(o.LoginParams)
 	c.LoginPrompts = slices.Clone(o.LoginPrompts)
@@ -561,6 +580,9 @@ func validateSignIn(c *config) error {
 		return fieldErr("ProviderLogout", "must be ProviderLogoutRedirectBack, ProviderLogoutNoReturn, ProviderLogoutSkip or ProviderLogoutCognito")
 	}
 	if err := validateAuthParams(c.AuthParams); err != nil {
+		return err
+	}
+	if err := validateTenants(c); err != nil {
 		return err
 	}
 	return validateLoginParams(c)

@@ -87,6 +87,9 @@ func TestNewRejectsBadOptions(t *testing.T) {
 		{"assertion_audience_unknown", "ClientAssertionAudience", func(o *Options) { o.ClientAssertionAudience = 7 }},
 		{"par_mode_unknown", "PAR", func(o *Options) { o.PAR = -1 }},
 		{"provider_logout_unknown", "ProviderLogout", func(o *Options) { o.ProviderLogout = ProviderLogoutCognito + 1 }},
+		{"tenants_and_any_tenant", "Tenants", func(o *Options) { o.Tenants, o.InsecureAnyTenant = []string{"t1"}, true }},
+		{"tenant_with_slash", "Tenants", func(o *Options) { o.Tenants = []string{"t1/v2.0"} }},
+		{"tenant_empty", "Tenants", func(o *Options) { o.Tenants = []string{""} }},
 		{"login_param_unknown", "LoginParams", func(o *Options) { o.LoginParams = []LoginParam{"redirect_uri"} }},
 		{"login_prompt_unknown", "LoginPrompts", func(o *Options) { o.LoginPrompts = []string{"none", "create"} }},
 	}

@@ -47,6 +47,7 @@ var recipes = []recipe{
 	}, false, toEndSession, []string{"revocation_endpoint", "backchannel", "iss_parameter"}},
 	{oidctest.EntraIDMultiTenant, func(o *Options) {
 		o.DisableConsentPrompt, o.InsecureAllowNoPKCE = true, true
+		o.Tenants = []string{oidctest.EntraTenant}
 	}, false, toEndSession, []string{"revocation_endpoint", "backchannel", "iss_parameter"}},
 	{oidctest.Auth0, func(o *Options) {
 		o.Issuer += "/"
@@ -183,4 +184,64 @@ func checkRecipeLogout(t *testing.T, a *app, br *browser, rc recipe) {
 	if _, body := br.follow(loc.String()); a.op.EndSessions() != 1 || body != "signed out" {
 		t.Errorf("at the provider: end sessions %d, landed on %q", a.op.EndSessions(), body)
 	}
+}
+
+// Entra ID's multi-tenant endpoint: a user of a tenant not in Tenants is
+// refused (InsecureAnyTenant lets every tenant in); an ID token whose iss
+// is not its tid's issuer is refused whatever the options; without
+// Tenants the templated issuer is a misconfiguration.
+func TestEntraMultiTenant(t *testing.T) {
+	other := oidctest.EntraIDMultiTenant
+	other.Tenant = "72f988bf-86f1-41af-91ab-2d7cd011db47"
+	entra := func(prof oidctest.Profile, opt func(*Options)) *app {
+		op := profileOP(t, prof, &offsetClock{})
+		return newApp(t, op, func(o *Options) {
+			o.DisableConsentPrompt, o.InsecureAllowNoPKCE = true, true
+			opt(o)
+		})
+	}
+	refused := func(a *app) bool {
+		resp, body := newBrowser(t).follow(a.URL + "/auth/login?returnTo=/app")
+		return resp.StatusCode == http.StatusBadRequest && strings.Contains(body, "ID token failed verification")
+	}
+	t.Run("other tenant refused", func(t *testing.T) {
+		a := entra(other, func(o *Options) { o.Tenants = []string{oidctest.EntraTenant} })
+		if !refused(a) || a.op.CodeGrants() != 1 {
+			t.Fatal("a user of a tenant not in Tenants signed in")
+		}
+	})
+	t.Run("any tenant", func(t *testing.T) {
+		a := entra(other, func(o *Options) { o.InsecureAnyTenant = true })
+		a.login(newBrowser(t))
+	})
+	t.Run("iss of another tenant", func(t *testing.T) {
+		a := entra(oidctest.EntraIDMultiTenant, func(o *Options) { o.InsecureAnyTenant = true })
+		a.op.Misbehave(func(m *oidctest.Misbehavior) {
+			m.IDTokenIssuer = strings.Replace(a.op.Issuer(), "organizations", other.Tenant, 1)
+		})
+		if !refused(a) {
+			t.Fatal("an ID token whose iss names another tenant than its tid signed in")
+		}
+	})
+	t.Run("iss parameter", func(t *testing.T) {
+		a := entra(oidctest.EntraIDMultiTenant, func(o *Options) { o.Tenants = []string{oidctest.EntraTenant} })
+		for tenant, ok := range map[string]bool{oidctest.EntraTenant: true, other.Tenant: false} {
+			a.op.Misbehave(func(m *oidctest.Misbehavior) {
+				m.IssParam = strings.Replace(a.op.Issuer(), "organizations", tenant, 1)
+			})
+			resp, body := newBrowser(t).follow(a.URL + "/auth/login?returnTo=/app")
+			if (body == "app page") != ok {
+				t.Errorf("iss parameter of tenant %s: %d %s, want signed in = %v", tenant, resp.StatusCode, body, ok)
+			}
+		}
+	})
+	t.Run("no tenants", func(t *testing.T) {
+		op := profileOP(t, oidctest.EntraIDMultiTenant, &offsetClock{})
+		var logs rtSyncBuffer
+		a := newUnreadyApp(t, op, func(o *Options) { o.InsecureAllowNoPKCE = true; logInto(o, &logs) })
+		waitUntil(t, 10*time.Second, "the misconfiguration", a.bff.misconfigured.Load)
+		if !strings.Contains(logs.String(), "Options.Tenants") {
+			t.Errorf("the log gives no hint:\n%s", logs.String())
+		}
+	})
 }
