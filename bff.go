@@ -144,7 +144,7 @@ func New(opts Options) (*BFF, error) {
 		b.cop.AddTrustedOrigin(o)
 	}
 	if len(cfg.ClientKeys) > 0 {
-		if b.keys, err = newClientKeys(cfg.ClientKeys); err != nil {
+		if b.keys, err = newClientKeys(cfg.ClientKeys, cfg.ClientCertificate); err != nil {
 			return nil, err
 		}
 	}

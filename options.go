@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto"
 	"crypto/rand"
+	"crypto/x509"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -67,6 +68,14 @@ type Options struct {
 	// whose token_endpoint_auth_methods_supported lacks private_key_jwt is
 	// refused at discovery. Default none.
 	ClientKeys []crypto.Signer
+
+	// ClientCertificate is the X.509 certificate of ClientKeys[0], for
+	// providers where the client registers a certificate (Entra ID's
+	// certificate credentials): each client assertion's header then
+	// carries the certificate's SHA-1 thumbprint as x5t, which Entra ID
+	// requires, and its SHA-256 thumbprint as x5t#S256 (base64url). Its
+	// public key must be ClientKeys[0]'s. Default nil.
+	ClientCertificate *x509.Certificate
 
 	// ClientAssertionAudience is the aud of client assertions:
 	// AudienceTokenEndpoint (the token endpoint's URL, OIDC Core §9) or
@@ -572,6 +581,8 @@ func validateSignIn(c *config) error {
 		return fieldErr("ClientSecret", "is required (bff is a confidential client), unless ClientKeys is set for private_key_jwt")
 	case c.ClientSecret != "" && len(c.ClientKeys) > 0:
 		return fieldErr("ClientKeys", "and ClientSecret are both set: choose one way to authenticate (ClientKeys: private_key_jwt)")
+	case c.ClientCertificate != nil && !certifiesFirstKey(c.ClientCertificate, c.ClientKeys):
+		return fieldErr("ClientCertificate", "must be the certificate of ClientKeys[0] (its public key differs, or ClientKeys is empty)")
 	case c.ClientAssertionAudience != AudienceTokenEndpoint && c.ClientAssertionAudience != AudienceIssuer:
 		return fieldErr("ClientAssertionAudience", "must be AudienceTokenEndpoint or AudienceIssuer")
 	case c.PAR < PARAuto || c.PAR > PARRequired:

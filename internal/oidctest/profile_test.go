@@ -5,11 +5,8 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/sha1"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/json"
-	"math/big"
 	"net/http"
 	"net/url"
 	"strings"
@@ -147,14 +144,11 @@ func TestProfileCognitoLogout(t *testing.T) {
 // or wrong x5t is refused, and no jwks_uri is fetched.
 func TestProfileClientCertificate(t *testing.T) {
 	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "bff"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	cert, err := Certificate(key)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cert, _ := x509.ParseCertificate(der)
-	sum := sha1.Sum(der)
+	sum := sha1.Sum(cert.Raw)
 	e := newEnv(t, Config{Profile: EntraID, ClientCertificate: cert}, EntraID.IssuerPath)
 	introspect := func(x5t string) int {
 		opts := (&jose.SignerOptions{}).WithType("JWT")
