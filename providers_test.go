@@ -1,6 +1,7 @@
 package bff
 
 import (
+	"encoding/base64"
 	"io"
 	"net/http"
 	"net/url"
@@ -244,4 +245,51 @@ func TestEntraMultiTenant(t *testing.T) {
 			t.Errorf("the log gives no hint:\n%s", logs.String())
 		}
 	})
+}
+
+// What the recipes' options are for: Google refuses the default
+// offline_access scope (the sign-in fails), and Auth0 gives the API a JWT
+// access token only when the sign-in names an audience.
+func TestRecipeQuirks(t *testing.T) {
+	t.Run("Google without the recipe", func(t *testing.T) {
+		a := newApp(t, profileOP(t, oidctest.Google, &offsetClock{}), nil)
+		_, _, visited := newBrowser(t).navigate(a.URL + "/auth/login?returnTo=/app")
+		if last := visited[len(visited)-1]; !strings.HasSuffix(last, "/app?error=invalid_scope") {
+			t.Fatalf("sign-in ended at %s, want /app?error=invalid_scope", last)
+		}
+	})
+	for _, audience := range []string{"", "https://api.example"} {
+		t.Run("Auth0 audience "+audience, func(t *testing.T) {
+			op := profileOP(t, oidctest.Auth0, &offsetClock{})
+			a := newApp(t, op, func(o *Options) {
+				o.Issuer += "/"
+				if audience != "" {
+					o.AuthParams = map[string]string{"audience": audience}
+				}
+			})
+			br := newBrowser(t)
+			a.login(br)
+			_, at := a.status(br, "GET", "/api/token")
+			if isJWT := strings.Count(at, ".") == 2; isJWT != (audience != "") {
+				t.Fatalf("access token %q: a JWT = %v, want %v", at, isJWT, audience != "")
+			}
+			if audience != "" && !strings.Contains(string(jwtPayload(t, at)), `"aud":"`+audience+`"`) {
+				t.Errorf("access token claims %s lack aud %s", jwtPayload(t, at), audience)
+			}
+		})
+	}
+}
+
+// jwtPayload decodes a JWT's payload without verifying it.
+func jwtPayload(t *testing.T, jwt string) []byte {
+	t.Helper()
+	parts := strings.Split(jwt, ".")
+	if len(parts) != 3 {
+		t.Fatalf("not a JWT: %q", jwt)
+	}
+	b, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
