@@ -281,13 +281,16 @@ func TestRecipeQuirks(t *testing.T) {
 }
 
 // jwtPayload decodes a JWT's payload without verifying it.
-func jwtPayload(t *testing.T, jwt string) []byte {
+func jwtPayload(t *testing.T, jwt string) []byte { return jwtPart(t, jwt, 1) }
+
+// jwtPart decodes part i (0: header, 1: payload) of a JWT.
+func jwtPart(t *testing.T, jwt string, i int) []byte {
 	t.Helper()
 	parts := strings.Split(jwt, ".")
 	if len(parts) != 3 {
 		t.Fatalf("not a JWT: %q", jwt)
 	}
-	b, err := base64.RawURLEncoding.DecodeString(parts[1])
+	b, err := base64.RawURLEncoding.DecodeString(parts[i])
 	if err != nil {
 		t.Fatal(err)
 	}
