@@ -224,6 +224,23 @@ func TestEntraMultiTenant(t *testing.T) {
 			t.Fatal("an ID token whose iss names another tenant than its tid signed in")
 		}
 	})
+	t.Run("refreshed ID token of another tenant", func(t *testing.T) {
+		clock := &offsetClock{}
+		op := profileOP(t, oidctest.EntraIDMultiTenant, clock)
+		a := newApp(t, op, func(o *Options) {
+			o.DisableConsentPrompt, o.InsecureAllowNoPKCE, o.Now = true, true, clock.Now
+			o.Tenants = []string{oidctest.EntraTenant, other.Tenant}
+		})
+		br := newBrowser(t)
+		a.login(br)
+		op.Misbehave(func(m *oidctest.Misbehavior) {
+			m.RefreshIDTokenIssuer = strings.Replace(op.Issuer(), "organizations", other.Tenant, 1)
+		})
+		clock.Advance(90 * time.Second)
+		if signedIn(t, a, br) || op.RefreshGrants() != 1 {
+			t.Fatalf("the session survived a refreshed ID token whose iss is not its tid's (refresh grants %d)", op.RefreshGrants())
+		}
+	})
 	t.Run("iss parameter", func(t *testing.T) {
 		a := entra(oidctest.EntraIDMultiTenant, func(o *Options) { o.Tenants = []string{oidctest.EntraTenant} })
 		for tenant, ok := range map[string]bool{oidctest.EntraTenant: true, other.Tenant: false} {
