@@ -115,6 +115,16 @@ func TestProviderRecipes(t *testing.T) {
 				t.Errorf("the first refresh token valid after a refresh = %v, want %v (rotation)", op.RefreshTokenValid(rt), rc.prof.NoRotation)
 			}
 
+			pushed := 0
+			for k, n := range op.ClientAuths() {
+				if strings.HasPrefix(k, "par ") {
+					pushed += n
+				}
+			}
+			if (pushed > 0) != rc.prof.PAR {
+				t.Errorf("pushed authorization requests %d, want some = %v", pushed, rc.prof.PAR)
+			}
+
 			checkRecipeLogout(t, a, br, rc)
 			if signedIn(t, a, br) {
 				t.Error("signed in after sign-out")
