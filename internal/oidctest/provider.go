@@ -15,6 +15,11 @@
 // must perform can be broken on purpose at runtime through
 // [Provider.Misbehave].
 //
+// A [Profile] (Config.Profile) makes it imitate a real provider's
+// discovery document and quirks: Google, Entra ID (one tenant, and the
+// multi-tenant issuer template), Auth0, Okta, Keycloak, Amazon Cognito,
+// dex, ory hydra and zitadel ([Profiles]).
+//
 // Sign-ins always authenticate anew (the form, or the default user),
 // except prompt=none, which signs the browser in with its live session or
 // answers login_required.
