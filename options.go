@@ -549,6 +549,9 @@ func validateHooks(c *config) error {
 	if c.InsecureAllowHTTPEndpoints {
 		c.Logger.Warn("bff: Options.InsecureAllowHTTPEndpoints is set: provider endpoints may be plain http; never use it in production")
 	}
+	if c.InsecureAnyTenant {
+		c.Logger.Warn("bff: Options.InsecureAnyTenant is set: users of every tenant of a multi-tenant issuer can sign in; authorize them (by tid) in OnLogin")
+	}
 	if c.misconfigRetry == 0 {
 		c.misconfigRetry = misconfigRetry
 	}

@@ -222,8 +222,12 @@ func TestEntraMultiTenant(t *testing.T) {
 		}
 	})
 	t.Run("any tenant", func(t *testing.T) {
-		a := entra(other, func(o *Options) { o.InsecureAnyTenant = true })
+		var logs rtSyncBuffer
+		a := entra(other, func(o *Options) { o.InsecureAnyTenant = true; logInto(o, &logs) })
 		a.login(newBrowser(t))
+		if !strings.Contains(logs.String(), "level=WARN msg=\"bff: Options.InsecureAnyTenant is set") {
+			t.Errorf("no warning about InsecureAnyTenant:\n%s", logs.String())
+		}
 	})
 	t.Run("iss of another tenant", func(t *testing.T) {
 		a := entra(oidctest.EntraIDMultiTenant, func(o *Options) { o.InsecureAnyTenant = true })
