@@ -125,6 +125,9 @@ func TestProviderRecipes(t *testing.T) {
 				t.Errorf("pushed authorization requests %d, want some = %v", pushed, rc.prof.PAR)
 			}
 
+			if !rc.prof.NoBackchannel {
+				checkRecipeBackchannel(t, a)
+			}
 			checkRecipeLogout(t, a, br, rc)
 			if signedIn(t, a, br) {
 				t.Error("signed in after sign-out")
@@ -158,6 +161,22 @@ func checkLacks(t *testing.T, logs string, want []string) {
 		if strings.Contains(lines[0], m) != slices.Contains(want, m) {
 			t.Errorf("lacks line %q: names %s = %v, want %v", lines[0], m, !slices.Contains(want, m), slices.Contains(want, m))
 		}
+	}
+}
+
+// checkRecipeBackchannel: a provider with back-channel logout ends
+// another browser's session with a logout token for its sid.
+func checkRecipeBackchannel(t *testing.T, a *app) {
+	t.Helper()
+	br := newBrowser(t)
+	a.login(br)
+	id, _ := a.sessionCookie(br)
+	s, err := a.storeSession(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, _, body := a.backchannel(a.op.LogoutToken(s.rec.Subject, s.rec.SID, nil)); code != http.StatusOK || signedIn(t, a, br) {
+		t.Fatalf("back-channel logout = %d %s; still signed in = %v", code, body, signedIn(t, a, br))
 	}
 }
 
