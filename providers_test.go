@@ -100,12 +100,10 @@ func TestProviderRecipes(t *testing.T) {
 
 			br := newBrowser(t)
 			a.login(br)
-			id, _ := a.sessionCookie(br)
-			s, err := a.storeSession(id)
-			if err != nil || s.rec.RefreshToken == "" {
-				t.Fatalf("no refresh token after sign-in (%v): the session would end with the first access token", err)
+			rt := a.browserSession(br).rec.RefreshToken
+			if rt == "" {
+				t.Fatal("no refresh token after sign-in: the session would end with the first access token")
 			}
-			rt := s.rec.RefreshToken
 
 			clock.Advance(90 * time.Second) // within the refresh skew
 			if !signedIn(t, a, br) || op.RefreshGrants() != 1 {
@@ -170,11 +168,7 @@ func checkRecipeBackchannel(t *testing.T, a *app) {
 	t.Helper()
 	br := newBrowser(t)
 	a.login(br)
-	id, _ := a.sessionCookie(br)
-	s, err := a.storeSession(id)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := a.browserSession(br)
 	if code, _, body := a.backchannel(a.op.LogoutToken(s.rec.Subject, s.rec.SID, nil)); code != http.StatusOK || signedIn(t, a, br) {
 		t.Fatalf("back-channel logout = %d %s; still signed in = %v", code, body, signedIn(t, a, br))
 	}
