@@ -109,6 +109,7 @@ type provider struct {
 	revocationURL    string
 	endSessionURL    string
 	issParamRequired bool
+	tenants          *tenantIssuer // a multi-tenant issuer template (tenant.go), or nil
 	keys             *keyset.Set
 	x                providerExtras // discovery.go
 }
@@ -143,7 +144,7 @@ func New(opts Options) (*BFF, error) {
 		b.cop.AddTrustedOrigin(o)
 	}
 	if len(cfg.ClientKeys) > 0 {
-		if b.keys, err = newClientKeys(cfg.ClientKeys); err != nil {
+		if b.keys, err = newClientKeys(cfg.ClientKeys, cfg.ClientCertificate); err != nil {
 			return nil, err
 		}
 	}
@@ -288,7 +289,7 @@ func (b *BFF) provider() *provider {
 func (b *BFF) discoverOnce() error {
 	ctx, cancel := b.discoveryContext()
 	defer cancel()
-	op, err := oidc.NewProvider(ctx, b.cfg.Issuer)
+	op, tenants, err := b.discoverProvider(ctx)
 	if err != nil {
 		return err
 	}
@@ -323,6 +324,7 @@ func (b *BFF) discoverOnce() error {
 		},
 		verifier: oidc.NewVerifier(b.cfg.Issuer, keys, &oidc.Config{
 			ClientID: b.cfg.ClientID, SupportedSigningAlgs: algs, Now: b.cfg.Now,
+			SkipIssuerCheck: tenants != nil, // verifyIDToken checks iss against the template
 		}),
 		logoutVerifier: oidc.NewVerifier(b.cfg.Issuer, keys, &oidc.Config{
 			ClientID: b.cfg.ClientID, SupportedSigningAlgs: algs, SkipExpiryCheck: true,
@@ -331,6 +333,7 @@ func (b *BFF) discoverOnce() error {
 		revocationURL:    d.Revocation,
 		endSessionURL:    d.EndSession,
 		issParamRequired: d.IssParam,
+		tenants:          tenants,
 		keys:             keys,
 	}
 	if b.cfg.DisableUserinfo {

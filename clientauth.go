@@ -8,6 +8,9 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha1"
+	"crypto/sha256"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -58,11 +61,22 @@ type clientKeys struct {
 	alg    jose.SignatureAlgorithm
 	kid    string // RFC 7638 thumbprint of the first key
 	jwks   []byte // the public keys, as served at Prefix+"/jwks"
+	// header holds the first key's certificate thumbprints, x5t and
+	// x5t#S256 (Options.ClientCertificate), or nothing.
+	header map[jose.HeaderKey]string
 }
 
-// newClientKeys checks the keys and computes their public key set.
-func newClientKeys(signers []crypto.Signer) (*clientKeys, error) {
-	ck := &clientKeys{}
+// newClientKeys checks the keys and computes their public key set and the
+// thumbprints of the first key's certificate, if any.
+func newClientKeys(signers []crypto.Signer, cert *x509.Certificate) (*clientKeys, error) {
+	ck := &clientKeys{header: map[jose.HeaderKey]string{}}
+	if cert != nil {
+		// SHA-1 only names the certificate (Entra ID requires x5t); no
+		// signature depends on it.
+		s1, s256 := sha1.Sum(cert.Raw), sha256.Sum256(cert.Raw)
+		ck.header["x5t"] = base64.RawURLEncoding.EncodeToString(s1[:])
+		ck.header["x5t#S256"] = base64.RawURLEncoding.EncodeToString(s256[:])
+	}
 	set := jose.JSONWebKeySet{}
 	for i, s := range signers {
 		if s == nil {
@@ -85,6 +99,15 @@ func newClientKeys(signers []crypto.Signer) (*clientKeys, error) {
 	}
 	ck.jwks, _ = json.Marshal(set)
 	return ck, nil
+}
+
+// certifiesFirstKey reports whether cert's public key is keys[0]'s.
+func certifiesFirstKey(cert *x509.Certificate, keys []crypto.Signer) bool {
+	if len(keys) == 0 || keys[0] == nil {
+		return false
+	}
+	pub, ok := keys[0].Public().(interface{ Equal(crypto.PublicKey) bool })
+	return ok && pub.Equal(cert.PublicKey)
 }
 
 // keyAlg is the signature algorithm of a public key: ES256/384/512 by
@@ -148,8 +171,11 @@ func (b *BFF) chooseClientAuth(methods, algs []string, tokenURL string) (clientA
 	if b.cfg.ClientAssertionAudience == AudienceIssuer {
 		aud = b.cfg.Issuer
 	}
-	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: b.keys.alg, Key: cryptosigner.Opaque(b.keys.signer)},
-		(&jose.SignerOptions{}).WithType("JWT").WithHeader(jose.HeaderKey("kid"), b.keys.kid))
+	opts := (&jose.SignerOptions{}).WithType("JWT").WithHeader(jose.HeaderKey("kid"), b.keys.kid)
+	for k, v := range b.keys.header {
+		opts = opts.WithHeader(k, v)
+	}
+	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: b.keys.alg, Key: cryptosigner.Opaque(b.keys.signer)}, opts)
 	if err != nil {
 		return clientAuth{}, configErr("Options.ClientKeys: %v", err)
 	}

@@ -7,9 +7,11 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/sha1"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math/big"
@@ -222,4 +224,79 @@ func TestClientAssertionAudience(t *testing.T) {
 			}
 		})
 	}
+}
+
+// Entra ID's certificate credentials: the provider knows the client's
+// certificate, not a jwks_uri, and refuses assertions without its x5t.
+// With ClientCertificate every assertion carries x5t (and x5t#S256):
+// sign-in, refresh and sign-out work; without it the sign-in is refused.
+func TestClientCertificateX5t(t *testing.T) {
+	key := testClientKey(t, "RS256")
+	cert, err := oidctest.Certificate(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	entra := func(t *testing.T, withCert bool) (*oidctest.Provider, *app, *offsetClock) {
+		clock := &offsetClock{}
+		op := testOP(t, oidctest.Config{Profile: oidctest.EntraID, ClientCertificate: cert, Now: clock.Now,
+			AccessTokenTTL: 2 * time.Minute})
+		op.SetIssuer(op.Issuer() + oidctest.EntraID.IssuerPath)
+		a := newApp(t, op, func(o *Options) {
+			o.ClientSecret, o.ClientKeys, o.Now = "", []crypto.Signer{key}, clock.Now
+			o.DisableConsentPrompt, o.InsecureAllowNoPKCE = true, true
+			if withCert {
+				o.ClientCertificate = cert
+			}
+		})
+		return op, a, clock
+	}
+	t.Run("with certificate", func(t *testing.T) {
+		op, a, clock := entra(t, true)
+		br := newBrowser(t)
+		a.login(br)
+		clock.Advance(90 * time.Second)
+		if !signedIn(t, a, br) || op.RefreshGrants() != 1 {
+			t.Fatalf("refresh grants %d", op.RefreshGrants())
+		}
+		a.logout(br)
+		if got := op.ClientAuths()["token private_key_jwt"]; got != 2 || op.ClientJWKSFetches() != 0 {
+			t.Errorf("token authentications %v, jwks fetches %d", op.ClientAuths(), op.ClientJWKSFetches())
+		}
+		hdr := assertionHeader(t, a)
+		s1, s256 := sha1.Sum(cert.Raw), sha256.Sum256(cert.Raw)
+		if hdr["x5t"] != base64.RawURLEncoding.EncodeToString(s1[:]) ||
+			hdr["x5t#S256"] != base64.RawURLEncoding.EncodeToString(s256[:]) {
+			t.Errorf("assertion header %v", hdr)
+		}
+	})
+	t.Run("without certificate", func(t *testing.T) {
+		op, a, _ := entra(t, false)
+		resp, body := newBrowser(t).follow(a.URL + "/auth/login?returnTo=/app")
+		if resp.StatusCode != http.StatusBadRequest || op.ClientAuths()["token private_key_jwt"] != 0 {
+			t.Fatalf("sign-in without x5t: %d %s", resp.StatusCode, body)
+		}
+	})
+	t.Run("certificate of another key", func(t *testing.T) {
+		_, err := New(Options{Issuer: "https://idp.example", ClientID: "c", BaseURL: "https://app.example",
+			ClientKeys: []crypto.Signer{testClientKey(t, "ES256")}, ClientCertificate: cert})
+		var ce *ConfigError
+		if !errors.As(err, &ce) || ce.Field != "ClientCertificate" {
+			t.Fatalf("New = %v, want a ConfigError for ClientCertificate", err)
+		}
+	})
+}
+
+// assertionHeader is the JWS header of a client assertion the app makes
+// now.
+func assertionHeader(t *testing.T, a *app) map[string]any {
+	t.Helper()
+	jwt, err := a.bff.assertion(a.bff.provider().x.auth)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var hdr map[string]any
+	if err := json.Unmarshal(jwtPart(t, jwt, 0), &hdr); err != nil {
+		t.Fatal(err)
+	}
+	return hdr
 }

@@ -133,7 +133,7 @@ func issuerHint(configured, discovered string) string {
 	case strings.TrimSuffix(configured, "/") == strings.TrimSuffix(discovered, "/"):
 		return fmt.Sprintf("set Options.Issuer to %q exactly: the trailing slash matters", discovered)
 	case strings.Contains(discovered, "{"):
-		return "the provider's issuer is a template (a multi-tenant endpoint such as Entra ID's common or organizations); use the issuer of one tenant"
+		return "the provider's issuer is a template (a multi-tenant endpoint such as Entra ID's common or organizations): use the issuer of one tenant, or list the tenants in Options.Tenants"
 	}
 	return "set Options.Issuer to the issuer of the discovery document exactly, or check that it names the right provider"
 }
@@ -194,7 +194,7 @@ func (b *BFF) reportLacks(p *provider, backchannel bool) {
 		lacks = append(lacks, "revocation_endpoint", "none: at sign-out the refresh token is not revoked; it stays valid at the provider until it expires")
 	}
 	switch {
-	case b.cfg.ProviderLogout == ProviderLogoutSkip:
+	case b.cfg.ProviderLogout == ProviderLogoutSkip, b.cfg.ProviderLogout == ProviderLogoutCognito:
 	case p.endSessionURL == "":
 		lacks = append(lacks, "end_session_endpoint", "none: sign-out ends the session here only; the user stays signed in at the provider (the next sign-in may need no password)")
 	}

@@ -320,7 +320,7 @@ func (b *BFF) completeLogin(r *http.Request, tx *txn, q url.Values) (*session, s
 // provider that answered (mix-up).
 func (b *BFF) checkIssParam(prov *provider, q url.Values) error {
 	if iss, present := q["iss"]; present {
-		if len(iss) != 1 || iss[0] != b.cfg.Issuer {
+		if len(iss) != 1 || !b.issuerOK(prov, iss[0]) {
 			return errLogin(http.StatusBadRequest, "The sign-in response came from another identity provider.", errors.New("iss parameter mismatch (mix-up)"))
 		}
 	} else if prov.issParamRequired {

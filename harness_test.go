@@ -427,6 +427,17 @@ func (a *app) storeSession(id string) (*session, error) {
 	return a.bff.store.read(context.Background(), recordName(id))
 }
 
+// browserSession reads the stored session of the browser's cookie.
+func (a *app) browserSession(br *browser) *session {
+	a.t.Helper()
+	id, _ := a.sessionCookie(br)
+	s, err := a.storeSession(id)
+	if err != nil {
+		a.t.Fatalf("the browser's session: %v", err)
+	}
+	return s
+}
+
 // mem is the app's memory backend (the default store).
 func (a *app) mem() *storage.Memory { return a.bff.store.be.(*storage.Memory) }
 

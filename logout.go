@@ -34,6 +34,12 @@ const (
 	// browser goes to PostLogoutRedirect and stays signed in at the
 	// provider.
 	ProviderLogoutSkip
+	// ProviderLogoutCognito sends the browser to Amazon Cognito's own
+	// logout endpoint (Cognito advertises no end_session_endpoint): /logout
+	// on the authorization endpoint's host, with client_id and logout_uri
+	// BaseURL+PostLogoutRedirect, which must be one of the app client's
+	// allowed sign-out URLs. Cognito then sends the browser there.
+	ProviderLogoutCognito
 )
 
 // handleLogout ends the session here (store, cookie, every instance's
@@ -67,8 +73,8 @@ func (b *BFF) handleLogout(w http.ResponseWriter, r *http.Request) {
 				b.log.WarnContext(ctx, "bff: refresh token revocation failed; the session is ended here", b.subject(s.rec.Subject), "err", err)
 			}
 		}
-		if prov != nil && prov.endSessionURL != "" && b.cfg.ProviderLogout != ProviderLogoutSkip {
-			dest = b.endSessionURL(prov, s.rec.IDToken)
+		if u := b.providerLogoutURL(prov, s.rec.IDToken); u != "" {
+			dest = u
 		}
 		b.log.InfoContext(ctx, "bff: signed out", b.subject(s.rec.Subject))
 	case err == errNoSession:
@@ -100,6 +106,33 @@ type logoutState struct {
 
 // logoutStateAD binds a sealed logout state to its purpose.
 var logoutStateAD = []byte("bff logout state")
+
+// providerLogoutURL is where sign-out sends the browser at the provider,
+// per Options.ProviderLogout, or "" for nowhere.
+func (b *BFF) providerLogoutURL(prov *provider, idToken string) string {
+	switch {
+	case prov == nil || b.cfg.ProviderLogout == ProviderLogoutSkip:
+		return ""
+	case b.cfg.ProviderLogout == ProviderLogoutCognito:
+		return b.cognitoLogoutURL(prov)
+	case prov.endSessionURL == "":
+		return ""
+	}
+	return b.endSessionURL(prov, idToken)
+}
+
+// cognitoLogoutURL is Cognito's logout endpoint: /logout on the host of
+// its authorization endpoint, with client_id and logout_uri (Cognito takes
+// no id_token_hint and sends no state back: the way back is a fixed page
+// of this app).
+func (b *BFF) cognitoLogoutURL(prov *provider) string {
+	u, err := url.Parse(prov.oauth.Endpoint.AuthURL)
+	if err != nil {
+		return ""
+	}
+	q := url.Values{"client_id": {b.cfg.ClientID}, "logout_uri": {b.cfg.base.String() + b.cfg.PostLogoutRedirect}}
+	return (&url.URL{Scheme: u.Scheme, Host: u.Host, Path: "/logout", RawQuery: q.Encode()}).String()
+}
 
 // endSessionURL is the provider's end-session endpoint with id_token_hint
 // and client_id, and (unless ProviderLogoutNoReturn) the

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto"
 	"crypto/rand"
+	"crypto/x509"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -32,6 +33,24 @@ type Options struct {
 	// document spells it. Required; https, or http only for a loopback host.
 	Issuer string
 
+	// Tenants are the tenants (tid claim) whose users may sign in through a
+	// multi-tenant issuer: Entra ID's common or organizations endpoint
+	// (Issuer "https://login.microsoftonline.com/organizations/v2.0"),
+	// whose discovery document names the issuer template
+	// "https://login.microsoftonline.com/{tenantid}/v2.0". With Tenants set,
+	// discovery accepts such a template when it is Issuer with one path
+	// segment replaced by "{tenantid}", and every ID token must carry a tid
+	// that is one of Tenants and an iss that is the template with that tid.
+	// Back-channel logout tokens must still name Issuer itself. Default
+	// none: a templated issuer is a misconfiguration.
+	Tenants []string
+
+	// InsecureAnyTenant accepts users of every tenant of a multi-tenant
+	// issuer (see Tenants; iss must still be the template with the token's
+	// tid): anyone with an account in any Entra ID organization can sign
+	// in, so authorize users yourself, by tid, in OnLogin. Default false.
+	InsecureAnyTenant bool
+
 	// ClientID and ClientSecret are this confidential client's credentials
 	// at the provider. ClientID is required, and ClientSecret unless
 	// ClientKeys is set (not both).
@@ -49,6 +68,14 @@ type Options struct {
 	// whose token_endpoint_auth_methods_supported lacks private_key_jwt is
 	// refused at discovery. Default none.
 	ClientKeys []crypto.Signer
+
+	// ClientCertificate is the X.509 certificate of ClientKeys[0], for
+	// providers where the client registers a certificate (Entra ID's
+	// certificate credentials): each client assertion's header then
+	// carries the certificate's SHA-1 thumbprint as x5t, which Entra ID
+	// requires, and its SHA-256 thumbprint as x5t#S256 (base64url). Its
+	// public key must be ClientKeys[0]'s. Default nil.
+	ClientCertificate *x509.Certificate
 
 	// ClientAssertionAudience is the aud of client assertions:
 	// AudienceTokenEndpoint (the token endpoint's URL, OIDC Core §9) or
@@ -239,7 +266,9 @@ type Options struct {
 	// without post_logout_redirect_uri, for clients that cannot register
 	// one: the user stays on the provider's page), ProviderLogoutSkip (no
 	// visit to the provider: straight to PostLogoutRedirect; the user stays
-	// signed in there). Default ProviderLogoutRedirectBack.
+	// signed in there), ProviderLogoutCognito (Amazon Cognito's own /logout
+	// with client_id and logout_uri BaseURL+PostLogoutRedirect).
+	// Default ProviderLogoutRedirectBack.
 	ProviderLogout ProviderLogout
 
 	// TrustedOrigins are other origins whose browsers may send unsafe
@@ -370,6 +399,7 @@ func validate(o Options) (*config, error) {
 	c.Scopes = slices.Clone(o.Scopes)
 	c.TrustedOrigins = slices.Clone(o.TrustedOrigins)
 	c.ClientKeys = slices.Clone(o.ClientKeys)
+	c.Tenants = slices.Clone(o.Tenants)
 	c.AuthParams = maps.Clone(o.AuthParams)
 	c.LoginParams = slices.Clone(o.LoginParams)
 	c.LoginPrompts = slices.Clone(o.LoginPrompts)
@@ -519,6 +549,9 @@ func validateHooks(c *config) error {
 	if c.InsecureAllowHTTPEndpoints {
 		c.Logger.Warn("bff: Options.InsecureAllowHTTPEndpoints is set: provider endpoints may be plain http; never use it in production")
 	}
+	if c.InsecureAnyTenant {
+		c.Logger.Warn("bff: Options.InsecureAnyTenant is set: users of every tenant of a multi-tenant issuer can sign in; authorize them (by tid) in OnLogin")
+	}
 	if c.misconfigRetry == 0 {
 		c.misconfigRetry = misconfigRetry
 	}
@@ -551,14 +584,19 @@ func validateSignIn(c *config) error {
 		return fieldErr("ClientSecret", "is required (bff is a confidential client), unless ClientKeys is set for private_key_jwt")
 	case c.ClientSecret != "" && len(c.ClientKeys) > 0:
 		return fieldErr("ClientKeys", "and ClientSecret are both set: choose one way to authenticate (ClientKeys: private_key_jwt)")
+	case c.ClientCertificate != nil && !certifiesFirstKey(c.ClientCertificate, c.ClientKeys):
+		return fieldErr("ClientCertificate", "must be the certificate of ClientKeys[0] (its public key differs, or ClientKeys is empty)")
 	case c.ClientAssertionAudience != AudienceTokenEndpoint && c.ClientAssertionAudience != AudienceIssuer:
 		return fieldErr("ClientAssertionAudience", "must be AudienceTokenEndpoint or AudienceIssuer")
 	case c.PAR < PARAuto || c.PAR > PARRequired:
 		return fieldErr("PAR", "must be PARAuto, PARNever or PARRequired")
-	case c.ProviderLogout < ProviderLogoutRedirectBack || c.ProviderLogout > ProviderLogoutSkip:
-		return fieldErr("ProviderLogout", "must be ProviderLogoutRedirectBack, ProviderLogoutNoReturn or ProviderLogoutSkip")
+	case c.ProviderLogout < ProviderLogoutRedirectBack || c.ProviderLogout > ProviderLogoutCognito:
+		return fieldErr("ProviderLogout", "must be ProviderLogoutRedirectBack, ProviderLogoutNoReturn, ProviderLogoutSkip or ProviderLogoutCognito")
 	}
 	if err := validateAuthParams(c.AuthParams); err != nil {
+		return err
+	}
+	if err := validateTenants(c); err != nil {
 		return err
 	}
 	return validateLoginParams(c)

@@ -86,7 +86,10 @@ func TestNewRejectsBadOptions(t *testing.T) {
 		{"client_key_p224", "ClientKeys", func(o *Options) { o.ClientSecret, o.ClientKeys = "", []crypto.Signer{testClientKey(t, "P224")} }},
 		{"assertion_audience_unknown", "ClientAssertionAudience", func(o *Options) { o.ClientAssertionAudience = 7 }},
 		{"par_mode_unknown", "PAR", func(o *Options) { o.PAR = -1 }},
-		{"provider_logout_unknown", "ProviderLogout", func(o *Options) { o.ProviderLogout = 3 }},
+		{"provider_logout_unknown", "ProviderLogout", func(o *Options) { o.ProviderLogout = ProviderLogoutCognito + 1 }},
+		{"tenants_and_any_tenant", "Tenants", func(o *Options) { o.Tenants, o.InsecureAnyTenant = []string{"t1"}, true }},
+		{"tenant_with_slash", "Tenants", func(o *Options) { o.Tenants = []string{"t1/v2.0"} }},
+		{"tenant_empty", "Tenants", func(o *Options) { o.Tenants = []string{""} }},
 		{"login_param_unknown", "LoginParams", func(o *Options) { o.LoginParams = []LoginParam{"redirect_uri"} }},
 		{"login_prompt_unknown", "LoginPrompts", func(o *Options) { o.LoginPrompts = []string{"none", "create"} }},
 	}

@@ -456,9 +456,15 @@ func (b *BFF) verifyIDToken(ctx context.Context, prov *provider, raw, accessToke
 		Sub string `json:"sub"`
 		Iat *int64 `json:"iat"`
 		Azp string `json:"azp"`
+		Tid string `json:"tid"`
 	}
 	if err := idt.Claims(&c); err != nil {
 		return nil, err
+	}
+	if prov.tenants != nil {
+		if err := prov.tenants.check(idt.Issuer, c.Tid); err != nil {
+			return nil, err
+		}
 	}
 	switch {
 	case c.Sub == "":

@@ -18,6 +18,11 @@
 //	BFF_AUTH_PARAMS           URL-query-encoded parameters for every sign-in (access_type=offline&audience=...)
 //	BFF_PAR                   pushed authorization requests: auto, never, require (auto)
 //	BFF_STEPUP_ACR            space-separated acr values GET /api/stepup requires (unset: no such route)
+//	BFF_CLIENT_CERT           path of the PEM certificate of BFF_CLIENT_KEY: x5t in assertions (Entra ID)
+//	BFF_TENANTS               space-separated tenant IDs of a multi-tenant issuer (Entra ID common/organizations)
+//	BFF_PROVIDER_LOGOUT       sign-out at the provider: redirect-back, no-return, skip, cognito (redirect-back)
+//	BFF_CONSENT_PROMPT        0: no prompt=consent with offline_access (1)
+//	BFF_INSECURE_ALLOW_NO_PKCE 1: accept a provider that does not advertise PKCE S256 (0)
 //	BFF_REDIS_ADDR            host:port of Redis for sessions (in-memory)
 //	BFF_REDIS_URL             instead: redis:// or rediss:// (TLS) URL, user:password@ and /database allowed
 //	BFF_REDIS_SENTINELS       comma-separated host:port of Redis Sentinels (BFF_REDIS_URL then without host)

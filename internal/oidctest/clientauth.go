@@ -2,7 +2,9 @@ package oidctest
 
 import (
 	"context"
+	"crypto/sha1"
 	"crypto/subtle"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -135,13 +137,9 @@ func (p *Provider) verifyAssertion(r *http.Request) error {
 	if err != nil {
 		return fmt.Errorf("client assertion: %w", err)
 	}
-	keys, err := p.clientKeys(r.Context())
+	candidates, err := p.assertionKeys(r.Context(), jws.Signatures[0].Header)
 	if err != nil {
 		return err
-	}
-	candidates := keys.Keys
-	if kid := jws.Signatures[0].Header.KeyID; kid != "" {
-		candidates = keys.Key(kid)
 	}
 	var payload []byte
 	for _, k := range candidates {
@@ -161,6 +159,29 @@ func (p *Provider) verifyAssertion(r *http.Request) error {
 		return fmt.Errorf("client assertion claims: %w", err)
 	}
 	return p.checkAssertionClaims(r, c.Iss, c.Sub, c.Jti, c.Aud, c.Exp)
+}
+
+// assertionKeys are the keys that may verify a client assertion with
+// header h: the registered certificate's, when its SHA-1 thumbprint is the
+// header's x5t (Config.ClientCertificate); else the client's jwks_uri keys
+// (those of the header's kid, if it names one).
+func (p *Provider) assertionKeys(ctx context.Context, h jose.Header) ([]jose.JSONWebKey, error) {
+	if cert := p.cfg.ClientCertificate; cert != nil {
+		x5t, _ := h.ExtraHeaders["x5t"].(string)
+		sum := sha1.Sum(cert.Raw)
+		if x5t != base64.RawURLEncoding.EncodeToString(sum[:]) {
+			return nil, errors.New("client assertion: x5t is missing or not the registered certificate's thumbprint")
+		}
+		return []jose.JSONWebKey{{Key: cert.PublicKey}}, nil
+	}
+	keys, err := p.clientKeys(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if h.KeyID != "" {
+		return keys.Key(h.KeyID), nil
+	}
+	return keys.Keys, nil
 }
 
 func (p *Provider) checkAssertionClaims(r *http.Request, iss, sub, jti string, aud audience, exp *int64) error {
@@ -195,16 +216,16 @@ const (
 // token endpoint's URL alone, or (default) either of them or the URL of
 // the endpoint called (RFC 9126 §2).
 func (p *Provider) audienceAccepted(aud audience, r *http.Request) bool {
-	iss := p.Issuer()
+	iss, token := p.tokenIssuer(), p.Endpoint("/token")
 	switch p.cfg.AssertionAudience {
 	case AudienceIssuer:
 		return len(aud) == 1 && aud[0] == iss
 	case AudienceTokenEndpoint:
-		return len(aud) == 1 && aud[0] == iss+"/token"
+		return len(aud) == 1 && aud[0] == token
 	}
 	here := p.Endpoint("/" + path.Base(r.URL.Path))
 	for _, a := range aud {
-		if a == iss || a == iss+"/token" || a == here {
+		if a == iss || a == token || a == here {
 			return true
 		}
 	}

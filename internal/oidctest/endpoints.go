@@ -19,7 +19,7 @@ func (p *Provider) handleDiscovery(w http.ResponseWriter, r *http.Request) {
 	}
 	iss := p.Issuer()
 	d := map[string]any{
-		"issuer":                                           iss,
+		"issuer":                                           p.discoveryIssuer(),
 		"authorization_endpoint":                           iss + "/authorize",
 		"token_endpoint":                                   iss + "/token",
 		"userinfo_endpoint":                                iss + "/userinfo",
@@ -63,6 +63,7 @@ func (p *Provider) handleDiscovery(w http.ResponseWriter, r *http.Request) {
 	if mb.NoUserinfo {
 		delete(d, "userinfo_endpoint")
 	}
+	p.applyProfile(d)
 	for k, v := range mb.Discovery {
 		d[k] = v
 	}
@@ -189,7 +190,7 @@ func (p *Provider) handleIntrospect(w http.ResponseWriter, r *http.Request) {
 		if f, ok := p.families.get(at.familyID, now); ok && !f.revoked {
 			resp = map[string]any{
 				"active": true, "token_type": "Bearer", "scope": at.scope, "client_id": f.clientID,
-				"sub": f.user.Subject, "username": f.user.Username, "iss": p.issuer, "aud": f.clientID,
+				"sub": f.user.Subject, "username": f.user.Username, "iss": p.tokenIssuerLocked(), "aud": f.clientID,
 				"iat": at.iat.Unix(), "exp": at.exp.Unix(), "sid": f.sid,
 			}
 		}
@@ -197,7 +198,7 @@ func (p *Provider) handleIntrospect(w http.ResponseWriter, r *http.Request) {
 		if f, ok := p.families.get(rt.familyID, now); ok && !f.revoked {
 			resp = map[string]any{
 				"active": true, "token_type": "refresh_token", "scope": f.scope, "client_id": f.clientID,
-				"sub": f.user.Subject, "iss": p.issuer, "iat": rt.iat.Unix(), "exp": rt.exp.Unix(), "sid": f.sid,
+				"sub": f.user.Subject, "iss": p.tokenIssuerLocked(), "iat": rt.iat.Unix(), "exp": rt.exp.Unix(), "sid": f.sid,
 			}
 		}
 	}

@@ -59,8 +59,14 @@ func (p *Provider) SignJWT(claims map[string]any, opt SignOptions) string {
 	if opt.KID != "" {
 		kid = opt.KID
 	}
+	return signJWS(key, kid, typ, payload, opt.NoTyp)
+}
+
+// signJWS signs payload with key, kid and typ in the header (none with
+// noTyp), in compact serialization.
+func signJWS(key *signingKey, kid, typ string, payload []byte, noTyp bool) string {
 	so := (&jose.SignerOptions{}).WithHeader("kid", kid)
-	if !opt.NoTyp {
+	if !noTyp {
 		so = so.WithType(jose.ContentType(typ))
 	}
 	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: key.alg, Key: key.key}, so)
@@ -85,7 +91,7 @@ func (p *Provider) SignJWT(claims map[string]any, opt SignOptions) string {
 func (p *Provider) LogoutToken(sub, sid string, mutate func(map[string]any)) string {
 	now := p.now()
 	claims := map[string]any{
-		"iss": p.Issuer(),
+		"iss": p.tokenIssuer(),
 		"aud": p.cfg.ClientID,
 		"iat": now.Unix(),
 		"exp": now.Add(2 * time.Minute).Unix(),
@@ -129,7 +135,7 @@ func (p *Provider) verifyOwnJWT(token string) (map[string]any, error) {
 		if err := json.Unmarshal(payload, &claims); err != nil {
 			return nil, err
 		}
-		if claims["iss"] != p.Issuer() {
+		if claims["iss"] != p.tokenIssuer() {
 			return nil, errors.New("wrong issuer")
 		}
 		return claims, nil

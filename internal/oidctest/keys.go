@@ -6,10 +6,14 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"math/big"
+	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
 )
@@ -137,4 +141,17 @@ func (p *Provider) jwksJSON(unparseable bool) []byte {
 	}
 	b, _ := json.Marshal(map[string]any{"keys": keys})
 	return b
+}
+
+// Certificate is a self-signed certificate of key, valid for a day: a
+// client's certificate credential (Config.ClientCertificate) in tests.
+func Certificate(key crypto.Signer) (*x509.Certificate, error) {
+	now := time.Now()
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(now.UnixNano()), Subject: pkix.Name{CommonName: "oidctest client"},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(23 * time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		return nil, err
+	}
+	return x509.ParseCertificate(der)
 }

@@ -103,6 +103,8 @@ func (p *Provider) pendingFrom(q url.Values) (pa *pendingAuth, maxAgeOK bool) {
 		prompt:        strings.Fields(q.Get("prompt")),
 		maxAge:        maxAge,
 		acr:           requestedACR(q),
+		accessType:    q.Get("access_type"),
+		audience:      q.Get("audience"),
 	}, maxAgeOK
 }
 
@@ -114,6 +116,8 @@ func (p *Provider) checkAuthorization(q url.Values, pa *pendingAuth, mb Misbehav
 		return "unsupported_response_type", "only response_type=code is supported"
 	case !hasScope(pa.scope, "openid"):
 		return "invalid_scope", "the openid scope is required"
+	case p.rejectsScope(pa.scope):
+		return "invalid_scope", "a requested scope is not supported"
 	case q.Has("request"):
 		return "request_not_supported", "request objects are not supported"
 	case pa.codeChallenge == "" && !mb.NoS256:
@@ -235,9 +239,9 @@ func (p *Provider) redirectBack(w http.ResponseWriter, r *http.Request, pa *pend
 	case mb.IssParam == "-":
 	case mb.IssParam != "":
 		q.Set("iss", mb.IssParam)
-	case mb.NoIssParamSupport:
+	case mb.NoIssParamSupport, p.cfg.Profile.NoIssParam:
 	default:
-		q.Set("iss", p.Issuer())
+		q.Set("iss", p.tokenIssuer())
 	}
 	u.RawQuery = q.Encode()
 	w.Header().Set("Cache-Control", "no-store")

@@ -15,6 +15,11 @@
 // must perform can be broken on purpose at runtime through
 // [Provider.Misbehave].
 //
+// A [Profile] (Config.Profile) makes it imitate a real provider's
+// discovery document and quirks: Google, Entra ID (one tenant, and the
+// multi-tenant issuer template), Auth0, Okta, Keycloak, Amazon Cognito,
+// dex, ory hydra and zitadel ([Profiles]).
+//
 // Sign-ins always authenticate anew (the form, or the default user),
 // except prompt=none, which signs the browser in with its live session or
 // answers login_required.
@@ -38,6 +43,7 @@ package oidctest
 import (
 	"context"
 	"crypto/rand"
+	"crypto/x509"
 	"net/http"
 	"net/url"
 	"strings"
@@ -124,6 +130,15 @@ type Config struct {
 	// when the authorization request had prompt=consent (OIDC Core §11), as
 	// panva's oidc-provider does.
 	StrictOfflineAccess bool
+	// Profile imitates a real provider (Google, EntraID, Auth0, …; see
+	// Profiles). Its AuthMethods apply unless TokenAuthMethods is set, and
+	// its PAR turns PAR on.
+	Profile Profile
+	// ClientCertificate is the client's registered certificate (Entra ID's
+	// certificate credentials): private_key_jwt assertions are verified
+	// with its public key, not the client's jwks_uri, and must carry its
+	// SHA-1 thumbprint as x5t (base64url) in their header.
+	ClientCertificate *x509.Certificate
 }
 
 // User is an account of the provider.
@@ -203,6 +218,10 @@ func New(cfg Config) *Provider {
 	if cfg.SigningAlg != "RS256" && cfg.SigningAlg != "ES256" {
 		panic("oidctest: unsupported SigningAlg " + cfg.SigningAlg)
 	}
+	if len(cfg.TokenAuthMethods) == 0 {
+		cfg.TokenAuthMethods = cfg.Profile.AuthMethods
+	}
+	cfg.PAR = cfg.PAR || cfg.Profile.PAR
 	if cfg.HTTPClient == nil {
 		cfg.HTTPClient = &http.Client{Timeout: 10 * time.Second}
 	}
@@ -335,6 +354,10 @@ func (p *Provider) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	iss := p.Issuer()
 	if iss == "" {
 		http.Error(w, "oidctest: issuer not set (call SetIssuer)", http.StatusInternalServerError)
+		return
+	}
+	if r.URL.Path == "/logout" && p.cfg.Profile.CognitoLogout {
+		p.handleCognitoLogout(w, r)
 		return
 	}
 	base := ""

@@ -151,3 +151,24 @@ func (p *Provider) Sessions(sub string) []string {
 	})
 	return sids
 }
+
+// handleCognitoLogout imitates Amazon Cognito's /logout (Profile
+// CognitoLogout): client_id and a registered logout_uri, the browser's
+// session ends, and the browser goes to logout_uri as given (Cognito
+// passes no state back).
+func (p *Provider) handleCognitoLogout(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	logoutURI := q.Get("logout_uri")
+	if q.Get("client_id") != p.cfg.ClientID || logoutURI == "" || !p.redirectAllowed(logoutURI) {
+		p.renderMessage(w, http.StatusBadRequest, "Invalid logout request",
+			"client_id and a registered logout_uri are required.")
+		return
+	}
+	p.endSessions.Add(1)
+	if c, err := r.Cookie(SessionCookie); err == nil {
+		_ = p.EndSession(r.Context(), c.Value)
+		p.setSessionCookie(w, "")
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	http.Redirect(w, r, logoutURI, http.StatusFound)
+}

@@ -15,6 +15,7 @@ import (
 type pendingAuth struct {
 	clientID, redirectURI, state, nonce, scope string
 	codeChallenge, loginHint                   string
+	accessType, audience                       string // Google's access_type, Auth0's audience
 	prompt                                     []string
 	maxAge                                     int64    // -1: none
 	acr                                        []string // requested acr values
@@ -36,6 +37,7 @@ type family struct {
 	user     User
 	sid      string
 	scope    string
+	audience string // the authorization request's (Profile.AudienceJWT)
 	auth     authn
 	revoked  bool
 }
@@ -138,10 +140,10 @@ func (p *Provider) codeGrant(w http.ResponseWriter, r *http.Request, mb Misbehav
 	c.used = true
 	famID := randomString()
 	c.familyID = famID
-	f := &family{clientID: c.req.clientID, user: c.user, sid: c.sid, scope: c.req.scope, auth: c.auth}
+	f := &family{clientID: c.req.clientID, user: c.user, sid: c.sid, scope: c.req.scope, audience: c.req.audience,
+		auth: c.auth}
 	p.families.put(famID, f, now.Add(p.familyTTL(mb)), now)
-	withRefresh := hasScope(c.req.scope, "offline_access") && !mb.NoRefreshToken &&
-		(!p.cfg.StrictOfflineAccess || slices.Contains(c.req.prompt, "consent"))
+	withRefresh := p.refreshFor(&c.req) && !mb.NoRefreshToken
 	resp, idClaims := p.issueLocked(famID, f, mb, now, withRefresh)
 	p.mu.Unlock()
 
@@ -184,7 +186,7 @@ func (p *Provider) refreshGrant(w http.ResponseWriter, r *http.Request, mb Misbe
 		oauthError(w, http.StatusBadRequest, "invalid_grant", "refresh token reuse detected; token family revoked")
 		return
 	}
-	rotate := !mb.RefreshNoRotate && !mb.NoRefreshToken
+	rotate := !mb.RefreshNoRotate && !mb.NoRefreshToken && !p.cfg.Profile.NoRotation
 	if rotate {
 		rt.used = true
 	}
@@ -220,7 +222,7 @@ func (p *Provider) issueLocked(famID string, f *family, mb Misbehavior, now time
 	if mb.AccessTokenTTL > 0 {
 		ttl = mb.AccessTokenTTL
 	}
-	at := randomString() + randomString()
+	at := p.accessTokenLocked(f, now, ttl)
 	p.access.put(at, &accessToken{familyID: famID, scope: f.scope, iat: now, exp: now.Add(ttl)}, now.Add(ttl), now)
 	resp := map[string]any{
 		"access_token": at,
@@ -251,7 +253,10 @@ func (p *Provider) idClaimsLocked(f *family, at string, mb Misbehavior, now time
 	for k, v := range f.user.Extra {
 		c[k] = v
 	}
-	c["iss"] = p.issuer
+	c["iss"] = p.tokenIssuerLocked()
+	if p.cfg.Profile.Tenant != "" {
+		c["tid"] = p.cfg.Profile.Tenant
+	}
 	c["sub"] = f.user.Subject
 	c["aud"] = f.clientID
 	c["iat"] = now.Unix()

@@ -39,6 +39,13 @@ type Config struct {
 	PAR          bff.PARMode       // BFF_PAR: auto (default), never or require.
 	StepUpACR    []string          // BFF_STEPUP_ACR: space-separated acr values that GET /api/stepup requires. Default: no such route.
 
+	// Provider quirks (README's provider recipes).
+	ClientCert           *x509.Certificate  // BFF_CLIENT_CERT: path of the PEM certificate of BFF_CLIENT_KEY (Entra ID): x5t in assertions.
+	Tenants              []string           // BFF_TENANTS: space-separated tenant IDs of a multi-tenant issuer (Entra ID).
+	ProviderLogout       bff.ProviderLogout // BFF_PROVIDER_LOGOUT: redirect-back (default), no-return, skip or cognito.
+	DisableConsentPrompt bool               // BFF_CONSENT_PROMPT: 1 (default) sends prompt=consent with offline_access; 0 does not.
+	InsecureAllowNoPKCE  bool               // BFF_INSECURE_ALLOW_NO_PKCE: 1 accepts a provider that does not advertise S256 (Entra ID, Cognito).
+
 	RedisAddr      string   // BFF_REDIS_ADDR: host:port (or redis:// URL) of Redis. Default: in-memory store.
 	RedisURL       string   // BFF_REDIS_URL: redis:// or rediss:// URL with user, password, database; without host beside BFF_REDIS_SENTINELS.
 	RedisSentinels []string // BFF_REDIS_SENTINELS: comma-separated host:port of Redis Sentinels. Default: none.
@@ -185,6 +192,12 @@ func (c *Config) Options(log *slog.Logger) bff.Options {
 		IdleTimeout:   c.IdleTimeout,
 		Logger:        log,
 		ExpiryWarning: c.ExpiryWarning,
+
+		ClientCertificate:    c.ClientCert,
+		Tenants:              c.Tenants,
+		ProviderLogout:       c.ProviderLogout,
+		DisableConsentPrompt: c.DisableConsentPrompt,
+		InsecureAllowNoPKCE:  c.InsecureAllowNoPKCE,
 	}
 	if c.ClientKey != nil {
 		o.ClientKeys = []crypto.Signer{c.ClientKey}
@@ -264,7 +277,56 @@ func (c *Config) loadSignIn(getenv func(string) string) error {
 		return fmt.Errorf("BFF_PAR: %q is not auto, never or require", s)
 	}
 	c.StepUpACR = strings.Fields(getenv("BFF_STEPUP_ACR"))
+	return c.loadProvider(getenv)
+}
+
+// providerLogouts are the values of BFF_PROVIDER_LOGOUT.
+var providerLogouts = map[string]bff.ProviderLogout{"": bff.ProviderLogoutRedirectBack,
+	"redirect-back": bff.ProviderLogoutRedirectBack, "no-return": bff.ProviderLogoutNoReturn,
+	"skip": bff.ProviderLogoutSkip, "cognito": bff.ProviderLogoutCognito}
+
+// loadProvider reads the variables of provider quirks: BFF_CLIENT_CERT,
+// BFF_TENANTS, BFF_PROVIDER_LOGOUT, BFF_CONSENT_PROMPT and
+// BFF_INSECURE_ALLOW_NO_PKCE.
+func (c *Config) loadProvider(getenv func(string) string) error {
+	if path := getenv("BFF_CLIENT_CERT"); path != "" {
+		cert, err := readCert(path)
+		if err != nil {
+			return fmt.Errorf("BFF_CLIENT_CERT: %v", err)
+		}
+		c.ClientCert = cert
+	}
+	c.Tenants = strings.Fields(getenv("BFF_TENANTS"))
+	var ok bool
+	if c.ProviderLogout, ok = providerLogouts[getenv("BFF_PROVIDER_LOGOUT")]; !ok {
+		return fmt.Errorf("BFF_PROVIDER_LOGOUT: %q is not redirect-back, no-return, skip or cognito", getenv("BFF_PROVIDER_LOGOUT"))
+	}
+	for _, f := range []struct {
+		name    string
+		v       *bool
+		ifValue string // the value that sets v
+	}{{"BFF_CONSENT_PROMPT", &c.DisableConsentPrompt, "0"}, {"BFF_INSECURE_ALLOW_NO_PKCE", &c.InsecureAllowNoPKCE, "1"}} {
+		switch s := getenv(f.name); s {
+		case "", "0", "1":
+			*f.v = s == f.ifValue
+		default:
+			return fmt.Errorf("%s: %q is neither 0 nor 1", f.name, s)
+		}
+	}
 	return nil
+}
+
+// readCert reads a PEM certificate.
+func readCert(path string) (*x509.Certificate, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	block, _ := pem.Decode(data)
+	if block == nil || block.Type != "CERTIFICATE" {
+		return nil, fmt.Errorf("%s holds no PEM CERTIFICATE block", path)
+	}
+	return x509.ParseCertificate(block.Bytes)
 }
 
 // readKey reads a PEM private key (PKCS #8, or SEC 1 EC, or PKCS #1 RSA):

@@ -10,6 +10,7 @@ import (
 	"encoding/pem"
 	"io"
 	"log/slog"
+	"math/big"
 	"os"
 	"path/filepath"
 	"slices"
@@ -172,6 +173,11 @@ func TestLoadSignInEnv(t *testing.T) {
 		}
 	}
 	for name, env := range map[string]map[string]string{
+		"cert_not_pem":      {"BFF_CLIENT_CERT": writeFile(t, "not a certificate")},
+		"cert_of_a_key":     {"BFF_CLIENT_CERT": pemFile(t, "PRIVATE KEY", pkcs8)},
+		"provider_logout":   {"BFF_PROVIDER_LOGOUT": "never"},
+		"consent_prompt":    {"BFF_CONSENT_PROMPT": "no"},
+		"no_pkce":           {"BFF_INSECURE_ALLOW_NO_PKCE": "yes"},
 		"auth_params_twice": {"BFF_AUTH_PARAMS": "a=1&a=2"},
 		"auth_params_bad":   {"BFF_AUTH_PARAMS": "a=%zz"},
 		"par_bad":           {"BFF_PAR": "sometimes"},
@@ -183,6 +189,26 @@ func TestLoadSignInEnv(t *testing.T) {
 		if _, err := load(env); err == nil {
 			t.Errorf("%s: Load accepted %v", name, env)
 		}
+	}
+}
+
+// The provider quirks of README's recipes: Entra ID (certificate,
+// tenants, no consent prompt, no advertised PKCE) and Cognito's logout.
+func TestLoadProviderEnv(t *testing.T) {
+	rk, _ := rsa.GenerateKey(rand.Reader, 2048)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), NotBefore: time.Now(), NotAfter: time.Now().Add(time.Hour)}
+	der, _ := x509.CreateCertificate(rand.Reader, tmpl, tmpl, rk.Public(), rk)
+	env := map[string]string{"BFF_ISSUER": "https://login.microsoftonline.com/organizations/v2.0", "BFF_CLIENT_ID": "app",
+		"BFF_CLIENT_KEY": pemFile(t, "RSA PRIVATE KEY", x509.MarshalPKCS1PrivateKey(rk)), "BFF_CLIENT_CERT": pemFile(t, "CERTIFICATE", der),
+		"BFF_TENANTS": " t1 t2 ", "BFF_CONSENT_PROMPT": "0", "BFF_INSECURE_ALLOW_NO_PKCE": "1", "BFF_PROVIDER_LOGOUT": "cognito"}
+	c, err := Load(func(k string) string { return env[k] }, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := c.Options(nil)
+	if o.ClientCertificate == nil || !bytes.Equal(o.ClientCertificate.Raw, der) || !slices.Equal(o.Tenants, []string{"t1", "t2"}) ||
+		!o.DisableConsentPrompt || !o.InsecureAllowNoPKCE || o.ProviderLogout != bff.ProviderLogoutCognito {
+		t.Errorf("options: %+v", o)
 	}
 }
 
