@@ -594,20 +594,20 @@ func TestRefreshEventsAndLogsHoldNoToken(t *testing.T) {
 	defer mu.Unlock()
 	var outcomes []string
 	for _, ev := range events {
-		outcomes = append(outcomes, ev.Outcome)
+		outcomes = append(outcomes, string(ev.Outcome))
 		if ev.Subject != oidctest.DefaultUser.Subject {
 			t.Errorf("event %s: subject %q", ev.Outcome, ev.Subject)
 		}
 		switch ev.Outcome {
-		case "refreshed", "reused":
+		case OutcomeRefreshed, OutcomeReused:
 			if ev.Err != nil {
 				t.Errorf("event %s with error %v", ev.Outcome, ev.Err)
 			}
-		case "failed":
+		case OutcomeFailed:
 			if !errors.Is(ev.Err, ErrUnavailable) {
 				t.Errorf("failed event: %v", ev.Err)
 			}
-		case "ended":
+		case OutcomeEnded:
 			if !errors.Is(ev.Err, ErrUnauthenticated) {
 				t.Errorf("ended event: %v", ev.Err)
 			}
