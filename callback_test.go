@@ -108,7 +108,7 @@ func newCoreEnv(t *testing.T, setup func(*oidctest.Misbehavior), opt func(*Optio
 	}
 	e.a = newApp(t, e.op, func(o *Options) {
 		o.Now = e.clock.Now
-		o.newTimer = e.clock.Timer
+		hooksOf(o).newTimer = e.clock.Timer
 		o.Store = e.store
 		if opt != nil {
 			opt(o)
@@ -510,7 +510,7 @@ func TestProviderWithoutS256(t *testing.T) {
 	t.Run("refused", func(t *testing.T) {
 		op := testOP(t, oidctest.Config{SigningAlg: "ES256"})
 		op.Misbehave(func(m *oidctest.Misbehavior) { m.NoS256 = true })
-		a := newUnreadyApp(t, op, func(o *Options) { o.misconfigRetry = 20 * time.Millisecond })
+		a := newUnreadyApp(t, op, func(o *Options) { hooksOf(o).misconfigRetry = 20 * time.Millisecond })
 		br := newBrowser(t)
 		// Until discovery has run twice (the first attempt is over, so its
 		// verdict counts), and once more after.

@@ -333,25 +333,30 @@ type Options struct {
 	// about a user's session (sign-in, sign-out, refresh, back-channel
 	// logout). Default false: log lines name no user.
 	LogSubjects bool
+}
 
+// hooks are the knobs only tests turn; they reach them through newBFF.
+// The zero value is production's.
+type hooks struct {
 	// keysRefetchInterval overrides the minimum time between two fetches
 	// of the provider's key set (keyset.DefaultMinRefetchInterval), so that
-	// tests of a key rotation need not wait 10 s. Tests only.
+	// tests of a key rotation need not wait 10 s.
 	keysRefetchInterval time.Duration
 
 	// newTimer starts the timers of event streams and of the store's
-	// polling, on the clock of Now. Default: time.NewTimer. Tests only.
+	// polling, on the clock of Now. Default: time.NewTimer.
 	newTimer timerFunc
 
 	// misconfigRetry overrides the time between two discovery attempts
 	// while the provider does not fit the options (misconfigRetry), so that
-	// tests need not wait a minute. Tests only.
+	// tests need not wait a minute.
 	misconfigRetry time.Duration
 }
 
 // config is Options after validation, with defaults applied.
 type config struct {
 	Options
+	hooks
 	base        *url.URL
 	redirectURI string
 	postLogout  string // absolute URL of Prefix+"/logout/callback"
@@ -519,9 +524,6 @@ func validateHooks(c *config) error {
 	if c.InsecureAllowHTTPEndpoints {
 		c.Logger.Warn("bff: Options.InsecureAllowHTTPEndpoints is set: provider endpoints may be plain http; never use it in production")
 	}
-	if c.misconfigRetry == 0 {
-		c.misconfigRetry = misconfigRetry
-	}
 	if c.PostLogoutRedirect == "" {
 		c.PostLogoutRedirect = "/"
 	}
@@ -586,9 +588,6 @@ func (c *config) eventDefaults() error {
 		case *f.v == 0:
 			*f.v = f.def
 		}
-	}
-	if c.newTimer == nil {
-		c.newTimer = realTimer
 	}
 	return nil
 }
