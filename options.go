@@ -265,8 +265,8 @@ type Options struct {
 	// with the default memory store, and with Redis, where Redis pub/sub
 	// invalidates it (every change is announced by the script that stores
 	// it, and is visible on every instance within 100 ms; if the channel is
-	// unhealthy, the store is read). With any other Store the cache is
-	// never used. Default false.
+	// unhealthy, the store is read). A custom Store is never cached, so New
+	// refuses this field with one. Default false.
 	DisableSessionCache bool
 
 	// ExpiryWarning is how long before a session's idle timeout or end of
@@ -291,7 +291,8 @@ type Options struct {
 	// cache (see DisableSessionCache). A cached session takes about 700
 	// bytes plus the size of its tokens and claims (typically 3 to 5 KiB
 	// in all); beyond the bound, the least recently used sessions are
-	// read from the store again. Default 128 MiB.
+	// read from the store again. Default 128 MiB. New refuses it where
+	// there is no cache (a custom Store, or DisableSessionCache).
 	SessionCacheBytes int64
 
 	// InsecureAllowNoPKCE accepts a provider whose discovery document does
@@ -426,8 +427,13 @@ func validateStore(c *config) error {
 	if c.Store == nil && c.Redis == nil {
 		c.memoryStore = true
 	}
-	if c.Store != nil && c.Redis != nil {
+	switch {
+	case c.Store != nil && c.Redis != nil:
 		return fieldErr("Store", "set either Store or Redis, not both")
+	case c.Store != nil && c.DisableSessionCache:
+		return fieldErr("DisableSessionCache", "does nothing with a custom Store, whose sessions are never cached: remove it")
+	case c.SessionCacheBytes != 0 && (c.Store != nil || c.DisableSessionCache):
+		return fieldErr("SessionCacheBytes", "does nothing without the session cache (with a custom Store or DisableSessionCache): remove it")
 	}
 	switch {
 	case len(c.SecretKeys) == 0 && c.memoryStore:
