@@ -17,7 +17,6 @@ import (
 
 	"github.com/gobff/bff/internal/oidctest"
 	"github.com/gobff/bff/internal/record"
-	"github.com/gobff/bff/internal/redirect"
 	"github.com/gobff/bff/internal/redistest"
 	"github.com/gobff/bff/internal/storage"
 )
@@ -557,7 +556,7 @@ func TestProviderWithoutS256(t *testing.T) {
 // refused at /login, before any sign-in starts.
 func TestReturnTo(t *testing.T) {
 	e := newCoreEnv(t, nil, nil)
-	for _, p := range redirect.Attacks {
+	for _, p := range redirectAttacks(t) {
 		t.Run(strings.ToValidUTF8(p[:min(len(p), 24)], "?"), func(t *testing.T) {
 			if p == "" {
 				return // an empty returnTo means the default, "/"
