@@ -447,12 +447,12 @@ func TestRefreshSurvivesRequestCancellation(t *testing.T) {
 		}
 		done <- err
 	}()
-	waitUntil(t, 10*time.Second, "the refresh to start", func() bool { return e.a.bff.flights.Len() > 0 })
+	waitUntil(t, 10*time.Second, "the refresh to start", func() bool { return lockCount(e.a.bff) > 0 })
 	cancel()
 	if err := <-done; !errors.Is(err, context.Canceled) {
 		t.Fatalf("client request: %v, want it cancelled", err)
 	}
-	waitUntil(t, 10*time.Second, "the refresh to end", func() bool { return e.a.bff.flights.Len() == 0 })
+	waitUntil(t, 10*time.Second, "the refresh to end", func() bool { return lockCount(e.a.bff) == 0 })
 
 	if g := e.op.RefreshGrants(); g != 1 {
 		t.Fatalf("%d refresh grants, want 1 (the refresh was cancelled with its request)", g)
