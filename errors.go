@@ -113,17 +113,10 @@ func loginError(status int, code, description string, cause error) *Error {
 var errCSRF = &Error{Status: http.StatusForbidden, Code: "cross_origin", Description: "Cross-origin request refused.",
 	Err: ErrCrossOrigin}
 
-// defaultErrorHandler writes the JSON error body. It uses only the safe
-// fields of *Error.
+// defaultErrorHandler writes the JSON error body. err is an *Error (fail
+// hands every error over as one); only its safe fields are written.
 func defaultErrorHandler(w http.ResponseWriter, r *http.Request, err error) {
-	e, ok := err.(*Error) // the usual case, without errors.As's allocation
-	if !ok {
-		var wrapped *Error
-		if !errors.As(err, &wrapped) {
-			wrapped = &Error{Status: http.StatusInternalServerError, Code: "server_error", Description: "Internal error."}
-		}
-		e = wrapped
-	}
+	e := err.(*Error)
 	if redirectFailure(w, r, e) {
 		return
 	}
