@@ -32,15 +32,15 @@ const (
 // HealthHandler: {"status": "ok", "checks": {"provider": {"status": "ok"},
 // …}}.
 type Health struct {
-	Status HealthStatus                    `json:"status"`
-	Checks map[HealthCheckName]HealthCheck `json:"checks"`
+	Status HealthStatus                    `json:"status"` // the worst of Checks' (a failed invalidation check degrades, no more)
+	Checks map[HealthCheckName]HealthCheck `json:"checks"` // the checks that ran
 }
 
 // HealthCheck is the result of one check. Err says why it is not ok; it is
 // for logs and is never part of the JSON (it may name internal hosts).
 type HealthCheck struct {
-	Status HealthStatus `json:"status"`
-	Err    error        `json:"-"`
+	Status HealthStatus `json:"status"` // HealthOK or HealthDown
+	Err    error        `json:"-"`      // why it is down; nil when ok
 }
 
 // HealthCheckName names one check of a Health report.

@@ -99,10 +99,10 @@ func (b *BFF) needsRefresh(s *session, now int64) bool {
 // RefreshEvent describes one refresh attempt, for Options.OnRefresh. It
 // holds no token.
 type RefreshEvent struct {
-	Subject  string // the user's "sub" claim
-	Outcome  RefreshOutcome
-	Err      error // nil for OutcomeRefreshed and OutcomeReused
-	Duration time.Duration
+	Subject  string         // the user's "sub" claim
+	Outcome  RefreshOutcome // how the attempt ended
+	Err      error          // nil for OutcomeRefreshed and OutcomeReused
+	Duration time.Duration  // how long the attempt took, waits for the lock included
 }
 
 // RefreshOutcome says how a refresh attempt ended (RefreshEvent.Outcome).
