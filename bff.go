@@ -125,10 +125,20 @@ type Locker interface {
 // New validates opts and returns a BFF. It does not contact the provider:
 // discovery runs in the background and is retried until it succeeds; until
 // then the login route answers 503. See Ready.
-func New(opts Options) (*BFF, error) {
+func New(opts Options) (*BFF, error) { return newBFF(opts, hooks{}) }
+
+// newBFF is New with the tests' hooks.
+func newBFF(opts Options, h hooks) (*BFF, error) {
 	cfg, err := validate(opts)
 	if err != nil {
 		return nil, err
+	}
+	cfg.hooks = h
+	if cfg.newTimer == nil {
+		cfg.newTimer = realTimer
+	}
+	if cfg.misconfigRetry == 0 {
+		cfg.misconfigRetry = misconfigRetry
 	}
 	cfg.Logger = withTraceIDs(cfg.Logger)
 	b := &BFF{

@@ -236,11 +236,3 @@ func (c *cache) reset() {
 		sh.mu.Unlock()
 	}
 }
-
-// len returns the number of cached sessions.
-func (c *cache) len() int {
-	if c == nil {
-		return 0
-	}
-	return int(c.n.Load())
-}

@@ -19,6 +19,14 @@ import (
 
 // typicalSession is a decoded session with tokens of a typical provider's
 // sizes (JWT access and ID tokens of about 1 KB, a short refresh token).
+// len returns the number of cached sessions.
+func (c *cache) len() int {
+	if c == nil {
+		return 0
+	}
+	return int(c.n.Load())
+}
+
 func typicalSession(id string) *session {
 	n := time.Now().UnixNano()
 	rec := record.Session{Rev: 1, Created: n, LastSeen: n, Expires: n + int64(time.Hour),

@@ -17,7 +17,6 @@ import (
 
 	"github.com/gobff/bff/internal/oidctest"
 	"github.com/gobff/bff/internal/record"
-	"github.com/gobff/bff/internal/redirect"
 	"github.com/gobff/bff/internal/redistest"
 	"github.com/gobff/bff/internal/storage"
 )
@@ -108,7 +107,7 @@ func newCoreEnv(t *testing.T, setup func(*oidctest.Misbehavior), opt func(*Optio
 	}
 	e.a = newApp(t, e.op, func(o *Options) {
 		o.Now = e.clock.Now
-		o.newTimer = e.clock.Timer
+		hooksOf(o).newTimer = e.clock.Timer
 		o.Store = e.store
 		if opt != nil {
 			opt(o)
@@ -510,7 +509,7 @@ func TestProviderWithoutS256(t *testing.T) {
 	t.Run("refused", func(t *testing.T) {
 		op := testOP(t, oidctest.Config{SigningAlg: "ES256"})
 		op.Misbehave(func(m *oidctest.Misbehavior) { m.NoS256 = true })
-		a := newUnreadyApp(t, op, func(o *Options) { o.misconfigRetry = 20 * time.Millisecond })
+		a := newUnreadyApp(t, op, func(o *Options) { hooksOf(o).misconfigRetry = 20 * time.Millisecond })
 		br := newBrowser(t)
 		// Until discovery has run twice (the first attempt is over, so its
 		// verdict counts), and once more after.
@@ -557,7 +556,7 @@ func TestProviderWithoutS256(t *testing.T) {
 // refused at /login, before any sign-in starts.
 func TestReturnTo(t *testing.T) {
 	e := newCoreEnv(t, nil, nil)
-	for _, p := range redirect.Attacks {
+	for _, p := range redirectAttacks(t) {
 		t.Run(strings.ToValidUTF8(p[:min(len(p), 24)], "?"), func(t *testing.T) {
 			if p == "" {
 				return // an empty returnTo means the default, "/"

@@ -29,7 +29,7 @@ func TestIssuerMismatch(t *testing.T) {
 		json.NewEncoder(w).Encode(d)
 	})
 	var logs rtSyncBuffer
-	a := newUnreadyApp(t, op, func(o *Options) { logInto(o, &logs); o.misconfigRetry = 30 * time.Millisecond })
+	a := newUnreadyApp(t, op, func(o *Options) { logInto(o, &logs); hooksOf(o).misconfigRetry = 30 * time.Millisecond })
 	br := newBrowser(t)
 	waitUntil(t, 10*time.Second, "a few slow retries", func() bool { return op.DiscoveryFetches() >= 4 })
 	resp := br.get(a.URL + "/auth/login?returnTo=/app")

@@ -60,6 +60,8 @@ type Error struct {
 	Err         error  // the cause; wraps one of the sentinels
 }
 
+// Error is for logs: it includes the cause, which is never sent to the
+// client.
 func (e *Error) Error() string {
 	if e.Err != nil {
 		return fmt.Sprintf("bff: %s: %v", e.Code, e.Err)
@@ -73,10 +75,12 @@ func (e *Error) Unwrap() error { return e.Err }
 // ConfigError reports an invalid Options field from New, or an invalid
 // RedisConfig field from RedisConfig.NewPool (Field "RedisConfig.URL").
 type ConfigError struct {
-	Field  string
-	Reason string
+	Field  string // the field's name, such as "IdleTimeout"
+	Reason string // what is wrong and what to do
 }
 
+// Error names the field and says what to do, such as
+// "bff: Options.IdleTimeout must not be negative".
 func (e *ConfigError) Error() string {
 	if strings.Contains(e.Field, ".") {
 		return "bff: " + e.Field + " " + e.Reason
@@ -113,17 +117,10 @@ func loginError(status int, code, description string, cause error) *Error {
 var errCSRF = &Error{Status: http.StatusForbidden, Code: "cross_origin", Description: "Cross-origin request refused.",
 	Err: ErrCrossOrigin}
 
-// defaultErrorHandler writes the JSON error body. It uses only the safe
-// fields of *Error.
+// defaultErrorHandler writes the JSON error body. err is an *Error (fail
+// hands every error over as one); only its safe fields are written.
 func defaultErrorHandler(w http.ResponseWriter, r *http.Request, err error) {
-	e, ok := err.(*Error) // the usual case, without errors.As's allocation
-	if !ok {
-		var wrapped *Error
-		if !errors.As(err, &wrapped) {
-			wrapped = &Error{Status: http.StatusInternalServerError, Code: "server_error", Description: "Internal error."}
-		}
-		e = wrapped
-	}
+	e := err.(*Error)
 	if redirectFailure(w, r, e) {
 		return
 	}

@@ -154,7 +154,7 @@ func eventsApp(t *testing.T, opt func(*Options)) (*app, *browser, *frozenClock) 
 	clock := newFrozenClock()
 	op := testOP(t, oidctest.Config{Now: clock.Now, AccessTokenTTL: 48 * time.Hour})
 	a := newApp(t, op, func(o *Options) {
-		o.Now, o.newTimer = clock.Now, clock.Timer
+		o.Now, hooksOf(o).newTimer = clock.Now, clock.Timer
 		if opt != nil {
 			opt(o)
 		}
@@ -453,7 +453,7 @@ func TestEventsRedisBusDown(t *testing.T) {
 	rs := redistest.Start(t)
 	op := testOP(t, oidctest.Config{})
 	clock := newFrozenClock()
-	apps := redisApps(t, op, rs, 1, func(o *Options) { o.Now, o.newTimer = clock.Now, clock.Timer })
+	apps := redisApps(t, op, rs, 1, func(o *Options) { o.Now, hooksOf(o).newTimer = clock.Now, clock.Timer })
 	a := apps[0]
 	br := newBrowser(t)
 	a.login(br)
@@ -534,7 +534,7 @@ func TestEventsEndWhileOpening(t *testing.T) {
 	store := &heldFindStore{spyStore: newSpyStore(t), g: newGate()}
 	clock := newFrozenClock()
 	op := testOP(t, oidctest.Config{Now: clock.Now, AccessTokenTTL: 48 * time.Hour})
-	a := newApp(t, op, func(o *Options) { o.Store, o.Now, o.newTimer = store, clock.Now, clock.Timer })
+	a := newApp(t, op, func(o *Options) { o.Store, o.Now, hooksOf(o).newTimer = store, clock.Now, clock.Timer })
 	br := newBrowser(t)
 	a.login(br)
 	g := store.g
@@ -579,7 +579,7 @@ func TestEventsStoreTrouble(t *testing.T) {
 	spy := newSpyStore(t)
 	clock := newFrozenClock()
 	op := testOP(t, oidctest.Config{Now: clock.Now, AccessTokenTTL: 48 * time.Hour})
-	a := newApp(t, op, func(o *Options) { o.Store, o.Now, o.newTimer = spy, clock.Now, clock.Timer })
+	a := newApp(t, op, func(o *Options) { o.Store, o.Now, hooksOf(o).newTimer = spy, clock.Now, clock.Timer })
 	down := func(on bool) {
 		if !on {
 			spy.setHook(nil)
@@ -633,7 +633,7 @@ func TestEventsCustomStorePolls(t *testing.T) {
 	spy := newSpyStore(t)
 	clock := newFrozenClock()
 	op := testOP(t, oidctest.Config{Now: clock.Now, AccessTokenTTL: 48 * time.Hour})
-	a := newApp(t, op, func(o *Options) { o.Store, o.Now, o.newTimer = spy, clock.Now, clock.Timer })
+	a := newApp(t, op, func(o *Options) { o.Store, o.Now, hooksOf(o).newTimer = spy, clock.Now, clock.Timer })
 	br := newBrowser(t)
 	a.login(br)
 	s := openEvents(t, a, br)

@@ -227,7 +227,7 @@ func memoryDelta(f func()) uint64 {
 // sign-in works.
 func TestFaultIdPBadResponsesAtSignIn(t *testing.T) {
 	op, front := frontedOP(t, oidctest.Config{})
-	a := newApp(t, op, func(o *Options) { o.keysRefetchInterval = time.Millisecond })
+	a := newApp(t, op, func(o *Options) { hooksOf(o).keysRefetchInterval = time.Millisecond })
 	for _, tc := range []struct {
 		name  string
 		setup func()
@@ -403,7 +403,7 @@ func TestFaultJWKSRotationMidTraffic(t *testing.T) {
 		o.Now = clock.Now
 		// The first sign-in fetches the keys; the limit is in force for the
 		// rest of the test.
-		o.keysRefetchInterval = time.Hour
+		hooksOf(o).keysRefetchInterval = time.Hour
 	})
 	const n = 4
 	browsers := make([]*browser, n)
@@ -624,7 +624,7 @@ func TestFaultJWKSUnavailableAtRefresh(t *testing.T) {
 	op, front := frontedOP(t, oidctest.Config{Now: clock.Now})
 	a := newApp(t, op, func(o *Options) {
 		o.Now = clock.Now
-		o.keysRefetchInterval = time.Millisecond
+		hooksOf(o).keysRefetchInterval = time.Millisecond
 	})
 	br := newBrowser(t)
 	a.login(br)
@@ -660,7 +660,7 @@ func TestFaultJWKSUnavailableAtRefresh(t *testing.T) {
 // once the key set is back, the retry ends the session.
 func TestFaultJWKSUnavailableAtBackchannelLogout(t *testing.T) {
 	op, front := frontedOP(t, oidctest.Config{})
-	a := newApp(t, op, func(o *Options) { o.keysRefetchInterval = time.Millisecond })
+	a := newApp(t, op, func(o *Options) { hooksOf(o).keysRefetchInterval = time.Millisecond })
 	br := newBrowser(t)
 	a.login(br)
 	id, _ := a.sessionCookie(br)

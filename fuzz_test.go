@@ -10,7 +10,9 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -31,10 +33,28 @@ import (
 //
 //	go test -run '^$' -fuzz '^FuzzCallbackQuery$' -fuzztime 10m .
 
-// openRedirectAttacks are returnTo payloads (internal/redirect's table)
-// plus valid paths, so the fuzzer starts from both sides.
-var openRedirectAttacks = append(slices.Clone(redirect.Attacks), "/app", "/app?x=1#y", "/?next=//evil.example",
-	"/a/%2e%2e/app", "/a/./b/../app?x=/../y")
+// redirectAttacks are the open-redirect payloads that every layer taking a
+// return path must refuse: internal/redirect's table, a Go-quoted string a
+// line.
+func redirectAttacks(t testing.TB) []string {
+	t.Helper()
+	data, err := os.ReadFile("internal/redirect/testdata/attacks.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for line := range strings.Lines(string(data)) {
+		if line = strings.TrimSpace(line); line == "" || line[0] == '#' {
+			continue
+		}
+		s, err := strconv.Unquote(line)
+		if err != nil {
+			t.Fatalf("attacks.txt: %q: %v", line, err)
+		}
+		out = append(out, s)
+	}
+	return out
+}
 
 // callbackAttacks are callback queries; {code}, {state} and {iss} stand
 // for the genuine values of the sign-in in progress.
@@ -220,7 +240,10 @@ func FuzzCallbackQuery(f *testing.F) {
 		f.Add("/app", q, true)
 		f.Add("/app", q, false)
 	}
-	for _, rt := range openRedirectAttacks {
+	// Open-redirect payloads and valid paths, so the fuzzer starts from
+	// both sides.
+	for _, rt := range append(redirectAttacks(f), "/app", "/app?x=1#y", "/?next=//evil.example",
+		"/a/%2e%2e/app", "/a/./b/../app?x=/../y") {
 		f.Add(rt, callbackAttacks[0], true)
 	}
 	op, a := fuzzApp(f, nil)

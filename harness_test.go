@@ -70,6 +70,20 @@ func newApp(t testing.TB, op *oidctest.Provider, opt func(*Options)) *app {
 	return a
 }
 
+// appHooks holds the hooks that an option function of newApp set for the
+// Options it was given (see hooksOf), until newUnreadyApp passes them to
+// newBFF.
+var appHooks sync.Map // *Options -> *hooks
+
+// hooksOf returns the hooks of the app being built with o, for an option
+// function of newApp to set as it sets o's fields:
+//
+//	newApp(t, op, func(o *Options) { o.Now, hooksOf(o).newTimer = clock.Now, clock.Timer })
+func hooksOf(o *Options) *hooks {
+	h, _ := appHooks.LoadOrStore(o, new(hooks))
+	return h.(*hooks)
+}
+
 // newUnreadyApp is newApp without waiting for discovery, for providers that
 // are down or refused.
 func newUnreadyApp(t testing.TB, op *oidctest.Provider, opt func(*Options)) *app {
@@ -94,7 +108,11 @@ func newUnreadyApp(t testing.TB, op *oidctest.Provider, opt func(*Options)) *app
 	if opt != nil {
 		opt(&o)
 	}
-	b, err := New(o)
+	var hk hooks
+	if set, ok := appHooks.LoadAndDelete(&o); ok {
+		hk = *set.(*hooks)
+	}
+	b, err := newBFF(o, hk)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
@@ -166,7 +184,7 @@ func (c *offsetClock) Now() time.Time          { return time.Now().Add(time.Dura
 func (c *offsetClock) Advance(d time.Duration) { c.off.Add(int64(d)) }
 
 // frozenClock is an injectable clock that starts at the real time and
-// moves only when told. Its timers (Timer, for Options.newTimer) fire when
+// moves only when told. Its timers (Timer, for hooks.newTimer) fire when
 // Advance reaches them.
 type frozenClock struct {
 	ns     atomic.Int64

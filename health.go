@@ -32,29 +32,32 @@ const (
 // HealthHandler: {"status": "ok", "checks": {"provider": {"status": "ok"},
 // …}}.
 type Health struct {
-	Status HealthStatus           `json:"status"`
-	Checks map[string]HealthCheck `json:"checks"`
+	Status HealthStatus                    `json:"status"` // the worst of Checks' (a failed invalidation check degrades, no more)
+	Checks map[HealthCheckName]HealthCheck `json:"checks"` // the checks that ran
 }
 
 // HealthCheck is the result of one check. Err says why it is not ok; it is
 // for logs and is never part of the JSON (it may name internal hosts).
 type HealthCheck struct {
-	Status HealthStatus `json:"status"`
-	Err    error        `json:"-"`
+	Status HealthStatus `json:"status"` // HealthOK or HealthDown
+	Err    error        `json:"-"`      // why it is down; nil when ok
 }
+
+// HealthCheckName names one check of a Health report.
+type HealthCheckName string
 
 // The checks of a Health report.
 const (
 	// HealthCheckProvider: discovery has succeeded and the provider's
 	// discovery document can be fetched now.
-	HealthCheckProvider = "provider"
+	HealthCheckProvider HealthCheckName = "provider"
 	// HealthCheckStore: the session store answers (Redis: a PING; a custom
 	// Store: a Find of a fixed key; the memory store always does).
-	HealthCheckStore = "store"
+	HealthCheckStore HealthCheckName = "store"
 	// HealthCheckInvalidation, with Redis and the session cache only: the
 	// invalidation channel is healthy. When it is not, requests read
 	// Redis: the report is degraded, not down.
-	HealthCheckInvalidation = "invalidation"
+	HealthCheckInvalidation HealthCheckName = "invalidation"
 )
 
 // healthTTL is how long a health report is reused: probes every second
@@ -88,7 +91,7 @@ func (b *BFF) Health(ctx context.Context) Health {
 		return r, nil
 	})
 	if err != nil {
-		return Health{Status: HealthDown, Checks: map[string]HealthCheck{}}
+		return Health{Status: HealthDown, Checks: map[HealthCheckName]HealthCheck{}}
 	}
 	return r.h.clone()
 }
@@ -105,8 +108,8 @@ func (b *BFF) checkHealth() Health {
 	prov, store := make(chan error, 1), make(chan error, 1)
 	go func() { prov <- b.probeProvider(ctx) }()
 	go func() { store <- b.probeStore(ctx) }()
-	h := Health{Status: HealthOK, Checks: map[string]HealthCheck{}}
-	set := func(name string, err error, worst HealthStatus) {
+	h := Health{Status: HealthOK, Checks: map[HealthCheckName]HealthCheck{}}
+	set := func(name HealthCheckName, err error, worst HealthStatus) {
 		c := HealthCheck{Status: HealthOK, Err: err}
 		if err != nil {
 			c.Status = HealthDown

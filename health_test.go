@@ -22,13 +22,13 @@ func probeHealth(t testing.TB, a *app) (int, Health, string) {
 	w := httptest.NewRecorder()
 	a.bff.HealthHandler().ServeHTTP(w, httptest.NewRequest("GET", "/readyz", nil))
 	var h struct {
-		Status HealthStatus                       `json:"status"`
-		Checks map[string]map[string]HealthStatus `json:"checks"`
+		Status HealthStatus                                `json:"status"`
+		Checks map[HealthCheckName]map[string]HealthStatus `json:"checks"`
 	}
 	if err := json.Unmarshal(w.Body.Bytes(), &h); err != nil {
 		t.Fatalf("health body %q: %v", w.Body, err)
 	}
-	out := Health{Status: h.Status, Checks: map[string]HealthCheck{}}
+	out := Health{Status: h.Status, Checks: map[HealthCheckName]HealthCheck{}}
 	for name, c := range h.Checks {
 		out.Checks[name] = HealthCheck{Status: c["status"]}
 	}

@@ -294,8 +294,8 @@ type Options struct {
 	// with the default memory store, and with Redis, where Redis pub/sub
 	// invalidates it (every change is announced by the script that stores
 	// it, and is visible on every instance within 100 ms; if the channel is
-	// unhealthy, the store is read). With any other Store the cache is
-	// never used. Default false.
+	// unhealthy, the store is read). A custom Store is never cached, so New
+	// refuses this field with one. Default false.
 	DisableSessionCache bool
 
 	// ExpiryWarning is how long before a session's idle timeout or end of
@@ -320,7 +320,8 @@ type Options struct {
 	// cache (see DisableSessionCache). A cached session takes about 700
 	// bytes plus the size of its tokens and claims (typically 3 to 5 KiB
 	// in all); beyond the bound, the least recently used sessions are
-	// read from the store again. Default 128 MiB.
+	// read from the store again. Default 128 MiB. New refuses it where
+	// there is no cache (a custom Store, or DisableSessionCache).
 	SessionCacheBytes int64
 
 	// InsecureAllowNoPKCE accepts a provider whose discovery document does
@@ -362,25 +363,30 @@ type Options struct {
 	// about a user's session (sign-in, sign-out, refresh, back-channel
 	// logout). Default false: log lines name no user.
 	LogSubjects bool
+}
 
+// hooks are the knobs only tests turn; they reach them through newBFF.
+// The zero value is production's.
+type hooks struct {
 	// keysRefetchInterval overrides the minimum time between two fetches
 	// of the provider's key set (keyset.DefaultMinRefetchInterval), so that
-	// tests of a key rotation need not wait 10 s. Tests only.
+	// tests of a key rotation need not wait 10 s.
 	keysRefetchInterval time.Duration
 
 	// newTimer starts the timers of event streams and of the store's
-	// polling, on the clock of Now. Default: time.NewTimer. Tests only.
+	// polling, on the clock of Now. Default: time.NewTimer.
 	newTimer timerFunc
 
 	// misconfigRetry overrides the time between two discovery attempts
 	// while the provider does not fit the options (misconfigRetry), so that
-	// tests need not wait a minute. Tests only.
+	// tests need not wait a minute.
 	misconfigRetry time.Duration
 }
 
 // config is Options after validation, with defaults applied.
 type config struct {
 	Options
+	hooks
 	base        *url.URL
 	redirectURI string
 	postLogout  string // absolute URL of Prefix+"/logout/callback"
@@ -451,8 +457,13 @@ func validateStore(c *config) error {
 	if c.Store == nil && c.Redis == nil {
 		c.memoryStore = true
 	}
-	if c.Store != nil && c.Redis != nil {
+	switch {
+	case c.Store != nil && c.Redis != nil:
 		return fieldErr("Store", "set either Store or Redis, not both")
+	case c.Store != nil && c.DisableSessionCache:
+		return fieldErr("DisableSessionCache", "does nothing with a custom Store, whose sessions are never cached: remove it")
+	case c.SessionCacheBytes != 0 && (c.Store != nil || c.DisableSessionCache):
+		return fieldErr("SessionCacheBytes", "does nothing without the session cache (with a custom Store or DisableSessionCache): remove it")
 	}
 	switch {
 	case len(c.SecretKeys) == 0 && c.memoryStore:
@@ -552,9 +563,6 @@ func validateHooks(c *config) error {
 	if c.InsecureAnyTenant {
 		c.Logger.Warn("bff: Options.InsecureAnyTenant is set: users of every tenant of a multi-tenant issuer can sign in; authorize them (by tid) in OnLogin")
 	}
-	if c.misconfigRetry == 0 {
-		c.misconfigRetry = misconfigRetry
-	}
 	if c.PostLogoutRedirect == "" {
 		c.PostLogoutRedirect = "/"
 	}
@@ -624,9 +632,6 @@ func (c *config) eventDefaults() error {
 		case *f.v == 0:
 			*f.v = f.def
 		}
-	}
-	if c.newTimer == nil {
-		c.newTimer = realTimer
 	}
 	return nil
 }

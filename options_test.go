@@ -58,6 +58,14 @@ func TestNewRejectsBadOptions(t *testing.T) {
 		{"store_and_redis", "Store", func(o *Options) {
 			o.Store, o.Redis, o.SecretKeys = storage.NewMemory(time.Hour), &redis.Pool{}, [][]byte{make([]byte, 32)}
 		}},
+		// A custom Store is never cached: the cache's options would do nothing.
+		{"disable_cache_with_store", "DisableSessionCache", func(o *Options) {
+			o.Store, o.SecretKeys, o.DisableSessionCache = storage.NewMemory(time.Hour), [][]byte{make([]byte, 32)}, true
+		}},
+		{"cache_bytes_with_store", "SessionCacheBytes", func(o *Options) {
+			o.Store, o.SecretKeys, o.SessionCacheBytes = storage.NewMemory(time.Hour), [][]byte{make([]byte, 32)}, 1<<20
+		}},
+		{"cache_bytes_with_cache_disabled", "SessionCacheBytes", func(o *Options) { o.DisableSessionCache, o.SessionCacheBytes = true, 1<<20 }},
 		{"cookie_name_without_host_prefix", "CookieName", func(o *Options) { o.CookieName = "session" }},
 		{"cookie_name_invalid", "CookieName", func(o *Options) { o.CookieName = "__Host-a;b" }},
 		{"negative_idle_timeout", "IdleTimeout", func(o *Options) { o.IdleTimeout = -time.Second }},

@@ -1,6 +1,7 @@
 package bff
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -17,156 +18,96 @@ import (
 	"unicode/utf8"
 )
 
-// ProxyOption configures Proxy. Options are built only by the Proxy…
-// functions of this package.
-type ProxyOption interface{ applyProxy(*proxyConfig) }
+// ProxyOptions configures Proxy. The zero value gives the defaults; a
+// mistake (a negative timeout, a timeout beside Transport, TRACE or
+// CONNECT in Methods) makes Proxy panic.
+type ProxyOptions struct {
+	// Methods are the only methods forwarded (exact, case-sensitive names
+	// such as "GET"); any other is answered 405 with an Allow header.
+	// Default (empty): every method except TRACE and CONNECT, which are
+	// always refused (TRACE would echo the access token back to the
+	// browser) and may not be named here.
+	Methods []string
 
-type proxyConfig struct {
-	methods     []string
-	timeout     time.Duration
-	dialTimeout time.Duration
-	transport   http.RoundTripper
+	// Timeout bounds the wait for the upstream's response headers; when it
+	// passes, the browser gets 504. A streaming response (server-sent
+	// events) is not bounded once its headers have arrived. Default (zero):
+	// 30 seconds. Must be zero with Transport.
+	Timeout time.Duration
+
+	// DialTimeout bounds connecting to the upstream: the TCP connection,
+	// and the TLS handshake separately; when it passes, the browser gets
+	// 504. Default (zero): 5 seconds. Must be zero with Transport.
+	DialTimeout time.Duration
+
+	// Transport sends the proxy's requests and owns every timeout.
+	// Default (nil): an http.Transport like http.DefaultTransport with
+	// Timeout and DialTimeout and up to 64 idle connections to the
+	// upstream.
+	Transport http.RoundTripper
 }
 
-type proxyOptionFunc func(*proxyConfig)
-
-func (f proxyOptionFunc) applyProxy(c *proxyConfig) { f(c) }
-
-// ProxyMethods allows only the given methods (exact, case-sensitive
-// names such as "GET"); any other method is answered 405 with an Allow
-// header. Default: every method except TRACE and CONNECT, which are always
-// refused (TRACE would echo the access token back to the browser).
-func ProxyMethods(methods ...string) ProxyOption {
-	methods = slices.Clone(methods)
-	return proxyOptionFunc(func(c *proxyConfig) { c.methods = methods })
-}
-
-// ProxyTimeout bounds the wait for the upstream's response headers after
-// the request was sent; when it passes, the browser gets 504. A streaming
-// response (such as server-sent events) is not bounded once its headers
-// have arrived. A duration that is not positive keeps the default, 30
-// seconds. Ignored with ProxyTransport.
-func ProxyTimeout(d time.Duration) ProxyOption {
-	return proxyOptionFunc(func(c *proxyConfig) {
-		if d > 0 {
-			c.timeout = d
-		}
-	})
-}
-
-// ProxyDialTimeout bounds connecting to the upstream: the TCP connection,
-// and the TLS handshake separately. When it passes, the browser gets 504.
-// A duration that is not positive keeps the default, 5 seconds. Ignored
-// with ProxyTransport.
-func ProxyDialTimeout(d time.Duration) ProxyOption {
-	return proxyOptionFunc(func(c *proxyConfig) {
-		if d > 0 {
-			c.dialTimeout = d
-		}
-	})
-}
-
-// ProxyTransport makes the proxy send its requests with rt, which then
-// owns every timeout (ProxyTimeout and ProxyDialTimeout are ignored).
-// Default: an http.Transport like http.DefaultTransport with the two
-// timeouts and up to 64 idle connections to the upstream.
-func ProxyTransport(rt http.RoundTripper) ProxyOption {
-	return proxyOptionFunc(func(c *proxyConfig) { c.transport = rt })
+// transport checks o and returns the RoundTripper it describes; a mistake
+// is a programming error, so it panics, as Proxy does on a bad target.
+func (o ProxyOptions) transport() http.RoundTripper {
+	switch {
+	case o.Timeout < 0:
+		panic("bff: ProxyOptions.Timeout must not be negative (zero means 30 seconds)")
+	case o.DialTimeout < 0:
+		panic("bff: ProxyOptions.DialTimeout must not be negative (zero means 5 seconds)")
+	case o.Transport != nil && o.Timeout != 0:
+		panic("bff: ProxyOptions.Timeout must be zero with a Transport (set the timeout on the Transport)")
+	case o.Transport != nil && o.DialTimeout != 0:
+		panic("bff: ProxyOptions.DialTimeout must be zero with a Transport (set the timeout on the Transport)")
+	case slices.ContainsFunc(o.Methods, neverProxied):
+		panic("bff: ProxyOptions.Methods must not name TRACE or CONNECT: they are never proxied")
+	case o.Transport != nil:
+		return o.Transport
+	}
+	timeout, dial := cmp.Or(o.Timeout, 30*time.Second), cmp.Or(o.DialTimeout, 5*time.Second)
+	dialer := &net.Dialer{Timeout: dial, KeepAlive: 30 * time.Second}
+	return &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           dialer.DialContext,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          100,
+		MaxIdleConnsPerHost:   64,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   dial,
+		ExpectContinueTimeout: time.Second,
+		ResponseHeaderTimeout: timeout,
+	}
 }
 
 // Proxy returns a handler that forwards the browser's requests to the
-// upstream API at target with the user's access token, so that the browser
-// can call the API without ever holding a token. Mount it under a path
-// prefix of your choosing, with the prefix stripped, behind RequireSession:
+// upstream API at target with the session's access token, so that the
+// browser calls the API without ever holding a token. Mount it behind
+// RequireSession (without a session it answers 401), with its path prefix
+// stripped:
 //
 //	up, _ := url.Parse("https://api.internal/v1")
-//	mux.Handle("/api/upstream/", b.RequireSession(http.StripPrefix("/api/upstream", b.Proxy(up))))
+//	mux.Handle("/api/upstream/", b.RequireSession(http.StripPrefix("/api/upstream", b.Proxy(up, bff.ProxyOptions{}))))
 //
-// A request for /api/upstream/orders/7?x=1 is then sent to
-// https://api.internal/v1/orders/7?x=1. The proxy:
-//
-//   - answers 401 without a session in the request's context (when it is
-//     not behind RequireSession); it never forwards a request without a
-//     token;
-//   - refuses with 403 an upgrade (a WebSocket handshake) from another
-//     origin, as RequireSession does, although it is a GET: the upstream
-//     would get the bearer token, and an API built for bearer tokens rarely
-//     checks Origin (cross-site WebSocket hijacking from a same-site page);
-//     a same-origin WebSocket is proxied;
-//   - sends Authorization: Bearer with the session's access token, which
-//     RequireSession has refreshed if it was about to expire, and removes
-//     the browser's Cookie header, the Options.CSRFHeader and any
-//     Authorization header the browser sent;
-//   - fixes the destination: the upstream's scheme, host and the path
-//     prefix come from target only (the request's Host header and an
-//     absolute-form request URI are ignored), and the request's path is
-//     appended to target's path only if it has no dot segments ("." or "..",
-//     also percent-encoded or followed by ";param"), no encoded slashes or
-//     backslashes (%2F, %5C), no backslashes, no empty segments ("//"), no
-//     control characters and no invalid UTF-8 once decoded: anything else
-//     is refused with 400, never cleaned into another path;
-//   - keeps target's query parameters fixed: with a target of
-//     https://api.internal/v1?tenant=a, /api/upstream/orders?x=1 goes to
-//     https://api.internal/v1/orders?tenant=a&x=1, and a request whose
-//     query names a parameter of target again, as a framework may read the
-//     name (percent-decoded, in any case, with a "[…]" suffix, or with '.'
-//     or ' ' for '_'), or holds a ';', is refused with 400: upstreams differ
-//     on which of two values wins;
-//   - sets X-Forwarded-For to the address of the connection's peer,
-//     X-Forwarded-Host and X-Forwarded-Proto to those of Options.BaseURL
-//     (never the request's Host header), and drops such headers sent by the
-//     browser, along with Forwarded, the hop-by-hop headers, and headers
-//     with which some frameworks let a request change its path, method or
-//     origin (X-Original-URL, X-Rewrite-URL, X-HTTP-Method-Override,
-//     X-Real-IP and the like; see proxyDropHeaders);
-//   - streams request and response bodies without buffering and flushes
-//     every write of the response at once, so server-sent events work;
-//   - passes the upstream's status, headers and body through, except that
-//     Set-Cookie and Clear-Site-Data are removed (the upstream is an API,
-//     and its cookies must not mix with, or clear, the BFF's session cookie
-//     on the app's origin), and so are its CORS headers (Access-Control-*:
-//     the BFF is same-origin by design; an app that wants CORS sets it on
-//     its own routes). Informational answers (103 Early Hints) go through
-//     the same filter, and the app's own headers set before the proxy stay
-//     on the final answer;
-//   - when the upstream answers 401 to a GET or HEAD without a body (a
-//     request that is safe to send twice), refreshes the access token once,
-//     whatever its expiry, and sends the request once more with the new
-//     token; the second answer is final. A 401 to any other method is
-//     passed through. If the refresh shows that the session has ended, the
-//     answer is 401 and the session cookie is cleared; if the provider
-//     cannot be reached, 503;
-//   - answers 502 when the upstream cannot be reached or fails, and 504
-//     when it does not answer in time (see ProxyTimeout and
-//     ProxyDialTimeout), through Options.ErrorHandler with an *Error that
-//     wraps ErrUpstream.
+// A request for /api/upstream/orders/7?x=1 then goes to
+// https://api.internal/v1/orders/7?x=1 with Authorization: Bearer and
+// without the browser's cookies and credentials. A path that could leave
+// target's path, or a query that repeats one of target's parameters, is
+// refused with 400; a cross-origin WebSocket handshake with 403. The
+// upstream's cookies and CORS headers never reach the browser. An upstream
+// 401 to a GET or HEAD without a body refreshes the token and retries
+// once. Upstream failures are answered 502, timeouts 504, through
+// Options.ErrorHandler with an *Error wrapping ErrUpstream. README's "The
+// API proxy" says what is forwarded, refused and filtered, and why.
 //
 // Proxy panics if target is not an absolute http or https URL without user
-// information and fragment: that is a programming error.
-func (b *BFF) Proxy(target *url.URL, opts ...ProxyOption) http.Handler {
+// information and fragment, or if opts holds a mistake: both are
+// programming errors.
+func (b *BFF) Proxy(target *url.URL, opts ProxyOptions) http.Handler {
 	if target == nil || (target.Scheme != "http" && target.Scheme != "https") || target.Host == "" ||
 		target.User != nil || target.Fragment != "" || target.Opaque != "" {
 		panic("bff: Proxy target must be an absolute http(s) URL without user information or fragment")
 	}
-	cfg := proxyConfig{timeout: 30 * time.Second, dialTimeout: 5 * time.Second}
-	for _, o := range opts {
-		o.applyProxy(&cfg)
-	}
-	rt := cfg.transport
-	if rt == nil {
-		dialer := &net.Dialer{Timeout: cfg.dialTimeout, KeepAlive: 30 * time.Second}
-		rt = &http.Transport{
-			Proxy:                 http.ProxyFromEnvironment,
-			DialContext:           dialer.DialContext,
-			ForceAttemptHTTP2:     true,
-			MaxIdleConns:          100,
-			MaxIdleConnsPerHost:   64,
-			IdleConnTimeout:       90 * time.Second,
-			TLSHandshakeTimeout:   cfg.dialTimeout,
-			ExpectContinueTimeout: time.Second,
-			ResponseHeaderTimeout: cfg.timeout,
-		}
-	}
+	rt := opts.transport()
 	p := &proxy{
 		b:        b,
 		scheme:   target.Scheme,
@@ -174,13 +115,13 @@ func (b *BFF) Proxy(target *url.URL, opts ...ProxyOption) http.Handler {
 		query:    target.RawQuery,
 		basePath: strings.TrimSuffix(target.Path, "/"),
 		baseRaw:  strings.TrimSuffix(target.EscapedPath(), "/"),
-		methods:  cfg.methods,
+		methods:  slices.Clone(opts.Methods),
 		allow:    "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS",
 		fwdHost:  []string{b.cfg.base.Host}[:1:1],
 		fwdProto: []string{b.cfg.base.Scheme}[:1:1],
 	}
-	if p.methods != nil {
-		p.allow = strings.Join(slices.DeleteFunc(slices.Clone(p.methods), neverProxied), ", ")
+	if len(p.methods) > 0 {
+		p.allow = strings.Join(p.methods, ", ")
 	}
 	for pair := range strings.SplitSeq(target.RawQuery, "&") {
 		if name, _, _ := strings.Cut(pair, "="); name != "" {
@@ -250,7 +191,7 @@ func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if neverProxied(r.Method) || (p.methods != nil && !slices.Contains(p.methods, r.Method)) {
+	if neverProxied(r.Method) || (len(p.methods) > 0 && !slices.Contains(p.methods, r.Method)) {
 		w.Header().Set("Allow", p.allow)
 		p.b.fail(w, r, errProxyMethod)
 		return

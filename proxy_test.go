@@ -199,12 +199,12 @@ type proxyEnv struct {
 	br    *browser
 }
 
-func newProxyEnv(t *testing.T, opt func(*Options), popts ...ProxyOption) *proxyEnv {
+func newProxyEnv(t *testing.T, opt func(*Options), popts ProxyOptions) *proxyEnv {
 	t.Helper()
 	e := &proxyEnv{op: testOP(t, oidctest.Config{})}
 	e.a = newApp(t, e.op, opt)
 	e.up = newUpstream(t, e.op)
-	e.front = mountProxy(t, e.a, e.a.bff.Proxy(e.up.target, popts...))
+	e.front = mountProxy(t, e.a, e.a.bff.Proxy(e.up.target, popts))
 	e.br = newBrowser(t)
 	e.a.login(e.br)
 	return e
@@ -235,7 +235,7 @@ func (e *proxyEnv) do(t *testing.T, method, p string, headers ...string) (*http.
 }
 
 func TestProxyForwardsTokenNotBrowserCredentials(t *testing.T) {
-	e := newProxyEnv(t, func(o *Options) { o.CSRFHeader = "X-CSRF" })
+	e := newProxyEnv(t, func(o *Options) { o.CSRFHeader = "X-CSRF" }, ProxyOptions{})
 	tok := e.accessToken(t)
 	resp, body := e.do(t, "GET", "/api/upstream/whoami?x=1&y=%2F",
 		"Authorization", "Bearer browser-chosen-token",
@@ -335,7 +335,7 @@ func (e *proxyEnv) dialWS(t *testing.T, path string, headers ...string) (c *wste
 // cookie) it is refused before anything reaches the upstream, which, built
 // for bearer tokens, would not check Origin itself.
 func TestProxyWebSocket(t *testing.T) {
-	e := newProxyEnv(t, nil)
+	e := newProxyEnv(t, nil, ProxyOptions{})
 	tok := e.accessToken(t)
 	c, resp := e.dialWS(t, "/api/upstream/ws", "Origin", e.front.URL, "Sec-Fetch-Site", "same-origin")
 	if c == nil {
@@ -379,7 +379,7 @@ func TestProxyWebSocket(t *testing.T) {
 
 // The proxy runs the origin check on an upgrade itself, whatever guards it.
 func TestProxyUpgradeOriginCheck(t *testing.T) {
-	e := newProxyEnv(t, nil)
+	e := newProxyEnv(t, nil, ProxyOptions{})
 	sid, _ := e.a.sessionCookie(e.br)
 	s, err := e.a.storeSession(sid)
 	if err != nil {
@@ -392,7 +392,7 @@ func TestProxyUpgradeOriginCheck(t *testing.T) {
 	req.Header.Set("Sec-Fetch-Site", "same-site")
 	req = req.WithContext(context.WithValue(req.Context(), sessionKey, s))
 	rec := httptest.NewRecorder()
-	e.a.bff.Proxy(e.up.target).ServeHTTP(rec, req)
+	e.a.bff.Proxy(e.up.target, ProxyOptions{}).ServeHTTP(rec, req)
 	if rec.Code != http.StatusForbidden || len(e.up.requests()) != 0 {
 		t.Fatalf("same-site upgrade at the proxy = %d (upstream saw %d requests), want 403", rec.Code, len(e.up.requests()))
 	}
@@ -402,7 +402,7 @@ func TestProxyUpgradeOriginCheck(t *testing.T) {
 // that reflects any origin with credentials) never reach the browser, on
 // an answer or on a WebSocket's 101.
 func TestProxyStripsCORSHeaders(t *testing.T) {
-	e := newProxyEnv(t, nil)
+	e := newProxyEnv(t, nil, ProxyOptions{})
 	check := func(what string, h http.Header) {
 		t.Helper()
 		for k := range h {
@@ -431,7 +431,7 @@ func TestProxyStripsCORSHeaders(t *testing.T) {
 // (httputil.ReverseProxy copies a 1xx's headers unfiltered, then clears
 // every header of the response).
 func TestProxyInformationalResponses(t *testing.T) {
-	e := newProxyEnv(t, nil)
+	e := newProxyEnv(t, nil, ProxyOptions{})
 	var mu sync.Mutex
 	var infos []http.Header
 	trace := &httptrace.ClientTrace{Got1xxResponse: func(code int, h textproto.MIMEHeader) error {
@@ -475,9 +475,9 @@ func TestProxyInformationalResponses(t *testing.T) {
 // browser's), under any name a framework reads as the same; other
 // parameters follow the target's.
 func TestProxyTargetQueryWins(t *testing.T) {
-	e := newProxyEnv(t, nil)
+	e := newProxyEnv(t, nil, ProxyOptions{})
 	target, _ := url.Parse(e.up.srv.URL + "/v1?tenant=a&user.id=7")
-	front := mountProxy(t, e.a, e.a.bff.Proxy(target))
+	front := mountProxy(t, e.a, e.a.bff.Proxy(target, ProxyOptions{}))
 	get := func(q string) (int, string) {
 		resp := e.br.do("GET", front.URL+"/api/upstream/whoami?"+q, nil)
 		body, _ := io.ReadAll(resp.Body)
@@ -512,7 +512,7 @@ func TestProxyTargetQueryWins(t *testing.T) {
 }
 
 func TestProxyWithoutSessionRefuses(t *testing.T) {
-	e := newProxyEnv(t, nil)
+	e := newProxyEnv(t, nil, ProxyOptions{})
 	// Mounted without RequireSession: a cookie and a browser token are not
 	// enough; nothing is forwarded.
 	resp, body := e.do(t, "GET", "/naked/whoami", "Authorization", "Bearer browser-chosen-token")
@@ -534,7 +534,7 @@ func TestProxyRefreshesExpiringToken(t *testing.T) {
 	var offset atomic.Int64
 	e := newProxyEnv(t, func(o *Options) {
 		o.Now = func() time.Time { return time.Now().Add(time.Duration(offset.Load())) }
-	})
+	}, ProxyOptions{})
 	old := e.accessToken(t)
 	grants := e.op.RefreshGrants()
 	// The provider's tokens live an hour; RefreshSkew is a minute.
@@ -554,7 +554,7 @@ func TestProxyRefreshesExpiringToken(t *testing.T) {
 
 func TestProxyUpstream401(t *testing.T) {
 	t.Run("GET is refreshed and retried once", func(t *testing.T) {
-		e := newProxyEnv(t, nil)
+		e := newProxyEnv(t, nil, ProxyOptions{})
 		old := e.accessToken(t)
 		e.up.reject(old)
 		grants := e.op.RefreshGrants()
@@ -575,7 +575,7 @@ func TestProxyUpstream401(t *testing.T) {
 		}
 	})
 	t.Run("HEAD is refreshed and retried once", func(t *testing.T) {
-		e := newProxyEnv(t, nil)
+		e := newProxyEnv(t, nil, ProxyOptions{})
 		e.up.reject(e.accessToken(t))
 		grants := e.op.RefreshGrants()
 		if resp, _ := e.do(t, "HEAD", "/api/upstream/whoami"); resp.StatusCode != 200 {
@@ -586,7 +586,7 @@ func TestProxyUpstream401(t *testing.T) {
 		}
 	})
 	t.Run("GET still rejected: one retry, then the 401 passes", func(t *testing.T) {
-		e := newProxyEnv(t, nil)
+		e := newProxyEnv(t, nil, ProxyOptions{})
 		e.up.rejectAll.Store(true)
 		grants := e.op.RefreshGrants()
 		resp, body := e.do(t, "GET", "/api/upstream/whoami")
@@ -604,7 +604,7 @@ func TestProxyUpstream401(t *testing.T) {
 		}
 	})
 	t.Run("GET without a refresh token: no new token, no retry", func(t *testing.T) {
-		e := newProxyEnv(t, func(o *Options) { o.Scopes = []string{"openid", "profile", "email"} })
+		e := newProxyEnv(t, func(o *Options) { o.Scopes = []string{"openid", "profile", "email"} }, ProxyOptions{})
 		e.up.rejectAll.Store(true)
 		resp, body := e.do(t, "GET", "/api/upstream/whoami")
 		if resp.StatusCode != 401 || body != `{"upstream":"rejected"}` {
@@ -618,7 +618,7 @@ func TestProxyUpstream401(t *testing.T) {
 		}
 	})
 	t.Run("POST passes the 401 through", func(t *testing.T) {
-		e := newProxyEnv(t, nil)
+		e := newProxyEnv(t, nil, ProxyOptions{})
 		e.up.reject(e.accessToken(t))
 		grants := e.op.RefreshGrants()
 		resp, body := e.do(t, "POST", "/api/upstream/whoami")
@@ -633,7 +633,7 @@ func TestProxyUpstream401(t *testing.T) {
 		}
 	})
 	t.Run("concurrent GETs share one refresh", func(t *testing.T) {
-		e := newProxyEnv(t, nil)
+		e := newProxyEnv(t, nil, ProxyOptions{})
 		e.up.reject(e.accessToken(t))
 		grants := e.op.RefreshGrants()
 		var wg sync.WaitGroup
@@ -657,7 +657,7 @@ func TestProxyUpstream401(t *testing.T) {
 		}
 	})
 	t.Run("refresh token revoked: session ends", func(t *testing.T) {
-		e := newProxyEnv(t, nil)
+		e := newProxyEnv(t, nil, ProxyOptions{})
 		e.up.rejectAll.Store(true)
 		e.op.RevokeSubject(oidctest.DefaultUser.Subject)
 		resp, body := e.do(t, "GET", "/api/upstream/whoami")
@@ -672,7 +672,7 @@ func TestProxyUpstream401(t *testing.T) {
 		}
 	})
 	t.Run("provider down: 503", func(t *testing.T) {
-		e := newProxyEnv(t, nil)
+		e := newProxyEnv(t, nil, ProxyOptions{})
 		e.up.rejectAll.Store(true)
 		e.op.Misbehave(func(m *oidctest.Misbehavior) { m.TokenStatus = 500 })
 		resp, body := e.do(t, "GET", "/api/upstream/whoami")
@@ -735,7 +735,7 @@ var proxyTraversals = []struct{ name, path string }{
 }
 
 func TestProxyPathTraversal(t *testing.T) {
-	e := newProxyEnv(t, nil)
+	e := newProxyEnv(t, nil, ProxyOptions{})
 	id, _ := e.a.sessionCookie(e.br)
 	cookie := e.a.bff.cfg.CookieName + "=" + id
 	front := strings.TrimPrefix(e.front.URL, "http://")
@@ -782,7 +782,7 @@ func TestProxyPathTraversal(t *testing.T) {
 
 func TestProxyMethods(t *testing.T) {
 	t.Run("TRACE is always refused", func(t *testing.T) {
-		e := newProxyEnv(t, nil)
+		e := newProxyEnv(t, nil, ProxyOptions{})
 		tok := e.accessToken(t)
 		resp, body := e.do(t, "TRACE", "/api/upstream/x")
 		if resp.StatusCode != 405 || resp.Header.Get("Allow") == "" || strings.Contains(body, tok) {
@@ -792,8 +792,8 @@ func TestProxyMethods(t *testing.T) {
 			t.Fatalf("upstream saw %d requests", n)
 		}
 	})
-	t.Run("method not in ProxyMethods", func(t *testing.T) {
-		e := newProxyEnv(t, nil, ProxyMethods("GET", "HEAD"))
+	t.Run("method not in Methods", func(t *testing.T) {
+		e := newProxyEnv(t, nil, ProxyOptions{Methods: []string{"GET", "HEAD"}})
 		resp, body := e.do(t, "DELETE", "/api/upstream/x")
 		if resp.StatusCode != 405 || resp.Header.Get("Allow") != "GET, HEAD" || !strings.Contains(body, `"method_not_allowed"`) {
 			t.Fatalf("= %d %v %s", resp.StatusCode, resp.Header, body)
@@ -809,7 +809,7 @@ func TestProxyMethods(t *testing.T) {
 
 func TestProxyStreams(t *testing.T) {
 	t.Run("server-sent events", func(t *testing.T) {
-		e := newProxyEnv(t, nil)
+		e := newProxyEnv(t, nil, ProxyOptions{})
 		resp := e.br.get(e.front.URL + "/api/upstream/events")
 		defer resp.Body.Close()
 		if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "text/event-stream" {
@@ -831,7 +831,7 @@ func TestProxyStreams(t *testing.T) {
 	t.Run("response with a known length", func(t *testing.T) {
 		// ReverseProxy flushes event streams and responses of unknown
 		// length by itself; this one is flushed by FlushInterval -1.
-		e := newProxyEnv(t, nil)
+		e := newProxyEnv(t, nil, ProxyOptions{})
 		resp := e.br.get(e.front.URL + "/api/upstream/download")
 		defer resp.Body.Close()
 		r := bufio.NewReader(resp.Body)
@@ -844,7 +844,7 @@ func TestProxyStreams(t *testing.T) {
 		}
 	})
 	t.Run("request body", func(t *testing.T) {
-		e := newProxyEnv(t, nil)
+		e := newProxyEnv(t, nil, ProxyOptions{})
 		// The browser sends half of the body, then waits until the
 		// upstream has received part of it before sending the rest: a
 		// proxy that buffered the body would hang here until the
@@ -874,6 +874,60 @@ func TestProxyStreams(t *testing.T) {
 	})
 }
 
+type transportFunc func(*http.Request) (*http.Response, error)
+
+func (f transportFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// A Transport sends every request, and owns the timeouts.
+func TestProxyTransport(t *testing.T) {
+	var sent atomic.Int32
+	e := newProxyEnv(t, nil, ProxyOptions{Transport: transportFunc(func(r *http.Request) (*http.Response, error) {
+		sent.Add(1)
+		return http.DefaultTransport.RoundTrip(r)
+	})})
+	if resp, body := e.do(t, "GET", "/api/upstream/x"); resp.StatusCode != 200 || sent.Load() != 1 {
+		t.Fatalf("= %d %s; the transport sent %d requests, want 1", resp.StatusCode, body, sent.Load())
+	}
+}
+
+// A mistake in Proxy's arguments is a programming error: Proxy panics with
+// a message naming what is wrong, instead of ignoring an option.
+func TestProxyRefusesBadOptions(t *testing.T) {
+	op := testOP(t, oidctest.Config{})
+	a := newApp(t, op, nil)
+	good, _ := url.Parse("https://api.internal/v1")
+	for name, c := range map[string]struct {
+		target string
+		opts   ProxyOptions
+		want   string
+	}{
+		"relative target":          {"/v1", ProxyOptions{}, "target"},
+		"target with user":         {"https://u:p@api.internal/v1", ProxyOptions{}, "target"},
+		"target with fragment":     {"https://api.internal/v1#x", ProxyOptions{}, "target"},
+		"ftp target":               {"ftp://api.internal/v1", ProxyOptions{}, "target"},
+		"negative Timeout":         {"", ProxyOptions{Timeout: -time.Second}, "Timeout"},
+		"negative DialTimeout":     {"", ProxyOptions{DialTimeout: -time.Second}, "DialTimeout"},
+		"Timeout with Transport":   {"", ProxyOptions{Timeout: time.Second, Transport: http.DefaultTransport}, "Timeout"},
+		"DialTimeout w/ Transport": {"", ProxyOptions{DialTimeout: time.Second, Transport: http.DefaultTransport}, "DialTimeout"},
+		"TRACE in Methods":         {"", ProxyOptions{Methods: []string{"GET", "TRACE"}}, "Methods"},
+		"CONNECT in Methods":       {"", ProxyOptions{Methods: []string{"CONNECT"}}, "Methods"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			target := good
+			if c.target != "" {
+				target, _ = url.Parse(c.target)
+			}
+			defer func() {
+				msg, _ := recover().(string)
+				if !strings.Contains(msg, c.want) {
+					t.Errorf("panic %q, want one naming %s", msg, c.want)
+				}
+			}()
+			a.bff.Proxy(target, c.opts)
+		})
+	}
+}
+
 func TestProxyUpstreamFailures(t *testing.T) {
 	t.Run("connection refused: 502", func(t *testing.T) {
 		op := testOP(t, oidctest.Config{})
@@ -881,7 +935,7 @@ func TestProxyUpstreamFailures(t *testing.T) {
 		dead := httptest.NewServer(http.NotFoundHandler())
 		target, _ := url.Parse(dead.URL + "/v1")
 		dead.Close()
-		front := mountProxy(t, a, a.bff.Proxy(target))
+		front := mountProxy(t, a, a.bff.Proxy(target, ProxyOptions{}))
 		br := newBrowser(t)
 		a.login(br)
 		resp := br.get(front.URL + "/api/upstream/x")
@@ -893,7 +947,7 @@ func TestProxyUpstreamFailures(t *testing.T) {
 		}
 	})
 	t.Run("no answer in time: 504", func(t *testing.T) {
-		e := newProxyEnv(t, nil, ProxyTimeout(50*time.Millisecond))
+		e := newProxyEnv(t, nil, ProxyOptions{Timeout: 50 * time.Millisecond})
 		// The upstream never answers; the default timeout (30 s) would
 		// outlast the browser's (20 s).
 		resp, body := e.do(t, "GET", "/api/upstream/slow")
@@ -1013,7 +1067,7 @@ func BenchmarkProxy(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	proxy := http.StripPrefix("/api/upstream", a.bff.Proxy(benchUpstream(b)))
+	proxy := http.StripPrefix("/api/upstream", a.bff.Proxy(benchUpstream(b), ProxyOptions{}))
 
 	b.Run("handler", func(b *testing.B) {
 		req := httptest.NewRequest("GET", "/api/upstream/items/1", nil)

@@ -99,11 +99,33 @@ func (b *BFF) needsRefresh(s *session, now int64) bool {
 // RefreshEvent describes one refresh attempt, for Options.OnRefresh. It
 // holds no token.
 type RefreshEvent struct {
-	Subject  string
-	Outcome  string // "refreshed", "reused" (another request or instance had just refreshed), "ended" (the session ended) or "failed" (transient)
-	Err      error  // nil for "refreshed" and "reused"
-	Duration time.Duration
+	Subject  string         // the user's "sub" claim
+	Outcome  RefreshOutcome // how the attempt ended
+	Err      error          // nil for OutcomeRefreshed and OutcomeReused
+	Duration time.Duration  // how long the attempt took, waits for the lock included
 }
+
+// RefreshOutcome says how a refresh attempt ended (RefreshEvent.Outcome).
+// Its string is the "outcome" attribute of the refresh's log line.
+type RefreshOutcome string
+
+// The refresh outcomes.
+const (
+	// OutcomeRefreshed: the provider gave new tokens.
+	OutcomeRefreshed RefreshOutcome = "refreshed"
+	// OutcomeReused: another request, here or on another instance, had
+	// just refreshed the session; its tokens serve this request.
+	OutcomeReused RefreshOutcome = "reused"
+	// OutcomeEnded: the session ended (the provider refused the refresh
+	// token, the refreshed ID token was bad, the session had ended
+	// meanwhile, or the access token expired without a refresh token).
+	// Err wraps ErrUnauthenticated.
+	OutcomeEnded RefreshOutcome = "ended"
+	// OutcomeFailed: the provider, the lock or the store failed; the
+	// session is kept and a later request tries again. Err wraps
+	// ErrUnavailable.
+	OutcomeFailed RefreshOutcome = "failed"
+)
 
 // refresh gets a fresh access token for s. Within this process, concurrent
 // requests of one session share one refresh; across processes, the
@@ -171,7 +193,7 @@ func (b *BFF) refreshRejected(ctx context.Context, s *session) (*session, error)
 func (b *BFF) refreshLocked(ctx context.Context, key, rejected string) (ns *session, err error) {
 	start := time.Now()
 	var sub string
-	outcome := "refreshed"
+	outcome := OutcomeRefreshed
 	ctx, span := b.tel.startSpan(ctx, "bff.refresh", trace.SpanKindInternal)
 	defer func() { b.reportRefresh(ctx, span, sub, outcome, err, time.Since(start)) }()
 
@@ -193,7 +215,7 @@ func (b *BFF) refreshLocked(ctx context.Context, key, rejected string) (ns *sess
 	sub = cur.rec.Subject
 	now := b.cfg.Now()
 	if !b.needsRefresh(cur, now.UnixNano()) && (rejected == "" || cur.rec.AccessToken != rejected) {
-		outcome = "reused"
+		outcome = OutcomeReused
 		return cur, nil
 	}
 	prov := b.prov.Load()
@@ -202,7 +224,7 @@ func (b *BFF) refreshLocked(ctx context.Context, key, rejected string) (ns *sess
 	}
 	if cur.rec.RefreshToken == "" {
 		if now.UnixNano() < cur.rec.AccessExpiry {
-			outcome = "reused"
+			outcome = OutcomeReused
 			return cur, nil
 		}
 		return nil, b.endAfterRefresh(ctx, cur, errors.New("access token expired and there is no refresh token"))
@@ -216,17 +238,17 @@ func (b *BFF) refreshLocked(ctx context.Context, key, rejected string) (ns *sess
 
 // reportRefresh logs a refresh attempt, records it (ending its span) and
 // calls Options.OnRefresh.
-func (b *BFF) reportRefresh(ctx context.Context, span trace.Span, sub, outcome string, err error, d time.Duration) {
+func (b *BFF) reportRefresh(ctx context.Context, span trace.Span, sub string, outcome RefreshOutcome, err error, d time.Duration) {
 	level := slog.LevelDebug
 	if err != nil {
-		outcome, level = "failed", slog.LevelWarn
+		outcome, level = OutcomeFailed, slog.LevelWarn
 		var e *Error
 		if errors.As(err, &e) && e.Status == http.StatusUnauthorized {
-			outcome, level = "ended", slog.LevelInfo
+			outcome, level = OutcomeEnded, slog.LevelInfo
 		}
 	}
 	b.tel.refreshDone(ctx, span, outcome, err, d)
-	b.log.Log(ctx, level, "bff: token refresh", b.subject(sub), "outcome", outcome, "duration", d, "err", err)
+	b.log.Log(ctx, level, "bff: token refresh", b.subject(sub), "outcome", string(outcome), "duration", d, "err", err)
 	if b.cfg.OnRefresh == nil {
 		return
 	}

@@ -447,12 +447,12 @@ func TestRefreshSurvivesRequestCancellation(t *testing.T) {
 		}
 		done <- err
 	}()
-	waitUntil(t, 10*time.Second, "the refresh to start", func() bool { return e.a.bff.flights.Len() > 0 })
+	waitUntil(t, 10*time.Second, "the refresh to start", func() bool { return lockCount(e.a.bff) > 0 })
 	cancel()
 	if err := <-done; !errors.Is(err, context.Canceled) {
 		t.Fatalf("client request: %v, want it cancelled", err)
 	}
-	waitUntil(t, 10*time.Second, "the refresh to end", func() bool { return e.a.bff.flights.Len() == 0 })
+	waitUntil(t, 10*time.Second, "the refresh to end", func() bool { return lockCount(e.a.bff) == 0 })
 
 	if g := e.op.RefreshGrants(); g != 1 {
 		t.Fatalf("%d refresh grants, want 1 (the refresh was cancelled with its request)", g)
@@ -594,20 +594,20 @@ func TestRefreshEventsAndLogsHoldNoToken(t *testing.T) {
 	defer mu.Unlock()
 	var outcomes []string
 	for _, ev := range events {
-		outcomes = append(outcomes, ev.Outcome)
+		outcomes = append(outcomes, string(ev.Outcome))
 		if ev.Subject != oidctest.DefaultUser.Subject {
 			t.Errorf("event %s: subject %q", ev.Outcome, ev.Subject)
 		}
 		switch ev.Outcome {
-		case "refreshed", "reused":
+		case OutcomeRefreshed, OutcomeReused:
 			if ev.Err != nil {
 				t.Errorf("event %s with error %v", ev.Outcome, ev.Err)
 			}
-		case "failed":
+		case OutcomeFailed:
 			if !errors.Is(ev.Err, ErrUnavailable) {
 				t.Errorf("failed event: %v", ev.Err)
 			}
-		case "ended":
+		case OutcomeEnded:
 			if !errors.Is(ev.Err, ErrUnauthenticated) {
 				t.Errorf("ended event: %v", ev.Err)
 			}

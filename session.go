@@ -80,7 +80,7 @@ func (c *claimSet) get() map[string]any {
 // Token is the user's current access token, for calling downstream APIs.
 // It formats and logs as "[redacted]"; use the AccessToken field itself.
 type Token struct {
-	AccessToken string
+	AccessToken string    // send it only to the API it was issued for
 	TokenType   string    // usually "Bearer"
 	Expiry      time.Time // zero: the provider gave no expiry
 }

@@ -23,6 +23,7 @@ type AuthLevelError struct {
 	MaxAge    time.Duration // at most this long since the user authenticated (0: any)
 }
 
+// Error says which level is required; it holds no token.
 func (e *AuthLevelError) Error() string {
 	return fmt.Sprintf("authentication level required: acr_values %q, max_age %v", e.ACRValues, e.MaxAge)
 }

@@ -271,15 +271,15 @@ func init() {
 var errInvalidGrant = errors.New("refresh token rejected (invalid_grant)")
 
 // refreshOutcome maps a RefreshEvent's outcome to the metric's.
-func refreshOutcome(outcome string, err error) string {
+func refreshOutcome(outcome RefreshOutcome, err error) string {
 	switch {
-	case outcome == "refreshed":
+	case outcome == OutcomeRefreshed:
 		return refreshRefreshed
-	case outcome == "reused":
+	case outcome == OutcomeReused:
 		return refreshJoined
-	case outcome == "ended" && errors.Is(err, errInvalidGrant):
+	case outcome == OutcomeEnded && errors.Is(err, errInvalidGrant):
 		return refreshInvalidGrant
-	case outcome == "ended":
+	case outcome == OutcomeEnded:
 		return refreshEnded
 	}
 	return refreshTransient
@@ -287,7 +287,7 @@ func refreshOutcome(outcome string, err error) string {
 
 // refreshDone records a refresh that this instance ran (refreshLocked)
 // and ends its span.
-func (t *telemetry) refreshDone(ctx context.Context, span trace.Span, outcome string, err error, d time.Duration) {
+func (t *telemetry) refreshDone(ctx context.Context, span trace.Span, outcome RefreshOutcome, err error, d time.Duration) {
 	o := refreshOutcome(outcome, err)
 	t.refresh.Add(ctx, 1, refreshOpts[o]...)
 	t.refreshDur.Record(ctx, d.Seconds(), refreshDurOpts[o]...)

@@ -165,7 +165,7 @@ func (ws *watchers) len() int {
 }
 
 // timerFunc starts a one-shot timer of d on the BFF's clock; stop stops
-// it. Tests replace it (Options.newTimer) to move time by hand.
+// it. Tests replace it (hooks.newTimer) to move time by hand.
 type timerFunc func(d time.Duration) (c <-chan time.Time, stop func() bool)
 
 func realTimer(d time.Duration) (<-chan time.Time, func() bool) {

@@ -125,7 +125,7 @@ func TestZitadelExampleOP(t *testing.T) {
 	var offset atomic.Int64
 	clock := func() time.Time { return time.Now().Add(time.Duration(offset.Load())) }
 	var refreshes sync.Map // outcome -> *atomic.Int32
-	count := func(outcome string) int32 {
+	count := func(outcome bff.RefreshOutcome) int32 {
 		v, _ := refreshes.LoadOrStore(outcome, new(atomic.Int32))
 		return v.(*atomic.Int32).Load()
 	}

@@ -266,7 +266,7 @@ func newApp(t testing.TB, op *front, upstream *url.URL, opt func(*bff.Options)) 
 		io.WriteString(w, tok.AccessToken)
 	})))
 	if upstream != nil {
-		mux.Handle("/api/upstream/", b.RequireSession(http.StripPrefix("/api/upstream", b.Proxy(upstream))))
+		mux.Handle("/api/upstream/", b.RequireSession(http.StripPrefix("/api/upstream", b.Proxy(upstream, bff.ProxyOptions{}))))
 	}
 	var handler http.Handler = mux
 	h.Store(&handler)

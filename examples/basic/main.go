@@ -100,7 +100,7 @@ func routes(app *exampleapp.App, metrics http.Handler) http.Handler {
 	if app.Upstream != nil {
 		// The browser calls the downstream API through the BFF, which adds
 		// the user's access token: /api/upstream/x goes to BFF_UPSTREAM_URL/x.
-		mux.Handle("/api/upstream/", auth.RequireSession(http.StripPrefix("/api/upstream", auth.Proxy(app.Upstream))))
+		mux.Handle("/api/upstream/", auth.RequireSession(http.StripPrefix("/api/upstream", auth.Proxy(app.Upstream, bff.ProxyOptions{}))))
 	}
 	mux.Handle("GET /readyz", auth.HealthHandler())
 	if metrics != nil {

@@ -56,7 +56,7 @@ func routes(app *exampleapp.App) http.Handler {
 		r.Get("/api/me", me)
 		r.Post("/api/echo", echo)
 		if app.Upstream != nil {
-			r.Handle("/api/upstream/*", http.StripPrefix("/api/upstream", auth.Proxy(app.Upstream)))
+			r.Handle("/api/upstream/*", http.StripPrefix("/api/upstream", auth.Proxy(app.Upstream, bff.ProxyOptions{})))
 		}
 	})
 	r.Handle("/*", exampleapp.Page())

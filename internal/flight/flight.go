@@ -69,10 +69,3 @@ func (g *Group[T]) DoShared(ctx context.Context, key string, fn func() (T, error
 		return zero, ctx.Err(), ok
 	}
 }
-
-// Len returns the number of calls running.
-func (g *Group[T]) Len() int {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return len(g.calls)
-}

@@ -9,6 +9,13 @@ import (
 	"testing"
 )
 
+// running is the number of calls in flight.
+func (g *Group[T]) running() int {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return len(g.calls)
+}
+
 func TestConcurrentCallersShareOneCall(t *testing.T) {
 	var g Group[int]
 	var calls atomic.Int32
@@ -26,7 +33,7 @@ func TestConcurrentCallersShareOneCall(t *testing.T) {
 			})
 		}()
 	}
-	for g.Len() == 0 {
+	for g.running() == 0 {
 		runtime.Gosched() // wait for the call to start
 	}
 	close(release)
@@ -39,8 +46,8 @@ func TestConcurrentCallersShareOneCall(t *testing.T) {
 			t.Fatalf("a caller got %d", r)
 		}
 	}
-	if g.Len() != 0 {
-		t.Fatalf("%d calls left in the group", g.Len())
+	if g.running() != 0 {
+		t.Fatalf("%d calls left in the group", g.running())
 	}
 }
 
@@ -49,7 +56,7 @@ func TestWaiterContextEndsCallGoesOn(t *testing.T) {
 	release, finished := make(chan struct{}), make(chan struct{})
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() {
-		for g.Len() == 0 {
+		for g.running() == 0 {
 			runtime.Gosched()
 		}
 		cancel()
@@ -71,7 +78,7 @@ func TestPanicBecomesError(t *testing.T) {
 	if _, err := g.Do(context.Background(), "k", func() (int, error) { panic("boom") }); err == nil {
 		t.Fatal("no error from a panicking call")
 	}
-	if g.Len() != 0 {
+	if g.running() != 0 {
 		t.Fatal("the panicking call stayed in the group")
 	}
 }
@@ -94,7 +101,7 @@ func TestDoSharedTellsWhoJoined(t *testing.T) {
 		v, _, joined := g.DoShared(context.Background(), "k", fn)
 		first <- result{v, joined}
 	}()
-	for g.Len() == 0 {
+	for g.running() == 0 {
 		runtime.Gosched() // the first caller's call is running
 	}
 	const waiters = 9

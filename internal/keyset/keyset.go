@@ -28,35 +28,31 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
+	"github.com/gobff/bff/internal/flight"
 )
 
-// Defaults for Config fields left at their zero value.
 const (
+	// DefaultMinRefetchInterval is the minimum time between two fetches
+	// when Config.MinRefetchInterval is zero.
 	DefaultMinRefetchInterval = 10 * time.Second
-	DefaultFetchTimeout       = 10 * time.Second
+	// fetchTimeout bounds one fetch.
+	fetchTimeout = 10 * time.Second
 	// MaxJWKSSize is the largest JWKS document accepted.
 	MaxJWKSSize = 1 << 20
 )
 
-// DefaultAlgs is the signature algorithm allow-list used when Config.Algs is empty.
-var DefaultAlgs = []string{
-	"RS256", "RS384", "RS512",
-	"ES256", "ES384", "ES512",
-	"PS256", "PS384", "PS512",
-	"EdDSA",
-}
-
-// supportedAlgs is the set of algorithms that may ever be allowed: asymmetric
-// signatures only. "none" and the HMAC algorithms are never accepted.
-var supportedAlgs = map[string]bool{
-	"RS256": true, "RS384": true, "RS512": true,
-	"ES256": true, "ES384": true, "ES512": true,
-	"PS256": true, "PS384": true, "PS512": true,
-	"EdDSA": true,
+// algs are the signature algorithms accepted: asymmetric signatures only.
+// "none" and the HMAC algorithms are never accepted.
+var algs = []jose.SignatureAlgorithm{
+	jose.RS256, jose.RS384, jose.RS512,
+	jose.ES256, jose.ES384, jose.ES512,
+	jose.PS256, jose.PS384, jose.PS512,
+	jose.EdDSA,
 }
 
 var (
@@ -81,12 +77,6 @@ type Config struct {
 	// MinRefetchInterval is the minimum time between two fetches (successful or not).
 	// Zero means DefaultMinRefetchInterval.
 	MinRefetchInterval time.Duration
-	// FetchTimeout bounds one fetch. Zero means DefaultFetchTimeout.
-	FetchTimeout time.Duration
-	// Algs is the signature algorithm allow-list. Empty means DefaultAlgs. Entries
-	// other than the asymmetric algorithms of DefaultAlgs (e.g. "none", "HS256") are
-	// dropped with a warning; if none remain every verification fails.
-	Algs []string
 	// Now is the clock used for rate limiting. Nil means time.Now.
 	Now func() time.Time
 	// Logger receives warnings about skipped keys and failed fetches. Nil means slog.Default().
@@ -99,23 +89,15 @@ type Set struct {
 	url      string
 	client   *http.Client
 	interval time.Duration
-	timeout  time.Duration
-	algs     []jose.SignatureAlgorithm
-	allowed  map[string]bool
+	timeout  time.Duration // of one fetch: fetchTimeout
 	now      func() time.Time
 	log      *slog.Logger
+	flight   flight.Group[[]jose.JSONWebKey]
 
 	mu        sync.Mutex
 	keys      []jose.JSONWebKey // usable public keys only; replaced, never mutated
 	fetched   bool              // a fetch has been started at least once
 	lastFetch time.Time         // start time of the most recent fetch
-	inflight  *inflight
-}
-
-type inflight struct {
-	done chan struct{}
-	keys []jose.JSONWebKey
-	err  error
 }
 
 // New returns a Set for cfg. No network call is made until the first verification.
@@ -124,10 +106,9 @@ func New(cfg Config) *Set {
 		url:      cfg.URL,
 		client:   cfg.Client,
 		interval: cfg.MinRefetchInterval,
-		timeout:  cfg.FetchTimeout,
+		timeout:  fetchTimeout,
 		now:      cfg.Now,
 		log:      cfg.Logger,
-		allowed:  map[string]bool{},
 	}
 	if s.client == nil {
 		s.client = http.DefaultClient
@@ -135,28 +116,11 @@ func New(cfg Config) *Set {
 	if s.interval <= 0 {
 		s.interval = DefaultMinRefetchInterval
 	}
-	if s.timeout <= 0 {
-		s.timeout = DefaultFetchTimeout
-	}
 	if s.now == nil {
 		s.now = time.Now
 	}
 	if s.log == nil {
 		s.log = slog.Default()
-	}
-	algs := cfg.Algs
-	if len(algs) == 0 {
-		algs = DefaultAlgs
-	}
-	for _, a := range algs {
-		if !supportedAlgs[a] {
-			s.log.Warn("keyset: ignoring disallowed signature algorithm", "alg", a)
-			continue
-		}
-		if !s.allowed[a] {
-			s.allowed[a] = true
-			s.algs = append(s.algs, jose.SignatureAlgorithm(a))
-		}
 	}
 	return s
 }
@@ -171,11 +135,8 @@ func (s *Set) VerifySignature(ctx context.Context, jwt string) ([]byte, error) {
 	if s.url == "" {
 		return nil, errors.New("keyset: no JWKS URL configured")
 	}
-	if len(s.algs) == 0 {
-		return nil, errors.New("keyset: no signature algorithm allowed")
-	}
 	// JWTs use the compact serialization only (RFC 7519 §1).
-	jws, err := jose.ParseSignedCompact(jwt, s.algs)
+	jws, err := jose.ParseSignedCompact(jwt, algs)
 	if err != nil {
 		// go-jose's parse errors describe the failure without echoing the input;
 		// keep only the sentinel to be certain nothing of the token leaks.
@@ -185,7 +146,7 @@ func (s *Set) VerifySignature(ctx context.Context, jwt string) ([]byte, error) {
 		return nil, ErrMalformed
 	}
 	hdr := jws.Signatures[0].Protected
-	if !s.allowed[hdr.Algorithm] {
+	if !slices.Contains(algs, jose.SignatureAlgorithm(hdr.Algorithm)) {
 		return nil, ErrMalformed
 	}
 
@@ -298,50 +259,42 @@ type trustedKey struct{}
 // until the interval ends.
 func Trusted(ctx context.Context) context.Context { return context.WithValue(ctx, trustedKey{}, true) }
 
-// refetch returns fresh keys, joining an in-flight fetch if there is one. If the
-// last fetch started less than the minimum interval ago it fails fast, unless
-// ctx is Trusted.
+// refetch returns fresh keys, joining a fetch in flight if there is one.
+// If the last fetch started less than the minimum interval ago it fails
+// fast, unless ctx is Trusted. Trusted callers share their own fetches, so
+// that none of them joins a call refused by the rate limit.
 func (s *Set) refetch(ctx context.Context) ([]jose.JSONWebKey, error) {
-	s.mu.Lock()
-	in := s.inflight
-	if in == nil {
-		if s.fetched && s.now().Sub(s.lastFetch) < s.interval && ctx.Value(trustedKey{}) == nil {
-			s.mu.Unlock()
-			return nil, fmt.Errorf("%w: %w", ErrVerification, ErrRateLimited)
-		}
-		in = &inflight{done: make(chan struct{})}
-		s.inflight = in
-		s.fetched = true
-		s.lastFetch = s.now()
-		// The fetch runs detached from this caller's cancellation: other callers
-		// may be waiting for it. It is bounded by the fetch timeout.
-		fctx := context.WithoutCancel(ctx)
-		go s.runFetch(fctx, in)
+	trusted := ctx.Value(trustedKey{}) != nil
+	key := ""
+	if trusted {
+		key = "trusted"
 	}
-	s.mu.Unlock()
-
-	select {
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	case <-in.done:
-		return in.keys, in.err
-	}
+	// The fetch runs detached from this caller's cancellation: other callers
+	// may be waiting for it. It is bounded by the fetch timeout.
+	fctx := context.WithoutCancel(ctx)
+	return s.flight.Do(ctx, key, func() ([]jose.JSONWebKey, error) { return s.fetchLimited(fctx, trusted) })
 }
 
-func (s *Set) runFetch(ctx context.Context, in *inflight) {
+// fetchLimited fetches the key set, unless the last fetch started less than
+// the minimum interval ago and the caller is not trusted. A failed fetch
+// keeps the cached keys: it must not break verification.
+func (s *Set) fetchLimited(ctx context.Context, trusted bool) ([]jose.JSONWebKey, error) {
+	s.mu.Lock()
+	if s.fetched && s.now().Sub(s.lastFetch) < s.interval && !trusted {
+		s.mu.Unlock()
+		return nil, fmt.Errorf("%w: %w", ErrVerification, ErrRateLimited)
+	}
+	s.fetched, s.lastFetch = true, s.now()
+	s.mu.Unlock()
 	keys, err := s.fetch(ctx)
 	s.mu.Lock()
-	if err == nil {
-		s.keys = keys
-	} else {
-		// Keep the cached keys: a failed fetch must not break verification.
-		keys = s.keys
+	defer s.mu.Unlock()
+	if err != nil {
 		s.log.Warn("keyset: fetching JWKS failed", "url", s.url, "error", err)
+		return s.keys, err
 	}
-	in.keys, in.err = keys, err
-	s.inflight = nil
-	s.mu.Unlock()
-	close(in.done)
+	s.keys = keys
+	return keys, nil
 }
 
 func (s *Set) fetch(ctx context.Context) ([]jose.JSONWebKey, error) {
@@ -402,7 +355,7 @@ func (s *Set) parse(body []byte) ([]jose.JSONWebKey, error) {
 			skip("use is not sig")
 			continue
 		}
-		if k.Algorithm != "" && !supportedAlgs[k.Algorithm] {
+		if k.Algorithm != "" && !slices.Contains(algs, jose.SignatureAlgorithm(k.Algorithm)) {
 			skip("unsupported alg")
 			continue
 		}

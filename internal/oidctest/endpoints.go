@@ -181,7 +181,6 @@ func (p *Provider) handleIntrospect(w http.ResponseWriter, r *http.Request) {
 	if !p.clientPOST(w, r) {
 		return
 	}
-	p.introspections.Add(1)
 	tok := r.PostForm.Get("token")
 	now := p.now()
 	resp := map[string]any{"active": false}

@@ -188,7 +188,7 @@ type Provider struct {
 
 	refreshGrants, codeGrants, revocations, userinfoCalls atomic.Int64
 	jwksFetches, discoveryFetches, endSessions            atomic.Int64
-	introspections, backchannelLogouts, reuses            atomic.Int64
+	backchannelLogouts, reuses                            atomic.Int64
 	parRequests, clientJWKSFetches                        atomic.Int64
 }
 
@@ -342,9 +342,6 @@ func (p *Provider) DiscoveryFetches() int { return int(p.discoveryFetches.Load()
 
 // EndSessions counts requests to /end-session that were accepted.
 func (p *Provider) EndSessions() int { return int(p.endSessions.Load()) }
-
-// Introspections counts authenticated requests to /introspect.
-func (p *Provider) Introspections() int { return int(p.introspections.Load()) }
 
 // BackchannelLogouts counts back-channel logout tokens delivered with a 2xx answer.
 func (p *Provider) BackchannelLogouts() int { return int(p.backchannelLogouts.Load()) }

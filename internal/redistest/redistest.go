@@ -53,7 +53,6 @@ type Server struct {
 	mu      sync.Mutex
 	cmd     *exec.Cmd
 	exited  chan struct{} // closed when cmd has exited
-	output  *syncBuffer
 	stopped bool
 	gen     uint64 // incremented by every (re)start; pooled connections of older generations are discarded
 
@@ -199,7 +198,7 @@ func (s *Server) start() error {
 	}
 
 	s.mu.Lock()
-	s.cmd, s.exited, s.output, s.stopped = cmd, exited, out, false
+	s.cmd, s.exited, s.stopped = cmd, exited, false
 	s.gen++
 	s.mu.Unlock()
 	return nil
@@ -307,16 +306,6 @@ func (s *Server) Restart() {
 		time.Sleep(100 * time.Millisecond)
 	}
 	s.t.Fatalf("redistest: restart: %v", err)
-}
-
-// Output returns what the redis-server process printed so far (warnings only).
-func (s *Server) Output() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.output == nil {
-		return ""
-	}
-	return s.output.String()
 }
 
 // Pool returns a new redigo pool for the server, closed by t.Cleanup. Its

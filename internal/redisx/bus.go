@@ -109,20 +109,6 @@ func NewBus(pool *redis.Pool, channel string, onMessage func(key string), onRese
 	return b
 }
 
-// Publish announces on the channel that key changed. It uses a pooled
-// connection and returns once Redis has accepted the message.
-func (b *Bus) Publish(ctx context.Context, key string) error {
-	conn, err := b.pool.GetContext(ctx)
-	if err != nil {
-		return fmt.Errorf("redisx: publish: %w", ctxErr(ctx, err))
-	}
-	defer conn.Close()
-	if _, err := redis.DoContext(conn, ctx, "PUBLISH", b.channel, key); err != nil {
-		return fmt.Errorf("redisx: publish: %w", ctxErr(ctx, err))
-	}
-	return nil
-}
-
 // Healthy reports whether the Bus received, within the last 80 ms, the pong of
 // a ping it sent on its current subscription; see the Bus documentation for
 // what that guarantees. It is cheap: two atomic/clock reads.

@@ -1,6 +1,8 @@
 package redisx
 
 import (
+	"context"
+	"fmt"
 	"net"
 	"runtime"
 	"strings"
@@ -18,6 +20,18 @@ type recorder struct {
 	mu     sync.Mutex
 	keys   []string
 	resets atomic.Int32
+}
+
+// Publish announces on the channel that key changed, as bff's Redis scripts
+// do. It returns once Redis has accepted the message.
+func (b *Bus) Publish(ctx context.Context, key string) error {
+	conn, err := b.pool.GetContext(ctx)
+	if err != nil {
+		return fmt.Errorf("redisx: publish: %w", err)
+	}
+	defer conn.Close()
+	_, err = redis.DoContext(conn, ctx, "PUBLISH", b.channel, key)
+	return err
 }
 
 func (r *recorder) onMessage(key string) {

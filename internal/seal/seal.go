@@ -141,9 +141,6 @@ func (s *Sealer) Open(dst []byte, p Purpose, sealed, ad []byte) ([]byte, error) 
 // name the value it read by its revision alone. It aliases sealed.
 func Revision(sealed []byte) []byte { return sealed[:min(len(sealed), 1+idLen+nonceLen)] }
 
-// Overhead is the number of bytes Seal adds to a plaintext.
-func Overhead() int { return overhead }
-
 // Names returns keyed, one-way names for value (a subject, an IdP session
 // ID, a replay-cache entry), one per master key, the first key's first:
 // records are written under the first name and looked up under all of them,

@@ -27,8 +27,8 @@ func TestSealOpen(t *testing.T) {
 	if bytes.Contains(sealed, msg) {
 		t.Fatal("sealed value contains the plaintext")
 	}
-	if len(sealed) != len(msg)+Overhead() {
-		t.Fatalf("overhead %d, want %d", len(sealed)-len(msg), Overhead())
+	if len(sealed) != len(msg)+overhead {
+		t.Fatalf("overhead %d, want %d", len(sealed)-len(msg), overhead)
 	}
 	got, err := s.Open(nil, PurposeSession, sealed, []byte("s:key"))
 	if err != nil || !bytes.Equal(got, msg) {
@@ -58,7 +58,7 @@ func TestOpenRejects(t *testing.T) {
 		"ciphertext":                     {s, PurposeSession, flip(len(sealed) - 20), []byte("s:a")},
 		"tag":                            {s, PurposeSession, flip(len(sealed) - 1), []byte("s:a")},
 		"truncated":                      {s, PurposeSession, sealed[:len(sealed)-1], []byte("s:a")},
-		"too short":                      {s, PurposeSession, sealed[:Overhead()-1], []byte("s:a")},
+		"too short":                      {s, PurposeSession, sealed[:overhead-1], []byte("s:a")},
 		"empty":                          {s, PurposeSession, nil, []byte("s:a")},
 	} {
 		if out, err := tc.sealer.Open(nil, tc.purpose, tc.v, tc.ad); !errors.Is(err, ErrOpen) || out != nil {

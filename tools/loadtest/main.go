@@ -2,7 +2,7 @@
 // with a bare handler and with hand-written scs/v2 session checks, on
 // loopback only, bounded in time.
 //
-//	go run ./internal/loadtest [-rounds 3] [-duration 5s] [-conns 32]
+//	go -C tools run ./loadtest [-rounds 3] [-duration 5s] [-conns 32]
 //
 // Every variant serves the same handler (GET /api/me answering a small
 // fixed JSON) behind a different guard:
