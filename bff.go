@@ -48,13 +48,10 @@ package bff
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
-	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -214,37 +211,6 @@ func (b *BFF) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	b.mux.ServeHTTP(w, r)
 }
 
-func (b *BFF) routes() {
-	p := b.cfg.Prefix
-	b.mux = http.NewServeMux()
-	b.mux.HandleFunc("GET "+p+"/login", b.handleLogin)
-	b.mux.HandleFunc("GET "+p+"/callback", b.tel.observeCallback(b.handleCallback))
-	b.mux.HandleFunc("GET "+p+"/session", b.handleSession)
-	b.mux.HandleFunc("POST "+p+"/logout", b.tel.observeLogout("bff.logout", false, b.handleLogout))
-	b.mux.HandleFunc("GET "+p+"/logout/callback", b.handleLogoutCallback)
-	b.mux.HandleFunc("POST "+p+"/backchannel-logout", b.tel.observeLogout("bff.backchannel_logout", true, b.handleBackchannelLogout))
-	b.mux.HandleFunc("GET "+p+"/events", b.handleEvents)
-	if b.keys != nil {
-		b.mux.HandleFunc("GET "+p+"/jwks", b.handleJWKS)
-	}
-	// The catch-all below matches every method, so the mux's own 405 never
-	// happens: answer it here for a route's path with another method (a GET
-	// of /logout is no logout, and says so).
-	allow := map[string]string{p + "/login": "GET, HEAD", p + "/callback": "GET, HEAD", p + "/session": "GET, HEAD",
-		p + "/logout": "POST", p + "/logout/callback": "GET, HEAD", p + "/backchannel-logout": "POST", p + "/events": "GET, HEAD"}
-	if b.keys != nil {
-		allow[p+"/jwks"] = "GET, HEAD"
-	}
-	b.mux.HandleFunc(p+"/", func(w http.ResponseWriter, r *http.Request) {
-		if methods, ok := allow[r.URL.Path]; ok {
-			w.Header().Set("Allow", methods)
-			b.fail(w, r, &Error{Status: http.StatusMethodNotAllowed, Code: "method_not_allowed", Description: "Method not allowed.", Err: ErrBadRequest})
-			return
-		}
-		b.fail(w, r, &Error{Status: http.StatusNotFound, Code: "not_found", Description: "No such route.", Err: ErrBadRequest})
-	})
-}
-
 // fail logs err (with its cause) and hands it to the error handler.
 func (b *BFF) fail(w http.ResponseWriter, r *http.Request, err error) {
 	e, ok := err.(*Error) // the usual case, without errors.As's allocation
@@ -294,101 +260,4 @@ func (b *BFF) provider() *provider {
 	default:
 	}
 	return nil
-}
-
-func (b *BFF) discoverOnce() error {
-	ctx, cancel := b.discoveryContext()
-	defer cancel()
-	op, tenants, err := b.discoverProvider(ctx)
-	if err != nil {
-		return err
-	}
-	var d struct {
-		JWKSURI            string   `json:"jwks_uri"`
-		Userinfo           string   `json:"userinfo_endpoint"`
-		Revocation         string   `json:"revocation_endpoint"`
-		EndSession         string   `json:"end_session_endpoint"`
-		PKCEMethods        []string `json:"code_challenge_methods_supported"`
-		IssParam           bool     `json:"authorization_response_iss_parameter_supported"`
-		SigningAlgs        []string `json:"id_token_signing_alg_values_supported"`
-		AuthorizationEndpt string   `json:"authorization_endpoint"`
-		TokenEndpt         string   `json:"token_endpoint"`
-	}
-	if err := op.Claims(&d); err != nil {
-		return fmt.Errorf("discovery document: %w", err)
-	}
-	if !slices.Contains(d.PKCEMethods, "S256") && !b.cfg.InsecureAllowNoPKCE {
-		return configErr("the provider does not advertise PKCE S256 (code_challenge_methods_supported); set Options.InsecureAllowNoPKCE to accept it")
-	}
-	if err := b.cfg.checkEndpoints(d.AuthorizationEndpt, d.TokenEndpt, d.JWKSURI, d.Userinfo, d.Revocation, d.EndSession); err != nil {
-		return fmt.Errorf("discovery document: %w", err)
-	}
-	keys := keyset.New(keyset.Config{URL: d.JWKSURI, Client: b.client, Logger: b.cfg.Logger,
-		MinRefetchInterval: b.cfg.keysRefetchInterval, Now: b.cfg.Now})
-	algs := idTokenAlgs(d.SigningAlgs)
-	ep := op.Endpoint()
-	p := &provider{
-		oauth: oauth2.Config{
-			ClientID: b.cfg.ClientID, ClientSecret: b.cfg.ClientSecret, Endpoint: ep,
-			RedirectURL: b.cfg.redirectURI, Scopes: b.cfg.Scopes,
-		},
-		verifier: oidc.NewVerifier(b.cfg.Issuer, keys, &oidc.Config{
-			ClientID: b.cfg.ClientID, SupportedSigningAlgs: algs, Now: b.cfg.Now,
-			SkipIssuerCheck: tenants != nil, // verifyIDToken checks iss against the template
-		}),
-		logoutVerifier: oidc.NewVerifier(b.cfg.Issuer, keys, &oidc.Config{
-			ClientID: b.cfg.ClientID, SupportedSigningAlgs: algs, SkipExpiryCheck: true,
-		}),
-		userinfoURL:      d.Userinfo,
-		revocationURL:    d.Revocation,
-		endSessionURL:    d.EndSession,
-		issParamRequired: d.IssParam,
-		tenants:          tenants,
-		keys:             keys,
-	}
-	if b.cfg.DisableUserinfo {
-		p.userinfoURL = ""
-	}
-	if err := b.discoverExtras(op, p); err != nil {
-		return err
-	}
-	b.prov.Store(p)
-	b.log.Info("bff: provider discovered", "issuer", b.cfg.Issuer)
-	return nil
-}
-
-// discoveryContext bounds one discovery attempt (10 s, or until Close) and
-// makes it use the bounded client.
-func (b *BFF) discoveryContext() (context.Context, context.CancelFunc) {
-	base, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	go func() {
-		select {
-		case <-b.closed:
-			cancel()
-		case <-base.Done():
-		}
-	}()
-	return b.clientContext(base), cancel
-}
-
-// idTokenAlgs are the ID token signing algorithms to accept: the
-// discovery document's asymmetric ones (never none, never HS*), or RS256.
-func idTokenAlgs(advertised []string) []string {
-	algs := []string{}
-	for _, a := range advertised {
-		if a != "none" && !strings.HasPrefix(a, "HS") {
-			algs = append(algs, a)
-		}
-	}
-	if len(algs) == 0 {
-		algs = []string{oidc.RS256}
-	}
-	return algs
-}
-
-// writeJSON writes a 200 JSON response.
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(status)
-	json.NewEncoder(w).Encode(v)
 }

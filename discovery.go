@@ -6,10 +6,13 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
+	"github.com/gobff/bff/internal/keyset"
+	"golang.org/x/oauth2"
 )
 
 // errProviderPending marks the errors of requests that need the provider
@@ -210,4 +213,94 @@ func (b *BFF) reportLacks(p *provider, backchannel bool) {
 	if len(lacks) > 0 {
 		b.log.Warn("bff: the provider lacks features; what bff does instead", append([]any{"issuer", b.cfg.Issuer}, lacks...)...)
 	}
+}
+
+func (b *BFF) discoverOnce() error {
+	ctx, cancel := b.discoveryContext()
+	defer cancel()
+	op, tenants, err := b.discoverProvider(ctx)
+	if err != nil {
+		return err
+	}
+	var d struct {
+		JWKSURI            string   `json:"jwks_uri"`
+		Userinfo           string   `json:"userinfo_endpoint"`
+		Revocation         string   `json:"revocation_endpoint"`
+		EndSession         string   `json:"end_session_endpoint"`
+		PKCEMethods        []string `json:"code_challenge_methods_supported"`
+		IssParam           bool     `json:"authorization_response_iss_parameter_supported"`
+		SigningAlgs        []string `json:"id_token_signing_alg_values_supported"`
+		AuthorizationEndpt string   `json:"authorization_endpoint"`
+		TokenEndpt         string   `json:"token_endpoint"`
+	}
+	if err := op.Claims(&d); err != nil {
+		return fmt.Errorf("discovery document: %w", err)
+	}
+	if !slices.Contains(d.PKCEMethods, "S256") && !b.cfg.InsecureAllowNoPKCE {
+		return configErr("the provider does not advertise PKCE S256 (code_challenge_methods_supported); set Options.InsecureAllowNoPKCE to accept it")
+	}
+	if err := b.cfg.checkEndpoints(d.AuthorizationEndpt, d.TokenEndpt, d.JWKSURI, d.Userinfo, d.Revocation, d.EndSession); err != nil {
+		return fmt.Errorf("discovery document: %w", err)
+	}
+	keys := keyset.New(keyset.Config{URL: d.JWKSURI, Client: b.client, Logger: b.cfg.Logger,
+		MinRefetchInterval: b.cfg.keysRefetchInterval, Now: b.cfg.Now})
+	algs := idTokenAlgs(d.SigningAlgs)
+	ep := op.Endpoint()
+	p := &provider{
+		oauth: oauth2.Config{
+			ClientID: b.cfg.ClientID, ClientSecret: b.cfg.ClientSecret, Endpoint: ep,
+			RedirectURL: b.cfg.redirectURI, Scopes: b.cfg.Scopes,
+		},
+		verifier: oidc.NewVerifier(b.cfg.Issuer, keys, &oidc.Config{
+			ClientID: b.cfg.ClientID, SupportedSigningAlgs: algs, Now: b.cfg.Now,
+			SkipIssuerCheck: tenants != nil, // verifyIDToken checks iss against the template
+		}),
+		logoutVerifier: oidc.NewVerifier(b.cfg.Issuer, keys, &oidc.Config{
+			ClientID: b.cfg.ClientID, SupportedSigningAlgs: algs, SkipExpiryCheck: true,
+		}),
+		userinfoURL:      d.Userinfo,
+		revocationURL:    d.Revocation,
+		endSessionURL:    d.EndSession,
+		issParamRequired: d.IssParam,
+		tenants:          tenants,
+		keys:             keys,
+	}
+	if b.cfg.DisableUserinfo {
+		p.userinfoURL = ""
+	}
+	if err := b.discoverExtras(op, p); err != nil {
+		return err
+	}
+	b.prov.Store(p)
+	b.log.Info("bff: provider discovered", "issuer", b.cfg.Issuer)
+	return nil
+}
+
+// discoveryContext bounds one discovery attempt (10 s, or until Close) and
+// makes it use the bounded client.
+func (b *BFF) discoveryContext() (context.Context, context.CancelFunc) {
+	base, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	go func() {
+		select {
+		case <-b.closed:
+			cancel()
+		case <-base.Done():
+		}
+	}()
+	return b.clientContext(base), cancel
+}
+
+// idTokenAlgs are the ID token signing algorithms to accept: the
+// discovery document's asymmetric ones (never none, never HS*), or RS256.
+func idTokenAlgs(advertised []string) []string {
+	algs := []string{}
+	for _, a := range advertised {
+		if a != "none" && !strings.HasPrefix(a, "HS") {
+			algs = append(algs, a)
+		}
+	}
+	if len(algs) == 0 {
+		algs = []string{oidc.RS256}
+	}
+	return algs
 }

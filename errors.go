@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+
+	"golang.org/x/oauth2"
 )
 
 // Sentinel errors. Every error bff hands to Options.ErrorHandler is an
@@ -172,4 +174,22 @@ func writeJSONError(w http.ResponseWriter, e *Error) {
 		}
 		json.NewEncoder(w).Encode(body)
 	}
+}
+
+// scrub keeps an oauth2 error's code but drops the response body it quotes.
+func scrub(err error) error {
+	var re *oauth2.RetrieveError
+	if errors.As(err, &re) {
+		status := 0
+		if re.Response != nil {
+			status = re.Response.StatusCode
+		}
+		return fmt.Errorf("token endpoint: status %d, error %q", status, re.ErrorCode)
+	}
+	return err
+}
+
+func badRequest(description string, cause error) *Error {
+	return &Error{Status: http.StatusBadRequest, Code: "invalid_request", Description: description,
+		Err: fmt.Errorf("%w: %w", ErrBadRequest, cause)}
 }

@@ -61,3 +61,14 @@ func redirectFailure(w http.ResponseWriter, r *http.Request, e *Error) bool {
 	http.Redirect(w, r, withError(dest, e.Code), http.StatusSeeOther)
 	return true
 }
+
+// oauthErrors are the error codes of RFC 6749 §4.1.2.1 and OIDC Core
+// §3.1.2.6 (and its errata's unmet_authentication_requirements); only
+// these are repeated to the client.
+var oauthErrors = map[string]bool{
+	"invalid_request": true, "unauthorized_client": true, "access_denied": true, "unsupported_response_type": true,
+	"invalid_scope": true, "server_error": true, "temporarily_unavailable": true, "interaction_required": true,
+	"login_required": true, "account_selection_required": true, "consent_required": true,
+	"invalid_request_uri": true, "invalid_request_object": true, "request_not_supported": true,
+	"request_uri_not_supported": true, "registration_not_supported": true, "unmet_authentication_requirements": true,
+}

@@ -10,74 +10,11 @@ import (
 	"sync"
 	"time"
 
-	"github.com/coreos/go-oidc/v3/oidc"
 	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/oauth2"
 
-	"github.com/gobff/bff/internal/keyset"
 	"github.com/gobff/bff/internal/record"
 )
-
-// RequireSession guards an API: without a valid session it answers 401
-// with a small JSON body (never a redirect); unsafe methods and upgrades
-// (WebSocket handshakes) from another origin are refused with 403. With a
-// session, the request reaches next with the user (UserFrom) and an access
-// token valid for at least Options.RefreshSkew (TokenFrom) in its context;
-// an access token about to expire is refreshed on the server first. The
-// response writer is passed through untouched, so streaming (http.Flusher)
-// and upgrades (http.Hijacker) work.
-//
-// The path of a request whose token is fresh reads the session from this
-// instance's cache (or at most once from the store), writes nothing (except
-// once per Options.TouchInterval, for the idle timeout), takes no lock and
-// allocates only the request's context.
-func (b *BFF) RequireSession(next http.Handler) http.Handler { return b.guard(guardAPI, next) }
-
-func safeMethod(m string) bool { return m == "GET" || m == "HEAD" || m == "OPTIONS" }
-
-func (b *BFF) checkCSRF(r *http.Request) error {
-	if !b.sameOrigin(r) {
-		return errCSRF
-	}
-	if b.cfg.CSRFHeader != "" && r.Header.Get(b.cfg.CSRFHeader) == "" {
-		return errCSRF
-	}
-	return nil
-}
-
-// Pre-built rejections: the rejection path allocates nothing of its own.
-var (
-	errNoCookie  = errUnauth(errors.New("no session cookie"))
-	errBadCookie = errUnauth(errors.New("malformed session cookie"))
-	errNoSession = errUnauth(errors.New("unknown session"))
-	errExpired   = errUnauth(errors.New("session expired"))
-)
-
-// authenticate finds the request's live session and refreshes its access
-// token when it is about to expire.
-func (b *BFF) authenticate(w http.ResponseWriter, r *http.Request) (*session, error) {
-	t := b.cfg.Now() // the request's one clock reading
-	s, err := b.liveSessionAt(w, r, t)
-	if err != nil {
-		return nil, err
-	}
-	ctx := r.Context()
-	now := t.UnixNano()
-	if b.needsRefresh(s, now) {
-		s, err = b.refresh(ctx, s, now)
-		if err != nil {
-			var e *Error
-			if errors.As(err, &e) && e.Status == http.StatusUnauthorized {
-				b.sessionCookie(w, "", -1)
-			}
-			return nil, err
-		}
-	}
-	if now-s.rec.LastSeen >= int64(b.cfg.TouchInterval) {
-		s = b.touch(ctx, s, now)
-	}
-	return s, nil
-}
 
 // needsRefresh: the access token expires within the skew. The skew is at
 // most half the token's lifetime, so a skew longer than the lifetime does
@@ -440,70 +377,6 @@ func (b *BFF) touch(ctx context.Context, s *session, now int64) *session {
 		return s
 	}
 	return ns
-}
-
-// scrub keeps an oauth2 error's code but drops the response body it quotes.
-func scrub(err error) error {
-	var re *oauth2.RetrieveError
-	if errors.As(err, &re) {
-		status := 0
-		if re.Response != nil {
-			status = re.Response.StatusCode
-		}
-		return fmt.Errorf("token endpoint: status %d, error %q", status, re.ErrorCode)
-	}
-	return err
-}
-
-// errKeysUnavailable: a token could not be verified because the provider's
-// key set could not be fetched or used; nothing is known about the token.
-var errKeysUnavailable = errors.New("the provider's key set is unavailable")
-
-// verifyIDToken runs go-oidc's verification (signature, iss, aud, exp) and
-// the checks go-oidc leaves to the caller: sub and iat present; azp equals
-// the client ID when there are several audiences (or when present);
-// at_hash, when present, matches the access token.
-func (b *BFF) verifyIDToken(ctx context.Context, prov *provider, raw, accessToken string) (*oidc.IDToken, error) {
-	// The token comes from the token endpoint: a key rotation may refetch
-	// the keys at once (see keyset.Trusted).
-	ctx, keysErr := keyset.Probe(keyset.Trusted(ctx))
-	idt, err := prov.verifier.Verify(ctx, raw)
-	if err != nil {
-		if kerr := keysErr(); kerr != nil {
-			return nil, fmt.Errorf("%w: %w", errKeysUnavailable, kerr)
-		}
-		return nil, err
-	}
-	var c struct {
-		Sub string `json:"sub"`
-		Iat *int64 `json:"iat"`
-		Azp string `json:"azp"`
-		Tid string `json:"tid"`
-	}
-	if err := idt.Claims(&c); err != nil {
-		return nil, err
-	}
-	if prov.tenants != nil {
-		if err := prov.tenants.check(idt.Issuer, c.Tid); err != nil {
-			return nil, err
-		}
-	}
-	switch {
-	case c.Sub == "":
-		return nil, errors.New("ID token has no sub")
-	case c.Iat == nil:
-		return nil, errors.New("ID token has no iat")
-	case len(idt.Audience) > 1 && c.Azp != b.cfg.ClientID:
-		return nil, errors.New("ID token has several audiences and azp is not the client ID")
-	case c.Azp != "" && c.Azp != b.cfg.ClientID:
-		return nil, errors.New("ID token azp is not the client ID")
-	}
-	if idt.AccessTokenHash != "" {
-		if err := idt.VerifyAccessToken(accessToken); err != nil {
-			return nil, errors.New("ID token at_hash does not match the access token")
-		}
-	}
-	return idt, nil
 }
 
 // refreshRetryDelay: after a transient refresh failure, a session whose
