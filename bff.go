@@ -217,7 +217,7 @@ func (b *BFF) fail(w http.ResponseWriter, r *http.Request, err error) {
 	if !ok {
 		var wrapped *Error
 		if !errors.As(err, &wrapped) {
-			wrapped = &Error{Status: http.StatusInternalServerError, Code: "server_error", Description: "Internal error.", Err: err}
+			wrapped = newError(err, http.StatusInternalServerError, "server_error", "Internal error.", nil)
 		}
 		e = wrapped
 	}

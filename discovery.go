@@ -20,13 +20,12 @@ import (
 // discovery loop, once, not by every request.
 var errProviderPending = errors.New("provider discovery has not succeeded yet")
 
-var errNotReady = &Error{Status: http.StatusServiceUnavailable, Code: "temporarily_unavailable", RetryAfter: 5,
-	Description: "The identity provider is not reachable yet; try again shortly.",
-	Err:         fmt.Errorf("%w: %w", ErrUnavailable, errProviderPending)}
+var errNotReady = newError(ErrUnavailable, http.StatusServiceUnavailable, "temporarily_unavailable",
+	"The identity provider is not reachable yet; try again shortly.", errProviderPending)
 
-var errMisconfigured = &Error{Status: http.StatusInternalServerError, Code: "misconfigured",
-	Description: "Sign-in is misconfigured: the identity provider does not match this app's settings. The administrator must fix it (see the server log).",
-	Err:         fmt.Errorf("%w: %w", ErrMisconfigured, errProviderPending)}
+var errMisconfigured = newError(ErrMisconfigured, http.StatusInternalServerError, "misconfigured",
+	"Sign-in is misconfigured: the identity provider does not match this app's settings. The administrator must fix it (see the server log).",
+	errProviderPending)
 
 // notReady is the error of a request that needs the provider before
 // discovery succeeded.

@@ -19,7 +19,8 @@ var (
 	ErrUnauthenticated = errors.New("bff: no valid session")
 
 	// ErrUnavailable: the provider or the session store cannot be reached
-	// right now (503 with Retry-After). The session, if any, is intact.
+	// right now (503 with Retry-After), or a bound on open event streams is
+	// reached (429). The session, if any, is intact.
 	ErrUnavailable = errors.New("bff: temporarily unavailable")
 
 	// ErrCrossOrigin: an unsafe request from another origin, or without the
@@ -95,15 +96,31 @@ const (
 	unauthDescription = "Sign-in required."
 )
 
+// newError is how every request error is built: it wraps kind, one of the
+// sentinels, with detail, the cause for logs (nil: none). A 503 asks for a
+// retry after 5 seconds, a 429 after 30.
+func newError(kind error, status int, code, description string, detail error) *Error {
+	err := kind
+	if detail != nil {
+		err = fmt.Errorf("%w: %w", kind, detail)
+	}
+	e := &Error{Status: status, Code: code, Description: description, Err: err}
+	switch status {
+	case http.StatusServiceUnavailable:
+		e.RetryAfter = 5
+	case http.StatusTooManyRequests:
+		e.RetryAfter = 30
+	}
+	return e
+}
+
 func errUnauth(cause error) *Error {
-	return &Error{Status: http.StatusUnauthorized, Code: unauthCode, Description: unauthDescription,
-		Err: fmt.Errorf("%w: %w", ErrUnauthenticated, cause)}
+	return newError(ErrUnauthenticated, http.StatusUnauthorized, unauthCode, unauthDescription, cause)
 }
 
 func errUnavailable(what string, cause error) *Error {
-	return &Error{Status: http.StatusServiceUnavailable, Code: "temporarily_unavailable",
-		Description: what + " is temporarily unavailable; try again shortly.", RetryAfter: 5,
-		Err: fmt.Errorf("%w: %s: %w", ErrUnavailable, what, cause)}
+	return newError(ErrUnavailable, http.StatusServiceUnavailable, "temporarily_unavailable",
+		what+" is temporarily unavailable; try again shortly.", fmt.Errorf("%s: %w", what, cause))
 }
 
 func errLogin(status int, description string, cause error) *Error {
@@ -112,12 +129,12 @@ func errLogin(status int, description string, cause error) *Error {
 
 // loginError is a failed sign-in with its code (see failure.go).
 func loginError(status int, code, description string, cause error) *Error {
-	return &Error{Status: status, Code: code, Description: description,
-		Err: fmt.Errorf("%w: %w", ErrLogin, cause)}
+	return newError(ErrLogin, status, code, description, cause)
 }
 
-var errCSRF = &Error{Status: http.StatusForbidden, Code: "cross_origin", Description: "Cross-origin request refused.",
-	Err: ErrCrossOrigin}
+var errMethod = newError(ErrBadRequest, http.StatusMethodNotAllowed, "method_not_allowed", "Method not allowed.", nil)
+
+var errCSRF = newError(ErrCrossOrigin, http.StatusForbidden, "cross_origin", "Cross-origin request refused.", nil)
 
 // defaultErrorHandler writes the JSON error body. err is an *Error (fail
 // hands every error over as one); only its safe fields are written.
@@ -190,6 +207,5 @@ func scrub(err error) error {
 }
 
 func badRequest(description string, cause error) *Error {
-	return &Error{Status: http.StatusBadRequest, Code: "invalid_request", Description: description,
-		Err: fmt.Errorf("%w: %w", ErrBadRequest, cause)}
+	return newError(ErrBadRequest, http.StatusBadRequest, "invalid_request", description, cause)
 }

@@ -63,10 +63,10 @@ func (b *BFF) routes() {
 	b.mux.HandleFunc(p+"/", func(w http.ResponseWriter, r *http.Request) {
 		if methods, ok := allow[r.URL.Path]; ok {
 			w.Header().Set("Allow", methods)
-			b.fail(w, r, &Error{Status: http.StatusMethodNotAllowed, Code: "method_not_allowed", Description: "Method not allowed.", Err: ErrBadRequest})
+			b.fail(w, r, errMethod)
 			return
 		}
-		b.fail(w, r, &Error{Status: http.StatusNotFound, Code: "not_found", Description: "No such route.", Err: ErrBadRequest})
+		b.fail(w, r, newError(ErrBadRequest, http.StatusNotFound, "not_found", "No such route.", nil))
 	})
 }
 

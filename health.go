@@ -198,7 +198,7 @@ func (b *BFF) HealthHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			w.Header().Set("Allow", "GET, HEAD")
-			writeJSONError(w, &Error{Status: http.StatusMethodNotAllowed, Code: "method_not_allowed", Description: "Method not allowed."})
+			writeJSONError(w, errMethod)
 			return
 		}
 		h := b.Health(r.Context())

@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -156,13 +155,13 @@ type proxy struct {
 
 var (
 	errProxyNoSession = errUnauth(errors.New("proxy: no session in the request context (mount the proxy behind RequireSession)"))
-	errProxyMethod    = &Error{Status: http.StatusMethodNotAllowed, Code: "method_not_allowed",
-		Description: "This method is not allowed here.", Err: fmt.Errorf("%w: proxy: method not allowed", ErrBadRequest)}
-	errProxyPath = &Error{Status: http.StatusBadRequest, Code: "bad_path",
-		Description: "The request path is not allowed.", Err: fmt.Errorf("%w: proxy: path refused", ErrBadRequest)}
-	errProxyQuery = &Error{Status: http.StatusBadRequest, Code: "bad_query",
-		Description: "The request sets a query parameter that the proxy fixes.",
-		Err:         fmt.Errorf("%w: proxy: query parameter of the target repeated, or ';' in the query", ErrBadRequest)}
+	errProxyMethod    = newError(ErrBadRequest, http.StatusMethodNotAllowed, "method_not_allowed",
+		"This method is not allowed here.", errors.New("proxy: method not allowed"))
+	errProxyPath = newError(ErrBadRequest, http.StatusBadRequest, "bad_path",
+		"The request path is not allowed.", errors.New("proxy: path refused"))
+	errProxyQuery = newError(ErrBadRequest, http.StatusBadRequest, "bad_query",
+		"The request sets a query parameter that the proxy fixes.",
+		errors.New("proxy: query parameter of the target repeated, or ';' in the query"))
 )
 
 // proxyDropHeaders are request headers the browser may not pass on (in
@@ -451,11 +450,9 @@ func (p *proxy) upstreamError(w http.ResponseWriter, r *http.Request, err error)
 		w.WriteHeader(http.StatusBadGateway)
 		return
 	case errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout():
-		e = &Error{Status: http.StatusGatewayTimeout, Code: "upstream_timeout",
-			Description: "The upstream API did not answer in time.", Err: fmt.Errorf("%w: %w", ErrUpstream, err)}
+		e = newError(ErrUpstream, http.StatusGatewayTimeout, "upstream_timeout", "The upstream API did not answer in time.", err)
 	default:
-		e = &Error{Status: http.StatusBadGateway, Code: "upstream_unavailable",
-			Description: "The upstream API cannot be reached.", Err: fmt.Errorf("%w: %w", ErrUpstream, err)}
+		e = newError(ErrUpstream, http.StatusBadGateway, "upstream_unavailable", "The upstream API cannot be reached.", err)
 	}
 	p.b.fail(w, r, e)
 }

@@ -68,7 +68,7 @@ func (b *BFF) RequireAuthLevel(acr []string, maxAge time.Duration) func(http.Han
 	if maxAge > 0 {
 		challenge += ", max_age=" + strconv.FormatInt(need.maxAgeSeconds(), 10)
 	}
-	refusal := &Error{Status: http.StatusUnauthorized, Code: insufficientAuthCode, Description: stepUpDescription, Err: need}
+	refusal := newError(need, http.StatusUnauthorized, insufficientAuthCode, stepUpDescription, nil)
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			u, ok := UserFrom(r.Context())

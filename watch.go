@@ -101,9 +101,9 @@ func newWatchers(max, perKey int) *watchers {
 }
 
 // errTooManyStreams: a bound of the watchers is reached.
-var errTooManyStreams = &Error{Status: http.StatusTooManyRequests, Code: "too_many_streams", RetryAfter: 30,
-	Description: "Too many open event streams; close some and try again later.",
-	Err:         errors.New("event stream bound reached (MaxEventStreams or MaxEventStreamsPerSession)")}
+var errTooManyStreams = newError(ErrUnavailable, http.StatusTooManyRequests, "too_many_streams",
+	"Too many open event streams; close some and try again later.",
+	errors.New("event stream bound reached (MaxEventStreams or MaxEventStreamsPerSession)"))
 
 // add registers a stream of key, or returns errTooManyStreams.
 func (ws *watchers) add(key string) (*watcher, error) {
