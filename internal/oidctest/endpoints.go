@@ -17,6 +17,16 @@ func (p *Provider) handleDiscovery(w http.ResponseWriter, r *http.Request) {
 		writeGarbage(w)
 		return
 	}
+	d := p.discovery(mb)
+	p.applyProfile(d)
+	for k, v := range mb.Discovery {
+		d[k] = v
+	}
+	writeJSON(w, http.StatusOK, d)
+}
+
+// discovery is the document before the profile and mb.Discovery change it.
+func (p *Provider) discovery(mb Misbehavior) map[string]any {
 	iss := p.Issuer()
 	d := map[string]any{
 		"issuer":                                           p.discoveryIssuer(),
@@ -63,11 +73,7 @@ func (p *Provider) handleDiscovery(w http.ResponseWriter, r *http.Request) {
 	if mb.NoUserinfo {
 		delete(d, "userinfo_endpoint")
 	}
-	p.applyProfile(d)
-	for k, v := range mb.Discovery {
-		d[k] = v
-	}
-	writeJSON(w, http.StatusOK, d)
+	return d
 }
 
 func (p *Provider) handleJWKS(w http.ResponseWriter, r *http.Request) {

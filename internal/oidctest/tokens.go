@@ -277,8 +277,14 @@ func (p *Provider) idClaimsLocked(f *family, at string, mb Misbehavior, now time
 		c["email"] = f.user.Email
 		c["email_verified"] = f.user.EmailVerified
 	}
+	misbehaveIDClaims(c, f.clientID, mb, now)
+	return c
+}
+
+// misbehaveIDClaims changes an ID token's claims as mb asks.
+func misbehaveIDClaims(c map[string]any, clientID string, mb Misbehavior, now time.Time) {
 	if mb.ExtraAudience != "" {
-		c["aud"] = []string{f.clientID, mb.ExtraAudience}
+		c["aud"] = []string{clientID, mb.ExtraAudience}
 	}
 	if mb.AZP != "" {
 		c["azp"] = mb.AZP
@@ -307,7 +313,6 @@ func (p *Provider) idClaimsLocked(f *family, at string, mb Misbehavior, now time
 			c["iat"] = now.Add(-2 * time.Hour).Unix()
 		}
 	}
-	return c
 }
 
 func (p *Provider) signIDToken(claims map[string]any, mb Misbehavior) string {
