@@ -43,6 +43,11 @@ type txn struct {
 	ACR          []string `json:"a,omitempty"` // acr_values sent
 	ACREssential bool     `json:"e,omitempty"` // and asked for as an essential claim
 	MaxAge       *int64   `json:"m,omitempty"` // max_age sent, in seconds
+
+	// Replaces is the store key of the session the browser had at /login,
+	// where its SameSite=Strict cookie comes along; the callback, reached
+	// from the provider's site, does not get it.
+	Replaces string `json:"o,omitempty"`
 }
 
 // maxTxCookies bounds the sign-in cookies a browser carries, by
@@ -164,6 +169,9 @@ func (b *BFF) handleLogin(w http.ResponseWriter, r *http.Request) {
 	slot := b.pickTxSlot(r.Header)
 	tx := txn{State: rand.Text() + strconv.Itoa(slot), Nonce: rand.Text(), Verifier: oauth2.GenerateVerifier(),
 		ReturnTo: returnTo, Issuer: b.cfg.Issuer, Created: b.cfg.Now().UnixMilli()}
+	if old, ok := cookieValue(r.Header, b.cfg.CookieName); ok && validID(old) {
+		tx.Replaces = recordName(old)
+	}
 	dest, err := b.authorizationRedirect(r.Context(), prov, &tx, params)
 	if err != nil {
 		b.failTo(w, r, err, "/")
@@ -309,7 +317,7 @@ func (b *BFF) completeLogin(r *http.Request, tx *txn, q url.Values) (*session, s
 	if err != nil {
 		return nil, "", "", err
 	}
-	s, id, err := b.startSession(r, tok, idt, claims)
+	s, id, err := b.startSession(r, tx, tok, idt, claims)
 	if err != nil {
 		return nil, "", "", err
 	}
@@ -400,10 +408,11 @@ func (b *BFF) userClaims(ctx context.Context, prov *provider, accessToken string
 
 // startSession creates the browser's new session, with a new ID, and then
 // ends whatever session the browser had (session fixation; a step-up of
-// the same user replaces its session the same way). The new session is
-// stored before the old one ends, so a failure leaves the browser's
-// session as it was.
-func (b *BFF) startSession(r *http.Request, tok *oauth2.Token, idt *oidc.IDToken, claims map[string]any) (*session, string, error) {
+// the same user replaces its session the same way): the one whose cookie
+// came with the callback, else the one it had when the sign-in started
+// (tx). The new session is stored before the old one ends, so a failure
+// leaves the browser's session as it was.
+func (b *BFF) startSession(r *http.Request, tx *txn, tok *oauth2.Token, idt *oidc.IDToken, claims map[string]any) (*session, string, error) {
 	fail := func(desc string, cause error) (*session, string, error) {
 		return nil, "", errLogin(http.StatusBadRequest, desc, cause)
 	}
@@ -429,7 +438,7 @@ func (b *BFF) startSession(r *http.Request, tok *oauth2.Token, idt *oidc.IDToken
 	id := rand.Text()
 	s := newSession(recordName(id), rec)
 	ctx := r.Context()
-	replaced := ""
+	replaced := tx.Replaces
 	if old, ok := cookieValue(r.Header, b.cfg.CookieName); ok && validID(old) {
 		replaced = recordName(old)
 	}

@@ -107,8 +107,7 @@ func TestOIDCProvider(t *testing.T) {
 			t.Errorf("authorization request %v", authz)
 		}
 		status, user := me(tb)
-		if status != 200 || user["sub"] != "alice" || user["email"] != "alice@example.test" || user["name"] != "User alice" ||
-			user["acr"] != acrBase {
+		if status != 200 || user["sub"] != "alice" || user["email"] != "alice@example.test" || user["name"] != "User alice" {
 			t.Fatalf("/api/me: %d %v", status, user)
 		}
 		issued, _, _, auth := app.calls.snapshot()
