@@ -73,16 +73,19 @@ func startNodeOP(t *testing.T, clients []map[string]any) *nodeOP {
 	}
 	exited := make(chan struct{})
 	listening := make(chan struct{})
-	go func() {
+	scanned := make(chan struct{})
+	go func(ready chan struct{}) {
+		defer close(scanned)
 		sc := bufio.NewScanner(stdout)
 		for sc.Scan() {
-			if sc.Text() == "listening" {
-				close(listening)
+			if sc.Text() == "listening" && ready != nil {
+				close(ready)
+				ready = nil
 			}
 			logs.Write(append(sc.Bytes(), '\n'))
 		}
-	}()
-	go func() { cmd.Wait(); close(exited) }()
+	}(listening)
+	go func() { <-scanned; cmd.Wait(); close(exited) }() // Wait after the last read of stdout
 	t.Cleanup(func() {
 		cmd.Process.Kill()
 		<-exited

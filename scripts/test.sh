@@ -5,8 +5,8 @@
 # Knobs:
 #   FUZZTIME=5s     duration of each fuzz target's run (a release: FUZZTIME=10m)
 #   BFF_SKIP_FUZZ=1 skip fuzzing
-#   CI=...          when non-empty, tests needing redis-server, redis-sentinel or
-#                   chromium fail instead of skipping
+#   CI=...          when non-empty, tests needing redis-server, redis-sentinel,
+#                   chromium or node fail instead of skipping
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -43,6 +43,15 @@ if ((${#missing[@]} > 0)); then
 		exit 1
 	fi
 fi
+
+section "npm packages (interop/oidcprovider)"
+# panva's oidc-provider, pinned by its lock file, for the interop tests.
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+	echo "error: node and npm are needed for interop/oidcprovider: install Node.js 20 or later with npm" >&2
+	exit 1
+fi
+echo "node $(node --version), npm $(npm --version)"
+(cd interop/oidcprovider && npm ci --no-audit --no-fund)
 
 section "go version"
 go version
