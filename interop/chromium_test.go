@@ -87,20 +87,16 @@ func newTab(t *testing.T, browser context.Context) *tab {
 }
 
 // shown returns the URLs of the documents shown so far and forgets them.
-func (tb *tab) shown() []string {
-	tb.mu.Lock()
-	defer tb.mu.Unlock()
-	out := tb.docs
-	tb.docs = nil
-	return out
-}
+func (tb *tab) shown() []string { return tb.take(&tb.docs) }
 
 // requests returns the URLs of the requests sent so far and forgets them.
-func (tb *tab) requests() []string {
+func (tb *tab) requests() []string { return tb.take(&tb.sent) }
+
+func (tb *tab) take(list *[]string) []string {
 	tb.mu.Lock()
 	defer tb.mu.Unlock()
-	out := tb.sent
-	tb.sent = nil
+	out := *list
+	*list = nil
 	return out
 }
 
