@@ -5,6 +5,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -44,7 +46,8 @@ type nodeOP struct {
 }
 
 // startNodeOP starts oidcprovider/server.js with these clients on a free
-// port, waits for its discovery document, and kills it at cleanup.
+// port (another one if that was taken meanwhile), waits for its discovery
+// document, and kills it at cleanup.
 func startNodeOP(t *testing.T, clients []map[string]any) *nodeOP {
 	t.Helper()
 	node, err := exec.LookPath("node")
@@ -55,6 +58,25 @@ func startNodeOP(t *testing.T, clients []map[string]any) *nodeOP {
 	if _, err := os.Stat(filepath.Join(dir, "node_modules", "oidc-provider", "package.json")); err != nil {
 		needComponent(t, "oidc-provider is not installed: run npm ci in interop/oidcprovider (scripts/test.sh does)")
 	}
+	for attempt := 1; ; attempt++ {
+		issuer, logs, err := runNodeOP(t, node, dir, clients)
+		if err == nil {
+			op := &nodeOP{}
+			getJSON(t, issuer+"/.well-known/openid-configuration", op)
+			if op.Issuer != issuer {
+				t.Fatalf("discovery issuer %q, want %q", op.Issuer, issuer)
+			}
+			return op
+		}
+		if attempt == 3 || !strings.Contains(logs.String(), "EADDRINUSE") {
+			t.Fatalf("oidc-provider: %v\n%s", err, logs.String())
+		}
+	}
+}
+
+// runNodeOP runs server.js on a free port until the test ends, and returns
+// its issuer once it listens, with its log.
+func runNodeOP(t *testing.T, node, dir string, clients []map[string]any) (string, *syncBuffer, error) {
 	port := freePort(t)
 	issuer := "http://127.0.0.1:" + port
 	cfg, _ := json.Marshal(map[string]any{"port": port, "issuer": issuer, "clients": clients,
@@ -65,15 +87,13 @@ func startNodeOP(t *testing.T, clients []map[string]any) *nodeOP {
 	}
 	cmd := exec.Command(node, "server.js", path)
 	cmd.Dir = dir
-	var logs syncBuffer
-	cmd.Stderr = &logs
+	logs := &syncBuffer{}
+	cmd.Stderr = logs
 	stdout, _ := cmd.StdoutPipe()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	exited := make(chan struct{})
-	listening := make(chan struct{})
-	scanned := make(chan struct{})
+	listening, scanned, exited := make(chan struct{}), make(chan struct{}), make(chan struct{})
 	go func(ready chan struct{}) {
 		defer close(scanned)
 		sc := bufio.NewScanner(stdout)
@@ -95,17 +115,12 @@ func startNodeOP(t *testing.T, clients []map[string]any) *nodeOP {
 	})
 	select {
 	case <-listening:
+		return issuer, logs, nil
 	case <-exited:
-		t.Fatalf("oidc-provider exited: %v\n%s", cmd.ProcessState, logs.String())
+		return "", logs, fmt.Errorf("exited: %v", cmd.ProcessState)
 	case <-time.After(30 * time.Second):
-		t.Fatalf("oidc-provider did not start within 30 s:\n%s", logs.String())
+		return "", logs, errors.New("not listening after 30 s")
 	}
-	op := &nodeOP{}
-	getJSON(t, issuer+"/.well-known/openid-configuration", op)
-	if op.Issuer != issuer {
-		t.Fatalf("discovery issuer %q, want %q", op.Issuer, issuer)
-	}
-	return op
 }
 
 // introspect asks the provider whether token is active (RFC 7662), as the
