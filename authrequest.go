@@ -194,8 +194,9 @@ func checkMaxAge(v string) (int64, error) {
 // signInParams merges Options.AuthParams with the browser's parameters
 // (which win), adds prompt=consent when offline_access is asked for and no
 // prompt is named (OIDC Core §11 lets a provider ignore offline_access
-// otherwise), and asks for an essential acr (the claims parameter) when the
-// browser sends acr_values and the provider supports it. It records in tx
+// otherwise), and asks for an essential acr (the claims parameter, instead
+// of acr_values) when the browser sends acr_values and the provider
+// supports it. It records in tx
 // what the callback must check.
 func (b *BFF) signInParams(prov *provider, browser url.Values, tx *txn) url.Values {
 	out := url.Values{}
@@ -222,6 +223,9 @@ func (b *BFF) signInParams(prov *provider, browser url.Values, tx *txn) url.Valu
 			claims, _ := json.Marshal(map[string]any{"id_token": map[string]any{
 				"acr": map[string]any{"essential": true, "values": tx.ACR}}})
 			out.Set("claims", string(claims))
+			// Not also as acr_values, a voluntary request for the same
+			// claim that some providers let win (panva's oidc-provider).
+			out.Del(string(ParamACRValues))
 			tx.ACREssential = true
 		}
 	}

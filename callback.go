@@ -128,7 +128,7 @@ func (b *BFF) completeLogin(r *http.Request, tx *txn, q url.Values) (*session, s
 	if err != nil {
 		return nil, "", "", err
 	}
-	s, id, err := b.startSession(r, tok, idt, claims)
+	s, id, err := b.startSession(r, tx, tok, idt, claims)
 	if err != nil {
 		return nil, "", "", err
 	}
@@ -219,10 +219,11 @@ func (b *BFF) userClaims(ctx context.Context, prov *provider, accessToken string
 
 // startSession creates the browser's new session, with a new ID, and then
 // ends whatever session the browser had (session fixation; a step-up of
-// the same user replaces its session the same way). The new session is
-// stored before the old one ends, so a failure leaves the browser's
-// session as it was.
-func (b *BFF) startSession(r *http.Request, tok *oauth2.Token, idt *oidc.IDToken, claims map[string]any) (*session, string, error) {
+// the same user replaces its session the same way): the one whose cookie
+// came with the callback, else the one it had when the sign-in started
+// (tx). The new session is stored before the old one ends, so a failure
+// leaves the browser's session as it was.
+func (b *BFF) startSession(r *http.Request, tx *txn, tok *oauth2.Token, idt *oidc.IDToken, claims map[string]any) (*session, string, error) {
 	fail := func(desc string, cause error) (*session, string, error) {
 		return nil, "", errLogin(http.StatusBadRequest, desc, cause)
 	}
@@ -248,7 +249,7 @@ func (b *BFF) startSession(r *http.Request, tok *oauth2.Token, idt *oidc.IDToken
 	id := rand.Text()
 	s := newSession(recordName(id), rec)
 	ctx := r.Context()
-	replaced := ""
+	replaced := tx.Replaces
 	if old, ok := cookieValue(r.Header, b.cfg.CookieName); ok && validID(old) {
 		replaced = recordName(old)
 	}

@@ -1,6 +1,7 @@
 package bff
 
 import (
+	"crypto/rand"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -155,20 +156,23 @@ func TestLoginOldestPendingReplaced(t *testing.T) {
 
 // The transaction cookie stays under the 4096 bytes browsers keep, for the
 // longest returnTo of the characters that grow most when encoded, with the
-// longest sign-in parameters it keeps (prompt, acr_values, max_age); a
-// longer returnTo is refused with a message that says so.
+// longest sign-in parameters it keeps (prompt, acr_values, max_age) and
+// the session it replaces; a longer returnTo is refused with a message that
+// says so.
 func TestLoginCookieSize(t *testing.T) {
 	op := testOP(t, oidctest.Config{})
 	a := newApp(t, op, nil)
 	acr := strings.TrimSpace(strings.Repeat(strings.Repeat("<", 50)+" ", maxACRCount))
 	params := url.Values{"prompt": {"login consent select_account"}, "acr_values": {acr}, "max_age": {"2147483647"}}
+	// A signed-in browser: the sign-in also keeps which session it replaces.
+	signedIn := http.Header{"Cookie": {a.bff.cfg.CookieName + "=" + rand.Text()}}
 	if len(acr) > maxACRValues {
 		t.Fatalf("acr_values of %d bytes, more than /login takes", len(acr))
 	}
 	for _, c := range []string{"<", "\"", "&", "\u2028", "é", "%41"} {
 		rt := "/" + strings.Repeat(c, 511/len(c))
 		for _, extra := range []string{"", "&" + params.Encode()} {
-			resp := a.serveLogin("returnTo="+url.QueryEscape(rt)+extra, nil)
+			resp := a.serveLogin("returnTo="+url.QueryEscape(rt)+extra, signedIn)
 			if resp.StatusCode != http.StatusSeeOther || len(resp.Cookies()) != 1 {
 				t.Fatalf("returnTo of %d bytes of %q%s = %d with %d cookies", len(rt), c, extra, resp.StatusCode, len(resp.Cookies()))
 			}

@@ -34,6 +34,11 @@ type txn struct {
 	ACR          []string `json:"a,omitempty"` // acr_values sent
 	ACREssential bool     `json:"e,omitempty"` // and asked for as an essential claim
 	MaxAge       *int64   `json:"m,omitempty"` // max_age sent, in seconds
+
+	// Replaces is the store key of the session the browser had at /login,
+	// where its SameSite=Strict cookie comes along; the callback, reached
+	// from the provider's site, does not get it.
+	Replaces string `json:"o,omitempty"`
 }
 
 // maxTxCookies bounds the sign-in cookies a browser carries, by
@@ -150,6 +155,9 @@ func (b *BFF) handleLogin(w http.ResponseWriter, r *http.Request) {
 	slot := b.pickTxSlot(r.Header)
 	tx := txn{State: rand.Text() + strconv.Itoa(slot), Nonce: rand.Text(), Verifier: oauth2.GenerateVerifier(),
 		ReturnTo: returnTo, Issuer: b.cfg.Issuer, Created: b.cfg.Now().UnixMilli()}
+	if old, ok := cookieValue(r.Header, b.cfg.CookieName); ok && validID(old) {
+		tx.Replaces = recordName(old)
+	}
 	dest, err := b.authorizationRedirect(r.Context(), prov, &tx, params)
 	if err != nil {
 		b.failTo(w, r, err, "/")

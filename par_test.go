@@ -45,7 +45,8 @@ func TestPARUsedWhenAdvertised(t *testing.T) {
 			t.Errorf("the pushed request lacks %s: %v", k, pushed)
 		}
 	}
-	if pushed.Get("login_hint") != "alice" || pushed.Get("audience") != "https://api.example" || pushed.Get("acr_values") != "urn:x" {
+	if pushed.Get("login_hint") != "alice" || pushed.Get("audience") != "https://api.example" ||
+		pushed.Has("acr_values") || !strings.Contains(pushed.Get("claims"), `"urn:x"`) {
 		t.Errorf("pushed request = %v", pushed)
 	}
 	if op.PushedRequests() != 1 || op.ClientAuths()["par client_secret_basic"] != 1 {

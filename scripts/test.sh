@@ -8,8 +8,8 @@
 #                   command from the module proxy (GOTOOLCHAIN); OTHER_GO=
 #                   (empty) skips its run
 #   BFF_SKIP_FUZZ=1 skip fuzzing
-#   CI=...          when non-empty, tests needing redis-server, redis-sentinel or
-#                   chromium fail instead of skipping
+#   CI=...          when non-empty, tests needing redis-server, redis-sentinel,
+#                   chromium or node fail instead of skipping
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -46,6 +46,15 @@ if ((${#missing[@]} > 0)); then
 		exit 1
 	fi
 fi
+
+section "npm packages (interop/oidcprovider)"
+# panva's oidc-provider, pinned by its lock file, for the interop tests.
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+	echo "error: node and npm are needed for interop/oidcprovider: install Node.js 20 or later with npm" >&2
+	exit 1
+fi
+echo "node $(node --version), npm $(npm --version)"
+(cd interop/oidcprovider && npm ci --no-audit --no-fund)
 
 section "go version"
 go version
