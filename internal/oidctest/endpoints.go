@@ -124,21 +124,7 @@ func (p *Provider) handleUserinfo(w http.ResponseWriter, r *http.Request) {
 		writeGarbage(w)
 		return
 	}
-	c := map[string]any{}
-	for k, v := range u.Extra {
-		c[k] = v
-	}
-	c["sub"] = u.Subject
-	if u.Name != "" {
-		c["name"] = u.Name
-	}
-	if u.Username != "" {
-		c["preferred_username"] = u.Username
-	}
-	if u.Email != "" {
-		c["email"] = u.Email
-		c["email_verified"] = u.EmailVerified
-	}
+	c := u.claims()
 	if mb.UserinfoSub != "" {
 		c["sub"] = mb.UserinfoSub
 	}

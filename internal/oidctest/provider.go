@@ -44,6 +44,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/x509"
+	"maps"
 	"net/http"
 	"net/url"
 	"strings"
@@ -148,6 +149,27 @@ type User struct {
 	// Extra claims, returned by userinfo and put into ID tokens (standard
 	// claims take precedence).
 	Extra map[string]any
+}
+
+// claims are the user's claims, as userinfo returns them and ID tokens
+// carry them: Extra, then the standard ones, which take precedence.
+func (u User) claims() map[string]any {
+	c := maps.Clone(u.Extra)
+	if c == nil {
+		c = map[string]any{}
+	}
+	c["sub"] = u.Subject
+	if u.Name != "" {
+		c["name"] = u.Name
+	}
+	if u.Username != "" {
+		c["preferred_username"] = u.Username
+	}
+	if u.Email != "" {
+		c["email"] = u.Email
+		c["email_verified"] = u.EmailVerified
+	}
+	return c
 }
 
 // DefaultUser is the user configured when Config.Users is empty.

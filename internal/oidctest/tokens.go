@@ -249,15 +249,11 @@ func (p *Provider) issueLocked(famID string, f *family, mb Misbehavior, now time
 // idClaimsLocked builds ID token claims (without nonce) per the
 // misbehaviour. Caller holds p.mu.
 func (p *Provider) idClaimsLocked(f *family, at string, mb Misbehavior, now time.Time) map[string]any {
-	c := map[string]any{}
-	for k, v := range f.user.Extra {
-		c[k] = v
-	}
+	c := f.user.claims()
 	c["iss"] = p.tokenIssuerLocked()
 	if p.cfg.Profile.Tenant != "" {
 		c["tid"] = p.cfg.Profile.Tenant
 	}
-	c["sub"] = f.user.Subject
 	c["aud"] = f.clientID
 	c["iat"] = now.Unix()
 	c["exp"] = now.Add(p.cfg.IDTokenTTL).Unix()
@@ -267,16 +263,6 @@ func (p *Provider) idClaimsLocked(f *family, at string, mb Misbehavior, now time
 	c["sid"] = f.sid
 	c["azp"] = f.clientID
 	c["at_hash"] = atHash(at)
-	if f.user.Name != "" {
-		c["name"] = f.user.Name
-	}
-	if f.user.Username != "" {
-		c["preferred_username"] = f.user.Username
-	}
-	if f.user.Email != "" {
-		c["email"] = f.user.Email
-		c["email_verified"] = f.user.EmailVerified
-	}
 	misbehaveIDClaims(c, f.clientID, mb, now)
 	return c
 }
