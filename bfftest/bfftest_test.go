@@ -2,9 +2,12 @@ package bfftest_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -153,5 +156,37 @@ func TestSignOutRevokes(t *testing.T) {
 	resp.Body.Close()
 	if code, _ := get(t, br, a.URL+"/api/me"); code != 401 || op.Revocations() == 0 {
 		t.Fatalf("after sign-out: %d, %d revocations", code, op.Revocations())
+	}
+}
+
+// fatalRecorder is a testing.TB whose Fatalf records the message and ends
+// the goroutine, as a failing test's would.
+type fatalRecorder struct {
+	testing.TB
+	msg string
+}
+
+func (f *fatalRecorder) Helper() {}
+func (f *fatalRecorder) Fatalf(format string, args ...any) {
+	f.msg = fmt.Sprintf(format, args...)
+	runtime.Goexit()
+}
+
+func TestSignInFailsTheTestWhenTheAppRefuses(t *testing.T) {
+	op := bfftest.NewProvider(bfftest.Config{})
+	t.Cleanup(op.Close)
+	down := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "not ready", http.StatusServiceUnavailable)
+	}))
+	t.Cleanup(down.Close)
+	rec := &fatalRecorder{TB: t}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		op.SignIn(rec, down.URL+"/auth")
+	}()
+	<-done
+	if !strings.Contains(rec.msg, "ended with 503") {
+		t.Fatalf("SignIn against an app answering 503: %q, want a failure naming the 503", rec.msg)
 	}
 }
