@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/gobff/bff/examples/internal/exampleapp"
+	"github.com/gobff/bff/internal/testsupport"
 )
 
 // Browser is an HTTP client with a cookie jar that does not follow
@@ -278,20 +279,14 @@ func WaitReady(t testing.TB, appURL string) {
 		Timeout:       2 * time.Second,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	testsupport.WaitUntil(t, 10*time.Second, appURL+" to start a sign-in", func() bool {
 		resp, err := client.Get(appURL + "/auth/login?returnTo=/")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusSeeOther {
-				return
-			}
+		if err != nil {
+			return false
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s cannot start a sign-in after 10 s (last: %v)", appURL, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusSeeOther
+	})
 }
 
 // StartApp serves an example in-process on http://localhost:port, its
@@ -335,14 +330,7 @@ func StartApp(t *testing.T, env map[string]string, build exampleapp.Build) (*exa
 // nothing otherwise.
 func Logger(t *testing.T) *slog.Logger {
 	if testing.Verbose() {
-		return slog.New(slog.NewTextHandler(tWriter{t}, nil))
+		return slog.New(slog.NewTextHandler(testsupport.TestWriter{T: t}, nil))
 	}
 	return slog.New(slog.NewTextHandler(io.Discard, nil))
-}
-
-type tWriter struct{ t *testing.T }
-
-func (w tWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimSpace(string(p)))
-	return len(p), nil
 }
