@@ -42,11 +42,11 @@ func (r *sentRequest) Cookie() string {
 
 // recordNetwork starts recording the tab's requests.
 func (tb *tab) recordNetwork() *netlog {
-	tb.b.t.Helper()
+	tb.T().Helper()
 	nl := &netlog{byID: map[network.RequestID][]*sentRequest{}, extra: map[network.RequestID][]network.Headers{},
 		types: map[network.RequestID][]string{}}
-	if err := chromedp.Listen(tb.ctx, nl.event); err != nil {
-		tb.b.t.Fatalf("%s: listening to network events: %v", tb.name, err)
+	if err := chromedp.Listen(tb.Ctx, nl.event); err != nil {
+		tb.T().Fatalf("%s: listening to network events: %v", tb.Name, err)
 	}
 	return nl
 }
