@@ -70,7 +70,7 @@ func TestMetricsOff(t *testing.T) {
 // waitReadyz polls /readyz until it answers want, and returns the body.
 func waitReadyz(t *testing.T, br *exampletest.Browser, appURL string, want int) string {
 	t.Helper()
-	var r *exampletest.Response
+	var r *testsupport.Response
 	testsupport.WaitUntil(t, 15*time.Second, fmt.Sprintf("/readyz to answer %d", want), func() bool {
 		r = br.Get(appURL + "/readyz")
 		return r.StatusCode == want
