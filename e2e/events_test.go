@@ -25,7 +25,7 @@ func TestDenyAtTheProvider(t *testing.T) {
 	t.Parallel()
 	ex := startExample(t)
 	tb := newBrowser(t, ex)
-	nl := tb.recordNetwork()
+	nl := tb.RecordNetwork()
 	tb.openSignInForm(t, ex, "/")
 	tb.Do("click Cancel at the IdP", chromedp.Click(chromedp.ID("cancel")), chromedp.WaitVisible(chromedp.ID("failure")))
 	tb.waitState("signed-out")
@@ -35,9 +35,9 @@ func TestDenyAtTheProvider(t *testing.T) {
 	if got, want := tb.Text("failure"), "Sign-in was cancelled, or the identity provider refused it."; got != want {
 		t.Errorf("#failure = %q, want %q", got, want)
 	}
-	for _, r := range documentRequests(nl.requests()) {
+	for _, r := range chromium.DocumentRequests(nl.Requests()) {
 		if strings.Contains(r.ContentType, "json") {
-			logRequests(t, "documents", documentRequests(nl.requests()))
+			chromium.LogRequests(t, "documents", chromium.DocumentRequests(nl.Requests()))
 			t.Errorf("the browser showed a JSON page: %s", r.URL)
 		}
 	}
@@ -49,19 +49,19 @@ func TestDenyAtTheProvider(t *testing.T) {
 // openSecondTab opens path of ex in a new tab of tb's browser, signed in,
 // and waits until its event stream is open; it returns the tab and a
 // recording of its requests from then on.
-func openSecondTab(t *testing.T, tb *tab, ex *example, path string) (*tab, *netlog, int) {
+func openSecondTab(t *testing.T, tb *tab, ex *example, path string) (*tab, *chromium.NetLog, int) {
 	t.Helper()
 	other := tb.newTab()
 	other.Do("open "+path, chromedp.Navigate(ex.URL+path))
 	other.waitState("signed-in")
 	other.Do("wait for the event stream", chromedp.Poll[chromedp.Void](`window.example.streaming()`))
-	nl := other.recordNetwork()
-	return other, nl, nl.len()
+	nl := other.RecordNetwork()
+	return other, nl, nl.Len()
 }
 
 // expectSignedOutByEvent checks that tb shows "Signed out" with notice,
 // at most 1 s after since, having sent no request since mark.
-func expectSignedOutByEvent(t *testing.T, tb *tab, nl *netlog, mark int, since time.Time, notice string) {
+func expectSignedOutByEvent(t *testing.T, tb *tab, nl *chromium.NetLog, mark int, since time.Time, notice string) {
 	t.Helper()
 	tb.waitState("signed-out")
 	at := time.UnixMilli(int64(chromium.Eval[float64](tb.Tab, `window.example.signedOutAt`)))
@@ -76,8 +76,8 @@ func expectSignedOutByEvent(t *testing.T, tb *tab, nl *netlog, mark int, since t
 	if got := tb.Text("notice"); got != notice {
 		t.Errorf("%s: #notice = %q, want %q", tb.Name, got, notice)
 	}
-	if reqs := nl.since(mark); len(reqs) != 0 {
-		logRequests(t, tb.Name+"'s requests", reqs)
+	if reqs := nl.Since(mark); len(reqs) != 0 {
+		chromium.LogRequests(t, tb.Name+"'s requests", reqs)
 		t.Errorf("%s sent %d requests of its own to learn of the end, want none", tb.Name, len(reqs))
 	}
 }

@@ -18,7 +18,7 @@ func TestAccountPageSignsInAndComesBack(t *testing.T) {
 	t.Parallel()
 	ex := startPages(t)
 	tb := newBrowser(t, ex)
-	nl := tb.recordNetwork()
+	nl := tb.RecordNetwork()
 	tb.Do("open /account signed out", chromedp.Navigate(ex.URL+"/account"), chromedp.WaitVisible(chromedp.ID("username")))
 	if loc := tb.Location(); !strings.HasPrefix(loc, ex.IdPURL+"/authorize?") {
 		t.Fatalf("signed out, /account led to %s, want the IdP's sign-in page", loc)
@@ -31,8 +31,8 @@ func TestAccountPageSignsInAndComesBack(t *testing.T) {
 	if got := tb.Text("name"); got != alice.Name {
 		t.Errorf("#name = %q, want %q", got, alice.Name)
 	}
-	docs := documentRequests(nl.requests())
-	logRequests(t, "the way to /account", docs)
+	docs := chromium.DocumentRequests(nl.Requests())
+	chromium.LogRequests(t, "the way to /account", docs)
 	for _, r := range docs {
 		if strings.Contains(r.ContentType, "json") {
 			t.Errorf("the browser showed a JSON page: %s", r.URL)

@@ -5,49 +5,14 @@ import (
 	"net/url"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/chromedp/cdproto/network"
-	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 
 	"github.com/gobff/bff/internal/chromium"
-
 	"github.com/gobff/bff/internal/oidctest"
 )
-
-// documents records the URL of every document the tab's main frame shows
-// (a redirect shows none).
-type documents struct {
-	mu   sync.Mutex
-	urls []string
-}
-
-func (tb *tab) recordDocuments(t *testing.T) *documents {
-	t.Helper()
-	d := &documents{}
-	err := chromedp.Listen(tb.Ctx, func(ev any) {
-		if e, ok := ev.(*page.EventFrameNavigated); ok && e.Frame.ParentID == "" {
-			d.mu.Lock()
-			d.urls = append(d.urls, e.Frame.URL)
-			d.mu.Unlock()
-		}
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return d
-}
-
-// shown returns the documents shown so far, and forgets them.
-func (d *documents) shown() []string {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	out := d.urls
-	d.urls = nil
-	return out
-}
 
 // forgetAppSession deletes the app's session cookie, as its expiry would:
 // signed out at the app, still signed in at the provider.
@@ -72,7 +37,7 @@ func TestSilentSignIn(t *testing.T) {
 	tb := newBrowser(t, ex)
 	signIn(t, tb, ex, "/")
 	tb.forgetAppSession(t, ex)
-	docs := tb.recordDocuments(t)
+	docs := tb.RecordDocuments()
 
 	silent := ex.URL + "/auth/login?prompt=none&returnTo=" + url.QueryEscape("/?silent")
 	tb.Do("open the silent sign-in", chromedp.Navigate(silent))
@@ -80,7 +45,7 @@ func TestSilentSignIn(t *testing.T) {
 	if loc := tb.Location(); loc != ex.URL+"/?silent" {
 		t.Errorf("the silent sign-in ended at %s, want %s", loc, ex.URL+"/?silent")
 	}
-	shown := docs.shown()
+	shown := docs.Shown()
 	if !slices.Contains(shown, ex.URL+"/?silent") {
 		t.Errorf("documents shown %v lack the app's page: the record does not work", shown)
 	}
@@ -96,7 +61,7 @@ func TestSilentSignIn(t *testing.T) {
 	// Sign out (here and at the provider), then try again silently.
 	tb.Do("click Sign out", chromedp.Click(chromedp.ID("signout")))
 	tb.waitState("signed-out")
-	docs.shown()
+	docs.Shown()
 	tb.Do("open the silent sign-in again", chromedp.Navigate(silent))
 	tb.waitState("signed-out")
 	if loc := tb.Location(); loc != ex.URL+"/?silent&error=login_required" {
@@ -105,7 +70,7 @@ func TestSilentSignIn(t *testing.T) {
 	if got := tb.Text("error"); !strings.Contains(got, "login_required") {
 		t.Errorf("the page shows %q, want the error it came back with", got)
 	}
-	for _, u := range docs.shown() {
+	for _, u := range docs.Shown() {
 		if !strings.HasPrefix(u, ex.URL+"/") {
 			t.Errorf("a page other than the app's was shown: %s", u)
 		}

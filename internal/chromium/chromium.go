@@ -76,15 +76,15 @@ type Tab struct {
 }
 
 // New starts chromium (--headless, --no-sandbox, --disable-quic, a fresh
-// --user-data-dir, no background networking) and returns its first tab.
-// The browser is closed at the end of the test; before that, the test
-// fails if a page threw an uncaught exception, and a failed test saves
-// its artifacts (SaveOnFailure).
-func New(t testing.TB) *Tab {
+// --user-data-dir, no background networking, then opts: more flags) and
+// returns its first tab. The browser is closed at the end of the test;
+// before that, the test fails if a page threw an uncaught exception, and a
+// failed test saves its artifacts (SaveOnFailure).
+func New(t testing.TB, opts ...chromedp.ExecAllocatorOption) *Tab {
 	t.Helper()
 	path := execPath(t)
 	b := &Browser{t: t, artifacts: map[string]func() string{}}
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), append([]chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(path),
 		chromedp.Flag("headless", true),
 		chromedp.Flag("no-sandbox", true),
@@ -96,7 +96,7 @@ func New(t testing.TB) *Tab {
 		chromedp.Flag("disable-quic", true),
 		chromedp.UserDataDir(t.TempDir()),
 		chromedp.CombinedOutput(&b.output),
-	)
+	}, opts...)...)
 	t.Cleanup(cancelAlloc)
 	ctx, cancel := chromedp.NewContext(allocCtx)
 	t.Cleanup(cancel)
@@ -120,8 +120,14 @@ func (tb *Tab) Browser() *Browser { return tb.b }
 func (tb *Tab) T() testing.TB { return tb.b.t }
 
 // NewTab opens another tab of the same browser (same cookie jar).
-func (tb *Tab) NewTab() *Tab {
-	ctx, cancel := chromedp.NewContext(tb.b.tabs[0].Ctx)
+func (tb *Tab) NewTab() *Tab { return tb.newTab() }
+
+// NewIsolatedTab opens a tab in a new browser context of the same browser:
+// its own cookie jar and storage, as another user's browser.
+func (tb *Tab) NewIsolatedTab() *Tab { return tb.newTab(chromedp.WithNewBrowserContext()) }
+
+func (tb *Tab) newTab(opts ...chromedp.ContextOption) *Tab {
+	ctx, cancel := chromedp.NewContext(tb.b.tabs[0].Ctx, opts...)
 	tb.b.t.Cleanup(cancel)
 	tb.b.mu.Lock()
 	n := len(tb.b.tabs)
