@@ -14,10 +14,12 @@ import (
 	"time"
 
 	"github.com/chromedp/cdproto/network"
-	"github.com/chromedp/cdproto/storage"
 	"github.com/chromedp/chromedp"
 
+	"github.com/gobff/bff/internal/chromium"
+
 	"github.com/gobff/bff/internal/oidctest"
+	"github.com/gobff/bff/internal/testsupport"
 )
 
 var alice = oidctest.DefaultUser
@@ -37,17 +39,17 @@ func signIn(t *testing.T, tb *tab, ex *example, path string) {
 // "Signed out", clicks "Sign in", and waits for the IdP's form.
 func (tb *tab) openSignInForm(t *testing.T, ex *example, path string) {
 	t.Helper()
-	tb.do("open "+path, chromedp.Navigate(ex.URL+path))
+	tb.Do("open "+path, chromedp.Navigate(ex.URL+path))
 	tb.waitState("signed-out")
-	if got := tb.text("status"); got != "Signed out" {
-		t.Fatalf("%s: #status = %q, want %q", tb.name, got, "Signed out")
+	if got := tb.Text("status"); got != "Signed out" {
+		t.Fatalf("%s: #status = %q, want %q", tb.Name, got, "Signed out")
 	}
-	tb.do("click Sign in", chromedp.Click(chromedp.ID("signin")), chromedp.WaitVisible(chromedp.ID("username")))
-	if loc := tb.location(); !strings.HasPrefix(loc, ex.IdPURL+"/authorize?") {
-		t.Fatalf("%s: the sign-in page is %s, want the dev IdP at %s", tb.name, loc, ex.IdPURL)
+	tb.Do("click Sign in", chromedp.Click(chromedp.ID("signin")), chromedp.WaitVisible(chromedp.ID("username")))
+	if loc := tb.Location(); !strings.HasPrefix(loc, ex.IdPURL+"/authorize?") {
+		t.Fatalf("%s: the sign-in page is %s, want the dev IdP at %s", tb.Name, loc, ex.IdPURL)
 	}
-	if title := run(tb, "title", chromedp.Title()); title != oidctest.LoginPageTitle {
-		t.Errorf("%s: IdP page title %q, want %q", tb.name, title, oidctest.LoginPageTitle)
+	if title := chromium.Run(tb.Tab, "title", chromedp.Title()); title != oidctest.LoginPageTitle {
+		t.Errorf("%s: IdP page title %q, want %q", tb.Name, title, oidctest.LoginPageTitle)
 	}
 }
 
@@ -55,7 +57,7 @@ func (tb *tab) openSignInForm(t *testing.T, ex *example, path string) {
 // clicks its button.
 func (tb *tab) submitSignInForm(t *testing.T) {
 	t.Helper()
-	tb.do("type the credentials and click the IdP's Sign in",
+	tb.Do("type the credentials and click the IdP's Sign in",
 		chromedp.SendKeys(chromedp.ID("username"), alice.Username),
 		chromedp.SendKeys(chromedp.ID("password"), alice.Password),
 		chromedp.Click(chromedp.ID("signin")),
@@ -72,30 +74,30 @@ func TestSignInThroughTheIdPPage(t *testing.T) {
 	const returnTo = "/?from=e2e"
 	signIn(t, tb, ex, returnTo)
 
-	if loc := tb.location(); loc != ex.URL+returnTo {
+	if loc := tb.Location(); loc != ex.URL+returnTo {
 		t.Errorf("came back to %s, want the returnTo page %s", loc, ex.URL+returnTo)
 	}
-	if got, want := tb.text("status"), "Signed in as "+alice.Name; got != want {
+	if got, want := tb.Text("status"), "Signed in as "+alice.Name; got != want {
 		t.Errorf("#status = %q, want %q", got, want)
 	}
-	if got := tb.text("name"); got != alice.Name {
+	if got := tb.Text("name"); got != alice.Name {
 		t.Errorf("#name = %q, want %q (from /api/me)", got, alice.Name)
 	}
-	me := eval[map[string]any](tb, `fetch('/api/me', {credentials: 'same-origin'}).then(r => r.json())`)
+	me := chromium.Eval[map[string]any](tb.Tab, `fetch('/api/me', {credentials: 'same-origin'}).then(r => r.json())`)
 	if me["sub"] != alice.Subject || me["name"] != alice.Name || me["email"] != alice.Email {
 		t.Errorf("/api/me in the browser = %v", me)
 	}
-	if !run(tb, "sign-out button visible", chromedp.Evaluate[bool](`!document.getElementById('signout-form').hidden && document.getElementById('signin').hidden`)) {
+	if !chromium.Run(tb.Tab, "sign-out button visible", chromedp.Evaluate[bool](`!document.getElementById('signout-form').hidden && document.getElementById('signin').hidden`)) {
 		t.Error("signed in, the page does not offer Sign out (or still offers Sign in)")
 	}
 
 	if os.Getenv("BFF_E2E_SCREENSHOT") == "1" {
-		tb.do("fill the page for the screenshot",
+		tb.Do("fill the page for the screenshot",
 			chromedp.Click(chromedp.ID("echo")),
 			chromedp.Poll[chromedp.Void](`document.getElementById('echo-result').textContent !== ''`),
 			chromedp.EmulateViewport(800, 560),
 		)
-		img := run(tb, "screenshot", chromedp.FullScreenshot(100))
+		img := chromium.Run(tb.Tab, "screenshot", chromedp.FullScreenshot(100))
 		path := filepath.Join(repoRoot(t), "docs", "screenshot-signed-in.png")
 		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 			t.Fatal(err)
@@ -105,28 +107,6 @@ func TestSignInThroughTheIdPPage(t *testing.T) {
 		}
 		t.Logf("saved %s (%d bytes)", path, len(img))
 	}
-}
-
-// cookies returns every cookie of the browser (all origins), read through
-// the DevTools protocol, not through the page.
-func (tb *tab) cookies(t *testing.T) []*network.Cookie {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(tb.ctx, actionTimeout)
-	defer cancel()
-	res, err := chromedp.CallBrowser(ctx, storage.GetCookies, storage.GetCookiesParams{})
-	if err != nil {
-		t.Fatalf("Storage.getCookies: %v", err)
-	}
-	return res.Cookies
-}
-
-func findCookie(cs []*network.Cookie, name string) *network.Cookie {
-	for _, c := range cs {
-		if c.Name == name {
-			return c
-		}
-	}
-	return nil
 }
 
 // 2. document.cookie does not show the session cookie (HttpOnly), while the
@@ -139,11 +119,11 @@ func TestSessionCookieAttributes(t *testing.T) {
 	tb := newBrowser(t, ex)
 	signIn(t, tb, ex, "/")
 
-	if dc := eval[string](tb, `document.cookie`); strings.Contains(dc, "bff") {
+	if dc := chromium.Eval[string](tb.Tab, `document.cookie`); strings.Contains(dc, "bff") {
 		t.Errorf("document.cookie = %q: the session cookie is readable from JavaScript", dc)
 	}
-	all := tb.cookies(t)
-	c := findCookie(all, "__Host-bff")
+	all := tb.Cookies()
+	c := chromium.FindCookie(all, "__Host-bff")
 	if c == nil {
 		t.Fatalf("no __Host-bff cookie in the browser's jar: %v", all)
 	}
@@ -159,7 +139,7 @@ func TestSessionCookieAttributes(t *testing.T) {
 			t.Errorf("cookie %s (domain %s): httpOnly=%v, value looks like a JWT: %v", c.Name, c.Domain, c.HTTPOnly, strings.Contains(c.Value, "eyJ"))
 		}
 	}
-	storage := eval[string](tb, `JSON.stringify([Object.entries(localStorage), Object.entries(sessionStorage)])`)
+	storage := chromium.Eval[string](tb.Tab, `JSON.stringify([Object.entries(localStorage), Object.entries(sessionStorage)])`)
 	if storage != "[[],[]]" {
 		t.Errorf("web storage is not empty: %s", storage)
 	}
@@ -203,16 +183,16 @@ func TestEchoSameOriginAndCrossOrigin(t *testing.T) {
 	signIn(t, tb, ex, "/")
 
 	// The page's own button (app.js: fetch with credentials: 'same-origin').
-	tb.do("type a message and click POST /api/echo",
+	tb.Do("type a message and click POST /api/echo",
 		chromedp.SetValue(chromedp.ID("echo-input"), "hello from the page"),
 		chromedp.Click(chromedp.ID("echo")),
 		chromedp.Poll[chromedp.Void](`document.getElementById('echo-result').textContent !== ''`),
 	)
-	if got := tb.text("echo-result"); !strings.HasPrefix(got, "200") || !strings.Contains(got, `"message": "hello from the page"`) {
+	if got := tb.Text("echo-result"); !strings.HasPrefix(got, "200") || !strings.Contains(got, `"message": "hello from the page"`) {
 		t.Errorf("#echo-result = %q, want 200 and the echoed message", got)
 	}
 	// The snippet of the docs, typed into the page.
-	got := eval[map[string]any](tb, `fetch('/api/echo', {
+	got := chromium.Eval[map[string]any](tb.Tab, `fetch('/api/echo', {
 		method: 'POST',
 		credentials: 'same-origin',
 		headers: {'Content-Type': 'application/json'},
@@ -231,8 +211,8 @@ func TestEchoSameOriginAndCrossOrigin(t *testing.T) {
 	if u, _ := url.Parse(other.URL); u.Hostname() != "127.0.0.1" {
 		t.Fatalf("the other origin %s must not be localhost", other.URL)
 	}
-	tb.do("open the page of another origin", chromedp.Navigate(other.URL), chromedp.WaitVisible(chromedp.CSS(`body[data-done="1"]`)))
-	result := tb.text("result")
+	tb.Do("open the page of another origin", chromedp.Navigate(other.URL), chromedp.WaitVisible(chromedp.CSS(`body[data-done="1"]`)))
+	result := tb.Text("result")
 	t.Logf("cross-origin attempts from %s:\n%s", other.URL, result)
 	for _, want := range []string{"json: blocked (TypeError)", "simple: blocked (TypeError)", "no-cors: status 0 (opaque)"} {
 		if !strings.Contains(result, want) {
@@ -244,16 +224,12 @@ func TestEchoSameOriginAndCrossOrigin(t *testing.T) {
 	}
 	// The two requests the browser sent without a preflight reached the app
 	// and were refused there, not only hidden by the browser.
-	deadline := time.Now().Add(5 * time.Second)
-	for strings.Count(ex.logs.String(), "path=/api/echo status=403")-refusedBefore < 2 {
-		if time.Now().After(deadline) {
-			t.Fatalf("the app did not log two refused cross-origin POSTs to /api/echo:\n%s", ex.logs.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testsupport.WaitUntil(t, 5*time.Second, "the app to log two refused cross-origin POSTs to /api/echo", func() bool {
+		return strings.Count(ex.logs.String(), "path=/api/echo status=403")-refusedBefore >= 2
+	})
 
 	// The session is intact: back on the app, the page still works.
-	tb.do("back to the app", chromedp.Navigate(ex.URL+"/"))
+	tb.Do("back to the app", chromedp.Navigate(ex.URL+"/"))
 	tb.waitState("signed-in")
 }
 
@@ -279,10 +255,10 @@ func TestTwoTabsSignInAtOnce(t *testing.T) {
 	// t.Fatal must not be called from these goroutines: use errors.
 	errs := make(chan error, 4)
 	check := func(tb *tab, what string, steps ...chromedp.Action[chromedp.Void]) {
-		ctx, cancel := context.WithTimeout(tb.ctx, actionTimeout)
+		ctx, cancel := context.WithTimeout(tb.Ctx, chromium.ActionTimeout)
 		defer cancel()
 		if err := chromedp.Do(ctx, steps...); err != nil {
-			errs <- fmt.Errorf("%s: %s: %w", tb.name, what, err)
+			errs <- fmt.Errorf("%s: %s: %w", tb.Name, what, err)
 		}
 	}
 	flush := func() {
@@ -298,7 +274,7 @@ func TestTwoTabsSignInAtOnce(t *testing.T) {
 
 	parallel(func(tb *tab) {
 		check(tb, "open the page, click Sign in, wait for the IdP's form",
-			chromedp.Navigate(ex.URL+"/?"+tb.name),
+			chromedp.Navigate(ex.URL+"/?"+tb.Name),
 			chromedp.WaitVisible(chromedp.CSS(`body[data-state="signed-out"]`)),
 			chromedp.Click(chromedp.ID("signin")),
 			chromedp.WaitVisible(chromedp.ID("username")),
@@ -306,7 +282,7 @@ func TestTwoTabsSignInAtOnce(t *testing.T) {
 	})
 	flush()
 	// Two sign-in transactions are pending in one browser.
-	if n := strings.Count(fmt.Sprint(cookieNames(tab1.cookies(t))), "__Host-bff-tx-"); n != 2 {
+	if n := strings.Count(fmt.Sprint(cookieNames(tab1.Cookies())), "__Host-bff-tx-"); n != 2 {
 		t.Errorf("%d login-transaction cookies with both forms open, want 2 (one per attempt)", n)
 	}
 	parallel(func(tb *tab) {
@@ -319,16 +295,16 @@ func TestTwoTabsSignInAtOnce(t *testing.T) {
 	})
 	flush()
 	for _, tb := range tabs {
-		if loc := tb.location(); loc != ex.URL+"/?"+tb.name {
-			t.Errorf("%s came back to %s, want its own returnTo %s", tb.name, loc, ex.URL+"/?"+tb.name)
+		if loc := tb.Location(); loc != ex.URL+"/?"+tb.Name {
+			t.Errorf("%s came back to %s, want its own returnTo %s", tb.Name, loc, ex.URL+"/?"+tb.Name)
 		}
 		// Each tab's next API call works: both are signed in.
-		r := eval[map[string]any](tb, `window.example.me().then(r => ({status: r.status, name: r.body.name}))`)
+		r := chromium.Eval[map[string]any](tb.Tab, `window.example.me().then(r => ({status: r.status, name: r.body.name}))`)
 		if r["status"] != float64(200) || r["name"] != alice.Name {
-			t.Errorf("%s: /api/me after both sign-ins = %v, want 200 %s", tb.name, r, alice.Name)
+			t.Errorf("%s: /api/me after both sign-ins = %v, want 200 %s", tb.Name, r, alice.Name)
 		}
-		if got := tb.text("status"); got != "Signed in as "+alice.Name {
-			t.Errorf("%s: #status = %q", tb.name, got)
+		if got := tb.Text("status"); got != "Signed in as "+alice.Name {
+			t.Errorf("%s: #status = %q", tb.Name, got)
 		}
 	}
 }
@@ -349,27 +325,27 @@ func TestSignOutAndBack(t *testing.T) {
 	tb := newBrowser(t, ex)
 	signIn(t, tb, ex, "/")
 
-	tb.do("click Sign out", chromedp.Click(chromedp.ID("signout")))
+	tb.Do("click Sign out", chromedp.Click(chromedp.ID("signout")))
 	tb.waitState("signed-out")
-	if loc := tb.location(); loc != ex.URL+"/" {
+	if loc := tb.Location(); loc != ex.URL+"/" {
 		t.Errorf("after sign-out the browser is at %s, want %s", loc, ex.URL+"/")
 	}
-	if got := tb.text("status"); got != "Signed out" {
+	if got := tb.Text("status"); got != "Signed out" {
 		t.Errorf("#status after sign-out = %q", got)
 	}
-	if c := findCookie(tb.cookies(t), "__Host-bff"); c != nil {
+	if c := chromium.FindCookie(tb.Cookies(), "__Host-bff"); c != nil {
 		t.Errorf("the session cookie is still in the jar after sign-out")
 	}
 	if !strings.Contains(ex.logs.String(), `msg="bff: signed out"`) {
 		t.Errorf("the app did not log the sign-out")
 	}
 
-	tb.do("press the back button", chromedp.NavigateBack())
+	tb.Do("press the back button", chromedp.NavigateBack())
 	tb.waitState("signed-out")
-	if got := tb.text("status"); got != "Signed out" {
+	if got := tb.Text("status"); got != "Signed out" {
 		t.Errorf("#status after going back = %q, want Signed out", got)
 	}
-	r := eval[float64](tb, `fetch('/api/me', {credentials: 'same-origin'}).then(r => r.status)`)
+	r := chromium.Eval[float64](tb.Tab, `fetch('/api/me', {credentials: 'same-origin'}).then(r => r.status)`)
 	if r != 401 {
 		t.Errorf("/api/me after sign-out and back = %v, want 401", r)
 	}
@@ -384,8 +360,8 @@ func TestExpiredAccessTokenIsRefreshedOnTheServer(t *testing.T) {
 	tb := newBrowser(t, ex)
 	signIn(t, tb, ex, "/")
 
-	tb.do("click GET /api/me", chromedp.Click(chromedp.ID("me")))
-	first := tb.text("token-expires")
+	tb.Do("click GET /api/me", chromedp.Click(chromedp.ID("me")))
+	first := tb.Text("token-expires")
 	exp, err := time.Parse(time.RFC3339, first)
 	if err != nil {
 		t.Fatalf("#token-expires = %q: %v", first, err)
@@ -393,28 +369,28 @@ func TestExpiredAccessTokenIsRefreshedOnTheServer(t *testing.T) {
 	if d := time.Until(exp); d > 4*time.Second {
 		t.Fatalf("the access token expires in %v, want at most 3 s (BFF_DEV_ACCESS_TOKEN_TTL)", d)
 	}
-	locBefore := tb.location()
-	eval[chromedp.Void](tb, `window.notReloaded = true`)
+	locBefore := tb.Location()
+	chromium.Eval[chromedp.Void](tb.Tab, `window.notReloaded = true`)
 
 	// The token has expired (with a second's margin for RFC 3339's rounding).
 	time.Sleep(time.Until(exp.Add(1100 * time.Millisecond)))
 
-	tb.do("click GET /api/me again",
+	tb.Do("click GET /api/me again",
 		chromedp.Click(chromedp.ID("me")),
 		chromedp.Poll[chromedp.Void](fmt.Sprintf(`document.getElementById('token-expires').textContent !== %q`, first)),
 	)
-	second := tb.text("token-expires")
+	second := tb.Text("token-expires")
 	exp2, err := time.Parse(time.RFC3339, second)
 	if err != nil || !exp2.After(exp) || !exp2.After(time.Now()) {
 		t.Errorf("after expiry, tokenExpiresAt went from %s to %s, want a new, unexpired token", first, second)
 	}
-	if !eval[bool](tb, `window.notReloaded === true`) || tb.location() != locBefore {
+	if !chromium.Eval[bool](tb.Tab, `window.notReloaded === true`) || tb.Location() != locBefore {
 		t.Error("the page navigated (a redirect) instead of the server refreshing the token")
 	}
-	if got := tb.text("status"); got != "Signed in as "+alice.Name {
+	if got := tb.Text("status"); got != "Signed in as "+alice.Name {
 		t.Errorf("#status = %q", got)
 	}
-	r := eval[map[string]any](tb, `fetch('/api/me', {credentials: 'same-origin'}).then(r => ({status: r.status, redirected: r.redirected}))`)
+	r := chromium.Eval[map[string]any](tb.Tab, `fetch('/api/me', {credentials: 'same-origin'}).then(r => ({status: r.status, redirected: r.redirected}))`)
 	if r["status"] != float64(200) || r["redirected"] != false {
 		t.Errorf("fetch /api/me after the refresh = %v, want 200 without redirect", r)
 	}

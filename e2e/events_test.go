@@ -12,6 +12,8 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/gobff/bff/internal/chromium"
+
 	"github.com/gobff/bff/internal/oidctest"
 	"github.com/gobff/bff/internal/redistest"
 )
@@ -23,23 +25,23 @@ func TestDenyAtTheProvider(t *testing.T) {
 	t.Parallel()
 	ex := startExample(t)
 	tb := newBrowser(t, ex)
-	nl := tb.recordNetwork()
+	nl := tb.RecordNetwork()
 	tb.openSignInForm(t, ex, "/")
-	tb.do("click Cancel at the IdP", chromedp.Click(chromedp.ID("cancel")), chromedp.WaitVisible(chromedp.ID("failure")))
+	tb.Do("click Cancel at the IdP", chromedp.Click(chromedp.ID("cancel")), chromedp.WaitVisible(chromedp.ID("failure")))
 	tb.waitState("signed-out")
-	if loc := tb.location(); loc != ex.URL+"/?error=access_denied" {
+	if loc := tb.Location(); loc != ex.URL+"/?error=access_denied" {
 		t.Errorf("after Cancel the browser is at %s, want %s", loc, ex.URL+"/?error=access_denied")
 	}
-	if got, want := tb.text("failure"), "Sign-in was cancelled, or the identity provider refused it."; got != want {
+	if got, want := tb.Text("failure"), "Sign-in was cancelled, or the identity provider refused it."; got != want {
 		t.Errorf("#failure = %q, want %q", got, want)
 	}
-	for _, r := range documentRequests(nl.requests()) {
+	for _, r := range chromium.DocumentRequests(nl.Requests()) {
 		if strings.Contains(r.ContentType, "json") {
-			logRequests(t, "documents", documentRequests(nl.requests()))
+			chromium.LogRequests(t, "documents", chromium.DocumentRequests(nl.Requests()))
 			t.Errorf("the browser showed a JSON page: %s", r.URL)
 		}
 	}
-	if href := run(tb, "sign-in link", chromedp.AttributeValue(chromedp.ID("signin"), "href")).Value; href != "/auth/login?returnTo=%2F" {
+	if href := chromium.Run(tb.Tab, "sign-in link", chromedp.AttributeValue(chromedp.ID("signin"), "href")).Value; href != "/auth/login?returnTo=%2F" {
 		t.Errorf("the sign-in link after a failure is %q, want one back to / without the error", href)
 	}
 }
@@ -47,36 +49,36 @@ func TestDenyAtTheProvider(t *testing.T) {
 // openSecondTab opens path of ex in a new tab of tb's browser, signed in,
 // and waits until its event stream is open; it returns the tab and a
 // recording of its requests from then on.
-func openSecondTab(t *testing.T, tb *tab, ex *example, path string) (*tab, *netlog, int) {
+func openSecondTab(t *testing.T, tb *tab, ex *example, path string) (*tab, *chromium.NetLog, int) {
 	t.Helper()
 	other := tb.newTab()
-	other.do("open "+path, chromedp.Navigate(ex.URL+path))
+	other.Do("open "+path, chromedp.Navigate(ex.URL+path))
 	other.waitState("signed-in")
-	other.do("wait for the event stream", chromedp.Poll[chromedp.Void](`window.example.streaming()`))
-	nl := other.recordNetwork()
-	return other, nl, nl.len()
+	other.Do("wait for the event stream", chromedp.Poll[chromedp.Void](`window.example.streaming()`))
+	nl := other.RecordNetwork()
+	return other, nl, nl.Len()
 }
 
 // expectSignedOutByEvent checks that tb shows "Signed out" with notice,
 // at most 1 s after since, having sent no request since mark.
-func expectSignedOutByEvent(t *testing.T, tb *tab, nl *netlog, mark int, since time.Time, notice string) {
+func expectSignedOutByEvent(t *testing.T, tb *tab, nl *chromium.NetLog, mark int, since time.Time, notice string) {
 	t.Helper()
 	tb.waitState("signed-out")
-	at := time.UnixMilli(int64(eval[float64](tb, `window.example.signedOutAt`)))
+	at := time.UnixMilli(int64(chromium.Eval[float64](tb.Tab, `window.example.signedOutAt`)))
 	d := at.Sub(since)
-	t.Logf("%s showed signed out %v after the end began", tb.name, d)
+	t.Logf("%s showed signed out %v after the end began", tb.Name, d)
 	if d > time.Second {
-		t.Errorf("%s showed signed out %v after the end began, want within 1 s", tb.name, d)
+		t.Errorf("%s showed signed out %v after the end began, want within 1 s", tb.Name, d)
 	}
-	if got := tb.text("status"); got != "Signed out" {
-		t.Errorf("%s: #status = %q", tb.name, got)
+	if got := tb.Text("status"); got != "Signed out" {
+		t.Errorf("%s: #status = %q", tb.Name, got)
 	}
-	if got := tb.text("notice"); got != notice {
-		t.Errorf("%s: #notice = %q, want %q", tb.name, got, notice)
+	if got := tb.Text("notice"); got != notice {
+		t.Errorf("%s: #notice = %q, want %q", tb.Name, got, notice)
 	}
-	if reqs := nl.since(mark); len(reqs) != 0 {
-		logRequests(t, tb.name+"'s requests", reqs)
-		t.Errorf("%s sent %d requests of its own to learn of the end, want none", tb.name, len(reqs))
+	if reqs := nl.Since(mark); len(reqs) != 0 {
+		chromium.LogRequests(t, tb.Name+"'s requests", reqs)
+		t.Errorf("%s sent %d requests of its own to learn of the end, want none", tb.Name, len(reqs))
 	}
 }
 
@@ -91,7 +93,7 @@ func TestSignOutInOneTabShowsInTheOther(t *testing.T) {
 	tabB, nl, mark := openSecondTab(t, tabA, ex, "/?tab=b")
 
 	start := time.Now()
-	tabA.do("click Sign out in tab A", chromedp.Click(chromedp.ID("signout")))
+	tabA.Do("click Sign out in tab A", chromedp.Click(chromedp.ID("signout")))
 	expectSignedOutByEvent(t, tabB, nl, mark, start, "You signed out in another tab or window.")
 	tabA.waitState("signed-out")
 }
@@ -141,7 +143,7 @@ func TestSignOutAcrossInstances(t *testing.T) {
 	signIn(t, tabA, ex1, "/")
 	tabB, nl, mark := openSecondTab(t, tabA, ex2, "/") // instance 2, the same session
 	start := time.Now()
-	tabA.do("click Sign out in tab A (instance 1)", chromedp.Click(chromedp.ID("signout")))
+	tabA.Do("click Sign out in tab A (instance 1)", chromedp.Click(chromedp.ID("signout")))
 	expectSignedOutByEvent(t, tabB, nl, mark, start, "You signed out in another tab or window.")
 	tabA.waitState("signed-out")
 

@@ -6,6 +6,7 @@ require (
 	github.com/chromedp/cdproto v0.159.0
 	github.com/chromedp/chromedp v0.23.0
 	github.com/gobff/bff v0.0.0
+	github.com/gobff/bff/internal/chromium v0.0.0
 )
 
 require (
@@ -15,3 +16,5 @@ require (
 )
 
 replace github.com/gobff/bff => ../
+
+replace github.com/gobff/bff/internal/chromium => ../internal/chromium

@@ -4,7 +4,8 @@
 // behave in a real browser as the docs promise.
 //
 // Run with: cd e2e && go test -race ./...
-// Chromium is /usr/bin/chromium (apt-get install chromium); without it the
+// Chromium is /usr/bin/chromium (apt-get install chromium), driven through
+// internal/chromium (its own module, shared with interop); without it the
 // tests are skipped, or fail when CI is set. On failure, a screenshot of
 // every tab, the console logs and the example's log are saved in a temporary
 // directory whose path the test prints. BFF_E2E_SCREENSHOT=1 also saves the
@@ -12,8 +13,6 @@
 package e2e
 
 import (
-	"bytes"
-	"context"
 	"fmt"
 	"net"
 	"net/http"
@@ -28,10 +27,10 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
-)
 
-// actionTimeout bounds each browser step.
-const actionTimeout = 20 * time.Second
+	"github.com/gobff/bff/internal/chromium"
+	"github.com/gobff/bff/internal/testsupport"
+)
 
 var binDir string // where the example is built, removed by TestMain
 
@@ -115,7 +114,7 @@ type example struct {
 	URL    string
 	IdPURL string
 	cmd    *exec.Cmd
-	logs   *syncBuffer
+	logs   *testsupport.LogBuffer
 	exited chan struct{}
 }
 
@@ -142,12 +141,12 @@ func startNamed(t *testing.T, name string, env ...string) *example {
 		}
 	}
 	for attempt := 1; ; attempt++ {
-		appPort, idpPort := freePort(t), freePort(t)
+		appPort, idpPort := port(testsupport.FreeAddr(t)), port(testsupport.FreeAddr(t))
 		ex := &example{
 			name:   name,
 			URL:    "http://localhost:" + appPort,
 			IdPURL: "http://127.0.0.1:" + idpPort,
-			logs:   &syncBuffer{},
+			logs:   &testsupport.LogBuffer{},
 			exited: make(chan struct{}),
 		}
 		for _, kv := range env {
@@ -188,27 +187,31 @@ func (ex *example) waitReady(direct, host string) error {
 		Timeout:       2 * time.Second,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	var err error
+	exited := false
+	ready := testsupport.Poll(30*time.Second, func() bool {
 		select {
 		case <-ex.exited:
-			return fmt.Errorf("exited: %v", ex.cmd.ProcessState)
+			exited = true
+			return true
 		default:
 		}
 		req, _ := http.NewRequest(http.MethodGet, direct+"/auth/login?returnTo=/", nil)
 		req.Host = host
-		resp, err := client.Do(req)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusSeeOther && strings.HasPrefix(resp.Header.Get("Location"), ex.IdPURL+"/") {
-				return nil
-			}
+		var resp *http.Response
+		if resp, err = client.Do(req); err != nil {
+			return false
 		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("not ready after 30 s (last: %v)", err)
-		}
-		time.Sleep(50 * time.Millisecond)
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusSeeOther && strings.HasPrefix(resp.Header.Get("Location"), ex.IdPURL+"/")
+	})
+	switch {
+	case exited:
+		return fmt.Errorf("exited: %v", ex.cmd.ProcessState)
+	case !ready:
+		return fmt.Errorf("not ready after 30 s (last: %v)", err)
 	}
+	return nil
 }
 
 // stop sends SIGTERM and expects a graceful exit with status 0 and, under
@@ -233,212 +236,34 @@ func (ex *example) stop(t *testing.T) {
 	}
 }
 
-func freePort(t testing.TB) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	_, port, _ := net.SplitHostPort(ln.Addr().String())
-	return port
+// port is the port of a "host:port" address.
+func port(addr string) string {
+	_, p, _ := net.SplitHostPort(addr)
+	return p
 }
 
-// chromiumPath finds Debian's chromium: the test is skipped without it, or
-// fails when CI is set.
-func chromiumPath(t *testing.T) string {
-	t.Helper()
-	for _, p := range []string{"/usr/bin/chromium", "/usr/lib/chromium/chromium"} {
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-	}
-	if p, err := exec.LookPath("chromium"); err == nil {
-		return p
-	}
-	msg := "chromium not found: install it with apt-get install chromium (scripts/test.sh does)"
-	if os.Getenv("CI") != "" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
-	return ""
-}
+// tab is a tab of headless chromium (internal/chromium) with the steps of
+// the examples' page.
+type tab struct{ *chromium.Tab }
 
-// browser is one headless chromium with a fresh profile.
-type browser struct {
-	t      *testing.T
-	ex     *example
-	output *syncBuffer // chromium's own stdout and stderr
-	tabs   []*tab
-	mu     sync.Mutex
-}
-
-// tab is one page of the browser.
-type tab struct {
-	b       *browser
-	name    string
-	ctx     context.Context
-	console *syncBuffer
-}
-
-// newBrowser starts chromium with the flags of the end-to-end issue, a fresh
-// --user-data-dir and --disable-quic, and returns its first tab. On failure
-// the test saves a screenshot of every tab, the console logs and the
-// example's log.
+// newBrowser starts chromium with a fresh profile and returns its first
+// tab. On failure the test saves a screenshot of every tab, the console
+// logs and the example's log.
 func newBrowser(t *testing.T, ex *example) *tab {
 	t.Helper()
-	path := chromiumPath(t)
-	dataDir := t.TempDir()
-	b := &browser{t: t, ex: ex, output: &syncBuffer{}}
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(path),
-		chromedp.Flag("headless", true),
-		chromedp.Flag("no-sandbox", true),
-		chromedp.Flag("disable-gpu", true),
-		chromedp.Flag("no-first-run", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-quic", true),
-		chromedp.UserDataDir(dataDir),
-		chromedp.CombinedOutput(b.output),
-	)
-	t.Cleanup(cancelAlloc)
-	ctx, cancel := chromedp.NewContext(allocCtx)
-	t.Cleanup(cancel)
-	t.Cleanup(b.saveArtifactsOnFailure) // runs before the cancels above
-	t.Cleanup(b.checkNoExceptions)      // runs first
-	return b.addTab(ctx, "tab1")
+	tb := chromium.New(t)
+	if ex != nil {
+		tb.Browser().SaveOnFailure("example.log", ex.logs.String)
+	}
+	return &tab{tb}
 }
 
 // newTab opens another tab of the same browser (same cookie jar).
-func (tb *tab) newTab() *tab {
-	ctx, cancel := chromedp.NewContext(tb.b.tabs[0].ctx)
-	tb.b.t.Cleanup(cancel)
-	return tb.b.addTab(ctx, fmt.Sprintf("tab%d", len(tb.b.tabs)+1))
-}
-
-func (b *browser) addTab(ctx context.Context, name string) *tab {
-	tb := &tab{b: b, name: name, ctx: ctx, console: &syncBuffer{}}
-	// Console starts the browser (or opens the tab) and subscribes.
-	messages := chromedp.Console(ctx)
-	go func() {
-		for m, err := range messages {
-			if err != nil {
-				return
-			}
-			fmt.Fprintf(tb.console, "%s %s (%s:%d)\n", m.Time.Format(time.TimeOnly), m, m.URL, m.Line)
-		}
-	}()
-	if err := chromedp.Do(ctx, chromedp.EmulateViewport(960, 640)); err != nil {
-		b.t.Fatalf("starting chromium: %v\n%s", err, b.output.String())
-	}
-	b.mu.Lock()
-	b.tabs = append(b.tabs, tb)
-	b.mu.Unlock()
-	return tb
-}
-
-// checkNoExceptions fails the test if a page threw an uncaught exception.
-func (b *browser) checkNoExceptions() {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	for _, tb := range b.tabs {
-		for line := range strings.Lines(tb.console.String()) {
-			if strings.Contains(line, " exception: ") {
-				b.t.Errorf("%s: uncaught exception in the page: %s", tb.name, strings.TrimSpace(line))
-			}
-		}
-	}
-}
-
-func (b *browser) saveArtifactsOnFailure() {
-	if !b.t.Failed() {
-		return
-	}
-	dir, err := os.MkdirTemp("", "bff-e2e-"+strings.NewReplacer("/", "_", " ", "_").Replace(b.t.Name())+"-")
-	if err != nil {
-		b.t.Logf("cannot save artifacts: %v", err)
-		return
-	}
-	b.mu.Lock()
-	tabs := append([]*tab(nil), b.tabs...)
-	b.mu.Unlock()
-	for _, tb := range tabs {
-		ctx, cancel := context.WithTimeout(tb.ctx, 5*time.Second)
-		if img, err := chromedp.Run(ctx, chromedp.FullScreenshot(100)); err == nil {
-			os.WriteFile(filepath.Join(dir, tb.name+".png"), img, 0o644)
-		}
-		if loc, err := chromedp.Run(ctx, chromedp.Location()); err == nil {
-			fmt.Fprintf(tb.console, "location at failure: %s\n", loc)
-		}
-		cancel()
-		os.WriteFile(filepath.Join(dir, tb.name+"-console.log"), []byte(tb.console.String()), 0o644)
-	}
-	os.WriteFile(filepath.Join(dir, "chromium.log"), []byte(b.output.String()), 0o644)
-	if b.ex != nil {
-		os.WriteFile(filepath.Join(dir, "example.log"), []byte(b.ex.logs.String()), 0o644)
-	}
-	b.t.Logf("e2e failure artifacts (screenshots, console logs, example log): %s", dir)
-}
-
-// do runs browser steps, failing the test with what on error.
-func (tb *tab) do(what string, steps ...chromedp.Action[chromedp.Void]) {
-	tb.b.t.Helper()
-	ctx, cancel := context.WithTimeout(tb.ctx, actionTimeout)
-	defer cancel()
-	if err := chromedp.Do(ctx, steps...); err != nil {
-		tb.b.t.Fatalf("%s: %s: %v", tb.name, what, err)
-	}
-}
-
-// run runs one browser action and returns its value.
-func run[T any](tb *tab, what string, a chromedp.Action[T]) T {
-	tb.b.t.Helper()
-	ctx, cancel := context.WithTimeout(tb.ctx, actionTimeout)
-	defer cancel()
-	v, err := chromedp.Run(ctx, a)
-	if err != nil {
-		tb.b.t.Fatalf("%s: %s: %v", tb.name, what, err)
-	}
-	return v
-}
-
-// eval evaluates JavaScript in the page, awaiting a promise.
-func eval[T any](tb *tab, js string) T {
-	tb.b.t.Helper()
-	return run(tb, "evaluate "+js, chromedp.Evaluate[T](js, chromedp.EvalAwaitPromise))
-}
+func (tb *tab) newTab() *tab { return &tab{tb.NewTab()} }
 
 // waitState waits for the example page's body[data-state] (set by app.js
 // once it knows: signed-in, signed-out, error), across navigations.
 func (tb *tab) waitState(state string) {
-	tb.b.t.Helper()
-	tb.do("wait for the page to be "+state, chromedp.WaitVisible(chromedp.CSS(`body[data-state="`+state+`"]`)))
-}
-
-func (tb *tab) text(id string) string {
-	tb.b.t.Helper()
-	return strings.TrimSpace(run(tb, "text of #"+id, chromedp.Text(chromedp.ID(id))))
-}
-
-func (tb *tab) location() string {
-	tb.b.t.Helper()
-	return run(tb, "location", chromedp.Location())
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
+	tb.T().Helper()
+	tb.Do("wait for the page to be "+state, chromedp.WaitVisible(chromedp.CSS(`body[data-state="`+state+`"]`)))
 }

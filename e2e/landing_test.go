@@ -3,6 +3,8 @@ package e2e
 import (
 	"strings"
 	"testing"
+
+	"github.com/gobff/bff/internal/chromium"
 )
 
 // (a) The first request for returnTo after the sign-in carries the session
@@ -14,11 +16,11 @@ func TestFirstRequestAfterSignInCarriesTheCookie(t *testing.T) {
 	t.Parallel()
 	ex := startExample(t)
 	tb := newBrowser(t, ex)
-	nl := tb.recordNetwork()
+	nl := tb.RecordNetwork()
 	const returnTo = "/?first=request"
 	signIn(t, tb, ex, returnTo)
 
-	reqs := nl.requests()
+	reqs := nl.Requests()
 	callback := -1
 	for i, r := range reqs {
 		if strings.HasPrefix(r.URL, ex.URL+"/auth/callback?") {
@@ -26,10 +28,10 @@ func TestFirstRequestAfterSignInCarriesTheCookie(t *testing.T) {
 		}
 	}
 	if callback < 0 {
-		logRequests(t, "requests", reqs)
+		chromium.LogRequests(t, "requests", reqs)
 		t.Fatal("no request to the callback was recorded")
 	}
-	var first *sentRequest
+	var first *chromium.SentRequest
 	for i := callback + 1; i < len(reqs); i++ {
 		if reqs[i].URL == ex.URL+returnTo {
 			first = &reqs[i]
@@ -37,15 +39,15 @@ func TestFirstRequestAfterSignInCarriesTheCookie(t *testing.T) {
 		}
 	}
 	if first == nil {
-		logRequests(t, "requests", reqs)
+		chromium.LogRequests(t, "requests", reqs)
 		t.Fatalf("no request to %s after the callback", returnTo)
 	}
 	if first.Headers == nil {
 		t.Fatalf("Chromium reported no raw headers for GET %s", first.URL)
 	}
 	if !strings.Contains(first.Cookie(), "__Host-bff=") {
-		logRequests(t, "requests from the callback on", reqs[callback:])
+		chromium.LogRequests(t, "requests from the callback on", reqs[callback:])
 		t.Errorf("the first GET %s after the sign-in carried cookies %q, want the session cookie __Host-bff",
-			returnTo, cookieNamesIn(first.Cookie()))
+			returnTo, first.CookieNames())
 	}
 }

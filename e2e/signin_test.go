@@ -5,58 +5,25 @@ import (
 	"net/url"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/chromedp/cdproto/network"
-	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 
+	"github.com/gobff/bff/internal/chromium"
 	"github.com/gobff/bff/internal/oidctest"
 )
-
-// documents records the URL of every document the tab's main frame shows
-// (a redirect shows none).
-type documents struct {
-	mu   sync.Mutex
-	urls []string
-}
-
-func (tb *tab) recordDocuments(t *testing.T) *documents {
-	t.Helper()
-	d := &documents{}
-	err := chromedp.Listen(tb.ctx, func(ev any) {
-		if e, ok := ev.(*page.EventFrameNavigated); ok && e.Frame.ParentID == "" {
-			d.mu.Lock()
-			d.urls = append(d.urls, e.Frame.URL)
-			d.mu.Unlock()
-		}
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return d
-}
-
-// shown returns the documents shown so far, and forgets them.
-func (d *documents) shown() []string {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	out := d.urls
-	d.urls = nil
-	return out
-}
 
 // forgetAppSession deletes the app's session cookie, as its expiry would:
 // signed out at the app, still signed in at the provider.
 func (tb *tab) forgetAppSession(t *testing.T, ex *example) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(tb.ctx, actionTimeout)
+	ctx, cancel := context.WithTimeout(tb.Ctx, chromium.ActionTimeout)
 	defer cancel()
 	if _, err := chromedp.Call(ctx, network.DeleteCookies, network.DeleteCookiesParams{Name: "__Host-bff", URL: ex.URL + "/"}); err != nil {
 		t.Fatalf("Network.deleteCookies: %v", err)
 	}
-	if findCookie(tb.cookies(t), "__Host-bff") != nil {
+	if chromium.FindCookie(tb.Cookies(), "__Host-bff") != nil {
 		t.Fatal("the session cookie is still there")
 	}
 }
@@ -70,15 +37,15 @@ func TestSilentSignIn(t *testing.T) {
 	tb := newBrowser(t, ex)
 	signIn(t, tb, ex, "/")
 	tb.forgetAppSession(t, ex)
-	docs := tb.recordDocuments(t)
+	docs := tb.RecordDocuments()
 
 	silent := ex.URL + "/auth/login?prompt=none&returnTo=" + url.QueryEscape("/?silent")
-	tb.do("open the silent sign-in", chromedp.Navigate(silent))
+	tb.Do("open the silent sign-in", chromedp.Navigate(silent))
 	tb.waitState("signed-in")
-	if loc := tb.location(); loc != ex.URL+"/?silent" {
+	if loc := tb.Location(); loc != ex.URL+"/?silent" {
 		t.Errorf("the silent sign-in ended at %s, want %s", loc, ex.URL+"/?silent")
 	}
-	shown := docs.shown()
+	shown := docs.Shown()
 	if !slices.Contains(shown, ex.URL+"/?silent") {
 		t.Errorf("documents shown %v lack the app's page: the record does not work", shown)
 	}
@@ -87,28 +54,28 @@ func TestSilentSignIn(t *testing.T) {
 			t.Errorf("the provider showed a page (%s) during a silent sign-in", u)
 		}
 	}
-	if got := tb.text("status"); got != "Signed in as "+alice.Name {
+	if got := tb.Text("status"); got != "Signed in as "+alice.Name {
 		t.Errorf("#status = %q", got)
 	}
 
 	// Sign out (here and at the provider), then try again silently.
-	tb.do("click Sign out", chromedp.Click(chromedp.ID("signout")))
+	tb.Do("click Sign out", chromedp.Click(chromedp.ID("signout")))
 	tb.waitState("signed-out")
-	docs.shown()
-	tb.do("open the silent sign-in again", chromedp.Navigate(silent))
+	docs.Shown()
+	tb.Do("open the silent sign-in again", chromedp.Navigate(silent))
 	tb.waitState("signed-out")
-	if loc := tb.location(); loc != ex.URL+"/?silent&error=login_required" {
+	if loc := tb.Location(); loc != ex.URL+"/?silent&error=login_required" {
 		t.Errorf("signed out at the provider, the silent sign-in ended at %s, want returnTo?error=login_required", loc)
 	}
-	if got := tb.text("error"); !strings.Contains(got, "login_required") {
+	if got := tb.Text("error"); !strings.Contains(got, "login_required") {
 		t.Errorf("the page shows %q, want the error it came back with", got)
 	}
-	for _, u := range docs.shown() {
+	for _, u := range docs.Shown() {
 		if !strings.HasPrefix(u, ex.URL+"/") {
 			t.Errorf("a page other than the app's was shown: %s", u)
 		}
 	}
-	if findCookie(tb.cookies(t), "__Host-bff") != nil {
+	if chromium.FindCookie(tb.Cookies(), "__Host-bff") != nil {
 		t.Error("a session cookie was set")
 	}
 }
@@ -121,11 +88,11 @@ func TestStepUp(t *testing.T) {
 	ex := startExample(t, "BFF_STEPUP_ACR="+oidctest.ACRStrong)
 	tb := newBrowser(t, ex)
 	signIn(t, tb, ex, "/")
-	before := findCookie(tb.cookies(t), "__Host-bff")
+	before := chromium.FindCookie(tb.Cookies(), "__Host-bff")
 	stepUp := `fetch('/api/stepup', {credentials: 'same-origin'}).then(async r => ({status: r.status,
 		challenge: r.headers.get('WWW-Authenticate') || '', body: await r.json()}))`
 
-	r := eval[map[string]any](tb, stepUp)
+	r := chromium.Eval[map[string]any](tb.Tab, stepUp)
 	body, _ := r["body"].(map[string]any)
 	if r["status"] != float64(401) || !strings.Contains(r["challenge"].(string), `error="insufficient_user_authentication"`) ||
 		body["acr_values"] != oidctest.ACRStrong {
@@ -133,23 +100,23 @@ func TestStepUp(t *testing.T) {
 	}
 	// What the page would do with the 401: sign in with the acr values.
 	login := ex.URL + "/auth/login?acr_values=" + url.QueryEscape(body["acr_values"].(string)) + "&returnTo=" + url.QueryEscape("/?stepped-up")
-	tb.do("sign in with acr_values", chromedp.Navigate(login), chromedp.WaitVisible(chromedp.ID("username")))
+	tb.Do("sign in with acr_values", chromedp.Navigate(login), chromedp.WaitVisible(chromedp.ID("username")))
 	tb.submitSignInForm(t)
 	tb.waitState("signed-in")
-	if loc := tb.location(); loc != ex.URL+"/?stepped-up" {
+	if loc := tb.Location(); loc != ex.URL+"/?stepped-up" {
 		t.Errorf("the step-up ended at %s", loc)
 	}
 
-	r = eval[map[string]any](tb, stepUp)
+	r = chromium.Eval[map[string]any](tb.Tab, stepUp)
 	body, _ = r["body"].(map[string]any)
 	if r["status"] != float64(200) || body["acr"] != oidctest.ACRStrong || body["authTime"] == "" {
 		t.Fatalf("/api/stepup after the step-up = %v", r)
 	}
-	me := eval[map[string]any](tb, `fetch('/api/me', {credentials: 'same-origin'}).then(r => r.json())`)
+	me := chromium.Eval[map[string]any](tb.Tab, `fetch('/api/me', {credentials: 'same-origin'}).then(r => r.json())`)
 	if me["sub"] != alice.Subject {
 		t.Errorf("after the step-up /api/me = %v, want %s", me, alice.Subject)
 	}
-	if after := findCookie(tb.cookies(t), "__Host-bff"); after == nil || after.Value == before.Value {
+	if after := chromium.FindCookie(tb.Cookies(), "__Host-bff"); after == nil || after.Value == before.Value {
 		t.Error("the step-up did not give a new session cookie")
 	}
 }

@@ -11,6 +11,9 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/gobff/bff/internal/chromium"
+
+	"github.com/gobff/bff/internal/testsupport"
 	"github.com/gobff/bff/internal/wstest"
 )
 
@@ -57,7 +60,7 @@ func TestWebSocketSameOriginOnly(t *testing.T) {
 	signIn(t, tb, ex, "/")
 	wsURL := "ws" + strings.TrimPrefix(ex.URL, "http") + "/api/upstream/ws"
 
-	if got := eval[string](tb, fmt.Sprintf(wsScript, wsURL)); got != "message: echo: hi" {
+	if got := chromium.Eval[string](tb.Tab, fmt.Sprintf(wsScript, wsURL)); got != "message: echo: hi" {
 		t.Fatalf("same-origin WebSocket: %q, want the upstream's echo", got)
 	}
 	acc := up.Accepted()
@@ -73,9 +76,9 @@ func TestWebSocketSameOriginOnly(t *testing.T) {
 	pageURL := strings.Replace(page.URL, "127.0.0.1", "localhost", 1)
 	refused := func() int { return strings.Count(ex.logs.String(), "path=/api/upstream/ws status=403") }
 	before := refused()
-	tb.do("open a same-site page on another port of localhost",
+	tb.Do("open a same-site page on another port of localhost",
 		chromedp.Navigate(pageURL), chromedp.WaitVisible(chromedp.CSS(`body[data-done="1"]`)))
-	result := tb.text("result")
+	result := tb.Text("result")
 	t.Logf("WebSocket from %s: %s", pageURL, result)
 	if strings.Contains(result, "message") {
 		t.Errorf("the same-site page talked to the upstream: %q", result)
@@ -84,18 +87,14 @@ func TestWebSocketSameOriginOnly(t *testing.T) {
 		t.Errorf("the upstream accepted %d handshakes, want only the same-origin one", n)
 	}
 	// The handshake reached the app and was refused there.
-	deadline := time.Now().Add(5 * time.Second)
-	for refused() == before {
-		if time.Now().After(deadline) {
-			t.Fatalf("the app did not log a refused handshake for /api/upstream/ws:\n%s", ex.logs.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testsupport.WaitUntil(t, 5*time.Second, "the app to log a refused handshake for /api/upstream/ws", func() bool {
+		return refused() > before
+	})
 
 	// The session is intact: back on the app, the WebSocket still works.
-	tb.do("back to the app", chromedp.Navigate(ex.URL+"/"))
+	tb.Do("back to the app", chromedp.Navigate(ex.URL+"/"))
 	tb.waitState("signed-in")
-	if got := eval[string](tb, fmt.Sprintf(wsScript, wsURL)); got != "message: echo: hi" {
+	if got := chromium.Eval[string](tb.Tab, fmt.Sprintf(wsScript, wsURL)); got != "message: echo: hi" {
 		t.Errorf("same-origin WebSocket after the attempt: %q", got)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/gobff/bff"
 	"github.com/gobff/bff/internal/oidctest"
 	"github.com/gobff/bff/internal/redistest"
+	"github.com/gobff/bff/internal/testsupport"
 )
 
 // BenchmarkRequireSessionTelemetry measures the hot path (RequireSession,
@@ -54,7 +55,7 @@ func hotPath(b *testing.B, rs *redistest.Server, store string, on bool) (http.Ha
 			o.Redis = rs.Pool()
 		}
 	})
-	id := a.login(newBrowser(b))
+	id := a.login(testsupport.NewBrowser(b))
 	h := a.bff.RequireSession(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		w.Write([]byte(`{"sub":"alice-0001"}` + "\n"))
@@ -63,7 +64,7 @@ func hotPath(b *testing.B, rs *redistest.Server, store string, on bool) (http.Ha
 	r.Header.Set("Cookie", "theme=dark; __Host-bff="+id)
 	// With Redis, the cache is used once the invalidation channel is
 	// healthy.
-	waitUntil(b, 10*time.Second, "a healthy invalidation channel", func() bool {
+	testsupport.WaitUntil(b, 10*time.Second, "a healthy invalidation channel", func() bool {
 		h := a.bff.Health(context.Background())
 		c, ok := h.Checks[bff.HealthCheckInvalidation]
 		return !ok || c.Status == bff.HealthOK

@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
 	"strings"
@@ -24,6 +23,7 @@ import (
 
 	"github.com/gobff/bff"
 	"github.com/gobff/bff/internal/oidctest"
+	"github.com/gobff/bff/internal/testsupport"
 )
 
 // The harness: the test OpenID Provider behind a front that can hold
@@ -273,45 +273,12 @@ func newApp(t testing.TB, op *front, upstream *url.URL, opt func(*bff.Options)) 
 	return &app{t: t, bff: b, URL: srv.URL, op: op}
 }
 
-// browser is a cookie-keeping client that does not follow redirects.
-type browser struct {
-	t      testing.TB
-	jar    *cookiejar.Jar
-	client *http.Client
-}
-
-func newBrowser(t testing.TB) *browser {
-	jar, _ := cookiejar.New(nil)
-	return &browser{t: t, jar: jar, client: &http.Client{Jar: jar, Timeout: 20 * time.Second,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
-}
-
-// do sends a request (headers are name, value pairs) and returns the
-// status and body.
-func (br *browser) do(method, u string, headers ...string) (int, string, *http.Response) {
-	br.t.Helper()
-	req, err := http.NewRequest(method, u, nil)
-	if err != nil {
-		br.t.Fatal(err)
-	}
-	for i := 0; i+1 < len(headers); i += 2 {
-		req.Header.Set(headers[i], headers[i+1])
-	}
-	resp, err := br.client.Do(req)
-	if err != nil {
-		br.t.Fatalf("%s %s: %v", method, u, err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	return resp.StatusCode, string(body), resp
-}
-
 // callbackURL runs /login and the provider's authorize step and returns
 // the callback URL (not yet visited).
-func (a *app) callbackURL(br *browser) string {
+func (a *app) callbackURL(br *testsupport.Browser) string {
 	a.t.Helper()
-	_, _, resp := br.do("GET", a.URL+"/auth/login?returnTo=/")
-	_, _, resp = br.do("GET", resp.Header.Get("Location"))
+	resp := br.Get(a.URL + "/auth/login?returnTo=/")
+	resp = br.Get(resp.Header.Get("Location"))
 	cb := resp.Header.Get("Location")
 	if !strings.HasPrefix(cb, a.URL+"/auth/callback") {
 		a.t.Fatalf("authorize did not redirect to the callback: %q", cb)
@@ -320,29 +287,26 @@ func (a *app) callbackURL(br *browser) string {
 }
 
 // login signs br in and returns its session ID.
-func (a *app) login(br *browser) string {
+func (a *app) login(br *testsupport.Browser) string {
 	a.t.Helper()
-	if code, body, _ := br.do("GET", a.callbackURL(br)); code != http.StatusSeeOther {
-		a.t.Fatalf("callback: %d %s", code, body)
+	if r := br.Get(a.callbackURL(br)); r.StatusCode != http.StatusSeeOther {
+		a.t.Fatalf("callback: %d %s", r.StatusCode, r.Body)
 	}
 	return a.sessionID(br)
 }
 
-func (a *app) sessionID(br *browser) string {
-	u, _ := url.Parse(a.URL)
-	for _, c := range br.jar.Cookies(u) {
-		if c.Name == "__Host-bff" {
-			return c.Value
-		}
+func (a *app) sessionID(br *testsupport.Browser) string {
+	c, ok := br.Cookie(a.URL, "__Host-bff")
+	if !ok {
+		a.t.Fatal("no session cookie")
 	}
-	a.t.Fatal("no session cookie")
-	return ""
+	return c.Value
 }
 
 // logout signs br out with the page's form.
-func (a *app) logout(br *browser) {
+func (a *app) logout(br *testsupport.Browser) {
 	a.t.Helper()
-	if code, _, _ := br.do("POST", a.URL+"/auth/logout", "Origin", a.URL, "Sec-Fetch-Site", "same-origin"); code != http.StatusSeeOther {
+	if code := br.Do("POST", a.URL+"/auth/logout", "", "Origin", a.URL, "Sec-Fetch-Site", "same-origin").StatusCode; code != http.StatusSeeOther {
 		a.t.Fatalf("logout: %d", code)
 	}
 }
@@ -357,17 +321,4 @@ func (a *app) backchannel(token string) int {
 	}
 	resp.Body.Close()
 	return resp.StatusCode
-}
-
-// waitUntil polls cond until it holds, failing after d (a deadline for a
-// wait, never a timed assertion).
-func waitUntil(t testing.TB, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }

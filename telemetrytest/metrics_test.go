@@ -10,6 +10,7 @@ import (
 	"github.com/gobff/bff"
 	"github.com/gobff/bff/internal/oidctest"
 	"github.com/gobff/bff/internal/redistest"
+	"github.com/gobff/bff/internal/testsupport"
 )
 
 // expectPoints fails unless the counter's data points are exactly want.
@@ -34,7 +35,7 @@ func TestMetricsCounts(t *testing.T) {
 	})
 
 	// A sign-in.
-	br := newBrowser(t)
+	br := testsupport.NewBrowser(t)
 	a.login(br)
 	expectPoints(t, tel, "bff.login", map[string]int64{"outcome=success": 1})
 	if got := tel.points(t, "bff.login.duration"); got["outcome=success,part=bff"] != 1 || got["outcome=success,part=provider"] != 1 {
@@ -46,13 +47,13 @@ func TestMetricsCounts(t *testing.T) {
 
 	// A failed sign-in (a replayed callback), and one the provider
 	// refused.
-	other := newBrowser(t)
+	other := testsupport.NewBrowser(t)
 	cb := a.callbackURL(other)
-	other.do("GET", cb)
-	if code, _, _ := other.do("GET", cb); code != http.StatusBadRequest {
+	other.Get(cb)
+	if code := other.Get(cb).StatusCode; code != http.StatusBadRequest {
 		t.Fatalf("replayed callback: %d", code)
 	}
-	if code, _, _ := other.do("GET", a.URL+"/auth/callback?error=access_denied&state=x"); code != http.StatusBadRequest {
+	if code := other.Get(a.URL + "/auth/callback?error=access_denied&state=x").StatusCode; code != http.StatusBadRequest {
 		t.Fatalf("refused sign-in: %d", code)
 	}
 	expectPoints(t, tel, "bff.login", map[string]int64{"outcome=success": 2, "outcome=login_expired": 1, // no sign-in in progress any more
@@ -60,7 +61,7 @@ func TestMetricsCounts(t *testing.T) {
 
 	// A cache miss (the first request reads the store), then a hit.
 	for range 2 {
-		if code, _, _ := br.do("GET", a.URL+"/api/me"); code != 200 {
+		if code := br.Get(a.URL + "/api/me").StatusCode; code != 200 {
 			t.Fatalf("/api/me: %d", code)
 		}
 	}
@@ -74,12 +75,12 @@ func TestMetricsCounts(t *testing.T) {
 	var wg sync.WaitGroup
 	codes := make([]int, 40)
 	for i := range codes {
-		wg.Go(func() { codes[i], _, _ = br.do("GET", a.URL+"/api/me") })
+		wg.Go(func() { codes[i] = br.Get(a.URL + "/api/me").StatusCode })
 	}
-	waitUntil(t, 10*time.Second, "40 session lookups", func() bool {
+	testsupport.WaitUntil(t, 10*time.Second, "40 session lookups", func() bool {
 		return tel.sum(t, "bff.session_cache", "result", "hit")+tel.sum(t, "bff.session_cache", "result", "miss") == 42
 	})
-	waitUntil(t, 10*time.Second, "the refresh grant", func() bool { return op.held.Load() == 1 })
+	testsupport.WaitUntil(t, 10*time.Second, "the refresh grant", func() bool { return op.held.Load() == 1 })
 	release()
 	wg.Wait()
 	for i, c := range codes {
@@ -132,19 +133,19 @@ func TestMetricsSignInVariants(t *testing.T) {
 	tel := newTelemetry(t)
 	op := startOP(t, oidctest.Config{PAR: true})
 	a := newApp(t, op, nil, func(o *bff.Options) { o.MeterProvider = tel.mp })
-	a.login(newBrowser(t))
+	a.login(testsupport.NewBrowser(t))
 	if got := tel.points(t, "bff.provider.duration")["endpoint=par"]; got != 1 {
 		t.Errorf("bff.provider.duration{endpoint=par} = %d after a sign-in with PAR, want 1", got)
 	}
 
 	backToApp := func(query, want string) {
 		t.Helper()
-		br := newBrowser(t) // not signed in at the provider
-		_, _, resp := br.do("GET", a.URL+"/auth/login?"+query)
-		_, _, resp = br.do("GET", resp.Header.Get("Location"))
-		code, body, resp := br.do("GET", resp.Header.Get("Location"))
-		if code != http.StatusSeeOther || resp.Header.Get("Location") != want {
-			t.Fatalf("callback of /login?%s = %d %q %s, want 303 to %q", query, code, resp.Header.Get("Location"), body, want)
+		br := testsupport.NewBrowser(t) // not signed in at the provider
+		resp := br.Get(a.URL + "/auth/login?" + query)
+		resp = br.Get(resp.Header.Get("Location"))
+		resp = br.Get(resp.Header.Get("Location"))
+		if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != want {
+			t.Fatalf("callback of /login?%s = %d %q %s, want 303 to %q", query, resp.StatusCode, resp.Header.Get("Location"), resp.Body, want)
 		}
 	}
 	backToApp("prompt=none&returnTo=/app", "/app?error=login_required")
@@ -165,7 +166,7 @@ func TestMetricsSessionEndReasons(t *testing.T) {
 		o.MaxSessionsPerUser = 1
 		o.IdleTimeout = 4 * time.Hour
 	})
-	first, second := newBrowser(t), newBrowser(t)
+	first, second := testsupport.NewBrowser(t), testsupport.NewBrowser(t)
 	a.login(first)
 	a.login(second) // beyond MaxSessionsPerUser: the first ends
 	a.login(second) // the browser's previous session is replaced
@@ -176,13 +177,13 @@ func TestMetricsSessionEndReasons(t *testing.T) {
 	}
 	a.login(first)
 	clk.Advance(5 * time.Hour) // past the idle timeout
-	if code, _, _ := first.do("GET", a.URL+"/api/me"); code != http.StatusUnauthorized {
+	if code := first.Get(a.URL + "/api/me").StatusCode; code != http.StatusUnauthorized {
 		t.Fatalf("idle session: %d", code)
 	}
 	a.login(first)
 	clk.Advance(2 * time.Hour)
 	op.op.Misbehave(func(m *oidctest.Misbehavior) { m.TokenError = "invalid_grant" })
-	if code, _, _ := first.do("GET", a.URL+"/api/me"); code != http.StatusUnauthorized {
+	if code := first.Get(a.URL + "/api/me").StatusCode; code != http.StatusUnauthorized {
 		t.Fatalf("refresh token rejected: %d", code)
 	}
 	expectPoints(t, tel, "bff.session.ended", map[string]int64{"reason=limit": 1, "reason=replaced": 1,
@@ -197,11 +198,11 @@ func TestMetricsProviderDown(t *testing.T) {
 	clk := &clock{}
 	op := startOP(t, oidctest.Config{Now: clk.Now})
 	a := newApp(t, op, nil, func(o *bff.Options) { o.MeterProvider, o.Now = tel.mp, clk.Now })
-	br := newBrowser(t)
+	br := testsupport.NewBrowser(t)
 	a.login(br)
 	clk.Advance(2 * time.Hour)
 	op.down.Store(true)
-	if code, _, _ := br.do("GET", a.URL+"/api/me"); code != http.StatusServiceUnavailable {
+	if code := br.Get(a.URL + "/api/me").StatusCode; code != http.StatusServiceUnavailable {
 		t.Fatalf("provider down: %d", code)
 	}
 	expectPoints(t, tel, "bff.refresh", map[string]int64{"outcome=transient": 1})
@@ -217,36 +218,36 @@ func TestMetricsRedis(t *testing.T) {
 	a := newApp(t, startOP(t, oidctest.Config{}), nil, func(o *bff.Options) {
 		o.MeterProvider, o.Redis = tel.mp, rs.Pool()
 	})
-	br := newBrowser(t)
+	br := testsupport.NewBrowser(t)
 	a.login(br)
-	waitUntil(t, 10*time.Second, "a healthy invalidation channel", func() bool {
+	testsupport.WaitUntil(t, 10*time.Second, "a healthy invalidation channel", func() bool {
 		return tel.sum(t, "bff.invalidation.healthy", "", "") == 1
 	})
 	if lag := tel.values(t, "bff.invalidation.lag")[""]; lag <= 0 {
 		t.Errorf("bff.invalidation.lag = %v while healthy, want a positive age", lag)
 	}
 	for range 2 {
-		br.do("GET", a.URL+"/api/me")
+		br.Get(a.URL + "/api/me")
 	}
 	if hits := tel.sum(t, "bff.session_cache", "result", "hit"); hits < 1 {
 		t.Errorf("no cache hit with a healthy channel: %v", tel.points(t, "bff.session_cache"))
 	}
 
 	rs.Stop()
-	waitUntil(t, 10*time.Second, "an unhealthy invalidation channel", func() bool {
+	testsupport.WaitUntil(t, 10*time.Second, "an unhealthy invalidation channel", func() bool {
 		return tel.sum(t, "bff.invalidation.healthy", "", "") == 0
 	})
 	before := tel.sum(t, "bff.session_cache", "result", "untrusted")
 	for range 3 {
-		if code, _, _ := br.do("GET", a.URL+"/api/me"); code != http.StatusServiceUnavailable {
+		if code := br.Get(a.URL + "/api/me").StatusCode; code != http.StatusServiceUnavailable {
 			t.Fatalf("Redis down: %d", code)
 		}
 	}
 	if got := tel.sum(t, "bff.session_cache", "result", "untrusted") - before; got != 3 {
 		t.Errorf("%d untrusted lookups for 3 requests with the channel down, want 3", got)
 	}
-	waitUntil(t, 10*time.Second, "the breaker to open", func() bool {
-		br.do("GET", a.URL+"/api/me")
+	testsupport.WaitUntil(t, 10*time.Second, "the breaker to open", func() bool {
+		br.Get(a.URL + "/api/me")
 		return tel.sum(t, "bff.store.breaker.open", "", "") == 1
 	})
 	if got := tel.sum(t, "bff.store.errors", "", ""); got < 5 {
@@ -254,7 +255,7 @@ func TestMetricsRedis(t *testing.T) {
 	}
 
 	rs.Restart()
-	waitUntil(t, 10*time.Second, "a healthy channel again", func() bool {
+	testsupport.WaitUntil(t, 10*time.Second, "a healthy channel again", func() bool {
 		return tel.sum(t, "bff.invalidation.healthy", "", "") == 1
 	})
 }

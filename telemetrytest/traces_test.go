@@ -16,6 +16,7 @@ import (
 
 	"github.com/gobff/bff"
 	"github.com/gobff/bff/internal/oidctest"
+	"github.com/gobff/bff/internal/testsupport"
 )
 
 // incoming is the W3C traceparent of a request from a traced client.
@@ -82,14 +83,14 @@ func TestProxyTraceparent(t *testing.T) {
 	a := newApp(t, startOP(t, oidctest.Config{}), target, func(o *bff.Options) {
 		o.TracerProvider, o.MeterProvider = tel.tp, tel.mp
 	})
-	br := newBrowser(t)
+	br := testsupport.NewBrowser(t)
 	a.login(br)
-	if code, _, _ := br.do("GET", a.URL+"/api/upstream/x", "Traceparent", incoming); code != http.StatusTeapot {
+	if code := br.Do("GET", a.URL+"/api/upstream/x", "", "Traceparent", incoming).StatusCode; code != http.StatusTeapot {
 		t.Fatalf("proxied request: %d", code)
 	}
 
 	// The proxy flushes the upstream's answer before its span ends.
-	waitUntil(t, 10*time.Second, "the bff.proxy span to end", func() bool { return len(tel.tree().named("bff.proxy")) > 0 })
+	testsupport.WaitUntil(t, 10*time.Second, "the bff.proxy span to end", func() bool { return len(tel.tree().named("bff.proxy")) > 0 })
 	proxySpan := tel.tree().one(t, "bff.proxy")
 	sc := proxySpan.SpanContext()
 	if proxySpan.Parent().TraceID().String() != incomingTrace || proxySpan.Parent().SpanID().String() != incomingParent ||
@@ -116,9 +117,9 @@ func TestProxyTraceparentWithoutTracing(t *testing.T) {
 	t.Cleanup(up.Close)
 	target, _ := url.Parse(up.URL)
 	a := newApp(t, startOP(t, oidctest.Config{}), target, nil)
-	br := newBrowser(t)
+	br := testsupport.NewBrowser(t)
 	a.login(br)
-	br.do("GET", a.URL+"/api/upstream/x", "Traceparent", incoming)
+	br.Do("GET", a.URL+"/api/upstream/x", "", "Traceparent", incoming)
 	if tp := <-got; tp != incoming {
 		t.Errorf("upstream traceparent %q, want the incoming %q", tp, incoming)
 	}
@@ -148,9 +149,9 @@ func TestSpanTree(t *testing.T) {
 	if spans := tel.spans.Ended(); len(spans) != 0 {
 		t.Errorf("%d spans before any sign-in (%s…), want none", len(spans), spans[0].Name())
 	}
-	br := newBrowser(t)
+	br := testsupport.NewBrowser(t)
 	cb := a.callbackURL(br)
-	if code, _, _ := br.do("GET", cb, "Traceparent", incoming); code != http.StatusSeeOther {
+	if code := br.Do("GET", cb, "", "Traceparent", incoming).StatusCode; code != http.StatusSeeOther {
 		t.Fatalf("callback: %d", code)
 	}
 	tree := tel.tree()
@@ -169,7 +170,7 @@ func TestSpanTree(t *testing.T) {
 	}
 
 	clk.Advance(2 * time.Hour)
-	if code, _, _ := br.do("GET", a.URL+"/api/me"); code != 200 {
+	if code := br.Get(a.URL + "/api/me").StatusCode; code != 200 {
 		t.Fatalf("refresh: %d", code)
 	}
 	a.logout(br)
@@ -196,15 +197,15 @@ func TestNoSecretsInTelemetry(t *testing.T) {
 	a := newApp(t, op, target, func(o *bff.Options) {
 		o.TracerProvider, o.MeterProvider, o.Now = tel.tp, tel.mp, clk.Now
 	})
-	br := newBrowser(t)
+	br := testsupport.NewBrowser(t)
 	cb := a.callbackURL(br)
 	code, _ := url.Parse(cb)
-	br.do("GET", cb)
+	br.Get(cb)
 	id := a.sessionID(br)
 	clk.Advance(2 * time.Hour)
-	br.do("GET", a.URL+"/api/me")
-	br.do("GET", a.URL+"/api/upstream/x") // 401 upstream: a refresh of a rejected token
-	_, access, _ := br.do("GET", a.URL+"/api/token")
+	br.Get(a.URL + "/api/me")
+	br.Get(a.URL + "/api/upstream/x") // 401 upstream: a refresh of a rejected token
+	access := br.Get(a.URL + "/api/token").Body
 	a.logout(br)
 	a.login(br)
 	a.backchannel(op.op.LogoutToken(oidctest.DefaultUser.Subject, "", nil))

@@ -52,13 +52,10 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"os"
-	"time"
 
 	"github.com/gobff/bff"
 	"github.com/gobff/bff/examples/internal/exampleapp"
@@ -84,18 +81,18 @@ func newServer(getenv func(string) string, log *slog.Logger) (*exampleapp.Server
 	return exampleapp.NewServer(getenv, log, func(app *exampleapp.App) http.Handler { return routes(app, metrics) }, withMetrics)
 }
 
-// routes are the example's routes on its BFF; metrics, when not nil,
-// serves /metrics.
+// routes are the example's routes on its BFF (the handlers, shared with
+// examples/chi, are exampleapp's); metrics, when not nil, serves /metrics.
 func routes(app *exampleapp.App, metrics http.Handler) http.Handler {
 	auth := app.Auth
 	mux := http.NewServeMux()
 	mux.Handle("/auth/", auth)
-	mux.Handle("GET /api/me", auth.RequireSession(http.HandlerFunc(me)))
-	mux.Handle("POST /api/echo", auth.RequireSession(http.HandlerFunc(echo)))
+	mux.Handle("GET /api/me", auth.RequireSession(http.HandlerFunc(exampleapp.Me)))
+	mux.Handle("POST /api/echo", auth.RequireSession(http.HandlerFunc(exampleapp.Echo)))
 	if len(app.StepUpACR) > 0 {
 		// Step-up (RFC 9470): a 401 that names the acr values to sign in
 		// with (/auth/login?acr_values=...&returnTo=...).
-		mux.Handle("GET /api/stepup", auth.RequireSession(auth.RequireAuthLevel(app.StepUpACR, 0)(http.HandlerFunc(stepUp))))
+		mux.Handle("GET /api/stepup", auth.RequireSession(auth.RequireAuthLevel(app.StepUpACR, 0)(http.HandlerFunc(exampleapp.StepUp))))
 	}
 	if app.Upstream != nil {
 		// The browser calls the downstream API through the BFF, which adds
@@ -108,63 +105,4 @@ func routes(app *exampleapp.App, metrics http.Handler) http.Handler {
 	}
 	mux.Handle("/", exampleapp.Page())
 	return mux
-}
-
-// meResponse is the JSON of GET /api/me.
-type meResponse struct {
-	Sub            string `json:"sub"`
-	Name           string `json:"name,omitempty"`
-	Email          string `json:"email"`
-	TokenExpiresAt string `json:"tokenExpiresAt"` // RFC 3339; empty when the provider gave no expiry
-}
-
-// me answers who is signed in and until when the access token that a call
-// to a downstream API would use is valid.
-func me(w http.ResponseWriter, r *http.Request) {
-	user, _ := bff.UserFrom(r.Context())
-	tok, _ := bff.TokenFrom(r.Context())
-	resp := meResponse{Sub: user.Subject, Name: user.Name, Email: user.Email}
-	if !tok.Expiry.IsZero() {
-		resp.TokenExpiresAt = tok.Expiry.UTC().Format(time.RFC3339)
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	json.NewEncoder(w).Encode(resp)
-}
-
-// stepUpResponse is the JSON of GET /api/stepup.
-type stepUpResponse struct {
-	ACR      string `json:"acr"`
-	AuthTime string `json:"authTime,omitempty"` // RFC 3339: when the user authenticated at the provider
-}
-
-// stepUp answers the level and time of the sign-in that RequireAuthLevel
-// accepted.
-func stepUp(w http.ResponseWriter, r *http.Request) {
-	user, _ := bff.UserFrom(r.Context())
-	resp := stepUpResponse{ACR: user.ACR()}
-	if t := user.AuthTime(); !t.IsZero() {
-		resp.AuthTime = t.UTC().Format(time.RFC3339)
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	json.NewEncoder(w).Encode(resp)
-}
-
-// echo answers its JSON request body: an unsafe request that RequireSession
-// accepts only from this origin.
-func echo(w http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 64<<10))
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	switch {
-	case err != nil:
-		w.WriteHeader(http.StatusRequestEntityTooLarge)
-		io.WriteString(w, `{"error":"too_large","error_description":"The body is limited to 64 KiB."}`+"\n")
-	case !json.Valid(body):
-		w.WriteHeader(http.StatusBadRequest)
-		io.WriteString(w, `{"error":"invalid_json","error_description":"The body is not JSON."}`+"\n")
-	default:
-		w.Write(body)
-	}
 }

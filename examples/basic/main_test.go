@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"net"
@@ -9,7 +8,6 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -17,6 +15,7 @@ import (
 	"github.com/gobff/bff/examples/internal/exampleapp"
 	"github.com/gobff/bff/examples/internal/exampletest"
 	"github.com/gobff/bff/internal/redistest"
+	"github.com/gobff/bff/internal/testsupport"
 )
 
 // startApp serves the example in-process (exampletest.StartApp).
@@ -182,16 +181,12 @@ func TestRefreshOnShortTokenLifetime(t *testing.T) {
 	br := exampletest.NewBrowser(t)
 	br.SignIn(appURL, "/", "alice", "alice")
 	first := decodeObject(t, br.Get(appURL+"/api/me").Body)["tokenExpiresAt"]
-	deadline := time.Now().Add(10 * time.Second)
-	for s.DevIdP.Provider.RefreshGrants() == 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("no refresh within 10 s of a 2 s access token")
-		}
-		time.Sleep(50 * time.Millisecond)
+	testsupport.WaitUntil(t, 10*time.Second, "a refresh of a 2 s access token", func() bool {
 		if r := br.Get(appURL + "/api/me"); r.StatusCode != 200 {
 			t.Fatalf("GET /api/me during refresh: %d %s", r.StatusCode, r.Body)
 		}
-	}
+		return s.DevIdP.Provider.RefreshGrants() > 0
+	})
 	r := br.Get(appURL + "/api/me")
 	if r.StatusCode != 200 {
 		t.Fatalf("GET /api/me after refresh: %d %s", r.StatusCode, r.Body)
@@ -311,29 +306,31 @@ func TestConfigErrors(t *testing.T) {
 // TestRun starts the example as main does, serves a request, and shuts it
 // down gracefully when the context is cancelled.
 func TestRun(t *testing.T) {
-	addr, idp := freeAddr(t), freeAddr(t)
+	addr, idp := testsupport.FreeAddr(t), testsupport.FreeAddr(t)
 	env := map[string]string{"BFF_ADDR": addr, "BFF_DEV_IDP_ADDR": idp}
-	var logs syncBuffer
+	var logs testsupport.LogBuffer
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("the example's log:\n%s", logs.String())
+		}
+	})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- exampleapp.Run(ctx, func(k string) string { return env[k] }, &logs, newServer) }()
 
 	_, port, _ := net.SplitHostPort(addr)
 	appURL := "http://localhost:" + port
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	status := 0
+	testsupport.WaitUntil(t, 10*time.Second, "the example to answer", func() bool {
 		resp, err := http.Get(appURL + "/auth/session")
 		if err == nil {
 			resp.Body.Close()
-			if resp.StatusCode != http.StatusUnauthorized {
-				t.Fatalf("GET /auth/session: %d, want 401", resp.StatusCode)
-			}
-			break
+			status = resp.StatusCode
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the example did not start: %v\n%s", err, logs.String())
-		}
-		time.Sleep(20 * time.Millisecond)
+		return err == nil
+	})
+	if status != http.StatusUnauthorized {
+		t.Fatalf("GET /auth/session: %d, want 401", status)
 	}
 	// A signed-in browser holds an event stream, which never ends by
 	// itself: the shutdown ends it, and stays graceful.
@@ -363,30 +360,4 @@ func TestRun(t *testing.T) {
 	if _, err := net.Dial("tcp", idp); err == nil {
 		t.Error("the dev IdP still listens after shutdown")
 	}
-}
-
-func freeAddr(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }

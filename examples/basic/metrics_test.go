@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"github.com/gobff/bff/examples/internal/exampletest"
 	"github.com/gobff/bff/internal/oidctest"
 	"github.com/gobff/bff/internal/redistest"
+	"github.com/gobff/bff/internal/testsupport"
 )
 
 // metricLines returns the lines of GET /metrics that start with name.
@@ -68,17 +70,12 @@ func TestMetricsOff(t *testing.T) {
 // waitReadyz polls /readyz until it answers want, and returns the body.
 func waitReadyz(t *testing.T, br *exampletest.Browser, appURL string, want int) string {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		r := br.Get(appURL + "/readyz")
-		if r.StatusCode == want {
-			return r.Body
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("/readyz still %d %s after 15 s, want %d", r.StatusCode, r.Body, want)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	var r *testsupport.Response
+	testsupport.WaitUntil(t, 15*time.Second, fmt.Sprintf("/readyz to answer %d", want), func() bool {
+		r = br.Get(appURL + "/readyz")
+		return r.StatusCode == want
+	})
+	return r.Body
 }
 
 // switchable serves h, or answers 503 while down.

@@ -1,7 +1,8 @@
 // Command chi is examples/basic on a chi router with sessions in Redis: the
-// same page, routes and environment variables, except that BFF_REDIS_ADDR
-// defaults to 127.0.0.1:6379 (unless BFF_REDIS_URL or BFF_REDIS_SENTINELS
-// is set). Several instances that share Redis and BFF_SECRET_KEY serve the
+// same page, /auth/, /api/me, /api/echo and /api/upstream/ (with the same
+// handlers) and environment variables, except that BFF_REDIS_ADDR defaults
+// to 127.0.0.1:6379 (unless BFF_REDIS_URL or BFF_REDIS_SENTINELS is set);
+// it has no /api/stepup, /readyz or /metrics. Several instances that share Redis and BFF_SECRET_KEY serve the
 // same sessions.
 //
 //	redis-server --save '' &
@@ -11,12 +12,9 @@
 package main
 
 import (
-	"encoding/json"
-	"io"
 	"log/slog"
 	"net/http"
 	"os"
-	"time"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
@@ -45,7 +43,8 @@ func newServer(getenv func(string) string, log *slog.Logger) (*exampleapp.Server
 	return exampleapp.NewServer(redisByDefault(getenv), log, routes)
 }
 
-// routes are the example's routes on its BFF, on a chi router.
+// routes are the example's routes on its BFF, on a chi router, with the
+// handlers of examples/basic (exampleapp's).
 func routes(app *exampleapp.App) http.Handler {
 	auth := app.Auth
 	r := chi.NewRouter()
@@ -53,35 +52,12 @@ func routes(app *exampleapp.App) http.Handler {
 	r.Handle("/auth/*", auth)
 	r.Group(func(r chi.Router) {
 		r.Use(auth.RequireSession)
-		r.Get("/api/me", me)
-		r.Post("/api/echo", echo)
+		r.Get("/api/me", exampleapp.Me)
+		r.Post("/api/echo", exampleapp.Echo)
 		if app.Upstream != nil {
 			r.Handle("/api/upstream/*", http.StripPrefix("/api/upstream", auth.Proxy(app.Upstream, bff.ProxyOptions{})))
 		}
 	})
 	r.Handle("/*", exampleapp.Page())
 	return r
-}
-
-func me(w http.ResponseWriter, r *http.Request) {
-	user, _ := bff.UserFrom(r.Context())
-	tok, _ := bff.TokenFrom(r.Context())
-	resp := map[string]string{"sub": user.Subject, "name": user.Name, "email": user.Email, "tokenExpiresAt": ""}
-	if !tok.Expiry.IsZero() {
-		resp["tokenExpiresAt"] = tok.Expiry.UTC().Format(time.RFC3339)
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	json.NewEncoder(w).Encode(resp)
-}
-
-func echo(w http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 64<<10))
-	if err != nil || !json.Valid(body) {
-		http.Error(w, `{"error":"invalid_json"}`, http.StatusBadRequest)
-		return
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.Write(body)
 }

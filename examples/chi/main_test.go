@@ -2,9 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"io"
-	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -14,6 +11,7 @@ import (
 	"github.com/gobff/bff/examples/internal/exampletest"
 	"github.com/gobff/bff/internal/oidctest"
 	"github.com/gobff/bff/internal/redistest"
+	"github.com/gobff/bff/internal/testsupport"
 )
 
 // TestTwoInstancesShareRedis runs two instances of the chi example behind
@@ -32,7 +30,7 @@ func TestTwoInstancesShareRedis(t *testing.T) {
 	}))
 	defer lb.Close()
 	appURL := strings.Replace(lb.URL, "127.0.0.1", "localhost", 1)
-	idpAddr := freeAddr(t)
+	idpAddr := testsupport.FreeAddr(t)
 
 	common := map[string]string{
 		"BFF_BASE_URL":   appURL,
@@ -46,7 +44,7 @@ func TestTwoInstancesShareRedis(t *testing.T) {
 			}
 			return common[k]
 		}
-		s, err := newServer(env, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		s, err := newServer(env, exampletest.Logger(t))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -95,13 +93,4 @@ func TestTwoInstancesShareRedis(t *testing.T) {
 	if r := br.Get(appURL + "/api/me"); r.StatusCode != http.StatusUnauthorized {
 		t.Errorf("GET /api/me on A after sign-out on B: %d, want 401", r.StatusCode)
 	}
-}
-
-func freeAddr(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }

@@ -8,7 +8,6 @@
 package redistest
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -22,6 +21,8 @@ import (
 	"time"
 
 	"github.com/gomodule/redigo/redis"
+
+	"github.com/gobff/bff/internal/testsupport"
 )
 
 // Timeouts used by the connections of Pool and Do: short, so that tests of an
@@ -166,7 +167,7 @@ func (s *Server) start() error {
 	if err != nil {
 		return err
 	}
-	out := &syncBuffer{}
+	out := &testsupport.LogBuffer{Limit: 64 << 10}
 	cmd := exec.Command(s.bin, args...)
 	cmd.Stdout = out
 	cmd.Stderr = out
@@ -180,21 +181,23 @@ func (s *Server) start() error {
 		close(exited)
 	}()
 
-	deadline := time.Now().Add(startTimeout)
-	for {
-		if err := ping(s.Addr, cmd.Process.Pid, !s.sentinel); err == nil {
-			break
-		}
+	exitedEarly := false
+	answered := testsupport.Poll(startTimeout, func() bool {
 		select {
 		case <-exited:
-			return fmt.Errorf("%s on port %d exited during start-up: %s", s.bin, s.port, strings.TrimSpace(out.String()))
-		case <-time.After(20 * time.Millisecond):
+			exitedEarly = true
+			return true
+		default:
 		}
-		if time.Now().After(deadline) {
-			_ = cmd.Process.Kill()
-			<-exited
-			return fmt.Errorf("%s on port %d did not answer PING within %v: %s", s.bin, s.port, startTimeout, strings.TrimSpace(out.String()))
-		}
+		return ping(s.Addr, cmd.Process.Pid, !s.sentinel) == nil
+	})
+	switch {
+	case exitedEarly:
+		return fmt.Errorf("%s on port %d exited during start-up: %s", s.bin, s.port, strings.TrimSpace(out.String()))
+	case !answered:
+		_ = cmd.Process.Kill()
+		<-exited
+		return fmt.Errorf("%s on port %d did not answer PING within %v: %s", s.bin, s.port, startTimeout, strings.TrimSpace(out.String()))
 	}
 
 	s.mu.Lock()
@@ -441,25 +444,4 @@ func (s *Server) ResetStats() {
 	if _, err := s.Do("CONFIG", "RESETSTAT"); err != nil {
 		s.t.Fatalf("redistest: CONFIG RESETSTAT: %v", err)
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for the process's writes and our reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.b.Len() > 64<<10 {
-		return len(p), nil
-	}
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
 }

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/gomodule/redigo/redis"
+
+	"github.com/gobff/bff/internal/testsupport"
 )
 
 // Sentinel timing of StartSentinel: short, so that a failover takes a few
@@ -73,20 +75,14 @@ func (g *Group) CutReplication() {
 	if _, err := g.Primary.Do("ACL", "DELUSER", replUser); err != nil {
 		t.Fatalf("redistest: ACL DELUSER: %v", err)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	testsupport.WaitUntil(t, 5*time.Second, "redistest: the primary to list no replica once it is shut out", func() bool {
 		v, err := redis.Values(g.Primary.Do("ROLE"))
 		if err != nil {
 			t.Fatalf("redistest: ROLE: %v", err)
 		}
-		if replicas, _ := redis.Values(v[2], nil); len(replicas) == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("redistest: the primary still lists its replica 5 s after it was shut out")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		replicas, _ := redis.Values(v[2], nil)
+		return len(replicas) == 0
+	})
 }
 
 // Group is a Redis Sentinel group: a primary, a replica of it, and three
@@ -114,18 +110,11 @@ func StartGroup(t testing.TB) *Group {
 	for range 3 {
 		g.Sentinels = append(g.Sentinels, StartSentinel(t, g.Name, g.Primary.Addr, 2))
 	}
-	deadline := time.Now().Add(20 * time.Second)
 	for _, s := range g.Sentinels {
-		for {
+		testsupport.WaitUntil(t, 20*time.Second, "redistest: the sentinel on "+s.Addr+" to know the replica and the other sentinels", func() bool {
 			m, err := g.master(s)
-			if err == nil && m["flags"] == "master" && m["num-slaves"] == "1" && m["num-other-sentinels"] == "2" {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("redistest: sentinel on %s not settled after 20 s: %v %v", s.Addr, m, err)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
+			return err == nil && m["flags"] == "master" && m["num-slaves"] == "1" && m["num-other-sentinels"] == "2"
+		})
 	}
 	return g
 }
@@ -169,16 +158,9 @@ func (g *Group) Master() string {
 // it is one (ROLE), failing the test after d.
 func (g *Group) WaitMaster(addr string, d time.Duration) {
 	g.Primary.t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		if g.Master() == addr && g.role(addr) == "master" {
-			return
-		}
-		if time.Now().After(deadline) {
-			g.Primary.t.Fatalf("redistest: %s is not the master of %s after %v (sentinels say %q)", addr, g.Name, d, g.Master())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testsupport.WaitUntil(g.Primary.t, d, addr+" to be the master of "+g.Name+" for every sentinel", func() bool {
+		return g.Master() == addr && g.role(addr) == "master"
+	})
 }
 
 func (g *Group) role(addr string) string {

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/gobff/bff/internal/redistest"
+	"github.com/gobff/bff/internal/testsupport"
 	"github.com/gomodule/redigo/redis"
 )
 
@@ -58,7 +59,7 @@ func newTestBus(t *testing.T, pool *redis.Pool) (*Bus, *recorder) {
 	r := &recorder{}
 	b := NewBus(pool, "bff:test:inval", r.onMessage, r.onReset, nil)
 	t.Cleanup(b.Close)
-	waitFor(t, 3*time.Second, "bus to become healthy", b.Healthy)
+	testsupport.WaitUntil(t, 3*time.Second, "bus to become healthy", b.Healthy)
 	return b, r
 }
 
@@ -85,11 +86,11 @@ func TestBusDelivers(t *testing.T) {
 	if err := a.Publish(t.Context(), "session:1"); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, time.Second, "delivery to the other bus", func() bool { return rb.has("session:1") })
+	testsupport.WaitUntil(t, time.Second, "delivery to the other bus", func() bool { return rb.has("session:1") })
 	if d := time.Since(start); d > 100*time.Millisecond {
 		t.Errorf("delivery took %v, want < 100ms", d)
 	}
-	waitFor(t, time.Second, "delivery to the publishing bus", func() bool { return ra.has("session:1") })
+	testsupport.WaitUntil(t, time.Second, "delivery to the publishing bus", func() bool { return ra.has("session:1") })
 	if b.Seq() <= seq {
 		t.Errorf("Seq did not advance: %d -> %d", seq, b.Seq())
 	}
@@ -107,7 +108,7 @@ func TestBusPongOrdering(t *testing.T) {
 			t.Fatal(err)
 		}
 		published := b.now()
-		waitFor(t, time.Second, "a later pong", func() bool {
+		testsupport.WaitUntil(t, time.Second, "a later pong", func() bool {
 			if b.lastPong.Load() > published {
 				if !rb.has(key) {
 					t.Fatalf("pong for a ping sent after publishing %q arrived before the message", key)
@@ -130,18 +131,18 @@ func TestBusOutage(t *testing.T) {
 	resets := r.resets.Load()
 	s.Stop()
 	stopped := time.Now()
-	waitFor(t, time.Second, "unhealthy after Stop", func() bool { return !b.Healthy() })
+	testsupport.WaitUntil(t, time.Second, "unhealthy after Stop", func() bool { return !b.Healthy() })
 	if d := time.Since(stopped); d > 500*time.Millisecond {
 		t.Errorf("Healthy stayed true for %v after Stop, want well under a second (the health window is 80 ms)", d)
 	}
-	waitFor(t, time.Second, "onReset after disconnect", func() bool { return r.resets.Load() > resets })
+	testsupport.WaitUntil(t, time.Second, "onReset after disconnect", func() bool { return r.resets.Load() > resets })
 	if err := b.Publish(t.Context(), "x"); err == nil {
 		t.Error("Publish succeeded with Redis stopped")
 	}
 
 	resets = r.resets.Load()
 	s.Restart()
-	waitFor(t, 5*time.Second, "healthy after Restart", b.Healthy)
+	testsupport.WaitUntil(t, 5*time.Second, "healthy after Restart", b.Healthy)
 	if r.resets.Load() <= resets {
 		t.Error("no onReset between reconnecting and becoming healthy")
 	}
@@ -149,7 +150,7 @@ func TestBusOutage(t *testing.T) {
 	if err := b.Publish(t.Context(), "after-restart"); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, time.Second, "delivery after restart", func() bool { return ro.has("after-restart") })
+	testsupport.WaitUntil(t, time.Second, "delivery after restart", func() bool { return ro.has("after-restart") })
 }
 
 // TestBusSilentConnection freezes a proxied connection without closing it, as
@@ -167,13 +168,13 @@ func TestBusSilentConnection(t *testing.T) {
 	resets := r.resets.Load()
 	px.freeze()
 	frozen := time.Now()
-	waitFor(t, time.Second, "unhealthy after freeze", func() bool { return !b.Healthy() })
+	testsupport.WaitUntil(t, time.Second, "unhealthy after freeze", func() bool { return !b.Healthy() })
 	if d := time.Since(frozen); d > 500*time.Millisecond {
 		t.Errorf("Healthy stayed true for %v on a silent connection, want well under a second (the health window is 80 ms)", d)
 	}
-	waitFor(t, 2*time.Second, "onReset after read timeout", func() bool { return r.resets.Load() > resets })
+	testsupport.WaitUntil(t, 2*time.Second, "onReset after read timeout", func() bool { return r.resets.Load() > resets })
 	px.thaw()
-	waitFor(t, 5*time.Second, "healthy on a new connection", b.Healthy)
+	testsupport.WaitUntil(t, 5*time.Second, "healthy on a new connection", b.Healthy)
 }
 
 func TestBusCloseLeavesNoGoroutine(t *testing.T) {
@@ -183,7 +184,7 @@ func TestBusCloseLeavesNoGoroutine(t *testing.T) {
 
 	r := &recorder{}
 	b := NewBus(pool, "bff:test:inval", r.onMessage, r.onReset, nil)
-	waitFor(t, 3*time.Second, "bus to become healthy", b.Healthy)
+	testsupport.WaitUntil(t, 3*time.Second, "bus to become healthy", b.Healthy)
 	if busGoroutines() == before {
 		t.Fatal("no Bus goroutine found while running; the leak check would be vacuous")
 	}
@@ -192,19 +193,19 @@ func TestBusCloseLeavesNoGoroutine(t *testing.T) {
 	if b.Healthy() {
 		t.Error("Healthy after Close")
 	}
-	waitFor(t, time.Second, "Bus goroutines to exit", func() bool { return busGoroutines() == before })
+	testsupport.WaitUntil(t, time.Second, "Bus goroutines to exit", func() bool { return busGoroutines() == before })
 
 	// Closing while Redis is down (the Bus is backing off) is prompt too.
 	b = NewBus(pool, "bff:test:inval", r.onMessage, r.onReset, nil)
-	waitFor(t, 3*time.Second, "bus to become healthy", b.Healthy)
+	testsupport.WaitUntil(t, 3*time.Second, "bus to become healthy", b.Healthy)
 	s.Stop()
-	waitFor(t, time.Second, "unhealthy", func() bool { return !b.Healthy() })
+	testsupport.WaitUntil(t, time.Second, "unhealthy", func() bool { return !b.Healthy() })
 	start := time.Now()
 	b.Close()
 	if d := time.Since(start); d > 100*time.Millisecond {
 		t.Errorf("Close took %v while Redis was down", d)
 	}
-	waitFor(t, time.Second, "Bus goroutines to exit", func() bool { return busGoroutines() == before })
+	testsupport.WaitUntil(t, time.Second, "Bus goroutines to exit", func() bool { return busGoroutines() == before })
 }
 
 // freezeProxy forwards TCP connections to a backend; while frozen it stops

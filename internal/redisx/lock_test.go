@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/gobff/bff/internal/redistest"
+	"github.com/gobff/bff/internal/testsupport"
 	"github.com/gomodule/redigo/redis"
 )
 
@@ -46,18 +47,6 @@ func testPool(t *testing.T, s *redistest.Server) *redis.Pool {
 	}
 	t.Cleanup(func() { p.Close() })
 	return p
-}
-
-// waitFor polls cond every few milliseconds until it holds or timeout passes.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
 }
 
 func TestLockMutualExclusion(t *testing.T) {
@@ -110,7 +99,7 @@ func TestUnlockDoesNotReleaseNextHolder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 2*time.Second, "first lease to expire", func() bool {
+	testsupport.WaitUntil(t, 2*time.Second, "first lease to expire", func() bool {
 		n, err := redis.Int(s.Do("EXISTS", "lock:x"))
 		return err == nil && n == 0
 	})
@@ -247,7 +236,7 @@ func TestFirstUse(t *testing.T) {
 	check("jti:a", false)
 	check("jti:b", true)
 	check("jti:a", false)
-	waitFor(t, 2*time.Second, "jti:a to expire", func() bool {
+	testsupport.WaitUntil(t, 2*time.Second, "jti:a to expire", func() bool {
 		n, err := redis.Int(s.Do("EXISTS", "jti:a"))
 		return err == nil && n == 0
 	})

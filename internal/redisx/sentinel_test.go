@@ -11,6 +11,7 @@ import (
 	"github.com/gomodule/redigo/redis"
 
 	"github.com/gobff/bff/internal/redistest"
+	"github.com/gobff/bff/internal/testsupport"
 )
 
 func plainDial(ctx context.Context, addr string) (redis.Conn, error) {
@@ -196,16 +197,16 @@ func TestBusFollowsFailover(t *testing.T) {
 	}
 
 	g.Primary.Stop()
-	waitFor(t, time.Second, "the bus to turn unhealthy", func() bool { return !b.Healthy() })
+	testsupport.WaitUntil(t, time.Second, "the bus to turn unhealthy", func() bool { return !b.Healthy() })
 	g.WaitMaster(g.Replica.Addr, 30*time.Second)
-	waitFor(t, 10*time.Second, "the bus to be healthy on the new master", b.Healthy)
+	testsupport.WaitUntil(t, 10*time.Second, "the bus to be healthy on the new master", b.Healthy)
 	if r.resets.Load() <= resets {
 		t.Fatal("no reset: the cache would keep entries whose invalidations were lost")
 	}
 	if err := b.Publish(t.Context(), "after-failover"); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, time.Second, "delivery on the new master", func() bool { return r.has("after-failover") })
+	testsupport.WaitUntil(t, time.Second, "delivery on the new master", func() bool { return r.has("after-failover") })
 	if s.Master() != g.Replica.Addr {
 		t.Fatalf("Master() = %q, want %q", s.Master(), g.Replica.Addr)
 	}

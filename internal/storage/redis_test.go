@@ -8,6 +8,7 @@ import (
 	"github.com/gomodule/redigo/redis"
 
 	"github.com/gobff/bff/internal/redistest"
+	"github.com/gobff/bff/internal/testsupport"
 )
 
 // With a replica online, End returns once a replica has the deletion, and
@@ -85,18 +86,11 @@ func TestRedisEndConfirmedByReplica(t *testing.T) {
 
 // waitOffline waits until the primary lists no replica online (ROLE).
 func waitOffline(t *testing.T, primary *redistest.Server) {
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	testsupport.WaitUntil(t, 5*time.Second, "the stopped replica to leave the primary's list", func() bool {
 		v, err := redis.Values(primary.Do("ROLE"))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !hasReplicas(v) {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the replica is still listed 5 s after it stopped")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return !hasReplicas(v)
+	})
 }

@@ -1,7 +1,8 @@
 // Package exampleapp holds what the runnable examples (examples/basic and
-// examples/chi) share and what is not about bff itself: reading the BFF_*
-// environment variables, the embedded development identity provider, and
-// the static page.
+// examples/chi) share: reading the BFF_* environment variables, the
+// embedded development identity provider, the static page and the API
+// handlers (/api/me, /api/echo, /api/stepup) that each example mounts on its
+// router behind the BFF.
 package exampleapp
 
 import (
