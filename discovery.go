@@ -110,17 +110,18 @@ func (b *BFF) reportDiscoveryError(err error, lastCause string, backoff time.Dur
 	var cfgErr *configError
 	switch {
 	case errors.As(err, &mismatch):
-		b.misconfigured.Store(true)
+		// Logged before sign-ins answer 500, so that the log says why first.
 		b.log.Log(ctx, level(slog.LevelError),
 			"bff: the provider's discovery document names another issuer; sign-ins answer 500 (misconfigured) until it is fixed",
 			"issuer", b.cfg.Issuer, "discovered_issuer", mismatch.Discovered, "hint", issuerHint(b.cfg.Issuer, mismatch.Discovered),
 			"retry_in", b.cfg.misconfigRetry)
+		b.misconfigured.Store(true)
 		return true
 	case errors.As(err, &cfgErr):
-		b.misconfigured.Store(true)
 		b.log.Log(ctx, level(slog.LevelError),
 			"bff: the provider does not match the configuration; sign-ins answer 500 (misconfigured) until it is fixed",
 			"issuer", b.cfg.Issuer, "err", err, "retry_in", b.cfg.misconfigRetry)
+		b.misconfigured.Store(true)
 		return true
 	}
 	b.misconfigured.Store(false)
