@@ -5,7 +5,8 @@ go 1.26.0
 require (
 	github.com/chromedp/cdproto v0.159.0
 	github.com/chromedp/chromedp v0.23.0
-	github.com/gobff/bff v0.0.0-00010101000000-000000000000
+	github.com/gobff/bff v0.0.0
+	github.com/gobff/bff/internal/chromium v0.0.0
 	github.com/zitadel/oidc/v3 v3.52.0
 )
 
@@ -37,3 +38,5 @@ require (
 )
 
 replace github.com/gobff/bff => ../
+
+replace github.com/gobff/bff/internal/chromium => ../internal/chromium

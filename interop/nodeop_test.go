@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -22,6 +23,7 @@ import (
 	"time"
 
 	"github.com/gobff/bff"
+	"github.com/gobff/bff/internal/testsupport"
 )
 
 // needComponent reports a component the test cannot run without: a
@@ -76,8 +78,8 @@ func startNodeOP(t *testing.T, clients []map[string]any) *nodeOP {
 
 // runNodeOP runs server.js on a free port until the test ends, and returns
 // its issuer once it listens, with its log.
-func runNodeOP(t *testing.T, node, dir string, clients []map[string]any) (string, *syncBuffer, error) {
-	port := freePort(t)
+func runNodeOP(t *testing.T, node, dir string, clients []map[string]any) (string, *testsupport.LogBuffer, error) {
+	_, port, _ := net.SplitHostPort(testsupport.FreeAddr(t))
 	issuer := "http://127.0.0.1:" + port
 	cfg, _ := json.Marshal(map[string]any{"port": port, "issuer": issuer, "clients": clients,
 		"acrValues": []string{acrBase, acrHigh}, "accessTokenTTL": accessTokenTTL / time.Second})
@@ -87,7 +89,7 @@ func runNodeOP(t *testing.T, node, dir string, clients []map[string]any) (string
 	}
 	cmd := exec.Command(node, "server.js", path)
 	cmd.Dir = dir
-	logs := &syncBuffer{}
+	logs := &testsupport.LogBuffer{}
 	cmd.Stderr = logs
 	stdout, _ := cmd.StdoutPipe()
 	if err := cmd.Start(); err != nil {
@@ -295,10 +297,7 @@ func mountApp(t *testing.T, srv *appServer, op *nodeOP, opts bff.Options) *testA
 	opts.Issuer, opts.BaseURL = op.Issuer, srv.URL
 	opts.HTTPClient = &http.Client{Timeout: 10 * time.Second, Transport: app.calls}
 	opts.Now = func() time.Time { return time.Now().Add(time.Duration(app.offset.Load())) }
-	opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	if testing.Verbose() {
-		opts.Logger = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
+	opts.Logger = appLogger(t)
 	auth, err := bff.New(opts)
 	if err != nil {
 		t.Fatalf("bff.New: %v", err)
@@ -333,19 +332,11 @@ func mountApp(t *testing.T, srv *appServer, op *nodeOP, opts bff.Options) *testA
 	return app
 }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
+// appLogger is a bff app's logger: silent, or with -v at debug level into
+// the test's log.
+func appLogger(t *testing.T) *slog.Logger {
+	if !testing.Verbose() {
+		return slog.New(slog.DiscardHandler)
+	}
+	return slog.New(slog.NewTextHandler(testsupport.TestWriter{T: t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }

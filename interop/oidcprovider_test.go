@@ -16,6 +16,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/gobff/bff"
+	"github.com/gobff/bff/internal/testsupport"
 )
 
 const (
@@ -66,31 +67,31 @@ func TestOIDCProvider(t *testing.T) {
 		return mountApp(t, srv, op, opts)
 	}
 	signIn := func(tb *tab, app *testApp, returnTo string) {
-		tb.t.Helper()
-		tb.do("open /auth/login", chromedp.Navigate(app.URL+"/auth/login?returnTo="+url.QueryEscape(returnTo)))
+		tb.T().Helper()
+		tb.Do("open /auth/login", chromedp.Navigate(app.URL+"/auth/login?returnTo="+url.QueryEscape(returnTo)))
 		tb.signInAtProvider(op.Issuer, app.URL, "alice")
-		if loc := tb.location(); loc != app.URL+returnTo {
-			tb.t.Fatalf("the sign-in ended at %s, want %s", loc, app.URL+returnTo)
+		if loc := tb.Location(); loc != app.URL+returnTo {
+			tb.T().Fatalf("the sign-in ended at %s, want %s", loc, app.URL+returnTo)
 		}
 	}
 	me := func(tb *tab) (int, map[string]any) { return tb.fetchStatus("/api/me") }
 	// signOut clicks the app's sign-out button and confirms at the
 	// provider's end-session page.
 	signOut := func(tb *tab, app *testApp) {
-		tb.t.Helper()
-		tb.do("click Sign out", chromedp.Navigate(app.URL+"/app"), chromedp.Click(chromedp.ID("signout")))
+		tb.T().Helper()
+		tb.Do("click Sign out", chromedp.Navigate(app.URL+"/app"), chromedp.Click(chromedp.ID("signout")))
 		tb.waitFor("the provider's sign-out page", `document.querySelector('button[value=yes]') !== null`)
-		tb.do("confirm at the provider", chromedp.Click(chromedp.CSS(`button[value=yes]`)))
+		tb.Do("confirm at the provider", chromedp.Click(chromedp.CSS(`button[value=yes]`)))
 		tb.waitFor("the app after sign-out", `location.href === `+jsString(app.URL+"/"))
 	}
 	// silentSignIn starts a prompt=none sign-in and returns where it ended
 	// and the documents shown meanwhile.
 	silentSignIn := func(tb *tab, app *testApp) (string, []string) {
-		tb.t.Helper()
+		tb.T().Helper()
 		tb.shown()
-		tb.do("open the silent sign-in", chromedp.Navigate(app.URL+"/auth/login?prompt=none&returnTo="+url.QueryEscape("/app?silent")))
+		tb.Do("open the silent sign-in", chromedp.Navigate(app.URL+"/auth/login?prompt=none&returnTo="+url.QueryEscape("/app?silent")))
 		tb.waitFor("back at the app", `location.pathname === '/app' && location.origin === `+jsString(app.URL))
-		return tb.location(), tb.shown()
+		return tb.Location(), tb.shown()
 	}
 
 	t.Run("SignIn", func(t *testing.T) {
@@ -180,7 +181,7 @@ func TestOIDCProvider(t *testing.T) {
 				t.Errorf("a page other than the app's was shown: %s", u)
 			}
 		}
-		if tb.cookie("__Host-bff", app.URL) != "" {
+		if tb.cookie("__Host-bff") != "" {
 			t.Error("a session cookie was set")
 		}
 	})
@@ -188,7 +189,7 @@ func TestOIDCProvider(t *testing.T) {
 	t.Run("StepUp", func(t *testing.T) {
 		tb, app := newTab(t, browser), withSecret(t, bff.Options{})
 		signIn(tb, app, "/app")
-		before := tb.cookie("__Host-bff", app.URL)
+		before := tb.cookie("__Host-bff")
 		status, body := tb.fetchStatus("/api/stepup")
 		if status != http.StatusUnauthorized || body["acr_values"] != acrHigh ||
 			!strings.Contains(body["WWW-Authenticate"].(string), `acr_values="`+acrHigh+`"`) {
@@ -197,11 +198,11 @@ func TestOIDCProvider(t *testing.T) {
 		// What the page does with the 401: sign in with the acr values.
 		// The claims parameter makes the acr essential, so the provider
 		// asks for the login again although its session is alive.
-		tb.do("sign in with acr_values", chromedp.Navigate(app.URL+"/auth/login?acr_values="+url.QueryEscape(acrHigh)+
+		tb.Do("sign in with acr_values", chromedp.Navigate(app.URL+"/auth/login?acr_values="+url.QueryEscape(acrHigh)+
 			"&returnTo="+url.QueryEscape("/app?stepped-up")))
 		tb.waitFor("the provider's login form", `document.querySelector('input[name=login]') !== null`)
 		tb.signInAtProvider(op.Issuer, app.URL, "alice")
-		if loc := tb.location(); loc != app.URL+"/app?stepped-up" {
+		if loc := tb.Location(); loc != app.URL+"/app?stepped-up" {
 			t.Errorf("the step-up ended at %s", loc)
 		}
 		if status, body := tb.fetchStatus("/api/stepup"); status != 200 || body["acr"] != acrHigh {
@@ -210,7 +211,7 @@ func TestOIDCProvider(t *testing.T) {
 		if status, user := me(tb); status != 200 || user["sub"] != "alice" {
 			t.Fatalf("/api/me after the step-up: %d %v", status, user)
 		}
-		if after := tb.cookie("__Host-bff", app.URL); after == "" || after == before {
+		if after := tb.cookie("__Host-bff"); after == "" || after == before {
 			t.Error("the step-up did not give a new session cookie")
 		}
 		if sessions, err := app.Sessions(context.Background(), "alice"); err != nil || len(sessions) != 1 {
@@ -278,13 +279,13 @@ func TestOIDCProvider(t *testing.T) {
 		}
 		// The user signs out at the provider itself, not through the app.
 		posted := srv.backchannel.Load()
-		tb.do("open the provider's end-session page", chromedp.Navigate(op.EndSession),
+		tb.Do("open the provider's end-session page", chromedp.Navigate(op.EndSession),
 			chromedp.Click(chromedp.CSS(`button[value=yes]`)))
-		waitUntil(t, "the provider's back-channel logout request", func() bool { return srv.backchannel.Load() > posted })
+		testsupport.WaitUntil(t, 10*time.Second, "the provider's back-channel logout request", func() bool { return srv.backchannel.Load() > posted })
 		if sessions, err := app.Sessions(context.Background(), "alice"); err != nil || len(sessions) != 0 {
 			t.Errorf("alice's sessions after the back-channel logout: %d, %v", len(sessions), err)
 		}
-		tb.do("back to the app", chromedp.Navigate(app.URL+"/app"))
+		tb.Do("back to the app", chromedp.Navigate(app.URL+"/app"))
 		if status, _ := me(tb); status != http.StatusUnauthorized {
 			t.Errorf("/api/me after the back-channel logout: %d", status)
 		}
@@ -328,16 +329,4 @@ func TestOIDCProvider(t *testing.T) {
 			t.Error("sign-out did not revoke the refresh token at the provider")
 		}
 	})
-}
-
-// waitUntil polls cond until it holds, failing the test after 10 s.
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }

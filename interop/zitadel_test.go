@@ -7,10 +7,8 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
-	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
 	"regexp"
@@ -27,6 +25,7 @@ import (
 	"github.com/zitadel/oidc/v3/example/server/storage"
 
 	"github.com/gobff/bff"
+	"github.com/gobff/bff/internal/testsupport"
 )
 
 // opStorage is the example OP's in-memory storage with two test additions:
@@ -129,14 +128,10 @@ func TestZitadelExampleOP(t *testing.T) {
 		v, _ := refreshes.LoadOrStore(outcome, new(atomic.Int32))
 		return v.(*atomic.Int32).Load()
 	}
-	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	if testing.Verbose() {
-		logger = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
 	auth, err := bff.New(bff.Options{
 		Issuer: disc.Issuer, ClientID: "web", ClientSecret: "secret", BaseURL: appURL,
 		SecretKeys: [][]byte{[]byte("0123456789abcdef0123456789abcdef")},
-		Logger:     logger,
+		Logger:     appLogger(t),
 		Now:        clock,
 		OnRefresh: func(_ context.Context, ev bff.RefreshEvent) {
 			v, _ := refreshes.LoadOrStore(ev.Outcome, new(atomic.Int32))
@@ -171,35 +166,32 @@ func TestZitadelExampleOP(t *testing.T) {
 		t.Fatalf("bff discovery: %v", err)
 	}
 
-	br := newBrowser(t)
+	br := testsupport.NewBrowser(t)
 
 	// Sign in: /auth/login → the provider's authorize endpoint → its login
 	// UI → the callback → /app.
-	resp, body := br.follow(appURL + "/auth/login?returnTo=/app")
-	if resp.StatusCode != 200 || !strings.Contains(body, `name="password"`) {
-		t.Fatalf("expected the provider's login form, got %d at %s: %.300s", resp.StatusCode, resp.Request.URL, body)
+	resp := br.Follow(br.Get(appURL + "/auth/login?returnTo=/app"))
+	if resp.StatusCode != 200 || !strings.Contains(resp.Body, `name="password"`) {
+		t.Fatalf("expected the provider's login form, got %d at %s: %.300s", resp.StatusCode, resp.Request.URL, resp.Body)
 	}
-	form := loginForm(t, resp.Request.URL, body)
+	form := loginForm(t, resp.Request.URL, resp.Body)
 	form.values.Set("username", "test-user@localhost")
 	form.values.Set("password", "verysecure")
-	resp = br.do("POST", form.action, strings.NewReader(form.values.Encode()), "Content-Type", "application/x-www-form-urlencoded")
-	resp.Body.Close()
+	resp = br.Do("POST", form.action, form.values.Encode(), "Content-Type", "application/x-www-form-urlencoded")
 	if resp.StatusCode != http.StatusFound {
 		t.Fatalf("login form: status %d", resp.StatusCode)
 	}
-	next, _ := resp.Request.URL.Parse(resp.Header.Get("Location"))
-	resp, body = br.follow(next.String())
-	if resp.StatusCode != 200 || body != "app page" || resp.Request.URL.String() != appURL+"/app" {
-		t.Fatalf("sign-in ended with %d %q at %s", resp.StatusCode, body, resp.Request.URL)
+	resp = br.Follow(resp)
+	if resp.StatusCode != 200 || resp.Body != "app page" || resp.Request.URL.String() != appURL+"/app" {
+		t.Fatalf("sign-in ended with %d %q at %s", resp.StatusCode, resp.Body, resp.Request.URL)
 	}
 
 	me := func() (int, map[string]string) {
 		t.Helper()
-		resp := br.get(appURL + "/api/me")
-		defer resp.Body.Close()
+		resp := br.Get(appURL + "/api/me")
 		var m map[string]string
 		if resp.StatusCode == 200 {
-			if err := json.NewDecoder(resp.Body).Decode(&m); err != nil {
+			if err := json.Unmarshal([]byte(resp.Body), &m); err != nil {
 				t.Fatalf("/api/me: %v", err)
 			}
 		}
@@ -260,8 +252,7 @@ func TestZitadelExampleOP(t *testing.T) {
 
 	// Sign out: a same-origin POST ends the session, revokes the refresh
 	// token and sends the browser to the provider's end-session endpoint.
-	resp = br.do("POST", appURL+"/auth/logout", nil, "Sec-Fetch-Site", "same-origin")
-	resp.Body.Close()
+	resp = br.Do("POST", appURL+"/auth/logout", "", "Sec-Fetch-Site", "same-origin")
 	loc, err := url.Parse(resp.Header.Get("Location"))
 	if resp.StatusCode != http.StatusSeeOther || err != nil {
 		t.Fatalf("logout: %d %v", resp.StatusCode, err)
@@ -288,9 +279,9 @@ func TestZitadelExampleOP(t *testing.T) {
 	}
 	// The provider ends its session and sends the browser back, with the
 	// state bff checks, to the post-logout page.
-	resp, body = br.follow(resp.Header.Get("Location"))
-	if resp.StatusCode != 200 || body != "home" || resp.Request.URL.String() != appURL+"/" {
-		t.Fatalf("after the provider's logout: %d %q at %s", resp.StatusCode, body, resp.Request.URL)
+	resp = br.Follow(resp)
+	if resp.StatusCode != 200 || resp.Body != "home" || resp.Request.URL.String() != appURL+"/" {
+		t.Fatalf("after the provider's logout: %d %q at %s", resp.StatusCode, resp.Body, resp.Request.URL)
 	}
 	if status, _ := me(); status != http.StatusUnauthorized {
 		t.Fatalf("/api/me after the provider's logout: %d", status)
@@ -392,67 +383,4 @@ func keys(q url.Values) []string {
 		out = append(out, k)
 	}
 	return out
-}
-
-type testWriter struct{ t *testing.T }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimSpace(string(p)))
-	return len(p), nil
-}
-
-// browser is a cookie-keeping client that does not follow redirects by
-// itself, so that the test sees every step.
-type browser struct {
-	t      *testing.T
-	client *http.Client
-}
-
-func newBrowser(t *testing.T) *browser {
-	jar, _ := cookiejar.New(nil)
-	return &browser{t: t, client: &http.Client{
-		Jar:           jar,
-		Timeout:       10 * time.Second,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}}
-}
-
-// do sends a request; headers are pairs of name, value.
-func (br *browser) do(method, u string, body io.Reader, headers ...string) *http.Response {
-	br.t.Helper()
-	req, err := http.NewRequest(method, u, body)
-	if err != nil {
-		br.t.Fatal(err)
-	}
-	for i := 0; i+1 < len(headers); i += 2 {
-		req.Header.Set(headers[i], headers[i+1])
-	}
-	resp, err := br.client.Do(req)
-	if err != nil {
-		br.t.Fatalf("%s %s: %v", method, u, err)
-	}
-	return resp
-}
-
-func (br *browser) get(u string) *http.Response { return br.do("GET", u, nil) }
-
-// follow GETs u and follows redirects until a non-redirect response, which
-// it returns with its body read.
-func (br *browser) follow(u string) (*http.Response, string) {
-	br.t.Helper()
-	for range 10 {
-		resp := br.get(u)
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode < 300 || resp.StatusCode >= 400 {
-			return resp, string(body)
-		}
-		loc, err := resp.Request.URL.Parse(resp.Header.Get("Location"))
-		if err != nil {
-			br.t.Fatal(err)
-		}
-		u = loc.String()
-	}
-	br.t.Fatal("too many redirects")
-	return nil, ""
 }

@@ -73,6 +73,7 @@ type Tab struct {
 	Console *testsupport.LogBuffer
 
 	b *Browser
+	t testing.TB // the test its steps fail: the browser's, or an isolated tab's own
 }
 
 // New starts chromium (--headless, --no-sandbox, --disable-quic, a fresh
@@ -102,7 +103,7 @@ func New(t testing.TB, opts ...chromedp.ExecAllocatorOption) *Tab {
 	t.Cleanup(cancel)
 	t.Cleanup(b.saveArtifactsOnFailure) // runs before the cancels above
 	t.Cleanup(b.checkNoExceptions)      // runs first
-	return b.addTab(ctx, "tab1")
+	return b.addTab(t, ctx, "tab1")
 }
 
 // SaveOnFailure adds a file, name, to what a failed test saves: content's
@@ -116,27 +117,31 @@ func (b *Browser) SaveOnFailure(name string, content func() string) {
 // Browser returns the browser the tab belongs to.
 func (tb *Tab) Browser() *Browser { return tb.b }
 
-// T returns the test the browser belongs to.
-func (tb *Tab) T() testing.TB { return tb.b.t }
+// T returns the test the tab's steps fail.
+func (tb *Tab) T() testing.TB { return tb.t }
 
 // NewTab opens another tab of the same browser (same cookie jar).
-func (tb *Tab) NewTab() *Tab { return tb.newTab() }
+func (tb *Tab) NewTab() *Tab { return tb.newTab(tb.b.t) }
 
 // NewIsolatedTab opens a tab in a new browser context of the same browser:
-// its own cookie jar and storage, as another user's browser.
-func (tb *Tab) NewIsolatedTab() *Tab { return tb.newTab(chromedp.WithNewBrowserContext()) }
+// its own cookie jar and storage, as another user's browser. The tab
+// belongs to t (a subtest, say): its steps fail t, and it closes when t
+// ends.
+func (tb *Tab) NewIsolatedTab(t testing.TB) *Tab {
+	return tb.newTab(t, chromedp.WithNewBrowserContext())
+}
 
-func (tb *Tab) newTab(opts ...chromedp.ContextOption) *Tab {
+func (tb *Tab) newTab(t testing.TB, opts ...chromedp.ContextOption) *Tab {
 	ctx, cancel := chromedp.NewContext(tb.b.tabs[0].Ctx, opts...)
-	tb.b.t.Cleanup(cancel)
+	t.Cleanup(cancel)
 	tb.b.mu.Lock()
 	n := len(tb.b.tabs)
 	tb.b.mu.Unlock()
-	return tb.b.addTab(ctx, fmt.Sprintf("tab%d", n+1))
+	return tb.b.addTab(t, ctx, fmt.Sprintf("tab%d", n+1))
 }
 
-func (b *Browser) addTab(ctx context.Context, name string) *Tab {
-	tb := &Tab{b: b, Name: name, Ctx: ctx, Console: &testsupport.LogBuffer{}}
+func (b *Browser) addTab(t testing.TB, ctx context.Context, name string) *Tab {
+	tb := &Tab{b: b, t: t, Name: name, Ctx: ctx, Console: &testsupport.LogBuffer{}}
 	// Console starts the browser (or opens the tab) and subscribes.
 	messages := chromedp.Console(ctx)
 	go func() {
@@ -148,7 +153,7 @@ func (b *Browser) addTab(ctx context.Context, name string) *Tab {
 		}
 	}()
 	if err := chromedp.Do(ctx, chromedp.EmulateViewport(960, 640)); err != nil {
-		b.t.Fatalf("starting chromium: %v\n%s", err, b.output.String())
+		t.Fatalf("starting chromium: %v\n%s", err, b.output.String())
 	}
 	b.mu.Lock()
 	b.tabs = append(b.tabs, tb)
@@ -204,54 +209,57 @@ func (b *Browser) saveArtifactsOnFailure() {
 
 // Do runs browser steps, failing the test with what on error.
 func (tb *Tab) Do(what string, steps ...chromedp.Action[chromedp.Void]) {
-	tb.b.t.Helper()
+	tb.t.Helper()
 	ctx, cancel := context.WithTimeout(tb.Ctx, ActionTimeout)
 	defer cancel()
 	if err := chromedp.Do(ctx, steps...); err != nil {
-		tb.b.t.Fatalf("%s: %s: %v", tb.Name, what, err)
+		tb.t.Fatalf("%s: %s: %v", tb.Name, what, err)
 	}
 }
 
 // Run runs one browser action and returns its value, failing the test with
 // what on error.
 func Run[T any](tb *Tab, what string, a chromedp.Action[T]) T {
-	tb.b.t.Helper()
+	tb.t.Helper()
 	ctx, cancel := context.WithTimeout(tb.Ctx, ActionTimeout)
 	defer cancel()
 	v, err := chromedp.Run(ctx, a)
 	if err != nil {
-		tb.b.t.Fatalf("%s: %s: %v", tb.Name, what, err)
+		tb.t.Fatalf("%s: %s: %v", tb.Name, what, err)
 	}
 	return v
 }
 
 // Eval evaluates JavaScript in the page, awaiting a promise.
 func Eval[T any](tb *Tab, js string) T {
-	tb.b.t.Helper()
+	tb.t.Helper()
 	return Run(tb, "evaluate "+js, chromedp.Evaluate[T](js, chromedp.EvalAwaitPromise))
 }
 
 // Text returns the text of the element with the given id, trimmed.
 func (tb *Tab) Text(id string) string {
-	tb.b.t.Helper()
+	tb.t.Helper()
 	return strings.TrimSpace(Run(tb, "text of #"+id, chromedp.Text(chromedp.ID(id))))
 }
 
 // Location returns the tab's URL.
 func (tb *Tab) Location() string {
-	tb.b.t.Helper()
+	tb.t.Helper()
 	return Run(tb, "location", chromedp.Location())
 }
 
-// Cookies returns every cookie of the browser (all origins), read through
-// the DevTools protocol, not through the page.
+// Cookies returns every cookie of the tab's cookie jar (all origins; an
+// isolated tab has its own), read through the DevTools protocol, not
+// through the page.
 func (tb *Tab) Cookies() []*network.Cookie {
-	tb.b.t.Helper()
+	tb.t.Helper()
 	ctx, cancel := context.WithTimeout(tb.Ctx, ActionTimeout)
 	defer cancel()
-	res, err := chromedp.CallBrowser(ctx, storage.GetCookies, storage.GetCookiesParams{})
+	res, err := chromedp.CallBrowser(ctx, storage.GetCookies, storage.GetCookiesParams{
+		BrowserContextID: chromedp.FromContext(tb.Ctx).BrowserContextID, // "" for the browser's own jar
+	})
 	if err != nil {
-		tb.b.t.Fatalf("Storage.getCookies: %v", err)
+		tb.t.Fatalf("Storage.getCookies: %v", err)
 	}
 	return res.Cookies
 }

@@ -59,11 +59,42 @@ func TestTab(t *testing.T) {
 	for _, c := range []struct {
 		tab  *Tab
 		want string
-	}{{tb.NewTab(), "c=v"}, {tb.NewIsolatedTab(), ""}} {
+	}{{tb.NewTab(), "c=v"}, {tb.NewIsolatedTab(t), ""}} {
 		c.tab.Do("open /cookie", chromedp.Navigate(srv.URL+"/cookie"), chromedp.WaitReady(chromedp.ID("cookie")))
 		if got := c.tab.Text("cookie"); got != c.want {
 			t.Errorf("%s sent the cookies %q, want %q", c.tab.Name, got, c.want)
 		}
+	}
+}
+
+// A subtest's isolated tab belongs to the subtest: its steps fail the
+// subtest (not the test that started the browser), it closes when the
+// subtest ends, and Cookies reads its own cookie jar, not the first tab's.
+func TestIsolatedTab(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if v := r.URL.Query().Get("v"); v != "" { // not on /favicon.ico
+			http.SetCookie(w, &http.Cookie{Name: "c", Value: v, Path: "/"})
+		}
+	}))
+	defer srv.Close()
+	tb := New(t)
+	tb.Do("set c=first", chromedp.Navigate(srv.URL+"/?v=first"))
+	var isolated *Tab
+	t.Run("sub", func(t *testing.T) {
+		isolated = tb.NewIsolatedTab(t)
+		if isolated.T() != t {
+			t.Error("the isolated tab's steps do not fail its subtest")
+		}
+		isolated.Do("set c=isolated", chromedp.Navigate(srv.URL+"/?v=isolated"))
+		if c := FindCookie(isolated.Cookies(), "c"); c == nil || c.Value != "isolated" {
+			t.Errorf("the isolated tab's cookie c = %+v, want isolated", c)
+		}
+	})
+	if isolated.Ctx.Err() == nil {
+		t.Error("the isolated tab is still open after its subtest")
+	}
+	if c := FindCookie(tb.Cookies(), "c"); c == nil || c.Value != "first" {
+		t.Errorf("the first tab's cookie c = %+v, want first", c)
 	}
 }
 

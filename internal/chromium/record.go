@@ -19,7 +19,7 @@ type Documents struct {
 
 // RecordDocuments starts recording the documents the tab shows.
 func (tb *Tab) RecordDocuments() *Documents {
-	tb.b.t.Helper()
+	tb.t.Helper()
 	d := &Documents{}
 	err := chromedp.Listen(tb.Ctx, func(ev any) {
 		if e, ok := ev.(*page.EventFrameNavigated); ok && e.Frame.ParentID == "" {
@@ -29,7 +29,7 @@ func (tb *Tab) RecordDocuments() *Documents {
 		}
 	})
 	if err != nil {
-		tb.b.t.Fatalf("%s: listening to page events: %v", tb.Name, err)
+		tb.t.Fatalf("%s: listening to page events: %v", tb.Name, err)
 	}
 	return d
 }
@@ -87,11 +87,11 @@ func (r *SentRequest) CookieNames() string {
 
 // RecordNetwork starts recording the tab's requests.
 func (tb *Tab) RecordNetwork() *NetLog {
-	tb.b.t.Helper()
+	tb.t.Helper()
 	nl := &NetLog{byID: map[network.RequestID][]*SentRequest{}, extra: map[network.RequestID][]network.Headers{},
 		types: map[network.RequestID][]string{}}
 	if err := chromedp.Listen(tb.Ctx, nl.event); err != nil {
-		tb.b.t.Fatalf("%s: listening to network events: %v", tb.Name, err)
+		tb.t.Fatalf("%s: listening to network events: %v", tb.Name, err)
 	}
 	return nl
 }
