@@ -30,7 +30,7 @@ type cache struct {
 	// (the bus carries store keys, never session IDs). Cache misses and
 	// invalidations take its lock; lookups never do.
 	keysMu sync.Mutex
-	keys   map[string]string
+	keys   map[string]cacheID
 	local  uint64 // local invalidations; guarded by keysMu
 	// count of entries, for tests and metrics
 	n atomic.Int64
@@ -38,16 +38,25 @@ type cache struct {
 
 const cacheShards = 64
 
+// cacheID is a session ID held in the entry itself: a lookup compares it
+// without following a pointer, and the cache never keeps the Cookie header
+// an ID was cut from.
+type cacheID [sessionIDLen]byte
+
 type cacheShard struct {
-	mu    sync.RWMutex
-	byID  map[string]*cacheEntry
+	mu sync.RWMutex
+	// byID is keyed by the ID's hash (which also picks the shard); the
+	// entry's own ID is compared on every lookup, so two IDs of one hash
+	// only take each other's place.
+	byID  map[uint64]*cacheEntry
 	ring  []*cacheEntry // CLOCK order; each entry knows its index
 	hand  int
 	bytes int64
 }
 
 type cacheEntry struct {
-	id   string
+	id   cacheID
+	hash uint64
 	s    *session
 	at   int64 // when cached (Unix nanoseconds)
 	size int64
@@ -69,15 +78,21 @@ const cacheEntryOverhead = 700
 
 func newCache(maxAge time.Duration, bytes int64, trusted func() bool, seq func() uint64) *cache {
 	c := &cache{seed: maphash.MakeSeed(), budget: max(bytes/cacheShards, 1), maxAge: maxAge,
-		trusted: trusted, seqFn: seq, keys: map[string]string{}}
+		trusted: trusted, seqFn: seq, keys: map[string]cacheID{}}
 	for i := range c.shards {
-		c.shards[i].byID = map[string]*cacheEntry{}
+		c.shards[i].byID = map[uint64]*cacheEntry{}
 	}
 	return c
 }
 
-func (c *cache) shard(id string) *cacheShard {
-	return &c.shards[maphash.String(c.seed, id)%cacheShards]
+// locate returns id's hash and shard; ok is false for what is not a
+// session ID (never cached).
+func (c *cache) locate(id string) (h uint64, sh *cacheShard, ok bool) {
+	if len(id) != sessionIDLen {
+		return 0, nil, false
+	}
+	h = maphash.String(c.seed, id)
+	return h, &c.shards[h%cacheShards], true
 }
 
 // entrySize estimates the memory a cached session takes.
@@ -91,11 +106,14 @@ func (c *cache) get(id string, now time.Time) *session {
 	if c.trusted != nil && !c.trusted() {
 		return nil
 	}
-	sh := c.shard(id)
+	h, sh, ok := c.locate(id)
+	if !ok {
+		return nil
+	}
 	sh.mu.RLock()
-	e, ok := sh.byID[id]
+	e, ok := sh.byID[h]
 	sh.mu.RUnlock()
-	if !ok || (c.maxAge > 0 && now.UnixNano()-e.at > int64(c.maxAge)) {
+	if !ok || string(e.id[:]) != id || (c.maxAge > 0 && now.UnixNano()-e.at > int64(c.maxAge)) {
 		return nil
 	}
 	if !e.ref.Load() {
@@ -133,10 +151,12 @@ func (c *cache) put(id string, s *session, seq uint64, now time.Time) {
 		return
 	}
 	size := entrySize(s)
-	if size > c.budget {
+	h, sh, ok := c.locate(id)
+	if !ok || size > c.budget {
 		return
 	}
-	sh := c.shard(id)
+	e := &cacheEntry{hash: h, s: s, at: now.UnixNano(), size: size}
+	copy(e.id[:], id)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	c.keysMu.Lock()
@@ -144,17 +164,17 @@ func (c *cache) put(id string, s *session, seq uint64, now time.Time) {
 		c.keysMu.Unlock()
 		return
 	}
-	c.keys[s.key] = id
+	c.keys[s.key] = e.id
 	c.keysMu.Unlock()
-	if old, ok := sh.byID[id]; ok {
+	if old, ok := sh.byID[h]; ok {
 		sh.remove(old)
 		c.n.Add(-1)
 	}
 	for sh.bytes+size > c.budget && len(sh.ring) > 0 {
 		c.evict(sh)
 	}
-	e := &cacheEntry{id: id, s: s, at: now.UnixNano(), size: size, pos: len(sh.ring)}
-	sh.byID[id] = e
+	e.pos = len(sh.ring)
+	sh.byID[h] = e
 	sh.ring = append(sh.ring, e)
 	sh.bytes += size
 	c.n.Add(1)
@@ -191,7 +211,7 @@ func (sh *cacheShard) remove(e *cacheEntry) {
 	sh.ring[e.pos], moved.pos = moved, e.pos
 	sh.ring[last] = nil
 	sh.ring = sh.ring[:last]
-	delete(sh.byID, e.id)
+	delete(sh.byID, e.hash)
 	sh.bytes -= e.size
 }
 
@@ -208,9 +228,9 @@ func (c *cache) drop(key string) {
 	if !ok {
 		return
 	}
-	sh := c.shard(id)
+	h, sh, _ := c.locate(string(id[:]))
 	sh.mu.Lock()
-	if e, ok := sh.byID[id]; ok && e.s.key == key {
+	if e, ok := sh.byID[h]; ok && e.s.key == key {
 		sh.remove(e)
 		c.n.Add(-1)
 	}

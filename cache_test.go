@@ -216,3 +216,44 @@ func BenchmarkCachePut(b *testing.B) {
 		})
 	}
 }
+
+// A cached session keeps its own copy of the session ID, not the request's
+// Cookie header it was cut from (browsers send kilobytes of other cookies).
+func TestCacheKeepsNoCookieHeader(t *testing.T) {
+	c := newCache(0, 1<<30, nil, nil)
+	now := time.Now()
+	before := heapAlloc()
+	for range 500 {
+		id := rand.Text()
+		header := strings.Repeat("x", 64<<10) + "; __Host-bff=" + id // 64 KiB of other cookies
+		cut := header[len(header)-len(id):]
+		c.put(cut, typicalSession(id), c.seq(), now)
+	}
+	held := int64(heapAlloc() - before)
+	runtime.KeepAlive(c)
+	if held > 8<<20 {
+		t.Fatalf("500 cached sessions hold %d MiB: the cache keeps the Cookie headers its IDs came from", held>>20)
+	}
+}
+
+// Entries are found by the ID's hash, and a lookup still compares the ID:
+// were two IDs to share a hash, one would never be served the other's
+// session.
+func TestCacheComparesTheID(t *testing.T) {
+	c := newCache(0, 1<<20, nil, nil)
+	now := time.Now()
+	a, b := rand.Text(), rand.Text()
+	c.put(a, typicalSession(a), c.seq(), now)
+	ha, sha, _ := c.locate(a)
+	hb, shb, _ := c.locate(b)
+	shb.byID[hb] = sha.byID[ha] // b's hash now leads to a's entry, as a collision would
+	if s := c.get(b, now); s != nil {
+		t.Fatalf("the session ID %s was served the session of %s", b, a)
+	}
+	if c.get(a, now) == nil {
+		t.Fatal("a's own session is not served")
+	}
+	if c.get("not-a-session-id", now) != nil {
+		t.Fatal("a value that is not a session ID was looked up")
+	}
+}
