@@ -95,9 +95,9 @@ func (Token) LogValue() slog.Value { return slog.StringValue("[redacted]") }
 // session is one decoded session record. It is immutable once built and
 // shared between requests through the cache; a change builds a new one.
 type session struct {
-	key   string // store key (a hash of the session ID)
-	rev   []byte // the revision it was read or written at (sessionStore.swap)
-	rec   record.Session
+	rec   record.Session // first: its times are what every request reads
+	key   string         // store key (a hash of the session ID)
+	rev   []byte         // the revision it was read or written at (sessionStore.swap)
 	user  User
 	token Token
 }
