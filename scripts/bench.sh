@@ -103,20 +103,22 @@ scale_section() {
 	cat <<EOF
 ## Scaling with the number of sessions
 
-\`BFF_SCALE=1 go test -run '^TestScale\$' -v .\` (in process, GOMAXPROCS goroutines): RequireSession
-serving \`GET /api/me\` with the cookies of 1,000 to 1,000,000 active sessions, in a random order,
-each population measured in interleaved rounds after an unmeasured pass over all its sessions
-(sessions in use within the cache's age bound). Sessions are minted straight into the store
-(\`sessionStore.create\`, what a sign-in does after the provider's part), with typical token sizes
-(JWT access and ID tokens of 1 KB). **CPU µs/req** is the process's CPU time per request, the
-figure least disturbed by other work on the machine; **store reads/req** are session-record reads
+\`BFF_SCALE=1 go test -run '^TestScale\$' -v .\`: RequireSession behind net/http's server,
+on loopback, serving \`GET /api/me\` to net/http's client (both in one process, 16 keep-alive
+connections) with the cookies of 1,000 to 1,000,000 active sessions, in a random order, each
+population measured in nine short interleaved rounds (the median is shown) after an unmeasured pass
+over all its sessions (sessions in use within the cache's age bound). Sessions are minted straight
+into the store (\`sessionStore.create\`, what a sign-in does after the provider's part), with typical
+token sizes (JWT access and ID tokens of 1 KB). **CPU µs/req** is the process's CPU time per
+request (client included), the figure least disturbed by other work on the machine, and its ratio
+is what sets throughput on a machine of one's own; **store reads/req** are session-record reads
 (cache misses, beyond \`SessionCacheBytes\`); the memory store's heap and Redis's memory per session
 are measured while minting (before the cache fills). The populations of up to 24,000 sessions are
-measured together, in interleaved rounds, so that their ratio is the same run's; each larger one is
-measured alone after the smaller ones are released, so that a million sessions' heap does not weigh
-on the others' garbage collection (its ratio compares with the first group's run). With a million
-sessions the memory store holds its sessions and the cache within README's budget (4 KiB per session
-plus \`SessionCacheBytes\`, checked by the test). Load average before: ${load}.
+measured together, so that their ratio is the same run's; each larger one is measured alone after
+the smaller ones are released, so that a million sessions' heap does not weigh on the others'
+garbage collection (its ratio compares with the first group's run). With a million sessions the
+memory store holds its sessions and the cache within README's budget (4 KiB of live heap per
+session plus \`SessionCacheBytes\`, checked by the test). Load average before: ${load}.
 
 EOF
 	cat "$tmp/scale.txt"
