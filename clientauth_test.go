@@ -163,8 +163,8 @@ func TestClientAuthMethodFromDiscovery(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			op := testOP(t, oidctest.Config{TokenAuthMethods: tc.methods, AssertionAlgs: tc.algs})
-			var logs rtSyncBuffer
-			opt := func(o *Options) { logInto(o, &logs) }
+			var logs logBuffer
+			opt := func(o *Options) { o.Logger = logs.logger() }
 			var a *app
 			if tc.keys {
 				a = keyApp(t, op, []crypto.Signer{testClientKey(t, "ES256")}, opt)

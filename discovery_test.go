@@ -28,8 +28,8 @@ func TestIssuerMismatch(t *testing.T) {
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(d)
 	})
-	var logs rtSyncBuffer
-	a := newUnreadyApp(t, op, func(o *Options) { logInto(o, &logs); hooksOf(o).misconfigRetry = 30 * time.Millisecond })
+	var logs logBuffer
+	a := newUnreadyApp(t, op, func(o *Options) { o.Logger = logs.logger(); hooksOf(o).misconfigRetry = 30 * time.Millisecond })
 	br := newBrowser(t)
 	waitUntil(t, 10*time.Second, "a few slow retries", func() bool { return op.DiscoveryFetches() >= 4 })
 	resp := br.get(a.URL + "/auth/login?returnTo=/app")
@@ -59,8 +59,8 @@ func TestIssuerMismatch(t *testing.T) {
 func TestDiscoveryLogsCauseOnce(t *testing.T) {
 	op := testOP(t, oidctest.Config{})
 	op.Misbehave(func(m *oidctest.Misbehavior) { m.DiscoveryDown = true })
-	var logs rtSyncBuffer
-	a := newUnreadyApp(t, op, func(o *Options) { logInto(o, &logs) })
+	var logs logBuffer
+	a := newUnreadyApp(t, op, func(o *Options) { o.Logger = logs.logger() })
 	br := newBrowser(t)
 	waitUntil(t, 20*time.Second, "three attempts", func() bool {
 		a.status(br, "GET", "/auth/login") // each asks for an attempt now
@@ -88,8 +88,8 @@ func TestDiscoveryReportsLacks(t *testing.T) {
 		if mb != nil {
 			op.Misbehave(mb)
 		}
-		var logs rtSyncBuffer
-		newApp(t, op, func(o *Options) { logInto(o, &logs) })
+		var logs logBuffer
+		newApp(t, op, func(o *Options) { o.Logger = logs.logger() })
 		for line := range strings.Lines(logs.String()) {
 			if strings.Contains(line, "the provider lacks features") {
 				return line

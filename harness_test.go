@@ -277,6 +277,41 @@ func (l *logBuffer) logger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(l, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
+// jsonLogger is logger with JSON records, for records and find.
+func (l *logBuffer) jsonLogger() *slog.Logger {
+	return slog.New(slog.NewJSONHandler(l, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+// records returns the records logged so far, decoded.
+func (l *logBuffer) records(t testing.TB) []map[string]any {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []map[string]any
+	for _, line := range strings.Split(strings.TrimSpace(l.b.String()), "\n") {
+		if line == "" {
+			continue
+		}
+		var m map[string]any
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Fatalf("log line %q: %v", line, err)
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// find returns the first record with the message msg.
+func (l *logBuffer) find(t testing.TB, msg string) map[string]any {
+	t.Helper()
+	for _, r := range l.records(t) {
+		if r["msg"] == msg {
+			return r
+		}
+	}
+	t.Fatalf("no log line %q in:\n%s", msg, l.String())
+	return nil
+}
+
 type testWriter struct{ t testing.TB }
 
 func (w testWriter) Write(p []byte) (int, error) {
@@ -624,10 +659,4 @@ func parallelFor(n, workers int, f func(i int)) {
 		}()
 	}
 	wg.Wait()
-}
-
-// logInto sends the app's logs, from Debug up, to buf (as text), for tests
-// of what is logged.
-func logInto(o *Options, buf *rtSyncBuffer) {
-	o.Logger = slog.New(slog.NewTextHandler(buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }

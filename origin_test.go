@@ -37,8 +37,8 @@ func (a *app) sendAs(br *browser, method, path, host string, headers ...string) 
 // second arrival proceeds, and says so in the log once.
 func TestLoginOnOtherHost(t *testing.T) {
 	op := testOP(t, oidctest.Config{})
-	var logs rtSyncBuffer
-	a := newApp(t, op, func(o *Options) { logInto(o, &logs) })
+	var logs logBuffer
+	a := newApp(t, op, func(o *Options) { o.Logger = logs.logger() })
 	u, _ := url.Parse(a.URL)
 	other := strings.Replace(u.Host, "127.0.0.1", "localhost", 1)
 	br := newBrowser(t)
@@ -71,8 +71,8 @@ func TestLoginOnOtherHost(t *testing.T) {
 // cross-site is still refused, and every refusal logs origin and host.
 func TestOwnOriginTrustedBehindProxy(t *testing.T) {
 	op := testOP(t, oidctest.Config{})
-	var logs rtSyncBuffer
-	a := newApp(t, op, func(o *Options) { logInto(o, &logs) })
+	var logs logBuffer
+	a := newApp(t, op, func(o *Options) { o.Logger = logs.logger() })
 	br := newBrowser(t)
 	a.login(br)
 	const proxyHost = "127.0.0.1:8081"

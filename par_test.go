@@ -73,8 +73,8 @@ func TestPARModes(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			op := testOP(t, tc.cfg)
-			var logs rtSyncBuffer
-			a := newUnreadyApp(t, op, func(o *Options) { o.PAR = tc.mode; logInto(o, &logs) })
+			var logs logBuffer
+			a := newUnreadyApp(t, op, func(o *Options) { o.PAR = tc.mode; o.Logger = logs.logger() })
 			br := newBrowser(t)
 			if tc.misconfigured {
 				waitUntil(t, 10*time.Second, "the misconfiguration", func() bool {

@@ -87,10 +87,10 @@ func TestProviderRecipes(t *testing.T) {
 		t.Run(rc.prof.Name, func(t *testing.T) {
 			clock := &offsetClock{}
 			op := profileOP(t, rc.prof, clock)
-			var logs rtSyncBuffer
+			var logs logBuffer
 			a := newApp(t, op, func(o *Options) {
 				o.Now, o.PostLogoutRedirect = clock.Now, "/bye"
-				logInto(o, &logs)
+				o.Logger = logs.logger()
 				if rc.options != nil {
 					rc.options(o)
 				}
@@ -235,8 +235,8 @@ func TestEntraMultiTenant(t *testing.T) {
 		}
 	})
 	t.Run("any tenant", func(t *testing.T) {
-		var logs rtSyncBuffer
-		a := entra(other, func(o *Options) { o.InsecureAnyTenant = true; logInto(o, &logs) })
+		var logs logBuffer
+		a := entra(other, func(o *Options) { o.InsecureAnyTenant = true; o.Logger = logs.logger() })
 		a.login(newBrowser(t))
 		if !strings.Contains(logs.String(), "level=WARN msg=\"bff: Options.InsecureAnyTenant is set") {
 			t.Errorf("no warning about InsecureAnyTenant:\n%s", logs.String())
@@ -282,8 +282,8 @@ func TestEntraMultiTenant(t *testing.T) {
 	})
 	t.Run("no tenants", func(t *testing.T) {
 		op := profileOP(t, oidctest.EntraIDMultiTenant, &offsetClock{})
-		var logs rtSyncBuffer
-		a := newUnreadyApp(t, op, func(o *Options) { o.InsecureAllowNoPKCE = true; logInto(o, &logs) })
+		var logs logBuffer
+		a := newUnreadyApp(t, op, func(o *Options) { o.InsecureAllowNoPKCE = true; o.Logger = logs.logger() })
 		waitUntil(t, 10*time.Second, "the misconfiguration", a.bff.misconfigured.Load)
 		if !strings.Contains(logs.String(), "Options.Tenants") {
 			t.Errorf("the log gives no hint:\n%s", logs.String())

@@ -1,7 +1,6 @@
 package bff
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -512,33 +511,15 @@ func TestRefreshSessionBoundedByRefreshToken(t *testing.T) {
 	})
 }
 
-// rtSyncBuffer collects log output from concurrent goroutines.
-type rtSyncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *rtSyncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *rtSyncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
 // OnRefresh receives every outcome; neither the events nor any log line
 // (at debug level, over login, refreshes, failures and logout) contain a
 // token.
 func TestRefreshEventsAndLogsHoldNoToken(t *testing.T) {
-	var logs rtSyncBuffer
+	var logs logBuffer
 	var mu sync.Mutex
 	var events []RefreshEvent
 	e := newRefreshEnv(t, oidctest.Config{}, func(o *Options) {
-		o.Logger = slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		o.Logger = logs.jsonLogger()
 		o.OnRefresh = func(_ context.Context, ev RefreshEvent) {
 			mu.Lock()
 			events = append(events, ev)
