@@ -81,6 +81,127 @@ func serve(tb testing.TB, h http.Handler, r *http.Request, want int) {
 	}
 }
 
+// discardWriter is a ResponseWriter that allocates nothing per request.
+type discardWriter struct{ h http.Header }
+
+func (w *discardWriter) Header() http.Header         { return w.h }
+func (w *discardWriter) Write(p []byte) (int, error) { return len(p), nil }
+func (w *discardWriter) WriteHeader(int)             {}
+
+// freshFixture is a signed-in session with a fresh token and a frozen
+// clock (so no touch is due), and a prepared request carrying its cookie.
+type freshFixture struct {
+	b       *BFF
+	store   *spyStore // nil with the default (cached) memory store
+	locker  *testLocker
+	locks0  int // taken by the sign-in
+	req     *http.Request
+	w       *discardWriter
+	handler http.Handler
+}
+
+func newFreshFixture(tb testing.TB, cached bool) *freshFixture {
+	tb.Helper()
+	clk := newFrozenClock()
+	f := &freshFixture{locker: &testLocker{inner: &storage.MemLocker{}}, w: &discardWriter{h: http.Header{}}}
+	if !cached {
+		f.store = newSpyStore(tb)
+	}
+	a, id := benchApp(tb, oidctest.Config{Now: clk.Now}, func(o *Options) {
+		o.Now, o.Locker = clk.Now, f.locker
+		if f.store != nil {
+			o.Store = f.store
+		}
+	})
+	f.b, f.req = a.bff, cookieRequest(a, id)
+	f.handler = a.bff.RequireSession(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	if _, err := f.b.authenticate(f.w, f.req); err != nil {
+		tb.Fatal(err)
+	}
+	f.locks0 = f.locker.lockCalls("")
+	if f.store != nil {
+		f.store.reset()
+	}
+	return f
+}
+
+func (f *freshFixture) load()         { f.b.liveSession(f.w, f.req) }
+func (f *freshFixture) authenticate() { f.b.authenticate(f.w, f.req) }
+func (f *freshFixture) serve()        { f.handler.ServeHTTP(f.w, f.req) }
+
+// work returns the locks taken, and the store's reads and writes (commits
+// and deletes), since the fixture was made.
+func (f *freshFixture) work() (locks, finds, writes int) {
+	if f.store != nil {
+		calls, _ := f.store.work()
+		for k, n := range calls {
+			if strings.HasPrefix(k, "find ") {
+				finds += n
+			} else {
+				writes += n
+			}
+		}
+	}
+	return f.locker.lockCalls("") - f.locks0, finds, writes
+}
+
+// BenchmarkRefreshDecisionFresh measures the hot path with a fresh token:
+// just loading the session (load), loading plus the refresh decision
+// (authenticate), and the whole RequireSession middleware; with the
+// default memory store (decoded-session cache) and with a store that is
+// read on every request.
+func BenchmarkRefreshDecisionFresh(b *testing.B) {
+	for _, cached := range []bool{true, false} {
+		name := "cache"
+		if !cached {
+			name = "store"
+		}
+		f := newFreshFixture(b, cached)
+		for _, step := range []struct {
+			name string
+			fn   func()
+		}{{"load", f.load}, {"authenticate", f.authenticate}, {"RequireSession", f.serve}} {
+			b.Run(name+"/"+step.name, func(b *testing.B) {
+				b.ReportAllocs()
+				for b.Loop() {
+					step.fn()
+				}
+			})
+		}
+		if locks, _, writes := f.work(); locks != 0 || writes != 0 {
+			b.Fatal("the fresh-token path took a lock or wrote to the store")
+		}
+	}
+}
+
+// The refresh decision on a fresh token adds no store write, no lock and no
+// allocation to loading the session.
+func TestFreshTokenPathWritesNothing(t *testing.T) {
+	for _, cached := range []bool{true, false} {
+		t.Run(fmt.Sprintf("cached=%v", cached), func(t *testing.T) {
+			f := newFreshFixture(t, cached)
+			const n = 2000
+			for range n {
+				f.serve()
+			}
+			locks, finds, writes := f.work()
+			if locks != 0 || writes != 0 {
+				t.Errorf("%d locks and %d store writes over %d requests", locks, writes, n)
+			}
+			if f.store != nil && finds != n {
+				t.Errorf("%d store reads over %d requests, want one each", finds, n)
+			}
+			load := testing.AllocsPerRun(200, f.load)
+			auth := testing.AllocsPerRun(200, f.authenticate)
+			if auth != load {
+				t.Errorf("the refresh decision allocates: authenticate %v allocs, loading the session %v", auth, load)
+			}
+			serve := testing.AllocsPerRun(200, f.serve)
+			t.Logf("allocs per request: load %v, authenticate %v, RequireSession %v", load, auth, serve)
+		})
+	}
+}
+
 func BenchmarkHotPathMemory(b *testing.B) {
 	a, id := benchApp(b, oidctest.Config{}, nil)
 	r := cookieRequest(a, id)

@@ -18,69 +18,7 @@ import (
 	"github.com/gobff/bff/internal/oidctest"
 	"github.com/gobff/bff/internal/record"
 	"github.com/gobff/bff/internal/redistest"
-	"github.com/gobff/bff/internal/storage"
 )
-
-// coreStore is storage.Memory (used as a custom Store) with a record of the keys written and a
-// count of writes per kind of record ("s" for sessions, "sub", "sid",
-// "state"), so tests can see exactly what reached the store.
-type coreStore struct {
-	*storage.Memory
-	mu      sync.Mutex
-	keys    map[string]bool
-	commits map[string]int
-	expiry  map[string]time.Time // of each key's last write
-}
-
-func newCoreStore(t testing.TB) *coreStore {
-	ms := storage.NewMemory(time.Minute)
-	t.Cleanup(ms.Close)
-	return &coreStore{Memory: ms, keys: map[string]bool{}, commits: map[string]int{}, expiry: map[string]time.Time{}}
-}
-
-func (s *coreStore) Commit(key string, b []byte, exp time.Time) error {
-	kind, _, _ := strings.Cut(key, ":")
-	s.mu.Lock()
-	s.keys[key] = true
-	s.commits[kind]++
-	s.expiry[key] = exp
-	s.mu.Unlock()
-	return s.Memory.Commit(key, b, exp)
-}
-
-func (s *coreStore) Delete(key string) error {
-	s.mu.Lock()
-	delete(s.keys, key)
-	s.mu.Unlock()
-	return s.Memory.Delete(key)
-}
-
-// writes counts the writes of one kind of record.
-func (s *coreStore) writes(kind string) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.commits[kind]
-}
-
-// live returns the store keys of one kind that are present and unexpired.
-func (s *coreStore) live(kind string) []string {
-	s.mu.Lock()
-	var keys []string
-	for k := range s.keys {
-		if strings.HasPrefix(k, kind+":") {
-			keys = append(keys, k)
-		}
-	}
-	s.mu.Unlock()
-	var out []string
-	for _, k := range keys {
-		if _, found, _ := s.Find(k); found {
-			out = append(out, k)
-		}
-	}
-	slices.Sort(out)
-	return out
-}
 
 // coreEnv is one provider, one app and one browser, on a shared clock and
 // an observable store.
@@ -90,14 +28,14 @@ type coreEnv struct {
 	a     *app
 	br    *browser
 	clock *frozenClock
-	store *coreStore
+	store *spyStore
 }
 
 // newCoreEnv starts a provider (after setup changes its misbehaviour, for
 // what discovery must see) and an app (opt changes its options).
 func newCoreEnv(t *testing.T, setup func(*oidctest.Misbehavior), opt func(*Options)) *coreEnv {
 	t.Helper()
-	e := &coreEnv{t: t, clock: newFrozenClock(), store: newCoreStore(t)}
+	e := &coreEnv{t: t, clock: newFrozenClock(), store: newSpyStore(t)}
 	// Long-lived access tokens: moving the clock by hours must not make
 	// every request refresh (x/oauth2 computes expiry from the real clock).
 	// ES256 keys are cheap to generate (the flow tests cover RS256).

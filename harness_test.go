@@ -3,6 +3,7 @@ package bff
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"html"
 	"io"
 	"log/slog"
@@ -575,13 +576,23 @@ type spyStore struct {
 	mu      sync.Mutex
 	counts  map[string]int
 	written int
+	expiry  map[string]time.Time // of each key's last commit
+	failing map[string]int       // op -> calls left to fail (failNext)
 	hook    atomic.Pointer[func(ctx context.Context, op, key string) error]
 }
 
 func newSpyStore(t testing.TB) *spyStore {
 	ms := storage.NewMemory(time.Minute)
 	t.Cleanup(ms.Close)
-	return &spyStore{Memory: ms, counts: map[string]int{}}
+	return &spyStore{Memory: ms, counts: map[string]int{}, expiry: map[string]time.Time{}, failing: map[string]int{}}
+}
+
+// failNext makes the next n calls of op ("find", "commit", "delete") fail,
+// as a store blip would.
+func (s *spyStore) failNext(op string, n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.failing[op] = n
 }
 
 // setHook sets (nil: removes) the function called before each store call.
@@ -598,7 +609,14 @@ func (s *spyStore) before(ctx context.Context, op, key string, n int) error {
 	s.mu.Lock()
 	s.counts[op+" "+kind]++
 	s.written += n
+	blip := s.failing[op] > 0
+	if blip {
+		s.failing[op]--
+	}
 	s.mu.Unlock()
+	if blip {
+		return errors.New("store blip")
+	}
 	if h := s.hook.Load(); h != nil {
 		if err := (*h)(ctx, op, key); err != nil {
 			return err
@@ -618,6 +636,9 @@ func (s *spyStore) CommitCtx(ctx context.Context, key string, b []byte, exp time
 	if err := s.before(ctx, "commit", key, len(key)+len(b)); err != nil {
 		return err
 	}
+	s.mu.Lock()
+	s.expiry[key] = exp
+	s.mu.Unlock()
 	return s.Memory.Commit(key, b, exp)
 }
 
@@ -643,6 +664,47 @@ func (s *spyStore) work() (calls map[string]int, written int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return maps.Clone(s.counts), s.written
+}
+
+// reset forgets the calls counted so far.
+func (s *spyStore) reset() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	clear(s.counts)
+	s.written = 0
+}
+
+// writes counts the commits of one kind of record ("s", "sub", "jti").
+func (s *spyStore) writes(kind string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.counts["commit "+kind]
+}
+
+// expiries returns the expiry of the last commit of each key with prefix.
+func (s *spyStore) expiries(prefix string) map[string]time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := map[string]time.Time{}
+	for k, exp := range s.expiry {
+		if strings.HasPrefix(k, prefix) {
+			out[k] = exp
+		}
+	}
+	return out
+}
+
+// live returns the keys of one kind of record that the store holds,
+// unexpired, sorted.
+func (s *spyStore) live(kind string) []string {
+	var out []string
+	for k := range s.expiries(kind + ":") {
+		if _, found, _ := s.Memory.Find(k); found {
+			out = append(out, k)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // parallelFor runs f(i) for every i below n on workers goroutines.

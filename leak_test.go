@@ -280,26 +280,6 @@ func TestBoundedRefreshFlights(t *testing.T) {
 	}
 }
 
-// expiryStore records the expiry of every commit.
-type expiryStore struct {
-	*storage.Memory
-	mu  sync.Mutex
-	exp map[string]time.Time
-}
-
-func (s *expiryStore) Commit(key string, b []byte, exp time.Time) error {
-	s.mu.Lock()
-	s.exp[key] = exp
-	s.mu.Unlock()
-	return s.Memory.Commit(key, b, exp)
-}
-
-func (s *expiryStore) expiry(key string) time.Time {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.exp[key]
-}
-
 // The replay cache (used states, used logout-token jti) holds each marker
 // for a bounded time: the login timeout for a state, the logout token's
 // remaining lifetime plus a minute for a jti; in memory and in Redis.
@@ -329,11 +309,10 @@ func TestBoundedReplayCacheExpires(t *testing.T) {
 	}
 	t.Run("memory", func(t *testing.T) {
 		op := testOP(t, oidctest.Config{})
-		st := &expiryStore{Memory: storage.NewMemory(time.Minute), exp: map[string]time.Time{}}
-		t.Cleanup(st.Memory.Close)
+		st := newSpyStore(t)
 		a := newApp(t, op, func(o *Options) { o.Store = st })
 		check(t, a, op, func(name string) time.Duration {
-			if e := st.expiry(name); !e.IsZero() {
+			if e, ok := st.expiries(name)[name]; ok {
 				return time.Until(e)
 			}
 			return 0

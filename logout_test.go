@@ -2,7 +2,6 @@ package bff
 
 import (
 	"context"
-	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -13,12 +12,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/alexedwards/scs/v2"
-
 	"github.com/gobff/bff/internal/keyset"
 	"github.com/gobff/bff/internal/oidctest"
 	"github.com/gobff/bff/internal/redistest"
-	"github.com/gobff/bff/internal/storage"
 )
 
 // Tests of logout (issue 5): RP-initiated, back-channel, and "sign out
@@ -520,13 +516,11 @@ func TestBackchannelLogoutReplayEntryBounded(t *testing.T) {
 	if code, _, body := e.a.backchannel(tok); code != 200 {
 		t.Fatalf("= %d %s", code, body)
 	}
-	e.store.mu.Lock()
-	for k, exp := range e.store.expiry {
-		if strings.HasPrefix(k, "jti:") && exp.After(e.clock.Now().Add(11*time.Minute)) {
+	for _, exp := range e.store.expiries("jti:") {
+		if exp.After(e.clock.Now().Add(11 * time.Minute)) {
 			t.Errorf("the replay entry lives until %v, %v from now", exp, exp.Sub(e.clock.Now()))
 		}
 	}
-	e.store.mu.Unlock()
 	if e.store.writes("jti") != 1 {
 		t.Fatalf("%d replay entries written, want 1", e.store.writes("jti"))
 	}
@@ -763,26 +757,11 @@ func TestLogoutSessionEndpointHasLogoutURL(t *testing.T) {
 	}
 }
 
-// flakyDeleteStore fails the next failDeletes Delete calls.
-type flakyDeleteStore struct {
-	scs.Store
-	failDeletes atomic.Int64
-}
-
-func (s *flakyDeleteStore) Delete(k string) error {
-	if s.failDeletes.Add(-1) >= 0 {
-		return errors.New("store blip")
-	}
-	return s.Store.Delete(k)
-}
-
 // The store fails while a verified logout token is being applied: the
 // answer is 503, and the provider's retry of the same token is not refused
 // as a replay — it ends the session.
 func TestBackchannelLogoutRetryAfterStoreFailure(t *testing.T) {
-	ms := storage.NewMemory(time.Minute)
-	t.Cleanup(ms.Close)
-	fs := &flakyDeleteStore{Store: ms}
+	fs := newSpyStore(t)
 	op := testOP(t, oidctest.Config{})
 	a := newApp(t, op, func(o *Options) { o.Store = fs })
 	br := newBrowser(t)
@@ -790,7 +769,7 @@ func TestBackchannelLogoutRetryAfterStoreFailure(t *testing.T) {
 	id, _ := a.sessionCookie(br)
 	s, _ := a.storeSession(id)
 	tok := op.LogoutToken(oidctest.DefaultUser.Subject, s.rec.SID, nil)
-	fs.failDeletes.Store(1)
+	fs.failNext("delete", 1)
 	if code, _, body := a.backchannel(tok); code != http.StatusServiceUnavailable {
 		t.Fatalf("back-channel logout during a store failure = %d %s, want 503", code, body)
 	}

@@ -5,19 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/alexedwards/scs/v2"
-
 	"github.com/gobff/bff/internal/oidctest"
 	"github.com/gobff/bff/internal/redistest"
-	"github.com/gobff/bff/internal/storage"
 )
 
 // refreshEnv is a signed-in browser on an app whose BFF and test OP share
@@ -615,178 +610,15 @@ func TestRefreshEventsAndLogsHoldNoToken(t *testing.T) {
 	}
 }
 
-// rtCountingStore counts the calls that reach the store.
-type rtCountingStore struct {
-	scs.Store
-	finds, commits, deletes atomic.Int64
-}
-
-func (s *rtCountingStore) Find(k string) ([]byte, bool, error) {
-	s.finds.Add(1)
-	return s.Store.Find(k)
-}
-func (s *rtCountingStore) Commit(k string, b []byte, exp time.Time) error {
-	s.commits.Add(1)
-	return s.Store.Commit(k, b, exp)
-}
-func (s *rtCountingStore) Delete(k string) error { s.deletes.Add(1); return s.Store.Delete(k) }
-
-// rtCountingLocker counts lock acquisitions.
-type rtCountingLocker struct {
-	Locker
-	locks atomic.Int64
-}
-
-func (l *rtCountingLocker) Lock(ctx context.Context, name string, ttl time.Duration) (func(), error) {
-	l.locks.Add(1)
-	return l.Locker.Lock(ctx, name, ttl)
-}
-
-// rtDiscardWriter is a ResponseWriter that allocates nothing per request.
-type rtDiscardWriter struct{ h http.Header }
-
-func (w *rtDiscardWriter) Header() http.Header         { return w.h }
-func (w *rtDiscardWriter) Write(p []byte) (int, error) { return len(p), nil }
-func (w *rtDiscardWriter) WriteHeader(int)             {}
-
-// rtFreshFixture is a signed-in session with a fresh token and a frozen
-// clock (so no touch is due), and a prepared request carrying its cookie.
-type rtFreshFixture struct {
-	b       *BFF
-	store   *rtCountingStore // nil with the default (cached) memory store
-	locker  *rtCountingLocker
-	req     *http.Request
-	w       *rtDiscardWriter
-	handler http.Handler
-}
-
-func newRTFreshFixture(tb testing.TB, cached bool) *rtFreshFixture {
-	tb.Helper()
-	clk := newFrozenClock()
-	op := testOP(tb, oidctest.Config{Now: clk.Now})
-	f := &rtFreshFixture{locker: &rtCountingLocker{Locker: &storage.MemLocker{}}}
-	if !cached {
-		ms := storage.NewMemory(time.Minute)
-		tb.Cleanup(ms.Close)
-		f.store = &rtCountingStore{Store: ms}
-	}
-	a := newApp(tb, op, func(o *Options) {
-		o.Now = clk.Now
-		o.Locker = f.locker
-		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-		if f.store != nil {
-			o.Store = f.store
-		}
-	})
-	br := newBrowser(tb)
-	a.login(br)
-	id, _ := a.sessionCookie(br)
-	f.b = a.bff
-	f.req, _ = http.NewRequest("GET", a.URL+"/api/token", nil)
-	f.req.Header.Set("Cookie", a.bff.cfg.CookieName+"="+id)
-	f.w = &rtDiscardWriter{h: http.Header{}}
-	f.handler = a.bff.RequireSession(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
-	if _, err := f.b.authenticate(f.w, f.req); err != nil {
-		tb.Fatal(err)
-	}
-	f.locker.locks.Store(0) // the sign-in took locks and wrote
-	if f.store != nil {
-		f.store.finds.Store(0)
-		f.store.commits.Store(0)
-		f.store.deletes.Store(0)
-	}
-	return f
-}
-
-func (f *rtFreshFixture) load()         { f.b.liveSession(f.w, f.req) }
-func (f *rtFreshFixture) authenticate() { f.b.authenticate(f.w, f.req) }
-func (f *rtFreshFixture) serve()        { f.handler.ServeHTTP(f.w, f.req) }
-
-// BenchmarkRefreshDecisionFresh measures the hot path with a fresh token:
-// just loading the session (load), loading plus the refresh decision
-// (authenticate), and the whole RequireSession middleware; with the
-// default memory store (decoded-session cache) and with a store that is
-// read on every request.
-func BenchmarkRefreshDecisionFresh(b *testing.B) {
-	for _, cached := range []bool{true, false} {
-		name := "cache"
-		if !cached {
-			name = "store"
-		}
-		f := newRTFreshFixture(b, cached)
-		for _, step := range []struct {
-			name string
-			fn   func()
-		}{{"load", f.load}, {"authenticate", f.authenticate}, {"RequireSession", f.serve}} {
-			b.Run(name+"/"+step.name, func(b *testing.B) {
-				b.ReportAllocs()
-				for b.Loop() {
-					step.fn()
-				}
-			})
-		}
-		if f.locker.locks.Load() != 0 || (f.store != nil && f.store.commits.Load() != 0) {
-			b.Fatal("the fresh-token path took a lock or wrote to the store")
-		}
-	}
-}
-
-// The refresh decision on a fresh token adds no store write, no lock and no
-// allocation to loading the session.
-func TestFreshTokenPathWritesNothing(t *testing.T) {
-	for _, cached := range []bool{true, false} {
-		t.Run(fmt.Sprintf("cached=%v", cached), func(t *testing.T) {
-			f := newRTFreshFixture(t, cached)
-			const n = 2000
-			for range n {
-				f.serve()
-			}
-			if l := f.locker.locks.Load(); l != 0 {
-				t.Errorf("%d locks over %d requests", l, n)
-			}
-			if f.store != nil {
-				if c, d := f.store.commits.Load(), f.store.deletes.Load(); c != 0 || d != 0 {
-					t.Errorf("%d store writes and %d deletes over %d requests", c, d, n)
-				}
-				if r := f.store.finds.Load(); r != n {
-					t.Errorf("%d store reads over %d requests, want one each", r, n)
-				}
-			}
-			load := testing.AllocsPerRun(200, f.load)
-			auth := testing.AllocsPerRun(200, f.authenticate)
-			if auth != load {
-				t.Errorf("the refresh decision allocates: authenticate %v allocs, loading the session %v", auth, load)
-			}
-			serve := testing.AllocsPerRun(200, f.serve)
-			t.Logf("allocs per request: load %v, authenticate %v, RequireSession %v", load, auth, serve)
-		})
-	}
-}
-
-// rtFlakyStore fails the next failCommits Commit calls (a store blip).
-type rtFlakyStore struct {
-	scs.Store
-	failCommits atomic.Int64
-}
-
-func (s *rtFlakyStore) Commit(k string, b []byte, exp time.Time) error {
-	if s.failCommits.Add(-1) >= 0 {
-		return errors.New("store blip")
-	}
-	return s.Store.Commit(k, b, exp)
-}
-
 // The provider has rotated the refresh token, and the first write of it
 // fails: the write is retried past the store's circuit breaker, so the
 // rotated token is not lost (which would end the session at the next
 // refresh, by reuse detection).
 func TestRefreshStoreBlipKeepsRotatedToken(t *testing.T) {
-	ms := storage.NewMemory(time.Minute)
-	t.Cleanup(ms.Close)
-	fs := &rtFlakyStore{Store: ms}
+	fs := newSpyStore(t)
 	e := newRefreshEnv(t, oidctest.Config{}, func(o *Options) { o.Store = fs })
 	e.clk.Advance(2 * time.Hour)
-	fs.failCommits.Store(1)
+	fs.failNext("commit", 1)
 	code, tok := e.token()
 	if code != 200 || e.op.RefreshGrants() != 1 {
 		t.Fatalf("refresh during a store blip: %d, %d grants", code, e.op.RefreshGrants())
