@@ -20,66 +20,6 @@ import (
 	"github.com/gobff/bff/internal/redistest"
 )
 
-// coreEnv is one provider, one app and one browser, on a shared clock and
-// an observable store.
-type coreEnv struct {
-	t     *testing.T
-	op    *oidctest.Provider
-	a     *app
-	br    *browser
-	clock *frozenClock
-	store *spyStore
-}
-
-// newCoreEnv starts a provider (after setup changes its misbehaviour, for
-// what discovery must see) and an app (opt changes its options).
-func newCoreEnv(t *testing.T, setup func(*oidctest.Misbehavior), opt func(*Options)) *coreEnv {
-	t.Helper()
-	e := &coreEnv{t: t, clock: newFrozenClock(), store: newSpyStore(t)}
-	// Long-lived access tokens: moving the clock by hours must not make
-	// every request refresh (x/oauth2 computes expiry from the real clock).
-	// ES256 keys are cheap to generate (the flow tests cover RS256).
-	e.op = testOP(t, oidctest.Config{Now: e.clock.Now, AccessTokenTTL: 48 * time.Hour, SigningAlg: "ES256"})
-	if setup != nil {
-		e.op.Misbehave(setup)
-	}
-	e.a = newApp(t, e.op, func(o *Options) {
-		o.Now = e.clock.Now
-		hooksOf(o).newTimer = e.clock.Timer
-		o.Store = e.store
-		if opt != nil {
-			opt(o)
-		}
-	})
-	e.br = newBrowser(t)
-	return e
-}
-
-func (e *coreEnv) appURL() *url.URL {
-	u, _ := url.Parse(e.a.URL)
-	return u
-}
-
-// txCookies returns the browser's login-transaction cookies.
-func (e *coreEnv) txCookies(br *browser) []*http.Cookie {
-	var out []*http.Cookie
-	for _, c := range br.jar.Cookies(e.appURL()) {
-		if strings.HasPrefix(c.Name, e.a.bff.txPrefix()) {
-			out = append(out, c)
-		}
-	}
-	return out
-}
-
-// setCookie puts a cookie into the browser's jar for the app.
-func (e *coreEnv) setCookie(br *browser, name, value string) {
-	c := &http.Cookie{Name: name, Value: value, Path: "/"}
-	if value == "" {
-		c.MaxAge = -1
-	}
-	br.jar.SetCookies(e.appURL(), []*http.Cookie{c})
-}
-
 // editQuery returns u with its query changed by f.
 func editQuery(t testing.TB, u string, f func(url.Values)) string {
 	t.Helper()
@@ -126,29 +66,29 @@ func setsCookie(resp *http.Response, name string) bool {
 // response, set no session cookie, store no session, and leave the
 // browser's session as it was.
 func TestCallbackChecks(t *testing.T) {
-	visit := func(e *coreEnv) *http.Response { return e.br.get(e.a.startLogin(e.br)) }
+	visit := func(e *env) *http.Response { return e.br.get(e.a.startLogin(e.br)) }
 	cases := []struct {
 		name      string
 		misbehave func(*oidctest.Misbehavior) // set after the first sign-in, before the attack
 		// attack defaults to a whole sign-in with the provider
 		// misbehaving; it returns the callback's response. It may
 		// update *sid when the browser's session legitimately changes.
-		attack func(e *coreEnv, sid *string) *http.Response
+		attack func(e *env, sid *string) *http.Response
 		status int    // default 400
 		desc   string // part of error_description
 	}{
 		{name: "no_login_cookie", desc: "No sign-in is in progress",
-			attack: func(e *coreEnv, _ *string) *http.Response {
+			attack: func(e *env, _ *string) *http.Response {
 				cb := e.a.startLogin(e.br)
-				for _, c := range e.txCookies(e.br) {
-					e.setCookie(e.br, c.Name, "")
+				for _, c := range e.a.txCookies(e.br) {
+					e.a.setCookie(e.br, c.Name, "")
 				}
 				return e.br.get(cb)
 			}},
 		{name: "state_replayed", desc: "already used",
-			attack: func(e *coreEnv, sid *string) *http.Response {
+			attack: func(e *env, sid *string) *http.Response {
 				cb := e.a.startLogin(e.br)
-				tx := e.txCookies(e.br)
+				tx := e.a.txCookies(e.br)
 				if len(tx) != 1 {
 					e.t.Fatalf("%d transaction cookies", len(tx))
 				}
@@ -158,7 +98,7 @@ func TestCallbackChecks(t *testing.T) {
 					e.t.Fatalf("first callback = %d", resp.StatusCode)
 				}
 				*sid, _ = e.a.sessionCookie(e.br)
-				e.setCookie(e.br, tx[0].Name, tx[0].Value) // an attacker who kept the cookie
+				e.a.setCookie(e.br, tx[0].Name, tx[0].Value) // an attacker who kept the cookie
 				grants := e.op.CodeGrants()
 				resp = e.br.get(cb)
 				if e.op.CodeGrants() != grants {
@@ -167,7 +107,7 @@ func TestCallbackChecks(t *testing.T) {
 				return resp
 			}},
 		{name: "code_from_other_browser", desc: "No sign-in is in progress",
-			attack: func(e *coreEnv, _ *string) *http.Response {
+			attack: func(e *env, _ *string) *http.Response {
 				attacker := newBrowser(e.t)
 				cb := e.a.startLogin(attacker) // login CSRF: the attacker's callback URL
 				grants := e.op.CodeGrants()
@@ -178,45 +118,45 @@ func TestCallbackChecks(t *testing.T) {
 				return resp
 			}},
 		{name: "code_injection_pkce", desc: "refused the sign-in code",
-			attack: func(e *coreEnv, _ *string) *http.Response {
+			attack: func(e *env, _ *string) *http.Response {
 				attacker := newBrowser(e.t)
 				stolen, _ := url.Parse(e.a.startLogin(attacker))
 				cb := e.a.startLogin(e.br)
 				return e.br.get(editQuery(e.t, cb, func(q url.Values) { q.Set("code", stolen.Query().Get("code")) }))
 			}},
 		{name: "login_cookie_tampered", desc: "cookie is invalid",
-			attack: func(e *coreEnv, _ *string) *http.Response {
+			attack: func(e *env, _ *string) *http.Response {
 				cb := e.a.startLogin(e.br)
-				c := e.txCookies(e.br)[0]
+				c := e.a.txCookies(e.br)[0]
 				v := []byte(c.Value)
 				if i := len(v) / 2; v[i] != 'A' { // still base64url, one byte changed
 					v[i] = 'A'
 				} else {
 					v[i] = 'B'
 				}
-				e.setCookie(e.br, c.Name, string(v))
+				e.a.setCookie(e.br, c.Name, string(v))
 				return e.br.get(cb)
 			}},
 		{name: "state_mismatch_cookie_of_other_login", desc: "cookie is invalid",
-			attack: func(e *coreEnv, _ *string) *http.Response {
+			attack: func(e *env, _ *string) *http.Response {
 				cb1 := e.a.startLogin(e.br)
 				cb2 := e.a.startLogin(e.br)
 				p1, _ := url.Parse(cb1)
 				p2, _ := url.Parse(cb2)
 				s1, _ := txSlot(p1.Query().Get("state"))
 				s2, _ := txSlot(p2.Query().Get("state"))
-				v1, _ := cookieValueOf(e.txCookies(e.br), e.a.bff.txName(s1))
+				v1, _ := cookieValueOf(e.a.txCookies(e.br), e.a.bff.txName(s1))
 				// The first login's sealed transaction, under the second's name.
-				e.setCookie(e.br, e.a.bff.txName(s2), v1)
+				e.a.setCookie(e.br, e.a.bff.txName(s2), v1)
 				return e.br.get(cb2)
 			}},
 		{name: "state_missing", desc: "no valid state",
-			attack: func(e *coreEnv, _ *string) *http.Response {
+			attack: func(e *env, _ *string) *http.Response {
 				cb := e.a.startLogin(e.br)
 				return e.br.get(editQuery(e.t, cb, func(q url.Values) { q.Del("state") }))
 			}},
 		{name: "login_expired", desc: "took too long",
-			attack: func(e *coreEnv, _ *string) *http.Response {
+			attack: func(e *env, _ *string) *http.Response {
 				cb := e.a.startLogin(e.br)
 				e.clock.Advance(10*time.Minute + time.Second) // default LoginTimeout
 				return e.br.get(cb)
@@ -224,14 +164,14 @@ func TestCallbackChecks(t *testing.T) {
 		{name: "iss_param_other_issuer", desc: "another identity provider",
 			misbehave: func(m *oidctest.Misbehavior) { m.IssParam = "https://evil.example" }},
 		{name: "iss_param_twice", desc: "another identity provider",
-			attack: func(e *coreEnv, _ *string) *http.Response {
+			attack: func(e *env, _ *string) *http.Response {
 				cb := e.a.startLogin(e.br)
 				return e.br.get(editQuery(e.t, cb, func(q url.Values) { q.Add("iss", "https://evil.example") }))
 			}},
 		{name: "iss_param_missing_when_advertised", desc: "lacks the issuer",
 			misbehave: func(m *oidctest.Misbehavior) { m.IssParam = "-" }},
 		{name: "idp_error_access_denied", desc: "(access_denied)",
-			attack: func(e *coreEnv, _ *string) *http.Response {
+			attack: func(e *env, _ *string) *http.Response {
 				cb := e.a.startLogin(e.br)
 				return e.br.get(editQuery(e.t, cb, func(q url.Values) {
 					q.Del("code")
@@ -240,7 +180,7 @@ func TestCallbackChecks(t *testing.T) {
 				}))
 			}},
 		{name: "idp_error_unknown_code_not_echoed", desc: "(unknown_error)",
-			attack: func(e *coreEnv, _ *string) *http.Response {
+			attack: func(e *env, _ *string) *http.Response {
 				cb := e.a.startLogin(e.br)
 				resp := e.br.get(editQuery(e.t, cb, func(q url.Values) { q.Set("error", "<script>alert(1)</script>") }))
 				b, _ := io.ReadAll(resp.Body)
@@ -251,7 +191,7 @@ func TestCallbackChecks(t *testing.T) {
 				return resp
 			}},
 		{name: "missing_code", desc: "no code",
-			attack: func(e *coreEnv, _ *string) *http.Response {
+			attack: func(e *env, _ *string) *http.Response {
 				cb := e.a.startLogin(e.br)
 				return e.br.get(editQuery(e.t, cb, func(q url.Values) { q.Del("code") }))
 			}},
@@ -289,7 +229,7 @@ func TestCallbackChecks(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			e := newCoreEnv(t, nil, nil)
+			e := newEnv(t, longTokens, nil)
 			e.a.login(e.br)
 			sid, _ := e.a.sessionCookie(e.br)
 			if tc.misbehave != nil {
@@ -297,7 +237,7 @@ func TestCallbackChecks(t *testing.T) {
 			}
 			attack, status := tc.attack, tc.status
 			if attack == nil {
-				attack = func(e *coreEnv, _ *string) *http.Response { return visit(e) }
+				attack = func(e *env, _ *string) *http.Response { return visit(e) }
 			}
 			if status == 0 {
 				status = http.StatusBadRequest
@@ -347,12 +287,12 @@ func TestCallbackAccepts(t *testing.T) {
 		name  string
 		setup func(*oidctest.Misbehavior) // before discovery
 		opt   func(*Options)
-		check func(e *coreEnv, cb string)
+		check func(e *env, cb string)
 	}{
 		// The conformance suite's key sets hold a key go-jose cannot parse.
 		{name: "unparseable_jwk_in_key_set", setup: func(m *oidctest.Misbehavior) { m.UnparseableJWK = true }},
 		{name: "iss_param_absent_not_advertised", setup: func(m *oidctest.Misbehavior) { m.NoIssParamSupport = true },
-			check: func(e *coreEnv, cb string) {
+			check: func(e *env, cb string) {
 				if p, _ := url.Parse(cb); p.Query().Has("iss") {
 					e.t.Fatalf("the provider sent iss: %s", cb)
 				}
@@ -360,18 +300,18 @@ func TestCallbackAccepts(t *testing.T) {
 		{name: "no_at_hash", setup: func(m *oidctest.Misbehavior) { m.OmitAtHash = true }},
 		{name: "extra_audience_azp_client", setup: func(m *oidctest.Misbehavior) { m.ExtraAudience = "other-client" }},
 		{name: "no_userinfo_endpoint", setup: func(m *oidctest.Misbehavior) { m.NoUserinfo = true },
-			check: func(e *coreEnv, _ string) {
+			check: func(e *env, _ string) {
 				if n := e.op.UserinfoCalls(); n != 0 {
 					e.t.Errorf("userinfo called %d times", n)
 				}
 			}},
-		{name: "userinfo_fetched", check: func(e *coreEnv, _ string) {
+		{name: "userinfo_fetched", check: func(e *env, _ string) {
 			if n := e.op.UserinfoCalls(); n != 1 {
 				e.t.Errorf("userinfo called %d times, want 1", n)
 			}
 		}},
 		{name: "disable_userinfo", opt: func(o *Options) { o.DisableUserinfo = true },
-			check: func(e *coreEnv, _ string) {
+			check: func(e *env, _ string) {
 				if n := e.op.UserinfoCalls(); n != 0 {
 					e.t.Errorf("userinfo called %d times with DisableUserinfo", n)
 				}
@@ -380,7 +320,7 @@ func TestCallbackAccepts(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			e := newCoreEnv(t, tc.setup, tc.opt)
+			e := newEnv(t, longTokens, tc.opt, tc.setup)
 			cb := e.a.startLogin(e.br)
 			resp := e.br.get(cb)
 			resp.Body.Close()
@@ -493,7 +433,7 @@ func TestProviderWithoutS256(t *testing.T) {
 // returnTo accepts only same-origin paths: every open-redirect payload is
 // refused at /login, before any sign-in starts.
 func TestReturnTo(t *testing.T) {
-	e := newCoreEnv(t, nil, nil)
+	e := newEnv(t, longTokens, nil)
 	for _, p := range redirectAttacks(t) {
 		t.Run(strings.ToValidUTF8(p[:min(len(p), 24)], "?"), func(t *testing.T) {
 			if p == "" {
@@ -533,7 +473,7 @@ func TestReturnTo(t *testing.T) {
 // the planted session ends.
 func TestSessionFixation(t *testing.T) {
 	mallory := oidctest.User{Subject: "mallory-0002", Username: "mallory", Password: "mallory", Email: "mallory@example.com"}
-	e := newCoreEnv(t, nil, nil)
+	e := newEnv(t, longTokens, nil)
 	attacker := newBrowser(t)
 	e.op.SetDefaultUser(mallory)
 	e.a.login(attacker)
@@ -544,7 +484,7 @@ func TestSessionFixation(t *testing.T) {
 	}
 
 	victim := newBrowser(t)
-	e.setCookie(victim, e.a.bff.cfg.CookieName, planted)
+	e.a.setCookie(victim, e.a.bff.cfg.CookieName, planted)
 	e.a.login(victim)
 	got, _ := e.a.sessionCookie(victim)
 	if got == planted || !validID(got) {
@@ -566,7 +506,7 @@ func TestSessionFixation(t *testing.T) {
 	// A planted cookie that names no session is replaced just the same.
 	other := newBrowser(t)
 	const fake = "AAAAAAAAAAAAAAAAAAAAAAAAAA"
-	e.setCookie(other, e.a.bff.cfg.CookieName, fake)
+	e.a.setCookie(other, e.a.bff.cfg.CookieName, fake)
 	e.a.login(other)
 	if got, _ := e.a.sessionCookie(other); got == fake {
 		t.Error("a planted session ID was kept")
@@ -575,7 +515,7 @@ func TestSessionFixation(t *testing.T) {
 
 func TestOnLogin(t *testing.T) {
 	refused := func(t *testing.T, hook func(map[string]any) error) {
-		e := newCoreEnv(t, nil, func(o *Options) {
+		e := newEnv(t, longTokens, func(o *Options) {
 			o.OnLogin = func(_ context.Context, c map[string]any) error { return hook(c) }
 		})
 		resp := e.br.get(e.a.startLogin(e.br))
@@ -608,7 +548,7 @@ func TestOnLogin(t *testing.T) {
 		refused(t, func(map[string]any) error { panic("boom") })
 	})
 	t.Run("map_claims", func(t *testing.T) {
-		e := newCoreEnv(t, nil, func(o *Options) {
+		e := newEnv(t, longTokens, func(o *Options) {
 			o.OnLogin = func(_ context.Context, c map[string]any) error {
 				c["role"] = "admin"
 				delete(c, "preferred_username")

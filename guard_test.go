@@ -30,7 +30,7 @@ func guarded(t testing.TB, a *app, next http.HandlerFunc) *httptest.Server {
 }
 
 func TestRequireSessionUnauthenticated(t *testing.T) {
-	e := newCoreEnv(t, nil, nil)
+	e := newEnv(t, longTokens, nil)
 	cases := []struct {
 		name, cookie string
 		cleared      bool // the bad cookie is cleared
@@ -69,7 +69,7 @@ func TestRequireSessionUnauthenticated(t *testing.T) {
 // Unsafe methods from another origin are refused before the handler runs,
 // and the session stays.
 func TestRequireSessionCrossOrigin(t *testing.T) {
-	e := newCoreEnv(t, nil, nil)
+	e := newEnv(t, longTokens, nil)
 	e.a.login(e.br)
 	sid, _ := e.a.sessionCookie(e.br)
 	var mu sync.Mutex
@@ -152,7 +152,7 @@ func TestRequireSessionCrossOrigin(t *testing.T) {
 }
 
 func TestRequireSessionCSRFHeader(t *testing.T) {
-	e := newCoreEnv(t, nil, func(o *Options) { o.CSRFHeader = "X-Requested-By" })
+	e := newEnv(t, longTokens, func(o *Options) { o.CSRFHeader = "X-Requested-By" })
 	e.a.login(e.br)
 	post := func(headers ...string) (int, string) {
 		resp := e.br.do("POST", e.a.URL+"/api/echo", strings.NewReader(`{"y":2}`),
@@ -178,7 +178,7 @@ func TestRequireSessionCSRFHeader(t *testing.T) {
 // Server-sent events through RequireSession: the first event reaches the
 // client while the handler is still running.
 func TestRequireSessionSSE(t *testing.T) {
-	e := newCoreEnv(t, nil, nil)
+	e := newEnv(t, longTokens, nil)
 	e.a.login(e.br)
 	release := make(chan struct{})
 	var once sync.Once
@@ -220,7 +220,7 @@ func TestRequireSessionSSE(t *testing.T) {
 // hijacking; SameSite ignores ports and subdomains, so a same-site page
 // gets the Strict cookie sent).
 func TestRequireSessionUpgrade(t *testing.T) {
-	e := newCoreEnv(t, nil, func(o *Options) { o.CSRFHeader = "X-Requested-By" })
+	e := newEnv(t, longTokens, func(o *Options) { o.CSRFHeader = "X-Requested-By" })
 	e.a.login(e.br)
 	sid, _ := e.a.sessionCookie(e.br)
 	var calls atomic.Int64
@@ -378,7 +378,7 @@ func TestDiscoveryUnavailable(t *testing.T) {
 // lifetime end a session (401, cookie cleared, record deleted), and activity
 // is written at most once per TouchInterval.
 func TestSessionLifetimes(t *testing.T) {
-	step := func(t *testing.T, e *coreEnv, d time.Duration) {
+	step := func(t *testing.T, e *env, d time.Duration) {
 		t.Helper()
 		e.clock.Advance(d)
 		if code, _ := e.a.status(e.br, "GET", "/api/me"); code != 200 {
@@ -392,7 +392,7 @@ func TestSessionLifetimes(t *testing.T) {
 				o.Store = nil // the default store, with its session cache
 			}
 		}
-		ended := func(t *testing.T, e *coreEnv, sid string) {
+		ended := func(t *testing.T, e *env, sid string) {
 			t.Helper()
 			resp := e.br.get(e.a.URL + "/api/me")
 			if resp.StatusCode != 401 {
@@ -411,7 +411,7 @@ func TestSessionLifetimes(t *testing.T) {
 			}
 		}
 		t.Run(store+"/idle_timeout", func(t *testing.T) {
-			e := newCoreEnv(t, nil, opts)
+			e := newEnv(t, longTokens, opts)
 			e.a.login(e.br)
 			sid, _ := e.a.sessionCookie(e.br)
 			step(t, e, 59*time.Minute) // active: the idle clock restarts
@@ -420,7 +420,7 @@ func TestSessionLifetimes(t *testing.T) {
 			ended(t, e, sid)
 		})
 		t.Run(store+"/max_lifetime", func(t *testing.T) {
-			e := newCoreEnv(t, nil, opts)
+			e := newEnv(t, longTokens, opts)
 			e.a.login(e.br)
 			sid, _ := e.a.sessionCookie(e.br)
 			for range 5 {
@@ -433,7 +433,7 @@ func TestSessionLifetimes(t *testing.T) {
 	}
 
 	t.Run("touch_once_per_interval", func(t *testing.T) {
-		e := newCoreEnv(t, nil, func(o *Options) { o.IdleTimeout, o.TouchInterval = time.Hour, 10*time.Minute })
+		e := newEnv(t, longTokens, func(o *Options) { o.IdleTimeout, o.TouchInterval = time.Hour, 10*time.Minute })
 		e.a.login(e.br)
 		writes := func() int { return e.store.writes("s") }
 		if w := writes(); w != 1 {
@@ -493,7 +493,7 @@ func TestTouchRereadsUnderLock(t *testing.T) {
 	opts := func(o *Options) {
 		o.IdleTimeout, o.TouchInterval, o.Locker = time.Hour, 10*time.Minute, lk
 	}
-	e := newCoreEnv(t, nil, opts)
+	e := newEnv(t, longTokens, opts)
 	b := newApp(t, e.op, func(o *Options) { o.Now, o.Store = e.clock.Now, e.store; opts(o) })
 	e.a.login(e.br)
 	sid, _ := e.a.sessionCookie(e.br)
@@ -541,7 +541,7 @@ func TestTouchRereadsUnderLock(t *testing.T) {
 // page signed in without ever seeing a JSON answer. Anything that is not a
 // navigation gets RequireSession's 401.
 func TestRequireLoginRedirectsNavigations(t *testing.T) {
-	e := newCoreEnv(t, nil, nil)
+	e := newEnv(t, longTokens, nil)
 	const page = "/page?tab=2&x=%2Fy"
 	for _, method := range []string{"GET", "HEAD"} {
 		resp := e.br.do(method, e.a.URL+page, nil, navigate...)
@@ -585,7 +585,7 @@ func TestRequireLoginRedirectsNavigations(t *testing.T) {
 // the mux stripped from the path; a query too long for a returnTo is
 // dropped, and a path too long is replaced by "/".
 func TestRequireLoginReturnTo(t *testing.T) {
-	e := newCoreEnv(t, nil, nil)
+	e := newEnv(t, longTokens, nil)
 	page := e.a.bff.RequireLogin(http.NotFoundHandler())
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if strings.HasPrefix(r.URL.Path, "/sub/") {

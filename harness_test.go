@@ -177,6 +177,75 @@ func (a *app) mux() http.Handler {
 	return mux
 }
 
+// env is a test's usual setup: a provider and an app on one frozen clock,
+// the app's store a spyStore, and a browser.
+type env struct {
+	t     *testing.T
+	op    *oidctest.Provider
+	a     *app
+	br    *browser
+	clock *frozenClock
+	t0    time.Time // the clock's start
+	store *spyStore
+	id    string // the browser's session, after signIn
+}
+
+// longTokens is a provider whose access tokens live 48 hours, so that
+// moving the clock by hours does not make every request refresh.
+var longTokens = oidctest.Config{AccessTokenTTL: 48 * time.Hour}
+
+// newEnv starts a provider (cfg on the env's clock; misbehave, if given,
+// changes it before the app's discovery) and an app (opt changes its
+// options after the clock and the store are set).
+func newEnv(t *testing.T, cfg oidctest.Config, opt func(*Options), misbehave ...func(*oidctest.Misbehavior)) *env {
+	t.Helper()
+	e := &env{t: t, clock: newFrozenClock(), store: newSpyStore(t), br: newBrowser(t)}
+	e.t0 = e.clock.Now()
+	cfg.Now = e.clock.Now
+	e.op = testOP(t, cfg)
+	for _, m := range misbehave {
+		if m != nil {
+			e.op.Misbehave(m)
+		}
+	}
+	e.a = newApp(t, e.op, func(o *Options) {
+		o.Now, o.Store = e.clock.Now, e.store
+		hooksOf(o).newTimer = e.clock.Timer
+		if opt != nil {
+			opt(o)
+		}
+	})
+	return e
+}
+
+// signIn signs the browser in and keeps its session ID.
+func (e *env) signIn() *env {
+	e.t.Helper()
+	e.a.login(e.br)
+	id, ok := e.a.sessionCookie(e.br)
+	if !ok {
+		e.t.Fatal("no session cookie after sign-in")
+	}
+	e.id = id
+	return e
+}
+
+// token GETs /api/token: the status and the token the handler got.
+func (e *env) token() (int, string) {
+	e.t.Helper()
+	return e.a.status(e.br, "GET", "/api/token")
+}
+
+// rec returns the signed-in session's record as stored.
+func (e *env) rec() *session {
+	e.t.Helper()
+	s, err := e.a.storeSession(e.id)
+	if err != nil {
+		e.t.Fatalf("session record: %v", err)
+	}
+	return s
+}
+
 // offsetClock is an injectable clock (Options.Now, oidctest.Config.Now)
 // that runs with real time plus an offset that tests move forward.
 type offsetClock struct{ off atomic.Int64 }
@@ -474,6 +543,29 @@ func (a *app) sessionCookie(br *browser) (string, bool) {
 		}
 	}
 	return "", false
+}
+
+// txCookies returns the browser's sign-in transaction cookies for the app.
+func (a *app) txCookies(br *browser) []*http.Cookie {
+	u, _ := url.Parse(a.URL)
+	var out []*http.Cookie
+	for _, c := range br.jar.Cookies(u) {
+		if strings.HasPrefix(c.Name, a.bff.txPrefix()) {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// setCookie puts a cookie into the browser's jar for the app ("": removes
+// it).
+func (a *app) setCookie(br *browser, name, value string) {
+	u, _ := url.Parse(a.URL)
+	c := &http.Cookie{Name: name, Value: value, Path: "/"}
+	if value == "" {
+		c.MaxAge = -1
+	}
+	br.jar.SetCookies(u, []*http.Cookie{c})
 }
 
 // storeSession reads a session record straight from the store.

@@ -68,7 +68,7 @@ func TestCallbackNavigationLandsOnAPage(t *testing.T) {
 		{"markup in returnTo", navigate, `/a"><script>x</script>?q='&x=<b>`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			e := newCoreEnv(t, nil, nil)
+			e := newEnv(t, longTokens, nil)
 			cb := e.a.startLoginTo(e.br, tc.returnTo)
 			resp := e.br.do("GET", cb, nil, tc.headers...)
 			if got := landingTarget(t, resp); got != tc.returnTo {
@@ -83,7 +83,7 @@ func TestCallbackNavigationLandsOnAPage(t *testing.T) {
 		})
 	}
 	t.Run("not a navigation", func(t *testing.T) {
-		e := newCoreEnv(t, nil, nil)
+		e := newEnv(t, longTokens, nil)
 		for _, headers := range [][]string{nil, {"Sec-Fetch-Mode", "cors", "Accept", "text/html"}, {"Accept", "*/*"}} {
 			cb := e.a.startLoginTo(e.br, "/app")
 			resp := e.br.do("GET", cb, nil, headers...)

@@ -511,7 +511,7 @@ func claimsOf(op *oidctest.Provider, sub, sid string) map[string]any {
 // no longer: at most 10 minutes after its iat (plus a minute), however far
 // its exp; after that, the token itself is refused as too old.
 func TestBackchannelLogoutReplayEntryBounded(t *testing.T) {
-	e := newCoreEnv(t, nil, nil)
+	e := newEnv(t, longTokens, nil)
 	tok := e.op.LogoutToken("nobody", "", func(m map[string]any) { m["exp"] = e.clock.Now().AddDate(10, 0, 0).Unix() })
 	if code, _, body := e.a.backchannel(tok); code != 200 {
 		t.Fatalf("= %d %s", code, body)
@@ -535,7 +535,7 @@ func TestBackchannelLogoutReplayEntryBounded(t *testing.T) {
 // retries), not 400 (which would refuse it for good); once the refetch is
 // allowed, the same token ends the session.
 func TestBackchannelLogoutKeyRotatedWhileRateLimited(t *testing.T) {
-	e := newCoreEnv(t, nil, nil)
+	e := newEnv(t, longTokens, nil)
 	e.a.login(e.br)
 	id, _ := e.a.sessionCookie(e.br)
 	s, _ := e.a.storeSession(id)

@@ -15,55 +15,6 @@ import (
 	"github.com/gobff/bff/internal/redistest"
 )
 
-// refreshEnv is a signed-in browser on an app whose BFF and test OP share
-// one injected clock.
-type refreshEnv struct {
-	t   *testing.T
-	clk *frozenClock
-	op  *oidctest.Provider
-	a   *app
-	br  *browser
-	id  string // session ID (cookie value)
-	t0  time.Time
-}
-
-func newRefreshEnv(t *testing.T, opCfg oidctest.Config, opt func(*Options)) *refreshEnv {
-	t.Helper()
-	clk := newFrozenClock()
-	opCfg.Now = clk.Now
-	op := testOP(t, opCfg)
-	a := newApp(t, op, func(o *Options) {
-		o.Now = clk.Now
-		if opt != nil {
-			opt(o)
-		}
-	})
-	e := &refreshEnv{t: t, clk: clk, op: op, a: a, br: newBrowser(t), t0: clk.Now()}
-	a.login(e.br)
-	id, ok := a.sessionCookie(e.br)
-	if !ok {
-		t.Fatal("no session cookie after login")
-	}
-	e.id = id
-	return e
-}
-
-// token GETs /api/token and returns the status and the handler's token.
-func (e *refreshEnv) token() (int, string) {
-	e.t.Helper()
-	return e.a.status(e.br, "GET", "/api/token")
-}
-
-// rec returns the session's record as stored.
-func (e *refreshEnv) rec() *session {
-	e.t.Helper()
-	s, err := e.a.storeSession(e.id)
-	if err != nil {
-		e.t.Fatalf("session record: %v", err)
-	}
-	return s
-}
-
 // get is a GET usable from any goroutine (no t.Fatal).
 func rtGet(c *http.Client, u string) (int, string, error) {
 	resp, err := c.Get(u)
@@ -77,43 +28,43 @@ func rtGet(c *http.Client, u string) (int, string, error) {
 
 func TestRefreshSkewRules(t *testing.T) {
 	t.Run("refreshes within RefreshSkew", func(t *testing.T) {
-		e := newRefreshEnv(t, oidctest.Config{}, func(o *Options) { o.RefreshSkew = 5 * time.Minute })
+		e := newEnv(t, oidctest.Config{}, func(o *Options) { o.RefreshSkew = 5 * time.Minute }).signIn()
 		_, old := e.token()
 		exp := time.Unix(0, e.rec().rec.AccessExpiry)
 		if want := e.t0.Add(oidctest.DefaultAccessTokenTTL); !exp.Equal(want) {
 			t.Fatalf("access token expiry = %v, want %v (issue time on the injected clock + expires_in)", exp, want)
 		}
-		e.clk.Advance(exp.Sub(e.clk.Now()) - 6*time.Minute)
+		e.clock.Advance(exp.Sub(e.clock.Now()) - 6*time.Minute)
 		if code, tok := e.token(); code != 200 || tok != old || e.op.RefreshGrants() != 0 {
 			t.Fatalf("6 min before expiry: %d, same token %v, %d grants; want the old token, no grant", code, tok == old, e.op.RefreshGrants())
 		}
-		e.clk.Advance(2 * time.Minute)
+		e.clock.Advance(2 * time.Minute)
 		code, tok := e.token()
 		if code != 200 || tok == old || e.op.RefreshGrants() != 1 {
 			t.Fatalf("4 min before expiry: %d, same token %v, %d grants; want a new token, one grant", code, tok == old, e.op.RefreshGrants())
 		}
-		if got := time.Unix(0, e.rec().rec.AccessExpiry); got.Sub(e.clk.Now()) < 5*time.Minute {
-			t.Fatalf("the refreshed token is valid for only %v", got.Sub(e.clk.Now()))
+		if got := time.Unix(0, e.rec().rec.AccessExpiry); got.Sub(e.clock.Now()) < 5*time.Minute {
+			t.Fatalf("the refreshed token is valid for only %v", got.Sub(e.clock.Now()))
 		}
 	})
 
 	t.Run("skew longer than the token lifetime does not refresh every request", func(t *testing.T) {
-		e := newRefreshEnv(t, oidctest.Config{AccessTokenTTL: 10 * time.Minute}, func(o *Options) { o.RefreshSkew = time.Hour })
+		e := newEnv(t, oidctest.Config{AccessTokenTTL: 10 * time.Minute}, func(o *Options) { o.RefreshSkew = time.Hour }).signIn()
 		for range 5 {
 			if code, _ := e.token(); code != 200 {
 				t.Fatalf("status %d", code)
 			}
-			e.clk.Advance(time.Minute)
+			e.clock.Advance(time.Minute)
 		}
 		if n := e.op.RefreshGrants(); n != 0 {
 			t.Fatalf("%d refresh grants in the first half of the token's lifetime, want 0", n)
 		}
-		e.clk.Advance(time.Minute) // 6 of 10 minutes: past half the lifetime
+		e.clock.Advance(time.Minute) // 6 of 10 minutes: past half the lifetime
 		for range 4 {
 			if code, _ := e.token(); code != 200 {
 				t.Fatalf("status %d", code)
 			}
-			e.clk.Advance(time.Minute)
+			e.clock.Advance(time.Minute)
 		}
 		if n := e.op.RefreshGrants(); n != 1 {
 			t.Fatalf("%d refresh grants over 4 requests past half the lifetime, want 1", n)
@@ -149,10 +100,10 @@ func TestRefreshSkewRules(t *testing.T) {
 // token family when a used refresh token is presented again, so a second
 // grant would show as a revoked family.
 func TestRefreshConcurrentOneGrant(t *testing.T) {
-	e := newRefreshEnv(t, oidctest.Config{}, nil)
+	e := newEnv(t, oidctest.Config{}, nil).signIn()
 	_, old := e.token()
 	oldRT := e.rec().rec.RefreshToken
-	e.clk.Advance(2 * time.Hour)
+	e.clock.Advance(2 * time.Hour)
 
 	const n = 50
 	codes, toks := make([]int, n), make([]string, n)
@@ -249,12 +200,12 @@ func TestRefreshTwoInstancesRedisOneGrant(t *testing.T) {
 // valid and 503 otherwise; after the lock's expiry the session refreshes.
 func TestRefreshDeadLockHolder(t *testing.T) {
 	rs := redistest.Start(t)
-	e := newRefreshEnv(t, oidctest.Config{}, func(o *Options) { o.Redis = rs.Pool() })
+	e := newEnv(t, oidctest.Config{}, func(o *Options) { o.Store, o.Redis = nil, rs.Pool() }).signIn()
 	// The requests go to a second instance with a short RefreshTimeout
 	// (which also bounds the wait for the lock); the first one signed in.
 	e.a = newApp(t, e.op, func(o *Options) {
 		o.Redis = rs.Pool()
-		o.Now = e.clk.Now
+		o.Now = e.clock.Now
 		o.RefreshTimeout = 200 * time.Millisecond
 	})
 	_, old := e.token()
@@ -264,11 +215,11 @@ func TestRefreshDeadLockHolder(t *testing.T) {
 	}
 	_ = unlock // never called: the holder crashed
 
-	e.clk.Advance(time.Hour - 30*time.Second) // within the skew, still valid
+	e.clock.Advance(time.Hour - 30*time.Second) // within the skew, still valid
 	if code, tok := e.token(); code != 200 || tok != old {
 		t.Fatalf("lock held, token still valid: %d (old token %v), want 200 with the old token", code, tok == old)
 	}
-	e.clk.Advance(time.Minute) // expired
+	e.clock.Advance(time.Minute) // expired
 	resp := e.br.get(e.a.URL + "/api/token")
 	resp.Body.Close()
 	if resp.StatusCode != 503 || resp.Header.Get("Retry-After") == "" {
@@ -338,17 +289,17 @@ func TestRefreshFailurePolicy(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			e := newRefreshEnv(t, oidctest.Config{}, func(o *Options) {
+			e := newEnv(t, oidctest.Config{}, func(o *Options) {
 				if tc.timeout {
 					o.RefreshTimeout = time.Second
 				}
-			})
+			}).signIn()
 			_, old := e.token()
 			before := e.rec()
 			if tc.token == valid {
-				e.clk.Advance(time.Hour - 30*time.Second)
+				e.clock.Advance(time.Hour - 30*time.Second)
 			} else {
-				e.clk.Advance(time.Hour + time.Minute)
+				e.clock.Advance(time.Hour + time.Minute)
 			}
 			if tc.warm {
 				e.op.SignJWT(map[string]any{}, oidctest.SignOptions{UnknownKey: true})
@@ -412,7 +363,7 @@ func TestRefreshFailurePolicy(t *testing.T) {
 			// The provider recovers: after the retry delay the same session
 			// refreshes.
 			e.op.Reset()
-			e.clk.Advance(refreshRetryDelay)
+			e.clock.Advance(refreshRetryDelay)
 			if code, tok := e.token(); code != 200 || tok == old {
 				t.Fatalf("after the provider recovered: %d (old token %v)", code, tok == old)
 			}
@@ -426,9 +377,9 @@ func TestRefreshFailurePolicy(t *testing.T) {
 // The request that triggers a refresh goes away mid-refresh: the refresh
 // completes and is stored, so nothing is lost and nothing is repeated.
 func TestRefreshSurvivesRequestCancellation(t *testing.T) {
-	e := newRefreshEnv(t, oidctest.Config{}, nil)
+	e := newEnv(t, oidctest.Config{}, nil).signIn()
 	_, old := e.token()
-	e.clk.Advance(2 * time.Hour)
+	e.clock.Advance(2 * time.Hour)
 	e.op.Misbehave(func(m *oidctest.Misbehavior) { m.TokenDelay = 300 * time.Millisecond })
 
 	ctx, cancel := context.WithCancel(context.Background())
@@ -469,37 +420,37 @@ func TestRefreshSessionBoundedByRefreshToken(t *testing.T) {
 	cfg := oidctest.Config{AccessTokenTTL: 10 * time.Minute, RefreshTokenTTL: rtTTL}
 
 	t.Run("refresh_expires_in bounds the session", func(t *testing.T) {
-		e := newRefreshEnv(t, cfg, nil)
+		e := newEnv(t, cfg, nil).signIn()
 		if got, want := e.rec().rec.Expires, e.t0.Add(rtTTL).UnixNano(); got != want {
 			t.Fatalf("after login the session ends at %v, want %v (the refresh token's expiry)", time.Unix(0, got), time.Unix(0, want))
 		}
-		e.clk.Advance(25 * time.Minute)
+		e.clock.Advance(25 * time.Minute)
 		if code, _ := e.token(); code != 200 || e.op.RefreshGrants() != 1 {
 			t.Fatalf("at 25 min: %d, %d grants", code, e.op.RefreshGrants())
 		}
-		if got, want := e.rec().rec.Expires, e.clk.Now().Add(rtTTL).UnixNano(); got != want {
+		if got, want := e.rec().rec.Expires, e.clock.Now().Add(rtTTL).UnixNano(); got != want {
 			t.Fatalf("after a refresh the session ends at %v, want %v (the new refresh token's expiry)", time.Unix(0, got), time.Unix(0, want))
 		}
-		e.clk.Advance(25 * time.Minute) // past the first refresh token's expiry, within the second's
+		e.clock.Advance(25 * time.Minute) // past the first refresh token's expiry, within the second's
 		if code, _ := e.token(); code != 200 || e.op.RefreshGrants() != 2 {
 			t.Fatalf("at 50 min: %d, %d grants; the session ended with the first refresh token", code, e.op.RefreshGrants())
 		}
-		e.clk.Advance(rtTTL + time.Minute) // the current refresh token has expired
+		e.clock.Advance(rtTTL + time.Minute) // the current refresh token has expired
 		if code, _ := e.token(); code != 401 || e.op.RefreshGrants() != 2 {
 			t.Fatalf("after the refresh token expired: %d, %d grants; want 401 without a grant", code, e.op.RefreshGrants())
 		}
 	})
 
 	t.Run("MaxLifetime still bounds the session", func(t *testing.T) {
-		e := newRefreshEnv(t, cfg, func(o *Options) { o.MaxLifetime = 40 * time.Minute })
-		e.clk.Advance(25 * time.Minute)
+		e := newEnv(t, cfg, func(o *Options) { o.MaxLifetime = 40 * time.Minute }).signIn()
+		e.clock.Advance(25 * time.Minute)
 		if code, _ := e.token(); code != 200 {
 			t.Fatalf("at 25 min: %d", code)
 		}
 		if got, want := e.rec().rec.Expires, e.t0.Add(40*time.Minute).UnixNano(); got != want {
 			t.Fatalf("after a refresh the session ends at %v, want %v (MaxLifetime)", time.Unix(0, got), time.Unix(0, want))
 		}
-		e.clk.Advance(16 * time.Minute)
+		e.clock.Advance(16 * time.Minute)
 		if code, _ := e.token(); code != 401 {
 			t.Fatalf("after MaxLifetime: %d", code)
 		}
@@ -513,27 +464,27 @@ func TestRefreshEventsAndLogsHoldNoToken(t *testing.T) {
 	var logs logBuffer
 	var mu sync.Mutex
 	var events []RefreshEvent
-	e := newRefreshEnv(t, oidctest.Config{}, func(o *Options) {
+	e := newEnv(t, oidctest.Config{}, func(o *Options) {
 		o.Logger = logs.jsonLogger()
 		o.OnRefresh = func(_ context.Context, ev RefreshEvent) {
 			mu.Lock()
 			events = append(events, ev)
 			mu.Unlock()
 		}
-	})
+	}).signIn()
 	var secrets []string
 	collect := func(s *session) {
 		secrets = append(secrets, s.rec.AccessToken, s.rec.RefreshToken, s.rec.IDToken)
 	}
 	collect(e.rec())
 
-	e.clk.Advance(2 * time.Hour)
+	e.clock.Advance(2 * time.Hour)
 	if code, _ := e.token(); code != 200 { // refreshed
 		t.Fatalf("refresh: %d", code)
 	}
 	stale := e.rec()
 	collect(stale)
-	e.clk.Advance(2 * time.Hour)
+	e.clock.Advance(2 * time.Hour)
 	e.op.Misbehave(func(m *oidctest.Misbehavior) { m.TokenStatus = 503 })
 	if code, _ := e.token(); code != 503 { // failed
 		t.Fatalf("provider down: %d", code)
@@ -545,7 +496,7 @@ func TestRefreshEventsAndLogsHoldNoToken(t *testing.T) {
 	collect(e.rec())
 	// A request that still holds the previous record: another request
 	// has just refreshed, so it reuses that result.
-	if _, err := e.a.bff.refresh(context.Background(), stale, e.clk.Now().UnixNano()); err != nil {
+	if _, err := e.a.bff.refresh(context.Background(), stale, e.clock.Now().UnixNano()); err != nil {
 		t.Fatalf("refresh with a stale record: %v", err)
 	}
 	resp := e.br.do("POST", e.a.URL+"/auth/logout", nil)
@@ -560,7 +511,7 @@ func TestRefreshEventsAndLogsHoldNoToken(t *testing.T) {
 	id2, _ := e.a.sessionCookie(e2br)
 	s2, _ := e.a.storeSession(id2)
 	collect(s2)
-	e.clk.Advance(2 * time.Hour)
+	e.clock.Advance(2 * time.Hour)
 	e.op.Misbehave(func(m *oidctest.Misbehavior) { m.TokenError = "invalid_grant" })
 	if code, _ := e.a.status(e2br, "GET", "/api/token"); code != 401 { // ended
 		t.Fatalf("invalid_grant: %d", code)
@@ -616,8 +567,8 @@ func TestRefreshEventsAndLogsHoldNoToken(t *testing.T) {
 // refresh, by reuse detection).
 func TestRefreshStoreBlipKeepsRotatedToken(t *testing.T) {
 	fs := newSpyStore(t)
-	e := newRefreshEnv(t, oidctest.Config{}, func(o *Options) { o.Store = fs })
-	e.clk.Advance(2 * time.Hour)
+	e := newEnv(t, oidctest.Config{}, func(o *Options) { o.Store = fs }).signIn()
+	e.clock.Advance(2 * time.Hour)
 	fs.failNext("commit", 1)
 	code, tok := e.token()
 	if code != 200 || e.op.RefreshGrants() != 1 {
@@ -627,7 +578,7 @@ func TestRefreshStoreBlipKeepsRotatedToken(t *testing.T) {
 	if s := e.rec(); s.rec.AccessToken != tok || !e.op.RefreshTokenValid(s.rec.RefreshToken) {
 		t.Fatal("the rotated refresh token was not stored")
 	}
-	e.clk.Advance(2 * time.Hour)
+	e.clock.Advance(2 * time.Hour)
 	if code, _ := e.token(); code != 200 || e.op.FamilyRevoked(oidctest.DefaultUser.Subject) {
 		t.Fatalf("next refresh: %d, family revoked %v", code, e.op.FamilyRevoked(oidctest.DefaultUser.Subject))
 	}
