@@ -325,18 +325,7 @@ func TestDiscoveryUnavailable(t *testing.T) {
 	// attempt at once) until sign-in starts.
 	waitLogin := func(t *testing.T, a *app, br *browser) {
 		t.Helper()
-		deadline := time.Now().Add(10 * time.Second)
-		for {
-			resp := br.get(a.URL + "/auth/login")
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusSeeOther {
-				break
-			}
-			if resp.StatusCode != http.StatusServiceUnavailable || time.Now().After(deadline) {
-				t.Fatalf("/auth/login = %d after the provider came back", resp.StatusCode)
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
+		waitStatus(t, a, br, "/auth/login", http.StatusSeeOther)
 		a.login(br)
 	}
 

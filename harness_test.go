@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"html"
 	"io"
 	"log/slog"
@@ -400,6 +401,19 @@ func waitUntil(t testing.TB, d time.Duration, what string, cond func() bool) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// waitStatus GETs path until it answers want, while it answers 503 (a
+// component recovering); any other status fails.
+func waitStatus(t testing.TB, a *app, br *browser, path string, want int) {
+	t.Helper()
+	waitUntil(t, 10*time.Second, fmt.Sprintf("GET %s to answer %d", path, want), func() bool {
+		code, body := a.status(br, "GET", path)
+		if code != want && code != http.StatusServiceUnavailable {
+			t.Fatalf("GET %s = %d %s while waiting for %d", path, code, body, want)
+		}
+		return code == want
+	})
 }
 
 // browser is a cookie-keeping HTTP client that does not follow redirects by

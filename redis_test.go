@@ -48,13 +48,7 @@ func redisApps(t testing.TB, op *oidctest.Provider, rs *redistest.Server, n int,
 // that its session cache is in use.
 func waitHealthy(t testing.TB, a *app) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for a.bff.store.bus == nil || !a.bff.store.bus.Healthy() {
-		if time.Now().After(deadline) {
-			t.Fatal("invalidation bus not healthy after 5 s")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	waitUntil(t, 5*time.Second, "a healthy invalidation bus", func() bool { return a.bff.store.bus != nil && a.bff.store.bus.Healthy() })
 }
 
 // expect401Within polls path on a until it answers 401, and fails if a
@@ -294,13 +288,7 @@ func TestRedisStoppedAnswers503(t *testing.T) {
 	rs.Stop()
 	// The cache may serve for the bus's healthy window (80 ms); from then
 	// on every request reaches the store.
-	deadline := time.Now().Add(5 * time.Second)
-	for a.bff.store.bus.Healthy() {
-		if time.Now().After(deadline) {
-			t.Fatal("bus still healthy with Redis stopped")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	waitUntil(t, 5*time.Second, "the bus to notice Redis stopped", func() bool { return !a.bff.store.bus.Healthy() })
 	var worst time.Duration
 	for i := range 20 {
 		path := []string{"/api/me", "/auth/session"}[i%2]
@@ -328,17 +316,7 @@ func TestRedisStoppedAnswers503(t *testing.T) {
 	// redistest restarts with an empty data set, so the session is gone:
 	// recovery means answering (401, not 503) and signing in again.
 	rs.Restart()
-	deadline = time.Now().Add(5 * time.Second)
-	for {
-		code, _ := a.status(br, "GET", "/api/me")
-		if code == http.StatusUnauthorized {
-			break
-		}
-		if code != http.StatusServiceUnavailable || time.Now().After(deadline) {
-			t.Fatalf("after restart /api/me = %d", code)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitStatus(t, a, br, "/api/me", http.StatusUnauthorized)
 	a.login(br)
 	if code, _ := a.status(br, "GET", "/api/me"); code != 200 {
 		t.Fatalf("after re-login /api/me = %d", code)
@@ -359,13 +337,7 @@ func TestRedisPausedSessionsIntact(t *testing.T) {
 		t.Fatalf("CLIENT PAUSE: %v", err)
 	}
 	pausedAt := time.Now()
-	deadline := time.Now().Add(5 * time.Second)
-	for a.bff.store.bus.Healthy() {
-		if time.Now().After(deadline) {
-			t.Fatal("bus still healthy with Redis paused")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	waitUntil(t, 5*time.Second, "the bus to notice Redis paused", func() bool { return !a.bff.store.bus.Healthy() })
 	seen503 := false
 	var worst time.Duration
 	for time.Since(pausedAt) < 1200*time.Millisecond {
@@ -390,17 +362,7 @@ func TestRedisPausedSessionsIntact(t *testing.T) {
 		t.Fatal("no 503 seen while Redis was paused")
 	}
 	// After the pause: the same session, without signing in again.
-	deadline = time.Now().Add(5 * time.Second)
-	for {
-		code, body := a.status(br, "GET", "/api/me")
-		if code == 200 {
-			break
-		}
-		if code != http.StatusServiceUnavailable || time.Now().After(deadline) {
-			t.Fatalf("after the pause /api/me = %d %s", code, body)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitStatus(t, a, br, "/api/me", http.StatusOK)
 	if code, _ := a.status(br, "GET", "/auth/session"); code != 200 {
 		t.Fatalf("after the pause /auth/session = %d", code)
 	}
@@ -658,17 +620,7 @@ func TestRedisIndexExpires(t *testing.T) {
 		if resp.StatusCode != 200 {
 			t.Fatalf("login = %d", resp.StatusCode)
 		}
-		deadline := time.Now().Add(5 * time.Second)
-		for {
-			ks := sessionKeys(scanKeys(t, rs))
-			if len(ks) == 0 {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("keys still present 5 s after a 300 ms session: %q", ks)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
+		waitUntil(t, 5*time.Second, "the keys of a 300 ms session to expire", func() bool { return len(sessionKeys(scanKeys(t, rs))) == 0 })
 		if got, err := a.bff.Sessions(ctx, sub); err != nil || len(got) != 0 {
 			t.Fatalf("Sessions = %v, %v; want none", got, err)
 		}

@@ -228,20 +228,13 @@ func TestRefreshDeadLockHolder(t *testing.T) {
 	if e.op.RefreshGrants() != 0 {
 		t.Fatal("refreshed without the lock")
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	waitUntil(t, 10*time.Second, "the session to recover after the lock's expiry", func() bool {
 		code, tok := e.token()
-		if code == 200 && tok != old {
-			break
-		}
-		if code != 503 {
+		if code != 200 && code != 503 {
 			t.Fatalf("while waiting for the lock to expire: %d", code)
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("the session did not recover after the lock's expiry")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return code == 200 && tok != old
+	})
 	if g := e.op.RefreshGrants(); g != 1 || e.op.FamilyRevoked(oidctest.DefaultUser.Subject) {
 		t.Fatalf("%d grants after recovery, want 1 and no revoked family", g)
 	}
