@@ -7,10 +7,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	mrand "math/rand/v2"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"runtime"
 	"slices"
@@ -202,6 +205,14 @@ func TestFreshTokenPathWritesNothing(t *testing.T) {
 	}
 }
 
+// benchLoop serves r with h, expecting want, for the benchmark's loop.
+func benchLoop(b *testing.B, h http.Handler, r *http.Request, want int) {
+	b.ReportAllocs()
+	for b.Loop() {
+		serve(b, h, r, want)
+	}
+}
+
 func BenchmarkHotPathMemory(b *testing.B) {
 	a, id := benchApp(b, oidctest.Config{}, nil)
 	r := cookieRequest(a, id)
@@ -210,23 +221,14 @@ func BenchmarkHotPathMemory(b *testing.B) {
 		name string
 		h    http.Handler
 	}{{"bare", benchHandler}, {"guarded", guarded}} {
-		b.Run(bc.name, func(b *testing.B) {
-			b.ReportAllocs()
-			for b.Loop() {
-				serve(b, bc.h, r, 200)
-			}
-		})
+		b.Run(bc.name, func(b *testing.B) { benchLoop(b, bc.h, r, 200) })
 	}
 }
 
 func benchReject(b *testing.B, cookie func(a *app) string) {
 	a, _ := benchApp(b, oidctest.Config{}, nil)
 	r := cookieRequest(a, cookie(a))
-	h := a.bff.RequireSession(benchHandler)
-	b.ReportAllocs()
-	for b.Loop() {
-		serve(b, h, r, 401)
-	}
+	benchLoop(b, a.bff.RequireSession(benchHandler), r, 401)
 }
 
 func BenchmarkRejectNoCookie(b *testing.B) {
@@ -246,11 +248,7 @@ var quietLogger = slog.New(slog.DiscardHandler)
 func BenchmarkLoginRedirect(b *testing.B) {
 	op := testOP(b, oidctest.Config{})
 	a := newApp(b, op, func(o *Options) { o.Logger = quietLogger })
-	r := httptest.NewRequest("GET", a.URL+"/auth/login?returnTo=/app", nil)
-	b.ReportAllocs()
-	for b.Loop() {
-		serve(b, a.bff, r, http.StatusSeeOther)
-	}
+	benchLoop(b, a.bff, httptest.NewRequest("GET", a.URL+"/auth/login?returnTo=/app", nil), http.StatusSeeOther)
 }
 
 // BenchmarkCallback measures the whole callback: transaction cookie, code
@@ -732,4 +730,125 @@ func envInts(t *testing.T, name string, def []int) []int {
 		out = append(out, n)
 	}
 	return out
+}
+
+// BenchmarkCacheGet: a lookup's cost with 1,000 to 1,000,000 cached
+// sessions, on 1, 2 and 8 threads (go test -bench CacheGet -cpu 1,2,8).
+func BenchmarkCacheGet(b *testing.B) {
+	for _, n := range []int{1000, 24000, 100000, 1000000} {
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			c := newCache(0, 1<<40, nil, nil)
+			ids := make([]string, n)
+			now := time.Now()
+			s := typicalSession(rand.Text())
+			for i := range ids {
+				ids[i] = rand.Text()
+				c.put(ids[i], s, c.seq(), now)
+			}
+			var next atomic.Int64
+			b.ReportAllocs()
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				i := int(next.Add(7919))
+				for pb.Next() {
+					i++
+					if c.get(ids[i%n], now) == nil {
+						b.Fatal("miss")
+					}
+				}
+			})
+		})
+	}
+}
+
+// BenchmarkCachePut: an insertion into a full cache (each one evicts).
+func BenchmarkCachePut(b *testing.B) {
+	for _, n := range []int{1000, 100000} {
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			s := typicalSession(rand.Text())
+			c := newCache(0, int64(n)*entrySize(s), nil, nil)
+			now := time.Now()
+			ids := make([]string, 4*n)
+			for i := range ids {
+				ids[i] = rand.Text()
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; b.Loop(); i++ {
+				c.put(ids[i%len(ids)], s, c.seq(), now)
+			}
+		})
+	}
+}
+
+// benchUpstream is the upstream of the benchmarks: a small JSON answer.
+func benchUpstream(b *testing.B) *url.URL {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"id":1,"name":"item"}`)
+	}))
+	b.Cleanup(srv.Close)
+	u, _ := url.Parse(srv.URL + "/v1")
+	return u
+}
+
+// BenchmarkProxy: one proxied GET in process, to a real loopback upstream.
+// "handler" is the proxy alone (the session already in the context, as
+// RequireSession leaves it); "RequireSession" includes the session lookup.
+func BenchmarkProxy(b *testing.B) {
+	a, id := benchApp(b, oidctest.Config{}, nil)
+	s, err := a.bff.store.load(context.Background(), id, time.Now())
+	if err != nil {
+		b.Fatal(err)
+	}
+	proxy := http.StripPrefix("/api/upstream", a.bff.Proxy(benchUpstream(b), ProxyOptions{}))
+
+	b.Run("handler", func(b *testing.B) {
+		req := httptest.NewRequest("GET", "/api/upstream/items/1", nil)
+		req = req.WithContext(context.WithValue(req.Context(), sessionKey, s))
+		benchLoop(b, proxy, req, 200)
+	})
+	b.Run("RequireSession", func(b *testing.B) {
+		req := httptest.NewRequest("GET", "/api/upstream/items/1", nil)
+		req.Header.Set("Cookie", a.bff.cfg.CookieName+"="+id)
+		benchLoop(b, a.bff.RequireSession(proxy), req, 200)
+	})
+}
+
+// BenchmarkProxyBareReverseProxy is the baseline: httputil.ReverseProxy
+// with SetURL to the same kind of upstream.
+func BenchmarkProxyBareReverseProxy(b *testing.B) {
+	target := benchUpstream(b)
+	rp := &httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) {
+		pr.SetURL(target)
+		pr.SetXForwarded()
+	}}
+	req := httptest.NewRequest("GET", "/api/upstream/items/1", nil)
+	benchLoop(b, http.StripPrefix("/api/upstream", rp), req, 200)
+}
+
+// BenchmarkRequireSessionMemory and BenchmarkRequireSessionRedis: the hot
+// path on each store; with Redis, with and without the session cache, and
+// the Redis commands a request costs.
+func BenchmarkRequireSessionMemory(b *testing.B) {
+	a, id := benchApp(b, oidctest.Config{}, nil)
+	benchLoop(b, a.bff.RequireSession(benchHandler), cookieRequest(a, id), 200)
+}
+
+func BenchmarkRequireSessionRedis(b *testing.B) {
+	rs := redistest.Start(b)
+	for _, noCache := range []bool{false, true} {
+		b.Run(map[bool]string{false: "cache", true: "nocache"}[noCache], func(b *testing.B) {
+			a, id := benchApp(b, oidctest.Config{}, func(o *Options) { o.Redis, o.DisableSessionCache = rs.Pool(), noCache })
+			if !noCache {
+				waitHealthy(b, a)
+			}
+			h, r := a.bff.RequireSession(benchHandler), cookieRequest(a, id)
+			serve(b, h, r, 200) // reads the session into the cache
+			rs.ResetStats()
+			benchLoop(b, h, r, 200)
+			total, _ := dataCommands(rs.CommandStats())
+			b.ReportMetric(float64(total)/float64(b.N), "redis-cmds/op")
+		})
+	}
 }

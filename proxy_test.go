@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/http/httptrace"
-	"net/http/httputil"
 	"net/textproto"
 	"net/url"
 	"path"
@@ -1030,65 +1029,4 @@ func FuzzProxyPath(f *testing.F) {
 			}
 		}
 	})
-}
-
-// benchUpstream is the upstream of the benchmarks: a small JSON answer.
-func benchUpstream(b *testing.B) *url.URL {
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		io.WriteString(w, `{"id":1,"name":"item"}`)
-	}))
-	b.Cleanup(srv.Close)
-	u, _ := url.Parse(srv.URL + "/v1")
-	return u
-}
-
-func benchServe(b *testing.B, h http.Handler, req *http.Request) {
-	b.ReportAllocs()
-	for b.Loop() {
-		w := httptest.NewRecorder()
-		h.ServeHTTP(w, req)
-		if w.Code != 200 {
-			b.Fatalf("status %d %s", w.Code, w.Body)
-		}
-	}
-}
-
-// BenchmarkProxy: one proxied GET in process, to a real loopback upstream.
-// "handler" is the proxy alone (the session already in the context, as
-// RequireSession leaves it); "RequireSession" includes the session lookup.
-func BenchmarkProxy(b *testing.B) {
-	op := testOP(b, oidctest.Config{})
-	a := newApp(b, op, nil)
-	br := newBrowser(b)
-	a.login(br)
-	id, _ := a.sessionCookie(br)
-	s, err := a.bff.store.load(context.Background(), id, time.Now())
-	if err != nil {
-		b.Fatal(err)
-	}
-	proxy := http.StripPrefix("/api/upstream", a.bff.Proxy(benchUpstream(b), ProxyOptions{}))
-
-	b.Run("handler", func(b *testing.B) {
-		req := httptest.NewRequest("GET", "/api/upstream/items/1", nil)
-		req = req.WithContext(context.WithValue(req.Context(), sessionKey, s))
-		benchServe(b, proxy, req)
-	})
-	b.Run("RequireSession", func(b *testing.B) {
-		req := httptest.NewRequest("GET", "/api/upstream/items/1", nil)
-		req.Header.Set("Cookie", a.bff.cfg.CookieName+"="+id)
-		benchServe(b, a.bff.RequireSession(proxy), req)
-	})
-}
-
-// BenchmarkProxyBareReverseProxy is the baseline: httputil.ReverseProxy
-// with SetURL to the same kind of upstream.
-func BenchmarkProxyBareReverseProxy(b *testing.B) {
-	target := benchUpstream(b)
-	rp := &httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) {
-		pr.SetURL(target)
-		pr.SetXForwarded()
-	}}
-	req := httptest.NewRequest("GET", "/api/upstream/items/1", nil)
-	benchServe(b, http.StripPrefix("/api/upstream", rp), req)
 }

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -626,75 +625,6 @@ func TestRedisIndexExpires(t *testing.T) {
 		}
 	})
 	assertNoKEYS(t, rs)
-}
-
-// benchSession signs a browser in on a and returns a request carrying its
-// session cookie and the guarded handler.
-func benchSession(b *testing.B, a *app) (http.Handler, *http.Request) {
-	br := newBrowser(b)
-	a.login(br)
-	id, _ := a.sessionCookie(br)
-	h := a.bff.RequireSession(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if _, ok := UserFrom(r.Context()); !ok {
-			panic("no user")
-		}
-	}))
-	req := httptest.NewRequest("GET", a.URL+"/api/me", nil)
-	req.Header.Set("Cookie", a.bff.cfg.CookieName+"="+id)
-	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, req)
-	if rec.Code != 200 {
-		b.Fatalf("warm-up = %d", rec.Code)
-	}
-	return h, req
-}
-
-func runBench(b *testing.B, h http.Handler, req *http.Request) {
-	b.ReportAllocs()
-	for b.Loop() {
-		rec := httptest.NewRecorder()
-		h.ServeHTTP(rec, req)
-		if rec.Code != 200 {
-			b.Fatalf("status %d", rec.Code)
-		}
-	}
-}
-
-func BenchmarkRequireSessionMemory(b *testing.B) {
-	op := testOP(b, oidctest.Config{})
-	a := newApp(b, op, nil)
-	h, req := benchSession(b, a)
-	runBench(b, h, req)
-}
-
-func BenchmarkRequireSessionRedis(b *testing.B) {
-	rs := redistest.Start(b)
-	op := testOP(b, oidctest.Config{})
-	for _, bc := range []struct {
-		name    string
-		noCache bool
-	}{{"cache", false}, {"nocache", true}} {
-		b.Run(bc.name, func(b *testing.B) {
-			a := redisApps(b, op, rs, 1, func(o *Options) { o.DisableSessionCache = bc.noCache })[0]
-			h, req := benchSession(b, a)
-			if !bc.noCache {
-				waitHealthy(b, a)
-			}
-			rs.ResetStats()
-			ops := 0
-			b.ReportAllocs()
-			for b.Loop() {
-				rec := httptest.NewRecorder()
-				h.ServeHTTP(rec, req)
-				if rec.Code != 200 {
-					b.Fatalf("status %d", rec.Code)
-				}
-				ops++
-			}
-			total, _ := dataCommands(rs.CommandStats())
-			b.ReportMetric(float64(total)/float64(ops), "redis-cmds/op")
-		})
-	}
 }
 
 // jsonBody decodes a JSON object.
