@@ -56,8 +56,7 @@ func benchApp(tb testing.TB, opCfg oidctest.Config, opt func(*Options)) (*app, s
 			opt(o)
 		}
 	})
-	br := newBrowser(tb)
-	a.login(br)
+	br := a.signIn(tb)
 	id, ok := a.sessionCookie(br)
 	if !ok {
 		tb.Fatal("no session cookie after sign-in")

@@ -597,8 +597,7 @@ func TestLargeClaims(t *testing.T) {
 			} else {
 				a = newApp(t, op, opt)
 			}
-			br := newBrowser(t)
-			a.login(br)
+			br := a.signIn(t)
 			id, _ := a.sessionCookie(br)
 			s, err := a.storeSession(id)
 			if err != nil {

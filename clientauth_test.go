@@ -84,8 +84,7 @@ func TestPrivateKeyJWT(t *testing.T) {
 				TokenAuthMethods: []string{oidctest.AuthPrivateKeyJWT}})
 			a := keyApp(t, op, []crypto.Signer{testClientKey(t, kind)}, func(o *Options) { o.Now = clock.Now })
 			waitReady(t, a)
-			br := newBrowser(t)
-			a.login(br)
+			br := a.signIn(t)
 			clock.Advance(90 * time.Second) // within the skew: the next request refreshes
 			if code, _ := a.status(br, "GET", "/api/me"); code != 200 {
 				t.Fatalf("/api/me after expiry = %d", code)
@@ -187,8 +186,7 @@ func TestClientAuthMethodFromDiscovery(t *testing.T) {
 	t.Run("secret_provider_only_post", func(t *testing.T) {
 		op := testOP(t, oidctest.Config{TokenAuthMethods: []string{oidctest.AuthSecretPost}})
 		a := newApp(t, op, nil)
-		br := newBrowser(t)
-		a.login(br)
+		br := a.signIn(t)
 		a.logout(br).Body.Close()
 		want := map[string]int{"token client_secret_post": 1, "revoke client_secret_post": 1}
 		if got := op.ClientAuths(); fmt.Sprint(got) != fmt.Sprint(want) {
@@ -252,8 +250,7 @@ func TestClientCertificateX5t(t *testing.T) {
 	}
 	t.Run("with certificate", func(t *testing.T) {
 		op, a, clock := entra(t, true)
-		br := newBrowser(t)
-		a.login(br)
+		br := a.signIn(t)
 		clock.Advance(90 * time.Second)
 		if !signedIn(t, a, br) || op.RefreshGrants() != 1 {
 			t.Fatalf("refresh grants %d", op.RefreshGrants())

@@ -159,8 +159,7 @@ func eventsApp(t *testing.T, opt func(*Options)) (*app, *browser, *frozenClock) 
 			opt(o)
 		}
 	})
-	br := newBrowser(t)
-	a.login(br)
+	br := a.signIn(t)
 	return a, br, clock
 }
 
@@ -373,8 +372,7 @@ func TestEventsBounds(t *testing.T) {
 		}
 	}
 	refused(br, "a third stream of one session")
-	other := newBrowser(t)
-	a.login(other)
+	other := a.signIn(t)
 	openEvents(t, a, other)
 	refused(other, "a fourth stream on the instance")
 	s1.cancel()
@@ -455,8 +453,7 @@ func TestEventsRedisBusDown(t *testing.T) {
 	clock := newFrozenClock()
 	apps := redisApps(t, op, rs, 1, func(o *Options) { o.Now, hooksOf(o).newTimer = clock.Now, clock.Timer })
 	a := apps[0]
-	br := newBrowser(t)
-	a.login(br)
+	br := a.signIn(t)
 	waitHealthy(t, a)
 	s := openEvents(t, a, br)
 	s.expect("session")
@@ -535,8 +532,7 @@ func TestEventsEndWhileOpening(t *testing.T) {
 	clock := newFrozenClock()
 	op := testOP(t, oidctest.Config{Now: clock.Now, AccessTokenTTL: 48 * time.Hour})
 	a := newApp(t, op, func(o *Options) { o.Store, o.Now, hooksOf(o).newTimer = store, clock.Now, clock.Timer })
-	br := newBrowser(t)
-	a.login(br)
+	br := a.signIn(t)
 	g := store.g
 	store.armed.Store(true)
 	status := make(chan int, 1)
@@ -593,8 +589,7 @@ func TestEventsStoreTrouble(t *testing.T) {
 		})
 	}
 	open := func() (*browser, *sse, string) {
-		br := newBrowser(t)
-		a.login(br)
+		br := a.signIn(t)
 		s := openEvents(t, a, br)
 		id, _ := a.sessionCookie(br)
 		return br, s, recordName(id)
@@ -634,8 +629,7 @@ func TestEventsCustomStorePolls(t *testing.T) {
 	clock := newFrozenClock()
 	op := testOP(t, oidctest.Config{Now: clock.Now, AccessTokenTTL: 48 * time.Hour})
 	a := newApp(t, op, func(o *Options) { o.Store, o.Now, hooksOf(o).newTimer = spy, clock.Now, clock.Timer })
-	br := newBrowser(t)
-	a.login(br)
+	br := a.signIn(t)
 	s := openEvents(t, a, br)
 	s.expect("session")
 	id, _ := a.sessionCookie(br)

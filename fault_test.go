@@ -170,8 +170,7 @@ func TestFaultIdPSlow(t *testing.T) {
 		o.RefreshTimeout = 300 * time.Millisecond
 		o.Now = clock.Now
 	})
-	br := newBrowser(t)
-	a.login(br)
+	br := a.signIn(t)
 	op.Misbehave(func(m *oidctest.Misbehavior) { m.TokenDelay = 5 * time.Second })
 
 	t.Run("callback", func(t *testing.T) {
@@ -360,8 +359,7 @@ func TestFaultIdPBadResponsesAtRefresh(t *testing.T) {
 			clock := &offsetClock{}
 			op := testOP(t, oidctest.Config{Now: clock.Now})
 			a := newApp(t, op, func(o *Options) { o.Now = clock.Now })
-			br := newBrowser(t)
-			a.login(br)
+			br := a.signIn(t)
 			op.Misbehave(tc.mb)
 			clock.Advance(oidctest.DefaultAccessTokenTTL - 30*time.Second)
 			if code, _ := a.status(br, "GET", "/api/me"); code != 200 {
@@ -457,8 +455,7 @@ func TestFaultJWKSRotationMidTraffic(t *testing.T) {
 			t.Errorf("session %d after the rotation: /api/me = %d %s, want 200 (refreshed with the new key)", i, code, body)
 		}
 	}
-	late := newBrowser(t)
-	a.login(late)
+	late := a.signIn(t)
 	if bad.Load() != 0 {
 		t.Errorf("%d requests of the background traffic failed", bad.Load())
 	}
@@ -488,8 +485,7 @@ func TestFaultRedisSlow(t *testing.T) {
 	rs := redistest.Start(t)
 	op := testOP(t, oidctest.Config{})
 	a := newApp(t, op, func(o *Options) { o.Redis = NewRedisPool(rs.Addr) })
-	br := newBrowser(t)
-	a.login(br)
+	br := a.signIn(t)
 	for range 3 {
 		if _, err := rs.Do("CLIENT", "PAUSE", 200, "ALL"); err != nil {
 			t.Fatalf("CLIENT PAUSE: %v", err)
@@ -518,8 +514,7 @@ func TestFaultRedisPausedDuringRefresh(t *testing.T) {
 		o.Redis = NewRedisPool(rs.Addr)
 		o.Now = clock.Now
 	})
-	br := newBrowser(t)
-	a.login(br)
+	br := a.signIn(t)
 	op.Misbehave(func(m *oidctest.Misbehavior) { m.TokenDelay = 300 * time.Millisecond })
 	clock.Advance(oidctest.DefaultAccessTokenTTL)
 	done := make(chan int)
@@ -626,8 +621,7 @@ func TestFaultJWKSUnavailableAtRefresh(t *testing.T) {
 		o.Now = clock.Now
 		hooksOf(o).keysRefetchInterval = time.Millisecond
 	})
-	br := newBrowser(t)
-	a.login(br)
+	br := a.signIn(t)
 	id, _ := a.sessionCookie(br)
 	before, err := a.storeSession(id)
 	if err != nil {
@@ -661,8 +655,7 @@ func TestFaultJWKSUnavailableAtRefresh(t *testing.T) {
 func TestFaultJWKSUnavailableAtBackchannelLogout(t *testing.T) {
 	op, front := frontedOP(t, oidctest.Config{})
 	a := newApp(t, op, func(o *Options) { hooksOf(o).keysRefetchInterval = time.Millisecond })
-	br := newBrowser(t)
-	a.login(br)
+	br := a.signIn(t)
 	id, _ := a.sessionCookie(br)
 	s, _ := a.storeSession(id)
 	op.RotateKeys()

@@ -381,8 +381,7 @@ func FuzzSessionRecord(f *testing.F) {
 	f.Add([]byte{}, uint16(0), byte(0), uint16(0), uint8(4)) // the genuine plaintext, sealed again
 	f.Add([]byte(`{"claims":null}`), uint16(0), byte(0), uint16(0), uint8(4))
 	_, a := fuzzApp(f, nil)
-	br := newBrowser(f)
-	a.login(br)
+	br := a.signIn(f)
 	id, _ := a.sessionCookie(br)
 	key := recordName(id)
 	ctx := context.Background()
@@ -507,8 +506,7 @@ func FuzzLogoutToken(f *testing.F) {
 	}
 	newLive := func(t testing.TB) live {
 		at := &app{t: t, bff: a.bff, srv: a.srv, op: a.op, URL: a.URL}
-		br := newBrowser(t)
-		at.login(br)
+		br := at.signIn(t)
 		id, _ := at.sessionCookie(br)
 		s, err := a.bff.store.read(ctx, recordName(id))
 		if err != nil || s.rec.SID == "" {

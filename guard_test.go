@@ -614,8 +614,7 @@ func TestRequireLoginRefusals(t *testing.T) {
 	clock := newFrozenClock()
 	op := testOP(t, oidctest.Config{Now: clock.Now, AccessTokenTTL: 48 * time.Hour})
 	a := newApp(t, op, func(o *Options) { o.Store, o.Now = spy, clock.Now })
-	br := newBrowser(t)
-	a.login(br)
+	br := a.signIn(t)
 
 	resp := br.do("POST", a.URL+"/page", nil, "Sec-Fetch-Mode", "navigate", "Sec-Fetch-Site", "cross-site", "Accept", "text/html")
 	if code, _, _ := jsonError(t, resp); resp.StatusCode != 403 || code != "cross_origin" {
@@ -674,8 +673,7 @@ func TestOptionalSession(t *testing.T) {
 		t.Errorf("cross-site POST without a session = %d, want 403", resp.StatusCode)
 	}
 
-	br := newBrowser(t)
-	a.login(br)
+	br := a.signIn(t)
 	code, body := a.status(br, "GET", "/public")
 	if want := "hello " + oidctest.DefaultUser.Name + " until "; code != 200 || !strings.HasPrefix(body, want) {
 		t.Fatalf("signed in: %d %q", code, body)

@@ -514,6 +514,14 @@ func (a *app) login(br *browser) (*http.Response, string) {
 	return resp, body
 }
 
+// signIn returns a new browser, signed in to the app.
+func (a *app) signIn(t testing.TB) *browser {
+	t.Helper()
+	br := newBrowser(t)
+	a.login(br)
+	return br
+}
+
 // startLogin runs /login and the provider's authorize step, and returns the
 // callback URL the provider sent the browser to (not yet visited).
 func (a *app) startLogin(br *browser) string {

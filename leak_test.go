@@ -357,8 +357,7 @@ func TestBoundedSessionIndexCleaned(t *testing.T) {
 	var sids []string
 	var browsers []*browser
 	for range 4 {
-		br := newBrowser(t)
-		a.login(br)
+		br := a.signIn(t)
 		id, _ := a.sessionCookie(br)
 		s, _ := a.storeSession(id)
 		sids = append(sids, s.rec.SID)

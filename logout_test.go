@@ -68,8 +68,7 @@ func signedIn(t testing.TB, a *app, br *browser) bool {
 func TestLogoutCrossSitePOSTRefused(t *testing.T) {
 	op := testOP(t, oidctest.Config{})
 	a := newApp(t, op, nil)
-	br := newBrowser(t)
-	a.login(br)
+	br := a.signIn(t)
 	for _, h := range [][]string{
 		{"Sec-Fetch-Site", "cross-site"},
 		{"Sec-Fetch-Site", "same-site"},
@@ -88,8 +87,7 @@ func TestLogoutCrossSitePOSTRefused(t *testing.T) {
 func TestLogoutByGETDoesNothing(t *testing.T) {
 	op := testOP(t, oidctest.Config{})
 	a := newApp(t, op, nil)
-	br := newBrowser(t)
-	a.login(br)
+	br := a.signIn(t)
 	code, _ := a.status(br, "GET", "/auth/logout")
 	if code != http.StatusMethodNotAllowed {
 		t.Errorf("GET /auth/logout = %d, want 405", code)
@@ -102,8 +100,7 @@ func TestLogoutByGETDoesNothing(t *testing.T) {
 func TestLogoutRevokesAndRedirectsToEndSession(t *testing.T) {
 	op := testOP(t, oidctest.Config{})
 	a := newApp(t, op, nil)
-	br := newBrowser(t)
-	a.login(br)
+	br := a.signIn(t)
 	id, _ := a.sessionCookie(br)
 	s, err := a.storeSession(id)
 	if err != nil {
@@ -178,8 +175,7 @@ func TestLogoutCallbackWrongState(t *testing.T) {
 		{"state with suffix", func(s string) string { return s + "x" }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			br := newBrowser(t)
-			a.login(br)
+			br := a.signIn(t)
 			resp := a.logout(br)
 			loc, _ := url.Parse(resp.Header.Get("Location"))
 			st := loc.Query().Get("state")
@@ -191,8 +187,7 @@ func TestLogoutCallbackWrongState(t *testing.T) {
 	}
 	t.Run("state sealed by another app", func(t *testing.T) {
 		other := newApp(t, op, func(o *Options) { o.SecretKeys = [][]byte{[]byte("another key of thirty-two bytes!")} })
-		br := newBrowser(t)
-		other.login(br)
+		br := other.signIn(t)
 		resp := other.logout(br)
 		loc, _ := url.Parse(resp.Header.Get("Location"))
 		code, _ := a.status(br, "GET", "/auth/logout/callback?state="+url.QueryEscape(loc.Query().Get("state")))
@@ -203,8 +198,7 @@ func TestLogoutCallbackWrongState(t *testing.T) {
 	t.Run("state expired", func(t *testing.T) {
 		clock := newFrozenClock()
 		a := newApp(t, op, func(o *Options) { o.Now = clock.Now })
-		br := newBrowser(t)
-		a.login(br)
+		br := a.signIn(t)
 		resp := a.logout(br)
 		loc, _ := url.Parse(resp.Header.Get("Location"))
 		clock.Advance(a.bff.cfg.LoginTimeout + time.Second)
@@ -219,8 +213,7 @@ func TestLogoutWithoutEndSessionEndpoint(t *testing.T) {
 	op := testOP(t, oidctest.Config{})
 	op.Misbehave(func(m *oidctest.Misbehavior) { m.NoEndSession = true })
 	a := newApp(t, op, func(o *Options) { o.PostLogoutRedirect = "/bye" })
-	br := newBrowser(t)
-	a.login(br)
+	br := a.signIn(t)
 	resp := a.logout(br)
 	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/bye" {
 		t.Fatalf("logout = %d to %q, want 303 to /bye", resp.StatusCode, resp.Header.Get("Location"))
@@ -247,8 +240,7 @@ func TestLogoutRevocationFailureDoesNotBlock(t *testing.T) {
 	a := newApp(t, op, nil)
 
 	t.Run("revocation endpoint answers 500", func(t *testing.T) {
-		br := newBrowser(t)
-		a.login(br)
+		br := a.signIn(t)
 		revokeFails.Store(true)
 		defer revokeFails.Store(false)
 		resp := a.logout(br)
@@ -260,8 +252,7 @@ func TestLogoutRevocationFailureDoesNotBlock(t *testing.T) {
 		}
 	})
 	t.Run("provider down", func(t *testing.T) {
-		br := newBrowser(t)
-		a.login(br)
+		br := a.signIn(t)
 		srv.Close()
 		start := time.Now()
 		resp := a.logout(br)
@@ -486,8 +477,7 @@ func TestBackchannelLogoutAccepts(t *testing.T) {
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			br := newBrowser(t)
-			a.login(br)
+			br := a.signIn(t)
 			id, _ := a.sessionCookie(br)
 			s, _ := a.storeSession(id)
 			if code, _, body := a.backchannel(tc.token(s.rec.Subject, s.rec.SID)); code != 200 {
@@ -573,8 +563,7 @@ func tamper(jwt string) string {
 func TestBackchannelLogoutForgedKidsRateLimited(t *testing.T) {
 	op := testOP(t, oidctest.Config{})
 	a := newApp(t, op, nil)
-	br := newBrowser(t)
-	a.login(br)
+	br := a.signIn(t)
 	before := op.JWKSFetches()
 	for i := range 50 {
 		tok := op.SignJWT(map[string]any{
@@ -603,8 +592,7 @@ func TestBackchannelLogoutRedisAcrossInstances(t *testing.T) {
 	op := testOP(t, oidctest.Config{})
 	apps := redisApps(t, op, rs, 2, nil)
 	a, b := apps[0], apps[1]
-	br := newBrowser(t)
-	a.login(br)
+	br := a.signIn(t)
 	id, _ := a.sessionCookie(br)
 	s, _ := b.storeSession(id)
 	waitHealthy(t, b)
@@ -742,8 +730,7 @@ func TestRevokeSessionsIndexEmptyAfterExpiry(t *testing.T) {
 func TestLogoutSessionEndpointHasLogoutURL(t *testing.T) {
 	op := testOP(t, oidctest.Config{})
 	a := newApp(t, op, func(o *Options) { o.IdleTimeout = time.Hour })
-	br := newBrowser(t)
-	a.login(br)
+	br := a.signIn(t)
 	code, body := a.status(br, "GET", "/auth/session")
 	m := jsonBody(t, body)
 	in, _ := m["expiresIn"].(float64)
@@ -764,8 +751,7 @@ func TestBackchannelLogoutRetryAfterStoreFailure(t *testing.T) {
 	fs := newSpyStore(t)
 	op := testOP(t, oidctest.Config{})
 	a := newApp(t, op, func(o *Options) { o.Store = fs })
-	br := newBrowser(t)
-	a.login(br)
+	br := a.signIn(t)
 	id, _ := a.sessionCookie(br)
 	s, _ := a.storeSession(id)
 	tok := op.LogoutToken(oidctest.DefaultUser.Subject, s.rec.SID, nil)
@@ -803,8 +789,7 @@ func TestProviderLogoutModes(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			op := testOP(t, oidctest.Config{})
 			a := newApp(t, op, func(o *Options) { o.ProviderLogout, o.PostLogoutRedirect = tc.mode, "/bye" })
-			br := newBrowser(t)
-			a.login(br)
+			br := a.signIn(t)
 			resp := a.logout(br)
 			for _, c := range resp.Cookies() {
 				if c.Name != a.bff.cfg.CookieName || c.MaxAge >= 0 {

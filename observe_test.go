@@ -74,8 +74,7 @@ func TestLogsNameNoUser(t *testing.T) {
 			o.LogSubjects = logSubjects
 			o.Logger = logs.jsonLogger()
 		})
-		br := newBrowser(t)
-		a.login(br)
+		br := a.signIn(t)
 		clk.Advance(2 * 3600e9) // past the access token's hour: a refresh
 		if code, _ := a.status(br, "GET", "/api/me"); code != 200 {
 			t.Fatalf("refresh: %d", code)

@@ -73,8 +73,7 @@ func TestOwnOriginTrustedBehindProxy(t *testing.T) {
 	op := testOP(t, oidctest.Config{})
 	var logs logBuffer
 	a := newApp(t, op, func(o *Options) { o.Logger = logs.logger() })
-	br := newBrowser(t)
-	a.login(br)
+	br := a.signIn(t)
 	const proxyHost = "127.0.0.1:8081"
 	if resp := a.sendAs(br, "POST", "/api/echo", proxyHost, "Origin", a.URL); resp.StatusCode != 200 {
 		t.Errorf("POST /api/echo from BaseURL's origin with a rewritten Host = %d, want 200", resp.StatusCode)

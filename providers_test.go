@@ -98,8 +98,7 @@ func TestProviderRecipes(t *testing.T) {
 			a.route("GET /bye", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "signed out") }))
 			checkLacks(t, logs.String(), rc.lacks)
 
-			br := newBrowser(t)
-			a.login(br)
+			br := a.signIn(t)
 			rt := a.browserSession(br).rec.RefreshToken
 			if rt == "" {
 				t.Fatal("no refresh token after sign-in: the session would end with the first access token")
@@ -166,8 +165,7 @@ func checkLacks(t *testing.T, logs string, want []string) {
 // another browser's session with a logout token for its sid.
 func checkRecipeBackchannel(t *testing.T, a *app) {
 	t.Helper()
-	br := newBrowser(t)
-	a.login(br)
+	br := a.signIn(t)
 	s := a.browserSession(br)
 	if code, _, body := a.backchannel(a.op.LogoutToken(s.rec.Subject, s.rec.SID, nil)); code != http.StatusOK || signedIn(t, a, br) {
 		t.Fatalf("back-channel logout = %d %s; still signed in = %v", code, body, signedIn(t, a, br))
@@ -258,8 +256,7 @@ func TestEntraMultiTenant(t *testing.T) {
 			o.DisableConsentPrompt, o.InsecureAllowNoPKCE, o.Now = true, true, clock.Now
 			o.Tenants = []string{oidctest.EntraTenant, other.Tenant}
 		})
-		br := newBrowser(t)
-		a.login(br)
+		br := a.signIn(t)
 		op.Misbehave(func(m *oidctest.Misbehavior) {
 			m.RefreshIDTokenIssuer = strings.Replace(op.Issuer(), "organizations", other.Tenant, 1)
 		})
@@ -311,8 +308,7 @@ func TestRecipeQuirks(t *testing.T) {
 					o.AuthParams = map[string]string{"audience": audience}
 				}
 			})
-			br := newBrowser(t)
-			a.login(br)
+			br := a.signIn(t)
 			_, at := a.status(br, "GET", "/api/token")
 			if isJWT := strings.Count(at, ".") == 2; isJWT != (audience != "") {
 				t.Fatalf("access token %q: a JWT = %v, want %v", at, isJWT, audience != "")

@@ -189,38 +189,20 @@ func mountProxy(t testing.TB, a *app, proxy http.Handler) *httptest.Server {
 	return srv
 }
 
-// proxyEnv: a signed-in browser, an upstream, and the app with the proxy.
+// proxyEnv is a signed-in env with an upstream, and the app's proxy to it
+// on a front server (mountProxy).
 type proxyEnv struct {
-	op    *oidctest.Provider
-	a     *app
+	*env
 	up    *upstream
 	front *httptest.Server
-	br    *browser
 }
 
 func newProxyEnv(t *testing.T, opt func(*Options), popts ProxyOptions) *proxyEnv {
 	t.Helper()
-	e := &proxyEnv{op: testOP(t, oidctest.Config{})}
-	e.a = newApp(t, e.op, opt)
+	e := &proxyEnv{env: newEnv(t, oidctest.Config{}, opt).signIn()}
 	e.up = newUpstream(t, e.op)
 	e.front = mountProxy(t, e.a, e.a.bff.Proxy(e.up.target, popts))
-	e.br = newBrowser(t)
-	e.a.login(e.br)
 	return e
-}
-
-// accessToken is the access token stored in the browser's session.
-func (e *proxyEnv) accessToken(t *testing.T) string {
-	t.Helper()
-	id, ok := e.a.sessionCookie(e.br)
-	if !ok {
-		t.Fatal("no session cookie")
-	}
-	s, err := e.a.storeSession(id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s.rec.AccessToken
 }
 
 // do sends a request through the browser to the front server and reads the
@@ -235,7 +217,7 @@ func (e *proxyEnv) do(t *testing.T, method, p string, headers ...string) (*http.
 
 func TestProxyForwardsTokenNotBrowserCredentials(t *testing.T) {
 	e := newProxyEnv(t, func(o *Options) { o.CSRFHeader = "X-CSRF" }, ProxyOptions{})
-	tok := e.accessToken(t)
+	tok := e.rec().rec.AccessToken
 	resp, body := e.do(t, "GET", "/api/upstream/whoami?x=1&y=%2F",
 		"Authorization", "Bearer browser-chosen-token",
 		"X-CSRF", "1",
@@ -335,7 +317,7 @@ func (e *proxyEnv) dialWS(t *testing.T, path string, headers ...string) (c *wste
 // for bearer tokens, would not check Origin itself.
 func TestProxyWebSocket(t *testing.T) {
 	e := newProxyEnv(t, nil, ProxyOptions{})
-	tok := e.accessToken(t)
+	tok := e.rec().rec.AccessToken
 	c, resp := e.dialWS(t, "/api/upstream/ws", "Origin", e.front.URL, "Sec-Fetch-Site", "same-origin")
 	if c == nil {
 		t.Fatalf("same-origin WebSocket = %d, want 101", resp.StatusCode)
@@ -534,7 +516,7 @@ func TestProxyRefreshesExpiringToken(t *testing.T) {
 	e := newProxyEnv(t, func(o *Options) {
 		o.Now = func() time.Time { return time.Now().Add(time.Duration(offset.Load())) }
 	}, ProxyOptions{})
-	old := e.accessToken(t)
+	old := e.rec().rec.AccessToken
 	grants := e.op.RefreshGrants()
 	// The provider's tokens live an hour; RefreshSkew is a minute.
 	offset.Store(int64(59*time.Minute + 30*time.Second))
@@ -546,7 +528,7 @@ func TestProxyRefreshesExpiringToken(t *testing.T) {
 		t.Fatalf("%d refresh grants, want 1", n)
 	}
 	got := strings.TrimPrefix(e.up.requests()[0].Header.Get("Authorization"), "Bearer ")
-	if got == old || got != e.accessToken(t) {
+	if got == old || got != e.rec().rec.AccessToken {
 		t.Fatal("upstream did not get the refreshed token")
 	}
 }
@@ -554,7 +536,7 @@ func TestProxyRefreshesExpiringToken(t *testing.T) {
 func TestProxyUpstream401(t *testing.T) {
 	t.Run("GET is refreshed and retried once", func(t *testing.T) {
 		e := newProxyEnv(t, nil, ProxyOptions{})
-		old := e.accessToken(t)
+		old := e.rec().rec.AccessToken
 		e.up.reject(old)
 		grants := e.op.RefreshGrants()
 		resp, body := e.do(t, "GET", "/api/upstream/whoami")
@@ -568,14 +550,14 @@ func TestProxyUpstream401(t *testing.T) {
 		if len(reqs) != 2 {
 			t.Fatalf("upstream saw %d requests, want 2", len(reqs))
 		}
-		nw := e.accessToken(t)
+		nw := e.rec().rec.AccessToken
 		if nw == old || reqs[1].Header.Get("Authorization") != "Bearer "+nw {
 			t.Error("the retry did not carry the new, stored token")
 		}
 	})
 	t.Run("HEAD is refreshed and retried once", func(t *testing.T) {
 		e := newProxyEnv(t, nil, ProxyOptions{})
-		e.up.reject(e.accessToken(t))
+		e.up.reject(e.rec().rec.AccessToken)
 		grants := e.op.RefreshGrants()
 		if resp, _ := e.do(t, "HEAD", "/api/upstream/whoami"); resp.StatusCode != 200 {
 			t.Fatalf("= %d", resp.StatusCode)
@@ -618,7 +600,7 @@ func TestProxyUpstream401(t *testing.T) {
 	})
 	t.Run("POST passes the 401 through", func(t *testing.T) {
 		e := newProxyEnv(t, nil, ProxyOptions{})
-		e.up.reject(e.accessToken(t))
+		e.up.reject(e.rec().rec.AccessToken)
 		grants := e.op.RefreshGrants()
 		resp, body := e.do(t, "POST", "/api/upstream/whoami")
 		if resp.StatusCode != 401 || body != `{"upstream":"rejected"}` {
@@ -633,7 +615,7 @@ func TestProxyUpstream401(t *testing.T) {
 	})
 	t.Run("concurrent GETs share one refresh", func(t *testing.T) {
 		e := newProxyEnv(t, nil, ProxyOptions{})
-		e.up.reject(e.accessToken(t))
+		e.up.reject(e.rec().rec.AccessToken)
 		grants := e.op.RefreshGrants()
 		var wg sync.WaitGroup
 		codes := make([]int, 8)
@@ -782,7 +764,7 @@ func TestProxyPathTraversal(t *testing.T) {
 func TestProxyMethods(t *testing.T) {
 	t.Run("TRACE is always refused", func(t *testing.T) {
 		e := newProxyEnv(t, nil, ProxyOptions{})
-		tok := e.accessToken(t)
+		tok := e.rec().rec.AccessToken
 		resp, body := e.do(t, "TRACE", "/api/upstream/x")
 		if resp.StatusCode != 405 || resp.Header.Get("Allow") == "" || strings.Contains(body, tok) {
 			t.Fatalf("= %d %s", resp.StatusCode, body)
@@ -935,8 +917,7 @@ func TestProxyUpstreamFailures(t *testing.T) {
 		target, _ := url.Parse(dead.URL + "/v1")
 		dead.Close()
 		front := mountProxy(t, a, a.bff.Proxy(target, ProxyOptions{}))
-		br := newBrowser(t)
-		a.login(br)
+		br := a.signIn(t)
 		resp := br.get(front.URL + "/api/upstream/x")
 		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()

@@ -147,8 +147,7 @@ func TestRedisInstancesShareSessions(t *testing.T) {
 	}
 
 	// Signed in on A, used on B; A has the session cached.
-	br2 := newBrowser(t)
-	a.login(br2)
+	br2 := a.signIn(t)
 	waitHealthy(t, a)
 	waitHealthy(t, b)
 	for _, in := range []*app{a, b, a} {
@@ -177,8 +176,7 @@ func TestRedisInstanceRestartKeepsSessions(t *testing.T) {
 	rs := redistest.Start(t)
 	op := testOP(t, oidctest.Config{})
 	a := redisApps(t, op, rs, 1, nil)[0]
-	br := newBrowser(t)
-	a.login(br)
+	br := a.signIn(t)
 	a.bff.Close()
 	a.srv.Close()
 
@@ -196,8 +194,7 @@ func TestRedisNothingInClearText(t *testing.T) {
 	var clk offsetClock
 	apps := redisApps(t, op, rs, 2, func(o *Options) { o.Now = clk.Now })
 	a := apps[0]
-	br := newBrowser(t)
-	a.login(br)
+	br := a.signIn(t)
 	id, _ := a.sessionCookie(br)
 	before, err := a.storeSession(id)
 	if err != nil {
@@ -281,8 +278,7 @@ func TestRedisStoppedAnswers503(t *testing.T) {
 	rs := redistest.Start(t)
 	op := testOP(t, oidctest.Config{})
 	a := redisApps(t, op, rs, 1, nil)[0]
-	br := newBrowser(t)
-	a.login(br)
+	br := a.signIn(t)
 
 	rs.Stop()
 	// The cache may serve for the bus's healthy window (80 ms); from then
@@ -328,8 +324,7 @@ func TestRedisPausedSessionsIntact(t *testing.T) {
 	rs := redistest.Start(t)
 	op := testOP(t, oidctest.Config{})
 	a := redisApps(t, op, rs, 1, nil)[0]
-	br := newBrowser(t)
-	a.login(br)
+	br := a.signIn(t)
 	waitHealthy(t, a)
 
 	if _, err := rs.Do("CLIENT", "PAUSE", 1500, "ALL"); err != nil {
@@ -372,8 +367,7 @@ func TestRedisCorruptedValue(t *testing.T) {
 	rs := redistest.Start(t)
 	op := testOP(t, oidctest.Config{})
 	a := redisApps(t, op, rs, 1, nil)[0]
-	other := newBrowser(t)
-	a.login(other)
+	other := a.signIn(t)
 	otherID, _ := a.sessionCookie(other)
 	otherSealed, err := redis.Bytes(rs.Do("GET", redisKey(otherID)))
 	if err != nil {
@@ -392,8 +386,7 @@ func TestRedisCorruptedValue(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			br := newBrowser(t)
-			a.login(br)
+			br := a.signIn(t)
 			id, _ := a.sessionCookie(br)
 			v, err := redis.Bytes(rs.Do("GET", redisKey(id)))
 			if err != nil {
@@ -426,8 +419,7 @@ func TestRedisKeyRotation(t *testing.T) {
 	rs := redistest.Start(t)
 	op := testOP(t, oidctest.Config{})
 	old := redisApps(t, op, rs, 1, nil)[0]
-	br := newBrowser(t)
-	old.login(br)
+	br := old.signIn(t)
 	br2 := newBrowser(t)
 	old.login(br2)
 
@@ -449,8 +441,7 @@ func TestRedisKeyRotation(t *testing.T) {
 	}
 
 	// A new session is sealed with K2: readable by {K2, K1}, not by {K1}.
-	br3 := newBrowser(t)
-	rotated.login(br3)
+	br3 := rotated.signIn(t)
 	onlyK1 := redisApps(t, op, rs, 1, func(o *Options) { o.DisableSessionCache = true })[0]
 	if code, _ := onlyK1.status(newBrowserWith(t, br3, rotated), "GET", "/api/me"); code != 401 {
 		t.Fatalf("K2 session with {K1} = %d, want 401", code)
@@ -468,8 +459,7 @@ func TestRedisRevocationPublishedDespiteCancelledContext(t *testing.T) {
 	op := testOP(t, oidctest.Config{})
 	apps := redisApps(t, op, rs, 2, nil)
 	a, b := apps[0], apps[1]
-	br := newBrowser(t)
-	a.login(br)
+	br := a.signIn(t)
 	waitHealthy(t, b)
 	for range 2 { // now cached on B
 		if code, _ := b.status(br, "GET", "/api/me"); code != 200 {
@@ -511,8 +501,7 @@ func TestRedisCommandsPerRequest(t *testing.T) {
 
 	t.Run("DisableSessionCache", func(t *testing.T) {
 		a := redisApps(t, op, rs, 1, func(o *Options) { o.DisableSessionCache = true })[0]
-		br := newBrowser(t)
-		a.login(br)
+		br := a.signIn(t)
 		rs.ResetStats()
 		for range n {
 			if code, _ := a.status(br, "GET", "/api/me"); code != 200 {
@@ -528,8 +517,7 @@ func TestRedisCommandsPerRequest(t *testing.T) {
 
 	t.Run("cache", func(t *testing.T) {
 		a := redisApps(t, op, rs, 1, nil)[0]
-		br := newBrowser(t)
-		a.login(br)
+		br := a.signIn(t)
 		waitHealthy(t, a)
 		a.status(br, "GET", "/api/me") // fills the cache
 		// The cache is trusted only while the bus is healthy (a pong
@@ -567,8 +555,7 @@ func TestRedisIndexExpires(t *testing.T) {
 
 	t.Run("logout removes the index", func(t *testing.T) {
 		a := redisApps(t, op, rs, 1, nil)[0]
-		br := newBrowser(t)
-		a.login(br)
+		br := a.signIn(t)
 		if ks := sessionKeys(scanKeys(t, rs)); len(ks) != 3 {
 			t.Fatalf("keys after sign-in = %q; want session, sub and sid", ks)
 		}
@@ -586,8 +573,7 @@ func TestRedisIndexExpires(t *testing.T) {
 			o.MaxLifetime = time.Hour
 			o.IdleTimeout = time.Hour
 		})[0]
-		br := newBrowser(t)
-		a.login(br)
+		br := a.signIn(t)
 		if got, err := a.bff.Sessions(ctx, sub); err != nil || len(got) != 1 {
 			t.Fatalf("Sessions = %v, %v; want one", got, err)
 		}

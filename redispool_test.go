@@ -95,8 +95,7 @@ func TestRedisConfigACLUser(t *testing.T) {
 	}
 	t.Cleanup(func() { pool.Close() })
 	a := newApp(t, op, func(o *Options) { o.Redis = pool })
-	br := newBrowser(t)
-	a.login(br)
+	br := a.signIn(t)
 	waitHealthy(t, a) // SUBSCRIBE and PING under the ACL
 	if code, _ := a.status(br, "GET", "/api/me"); code != 200 {
 		t.Fatalf("/api/me = %d", code)

@@ -76,8 +76,7 @@ func TestRefreshSkewRules(t *testing.T) {
 		op := testOP(t, oidctest.Config{Now: clk.Now})
 		op.Misbehave(func(m *oidctest.Misbehavior) { m.NoExpiresIn = true })
 		a := newApp(t, op, func(o *Options) { o.Now = clk.Now })
-		br := newBrowser(t)
-		a.login(br)
+		br := a.signIn(t)
 		_, old := a.status(br, "GET", "/api/token")
 		id, _ := a.sessionCookie(br)
 		if s, _ := a.storeSession(id); s == nil || s.rec.AccessExpiry != 0 {
@@ -147,8 +146,7 @@ func TestRefreshTwoInstancesRedisOneGrant(t *testing.T) {
 	op := testOP(t, oidctest.Config{Now: clk.Now})
 	opt := func(o *Options) { o.Redis = rs.Pool(); o.Now = clk.Now }
 	a1, a2 := newApp(t, op, opt), newApp(t, op, opt)
-	br := newBrowser(t)
-	a1.login(br)
+	br := a1.signIn(t)
 	_, old := a1.status(br, "GET", "/api/token")
 	if _, tok := a2.status(br, "GET", "/api/token"); tok != old {
 		t.Fatal("the second instance does not see the session")

@@ -41,8 +41,7 @@ func TestSilentSignIn(t *testing.T) {
 
 	for _, code := range []string{"login_required", "consent_required", "interaction_required", "account_selection_required"} {
 		t.Run(code, func(t *testing.T) {
-			br := newBrowser(t)
-			a.login(br)
+			br := a.signIn(t)
 			sid, _ := a.sessionCookie(br)
 			resp := br.get(a.URL + "/auth/login?prompt=none&returnTo=" + url.QueryEscape("/app?tab=2&error=old#top"))
 			resp.Body.Close()

@@ -34,8 +34,7 @@ func TestRequireAuthLevel(t *testing.T) {
 	op := testOP(t, oidctest.Config{Now: clock.Now})
 	t.Run("acr", func(t *testing.T) {
 		a := stepUpApp(t, op, []string{oidctest.ACRStrong, "urn:other"}, 0, func(o *Options) { o.Now = clock.Now })
-		br := newBrowser(t)
-		a.login(br)
+		br := a.signIn(t)
 		resp := br.get(a.URL + "/api/stepup")
 		want := `Bearer error="insufficient_user_authentication", error_description="A stronger or more recent sign-in is required.", acr_values="` + oidctest.ACRStrong + ` urn:other"`
 		if resp.StatusCode != http.StatusUnauthorized || resp.Header.Get("WWW-Authenticate") != want {
@@ -50,8 +49,7 @@ func TestRequireAuthLevel(t *testing.T) {
 	})
 	t.Run("max_age", func(t *testing.T) {
 		a := stepUpApp(t, op, nil, 5*time.Minute, func(o *Options) { o.Now = clock.Now })
-		br := newBrowser(t)
-		a.login(br)
+		br := a.signIn(t)
 		if code, _ := a.status(br, "GET", "/api/stepup"); code != 200 {
 			t.Fatalf("just signed in: %d, want 200", code)
 		}
@@ -95,8 +93,7 @@ func TestRequireAuthLevel(t *testing.T) {
 func TestStepUpSameUser(t *testing.T) {
 	op := testOP(t, oidctest.Config{})
 	a := stepUpApp(t, op, strong, 0, nil)
-	br := newBrowser(t)
-	a.login(br)
+	br := a.signIn(t)
 	old, _ := a.sessionCookie(br)
 	if code, _ := a.status(br, "GET", "/api/stepup"); code != 401 {
 		t.Fatalf("before step-up: %d, want 401", code)
@@ -165,8 +162,7 @@ func TestStepUpOtherUser(t *testing.T) {
 	bob := oidctest.User{Subject: "bob-0002", Username: "bob", Password: "bob", Name: "Bob", Email: "bob@example.com"}
 	op := testOP(t, oidctest.Config{Users: []oidctest.User{oidctest.DefaultUser, bob}})
 	a := stepUpApp(t, op, strong, 0, nil)
-	br := newBrowser(t)
-	a.login(br)
+	br := a.signIn(t)
 	old, _ := a.sessionCookie(br)
 	br.follow(a.URL + "/auth/login?login_hint=bob&acr_values=" + url.QueryEscape(oidctest.ACRStrong) + "&returnTo=/app")
 	if code, body := a.status(br, "GET", "/api/stepup"); code != 200 || !strings.Contains(body, bob.Subject) {
@@ -204,8 +200,7 @@ func TestStepUpNotHonoured(t *testing.T) {
 			op := testOP(t, oidctest.Config{})
 			op.Misbehave(tc.mb) // before discovery, which reads claims_parameter_supported
 			a := stepUpApp(t, op, strong, 0, nil)
-			br := newBrowser(t)
-			a.login(br)
+			br := a.signIn(t)
 			old, _ := a.sessionCookie(br)
 			revoked := op.Revocations()
 			resp, _ := br.follow(a.URL + "/auth/login?" + tc.query + "&returnTo=/app")

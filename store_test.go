@@ -267,8 +267,7 @@ func TestBreakerIgnoresCallerCancellation(t *testing.T) {
 	a := newApp(t, op, func(o *Options) { o.Store = store })
 	var ids []string
 	for range 3 {
-		br := newBrowser(t)
-		a.login(br)
+		br := a.signIn(t)
 		id, _ := a.sessionCookie(br)
 		ids = append(ids, id)
 	}
@@ -293,8 +292,7 @@ func TestBreakerOpensAfterConsecutiveFailures(t *testing.T) {
 	store := newSpyStore(t)
 	op := testOP(t, oidctest.Config{})
 	a := newApp(t, op, func(o *Options) { o.Store = store })
-	br := newBrowser(t)
-	a.login(br)
+	br := a.signIn(t)
 	id, _ := a.sessionCookie(br)
 	guard := a.bff.RequireSession(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
 	get := func() int {
@@ -341,8 +339,7 @@ func TestSessionLimitEndsOldest(t *testing.T) {
 	a := newApp(t, op, func(o *Options) { o.MaxSessionsPerUser = 3 })
 	var browsers []*browser
 	for range 5 {
-		br := newBrowser(t)
-		a.login(br)
+		br := a.signIn(t)
 		browsers = append(browsers, br)
 	}
 	for i, br := range browsers {
