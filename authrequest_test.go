@@ -29,8 +29,7 @@ func (a *app) authorize(br *browser, query string) (url.Values, *http.Response) 
 // Options.AuthParams reach the provider on every sign-in; the browser's
 // value of a parameter it may send replaces the static one.
 func TestAuthParams(t *testing.T) {
-	op := testOP(t, oidctest.Config{})
-	a := newApp(t, op, func(o *Options) {
+	a := newApp(t, testOP(t, oidctest.Config{}), func(o *Options) {
 		o.AuthParams = map[string]string{"access_type": "offline", "audience": "https://api.example", "prompt": "select_account"}
 	})
 	br := newBrowser(t)
@@ -49,13 +48,12 @@ func TestAuthParams(t *testing.T) {
 // each validated and bounded; nothing else of the query reaches the
 // provider; a bad value, or one given twice, is a 400 that starts nothing.
 func TestLoginParams(t *testing.T) {
-	op := testOP(t, oidctest.Config{})
-	a := newApp(t, op, nil)
+	a := newApp(t, testOP(t, oidctest.Config{}), nil)
 	br := newBrowser(t)
 	got, _ := a.authorize(br, "returnTo=/app&prompt=select_account%20login&login_hint=alice%40example.com&acr_values=urn:a%20urn:b"+
 		"&max_age=300&ui_locales=de-CH%20fr&client_id=evil&redirect_uri=https://evil.example/&scope=admin&foo=bar&claims=x")
 	want := map[string]string{"prompt": "select_account login", "login_hint": "alice@example.com", "acr_values": "urn:a urn:b",
-		"max_age": "300", "ui_locales": "de-CH fr", "client_id": op.ClientID(), "redirect_uri": a.URL + "/auth/callback",
+		"max_age": "300", "ui_locales": "de-CH fr", "client_id": a.op.ClientID(), "redirect_uri": a.URL + "/auth/callback",
 		"scope": "openid profile email offline_access"}
 	for k, v := range want {
 		if got.Get(k) != v {
@@ -155,14 +153,13 @@ func TestConsentPromptForOfflineAccess(t *testing.T) {
 		{"no_offline_access", func(o *Options) { o.Scopes = []string{"openid", "email"} }, "", "", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			op := testOP(t, oidctest.Config{StrictOfflineAccess: true})
-			a := newApp(t, op, tc.opt)
+			a := newApp(t, testOP(t, oidctest.Config{StrictOfflineAccess: true}), tc.opt)
 			br := newBrowser(t)
 			resp, _ := br.follow(a.URL + "/auth/login?returnTo=/app&" + tc.query)
 			if resp.StatusCode != 200 {
 				t.Fatalf("sign-in: %d", resp.StatusCode)
 			}
-			if got := op.LastAuthorizationRequest().Get("prompt"); got != tc.prompt {
+			if got := a.op.LastAuthorizationRequest().Get("prompt"); got != tc.prompt {
 				t.Errorf("prompt = %q, want %q", got, tc.prompt)
 			}
 			id, _ := a.sessionCookie(br)

@@ -49,8 +49,7 @@ var benchHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request)
 // BFF logs nowhere, even with -v, so that the figures do not depend on it.
 func benchApp(tb testing.TB, opCfg oidctest.Config, opt func(*Options)) (*app, string) {
 	tb.Helper()
-	op := testOP(tb, opCfg)
-	a := newApp(tb, op, func(o *Options) {
+	a := newApp(tb, testOP(tb, opCfg), func(o *Options) {
 		o.Logger = quietLogger
 		if opt != nil {
 			opt(o)
@@ -245,8 +244,7 @@ func BenchmarkRejectUnknownID(b *testing.B) {
 var quietLogger = slog.New(slog.DiscardHandler)
 
 func BenchmarkLoginRedirect(b *testing.B) {
-	op := testOP(b, oidctest.Config{})
-	a := newApp(b, op, func(o *Options) { o.Logger = quietLogger })
+	a := newApp(b, testOP(b, oidctest.Config{}), func(o *Options) { o.Logger = quietLogger })
 	benchLoop(b, a.bff, httptest.NewRequest("GET", a.URL+"/auth/login?returnTo=/app", nil), http.StatusSeeOther)
 }
 
@@ -254,8 +252,7 @@ func BenchmarkLoginRedirect(b *testing.B) {
 // exchange, ID token verification, userinfo, index and session writes. Each
 // iteration needs a fresh sign-in transaction, prepared off the clock.
 func BenchmarkCallback(b *testing.B) {
-	op := testOP(b, oidctest.Config{})
-	a := newApp(b, op, func(o *Options) { o.Logger = quietLogger })
+	a := newApp(b, testOP(b, oidctest.Config{}), func(o *Options) { o.Logger = quietLogger })
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
@@ -382,8 +379,7 @@ func TestSessionCookieSmallWithHugeTokens(t *testing.T) {
 	}
 	user := oidctest.DefaultUser
 	user.Extra = map[string]any{"groups": groups, "picture": "https://img.example/" + strings.Repeat("p", 4000)}
-	op := testOP(t, oidctest.Config{Users: []oidctest.User{user}})
-	a := newApp(t, op, nil)
+	a := newApp(t, testOP(t, oidctest.Config{Users: []oidctest.User{user}}), nil)
 	br := newBrowser(t)
 	cb := a.startLogin(br)
 	resp := br.get(cb)

@@ -643,8 +643,7 @@ func TestLargeClaims(t *testing.T) {
 func TestJunkCallbacksCost(t *testing.T) {
 	const n = 10000
 	store := newSpyStore(t)
-	op := testOP(t, oidctest.Config{})
-	a := newApp(t, op, func(o *Options) { o.Store = store })
+	a := newApp(t, testOP(t, oidctest.Config{}), func(o *Options) { o.Store = store })
 	writes := func() int {
 		c, _ := store.work()
 		return c["commit state"] + c["commit s"] + c["commit sub"] + c["commit sid"]
@@ -667,23 +666,23 @@ func TestJunkCallbacksCost(t *testing.T) {
 		}
 		wg.Wait()
 	}
-	iss := url.QueryEscape(op.Issuer())
+	iss := url.QueryEscape(a.op.Issuer())
 
-	w0, g0 := writes(), op.CodeGrants()
+	w0, g0 := writes(), a.op.CodeGrants()
 	parallel(func() int { // a junk state and no cookie
 		return serveInProcess(a.bff, "GET", "/auth/callback", "code=junk&state="+rand.Text()+"&iss="+iss, nil, nil).StatusCode
 	})
-	if w, g := writes()-w0, op.CodeGrants()-g0; w != 0 || g != 0 {
+	if w, g := writes()-w0, a.op.CodeGrants()-g0; w != 0 || g != 0 {
 		t.Fatalf("%d junk callbacks without a login cookie: %d store writes, %d token requests; want none", n, w, g)
 	}
 
-	w0, g0 = writes(), op.CodeGrants()
+	w0, g0 = writes(), a.op.CodeGrants()
 	parallel(func() int { // a real /auth/login each, then a junk code
 		s, _, _ := startSignIn(t, a, "/app")
 		q := "code=junk&state=" + s.state + "&iss=" + iss
 		return serveInProcess(a.bff, "GET", "/auth/callback", q, nil, s.cookieHeader()).StatusCode
 	})
-	w, g := writes()-w0, op.CodeGrants()-g0
+	w, g := writes()-w0, a.op.CodeGrants()-g0
 	t.Logf("%d sign-ins with a junk code: %d store writes (replay markers), %d token requests; answers %v", n, w, g, codes)
 	if w != n || g != n {
 		t.Fatalf("%d junk codes with genuine login cookies: %d store writes, %d token requests; want %d each", n, w, g, n)

@@ -80,24 +80,23 @@ func TestPrivateKeyJWT(t *testing.T) {
 	for _, kind := range []string{"ES256", "RS256"} {
 		t.Run(kind, func(t *testing.T) {
 			clock := &offsetClock{}
-			op := testOP(t, oidctest.Config{Now: clock.Now, PAR: true, AccessTokenTTL: 2 * time.Minute,
-				TokenAuthMethods: []string{oidctest.AuthPrivateKeyJWT}})
-			a := keyApp(t, op, []crypto.Signer{testClientKey(t, kind)}, func(o *Options) { o.Now = clock.Now })
+			a := keyApp(t, testOP(t, oidctest.Config{Now: clock.Now, PAR: true, AccessTokenTTL: 2 * time.Minute,
+				TokenAuthMethods: []string{oidctest.AuthPrivateKeyJWT}}), []crypto.Signer{testClientKey(t, kind)}, func(o *Options) { o.Now = clock.Now })
 			waitReady(t, a)
 			br := a.signIn(t)
 			clock.Advance(90 * time.Second) // within the skew: the next request refreshes
 			if code, _ := a.status(br, "GET", "/api/me"); code != 200 {
 				t.Fatalf("/api/me after expiry = %d", code)
 			}
-			if op.RefreshGrants() != 1 {
-				t.Fatalf("refresh grants = %d, want 1", op.RefreshGrants())
+			if a.op.RefreshGrants() != 1 {
+				t.Fatalf("refresh grants = %d, want 1", a.op.RefreshGrants())
 			}
 			a.logout(br).Body.Close()
 			want := map[string]int{"par private_key_jwt": 1, "token private_key_jwt": 2, "revoke private_key_jwt": 1}
-			if got := op.ClientAuths(); fmt.Sprint(got) != fmt.Sprint(want) {
+			if got := a.op.ClientAuths(); fmt.Sprint(got) != fmt.Sprint(want) {
 				t.Errorf("client authentications = %v, want %v", got, want)
 			}
-			if op.ClientJWKSFetches() == 0 {
+			if a.op.ClientJWKSFetches() == 0 {
 				t.Error("the provider never fetched /auth/jwks")
 			}
 		})
@@ -184,12 +183,11 @@ func TestClientAuthMethodFromDiscovery(t *testing.T) {
 		})
 	}
 	t.Run("secret_provider_only_post", func(t *testing.T) {
-		op := testOP(t, oidctest.Config{TokenAuthMethods: []string{oidctest.AuthSecretPost}})
-		a := newApp(t, op, nil)
+		a := newApp(t, testOP(t, oidctest.Config{TokenAuthMethods: []string{oidctest.AuthSecretPost}}), nil)
 		br := a.signIn(t)
 		a.logout(br).Body.Close()
 		want := map[string]int{"token client_secret_post": 1, "revoke client_secret_post": 1}
-		if got := op.ClientAuths(); fmt.Sprint(got) != fmt.Sprint(want) {
+		if got := a.op.ClientAuths(); fmt.Sprint(got) != fmt.Sprint(want) {
 			t.Errorf("client authentications = %v, want %v", got, want)
 		}
 	})
@@ -213,8 +211,7 @@ func TestClientAssertionAudience(t *testing.T) {
 			if tc.issuer {
 				only = oidctest.AudienceIssuer
 			}
-			op := testOP(t, oidctest.Config{TokenAuthMethods: []string{oidctest.AuthPrivateKeyJWT}, AssertionAudience: only})
-			a := keyApp(t, op, []crypto.Signer{testClientKey(t, "ES256")}, func(o *Options) { o.ClientAssertionAudience = tc.audience })
+			a := keyApp(t, testOP(t, oidctest.Config{TokenAuthMethods: []string{oidctest.AuthPrivateKeyJWT}, AssertionAudience: only}), []crypto.Signer{testClientKey(t, "ES256")}, func(o *Options) { o.ClientAssertionAudience = tc.audience })
 			waitReady(t, a)
 			resp, _ := newBrowser(t).follow(a.URL + "/auth/login?returnTo=/app")
 			if ok := resp.StatusCode == 200; ok != tc.ok {

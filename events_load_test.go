@@ -239,8 +239,7 @@ func (c *eventsLoadChild) cpu(t *testing.T) int64    { return c.report(t, "").CP
 // bounds above the load, and a report of its memory and CPU; it serves
 // until its standard input closes.
 func serveEventsLoad(t *testing.T) {
-	op := testOP(t, oidctest.Config{AccessTokenTTL: 24 * time.Hour})
-	a := newApp(t, op, func(o *Options) {
+	a := newApp(t, testOP(t, oidctest.Config{AccessTokenTTL: 24 * time.Hour}), func(o *Options) {
 		o.MaxSessionsPerUser, o.MaxEventStreams = 1<<20, 1<<20
 	})
 	debug := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

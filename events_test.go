@@ -152,8 +152,7 @@ func (s *sse) expectEnded(reason endReason) {
 func eventsApp(t *testing.T, opt func(*Options)) (*app, *browser, *frozenClock) {
 	t.Helper()
 	clock := newFrozenClock()
-	op := testOP(t, oidctest.Config{Now: clock.Now, AccessTokenTTL: 48 * time.Hour})
-	a := newApp(t, op, func(o *Options) {
+	a := newApp(t, testOP(t, oidctest.Config{Now: clock.Now, AccessTokenTTL: 48 * time.Hour}), func(o *Options) {
 		o.Now, hooksOf(o).newTimer = clock.Now, clock.Timer
 		if opt != nil {
 			opt(o)
@@ -530,8 +529,7 @@ func TestBusMessages(t *testing.T) {
 func TestEventsEndWhileOpening(t *testing.T) {
 	store := &heldFindStore{spyStore: newSpyStore(t), g: newGate()}
 	clock := newFrozenClock()
-	op := testOP(t, oidctest.Config{Now: clock.Now, AccessTokenTTL: 48 * time.Hour})
-	a := newApp(t, op, func(o *Options) { o.Store, o.Now, hooksOf(o).newTimer = store, clock.Now, clock.Timer })
+	a := newApp(t, testOP(t, oidctest.Config{Now: clock.Now, AccessTokenTTL: 48 * time.Hour}), func(o *Options) { o.Store, o.Now, hooksOf(o).newTimer = store, clock.Now, clock.Timer })
 	br := a.signIn(t)
 	g := store.g
 	store.armed.Store(true)
@@ -574,8 +572,7 @@ func (s *heldFindStore) FindCtx(ctx context.Context, key string) ([]byte, bool, 
 func TestEventsStoreTrouble(t *testing.T) {
 	spy := newSpyStore(t)
 	clock := newFrozenClock()
-	op := testOP(t, oidctest.Config{Now: clock.Now, AccessTokenTTL: 48 * time.Hour})
-	a := newApp(t, op, func(o *Options) { o.Store, o.Now, hooksOf(o).newTimer = spy, clock.Now, clock.Timer })
+	a := newApp(t, testOP(t, oidctest.Config{Now: clock.Now, AccessTokenTTL: 48 * time.Hour}), func(o *Options) { o.Store, o.Now, hooksOf(o).newTimer = spy, clock.Now, clock.Timer })
 	down := func(on bool) {
 		if !on {
 			spy.setHook(nil)
@@ -627,8 +624,7 @@ func TestEventsStoreTrouble(t *testing.T) {
 func TestEventsCustomStorePolls(t *testing.T) {
 	spy := newSpyStore(t)
 	clock := newFrozenClock()
-	op := testOP(t, oidctest.Config{Now: clock.Now, AccessTokenTTL: 48 * time.Hour})
-	a := newApp(t, op, func(o *Options) { o.Store, o.Now, hooksOf(o).newTimer = spy, clock.Now, clock.Timer })
+	a := newApp(t, testOP(t, oidctest.Config{Now: clock.Now, AccessTokenTTL: 48 * time.Hour}), func(o *Options) { o.Store, o.Now, hooksOf(o).newTimer = spy, clock.Now, clock.Timer })
 	br := a.signIn(t)
 	s := openEvents(t, a, br)
 	s.expect("session")

@@ -165,13 +165,12 @@ func TestFaultIdPUnreachableAtStartup(t *testing.T) {
 // times out keeps the session (the current token while valid, then 503).
 func TestFaultIdPSlow(t *testing.T) {
 	clock := &offsetClock{}
-	op := testOP(t, oidctest.Config{Now: clock.Now})
-	a := newApp(t, op, func(o *Options) {
+	a := newApp(t, testOP(t, oidctest.Config{Now: clock.Now}), func(o *Options) {
 		o.RefreshTimeout = 300 * time.Millisecond
 		o.Now = clock.Now
 	})
 	br := a.signIn(t)
-	op.Misbehave(func(m *oidctest.Misbehavior) { m.TokenDelay = 5 * time.Second })
+	a.op.Misbehave(func(m *oidctest.Misbehavior) { m.TokenDelay = 5 * time.Second })
 
 	t.Run("callback", func(t *testing.T) {
 		br := newBrowser(t)
@@ -202,7 +201,7 @@ func TestFaultIdPSlow(t *testing.T) {
 		if code != http.StatusServiceUnavailable {
 			t.Fatalf("/api/me = %d, want 503", code)
 		}
-		op.Reset()
+		a.op.Reset()
 		if code, _ := a.status(br, "GET", "/api/me"); code != 200 {
 			t.Fatalf("after the provider recovered /api/me = %d, want 200 (the session survived)", code)
 		}
@@ -357,10 +356,9 @@ func TestFaultIdPBadResponsesAtRefresh(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			clock := &offsetClock{}
-			op := testOP(t, oidctest.Config{Now: clock.Now})
-			a := newApp(t, op, func(o *Options) { o.Now = clock.Now })
+			a := newApp(t, testOP(t, oidctest.Config{Now: clock.Now}), func(o *Options) { o.Now = clock.Now })
 			br := a.signIn(t)
-			op.Misbehave(tc.mb)
+			a.op.Misbehave(tc.mb)
 			clock.Advance(oidctest.DefaultAccessTokenTTL - 30*time.Second)
 			if code, _ := a.status(br, "GET", "/api/me"); code != 200 {
 				t.Fatalf("token still valid: /api/me = %d, want 200", code)
@@ -374,13 +372,13 @@ func TestFaultIdPBadResponsesAtRefresh(t *testing.T) {
 			if alloc > 32<<20 {
 				t.Errorf("the refresh allocated %d MiB", alloc>>20)
 			}
-			op.Reset()
+			a.op.Reset()
 			if code, _ := a.status(br, "GET", "/api/me"); code != 200 {
 				t.Fatalf("after recovery /api/me = %d, want 200", code)
 			}
 			id, _ := a.sessionCookie(br)
 			s, err := a.storeSession(id)
-			if err != nil || !op.RefreshTokenValid(s.rec.RefreshToken) || op.FamilyRevoked(s.rec.Subject) {
+			if err != nil || !a.op.RefreshTokenValid(s.rec.RefreshToken) || a.op.FamilyRevoked(s.rec.Subject) {
 				t.Fatalf("after recovery the stored refresh token is not valid (err %v)", err)
 			}
 		})
@@ -396,8 +394,7 @@ func TestFaultIdPBadResponsesAtRefresh(t *testing.T) {
 // rate-limited path stays closed to forged tokens.
 func TestFaultJWKSRotationMidTraffic(t *testing.T) {
 	clock := &offsetClock{}
-	op := testOP(t, oidctest.Config{Now: clock.Now})
-	a := newApp(t, op, func(o *Options) {
+	a := newApp(t, testOP(t, oidctest.Config{Now: clock.Now}), func(o *Options) {
 		o.Now = clock.Now
 		// The first sign-in fetches the keys; the limit is in force for the
 		// rest of the test.
@@ -441,14 +438,14 @@ func TestFaultJWKSRotationMidTraffic(t *testing.T) {
 		}()
 	}
 	postForged := func() {
-		forged := op.SignJWT(map[string]any{"iss": op.Issuer()}, oidctest.SignOptions{KID: "forged"})
+		forged := a.op.SignJWT(map[string]any{"iss": a.op.Issuer()}, oidctest.SignOptions{KID: "forged"})
 		resp := newBrowser(t).do("POST", a.URL+"/auth/backchannel-logout", strings.NewReader("logout_token="+forged),
 			"Content-Type", "application/x-www-form-urlencoded")
 		resp.Body.Close()
 	}
 	postForged()
 
-	op.RotateKeys()
+	a.op.RotateKeys()
 	clock.Advance(oidctest.DefaultAccessTokenTTL) // every session refreshes now
 	for i, br := range browsers {
 		if code, body := a.status(br, "GET", "/api/me"); code != 200 {
@@ -461,20 +458,20 @@ func TestFaultJWKSRotationMidTraffic(t *testing.T) {
 	}
 	for _, br := range append(browsers, late) {
 		id, _ := a.sessionCookie(br)
-		if s, err := a.storeSession(id); err != nil || !op.RefreshTokenValid(s.rec.RefreshToken) {
+		if s, err := a.storeSession(id); err != nil || !a.op.RefreshTokenValid(s.rec.RefreshToken) {
 			t.Errorf("a session lost its refresh token: %v", err)
 		}
 	}
-	if op.FamilyRevoked(oidctest.DefaultUser.Subject) {
+	if a.op.FamilyRevoked(oidctest.DefaultUser.Subject) {
 		t.Error("a token family was revoked")
 	}
 	// Tokens signed with an unknown key and posted to the public endpoint
 	// still cost no fetch.
-	before := op.JWKSFetches()
+	before := a.op.JWKSFetches()
 	for range 20 {
 		postForged()
 	}
-	if got := op.JWKSFetches() - before; got != 0 {
+	if got := a.op.JWKSFetches() - before; got != 0 {
 		t.Errorf("forged logout tokens caused %d key set fetches", got)
 	}
 }
@@ -483,8 +480,7 @@ func TestFaultJWKSRotationMidTraffic(t *testing.T) {
 // request still answers 200; nothing is lost or answered 503.
 func TestFaultRedisSlow(t *testing.T) {
 	rs := redistest.Start(t)
-	op := testOP(t, oidctest.Config{})
-	a := newApp(t, op, func(o *Options) { o.Redis = NewRedisPool(rs.Addr) })
+	a := newApp(t, testOP(t, oidctest.Config{}), func(o *Options) { o.Redis = NewRedisPool(rs.Addr) })
 	br := a.signIn(t)
 	for range 3 {
 		if _, err := rs.Do("CLIENT", "PAUSE", 200, "ALL"); err != nil {
@@ -509,20 +505,19 @@ func TestFaultRedisSlow(t *testing.T) {
 func TestFaultRedisPausedDuringRefresh(t *testing.T) {
 	rs := redistest.Start(t)
 	clock := &offsetClock{}
-	op := testOP(t, oidctest.Config{Now: clock.Now})
-	a := newApp(t, op, func(o *Options) {
+	a := newApp(t, testOP(t, oidctest.Config{Now: clock.Now}), func(o *Options) {
 		o.Redis = NewRedisPool(rs.Addr)
 		o.Now = clock.Now
 	})
 	br := a.signIn(t)
-	op.Misbehave(func(m *oidctest.Misbehavior) { m.TokenDelay = 300 * time.Millisecond })
+	a.op.Misbehave(func(m *oidctest.Misbehavior) { m.TokenDelay = 300 * time.Millisecond })
 	clock.Advance(oidctest.DefaultAccessTokenTTL)
 	done := make(chan int)
 	go func() {
 		code, _ := a.status(br, "GET", "/api/me")
 		done <- code
 	}()
-	waitUntil(t, 5*time.Second, "the refresh grant", func() bool { return op.RefreshGrants() == 1 })
+	waitUntil(t, 5*time.Second, "the refresh grant", func() bool { return a.op.RefreshGrants() == 1 })
 	if _, err := rs.Do("CLIENT", "PAUSE", 700, "ALL"); err != nil {
 		t.Fatalf("CLIENT PAUSE: %v", err)
 	}
@@ -531,7 +526,7 @@ func TestFaultRedisPausedDuringRefresh(t *testing.T) {
 	if code != 200 && code != http.StatusServiceUnavailable {
 		t.Fatalf("/api/me = %d, want 200 or 503", code)
 	}
-	op.Reset()
+	a.op.Reset()
 	waitUntil(t, 5*time.Second, "the session to answer", func() bool {
 		code, _ := a.status(br, "GET", "/api/me")
 		if code != 200 && code != http.StatusServiceUnavailable {
@@ -543,7 +538,7 @@ func TestFaultRedisPausedDuringRefresh(t *testing.T) {
 	if code, body := a.status(br, "GET", "/api/me"); code != 200 {
 		t.Fatalf("next refresh: /api/me = %d %s (the rotated refresh token was lost)", code, body)
 	}
-	if op.FamilyRevoked(oidctest.DefaultUser.Subject) {
+	if a.op.FamilyRevoked(oidctest.DefaultUser.Subject) {
 		t.Fatal("the token family was revoked (refresh token reuse)")
 	}
 }
@@ -554,8 +549,7 @@ func TestFaultRedisPausedDuringRefresh(t *testing.T) {
 func TestFaultHookPanics(t *testing.T) {
 	clock := &offsetClock{}
 	var panicLogin, panicRefresh atomic.Bool
-	op := testOP(t, oidctest.Config{Now: clock.Now})
-	a := newApp(t, op, func(o *Options) {
+	a := newApp(t, testOP(t, oidctest.Config{Now: clock.Now}), func(o *Options) {
 		o.Now = clock.Now
 		o.OnLogin = func(context.Context, map[string]any) error {
 			if panicLogin.Load() {
@@ -605,7 +599,7 @@ func TestFaultHookPanics(t *testing.T) {
 	if code, _ := a.status(br, "GET", "/api/me"); code != 200 {
 		t.Fatalf("next refresh /api/me = %d, want 200 (no refresh token lost)", code)
 	}
-	if op.FamilyRevoked(oidctest.DefaultUser.Subject) {
+	if a.op.FamilyRevoked(oidctest.DefaultUser.Subject) {
 		t.Fatal("the token family was revoked")
 	}
 }

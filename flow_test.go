@@ -13,8 +13,7 @@ import (
 )
 
 func TestLoginFlow(t *testing.T) {
-	op := testOP(t, oidctest.Config{SigningAlg: "RS256"})
-	a := newApp(t, op, nil)
+	a := newApp(t, testOP(t, oidctest.Config{SigningAlg: "RS256"}), nil)
 	br := newBrowser(t)
 
 	if code, body := a.status(br, "GET", "/api/me"); code != 401 || !strings.Contains(body, `"unauthenticated"`) {
@@ -115,14 +114,13 @@ func TestLoginFlow(t *testing.T) {
 			t.Fatal("a token reached the browser")
 		}
 	}
-	if _, ok := op.AccessTokenInfo(s.rec.AccessToken); !ok {
+	if _, ok := a.op.AccessTokenInfo(s.rec.AccessToken); !ok {
 		t.Fatal("stored access token is not valid at the provider")
 	}
 }
 
 func TestSignedOutSessionEndpoint(t *testing.T) {
-	op := testOP(t, oidctest.Config{})
-	a := newApp(t, op, nil)
+	a := newApp(t, testOP(t, oidctest.Config{}), nil)
 	br := newBrowser(t)
 	code, body := a.status(br, "GET", "/auth/session")
 	if code != 401 || !strings.Contains(body, "unauthenticated") {
@@ -133,8 +131,7 @@ func TestSignedOutSessionEndpoint(t *testing.T) {
 // A sign-in beyond maxTxCookies pending ones takes the slot of the oldest:
 // that one is refused at its callback, the others complete.
 func TestLoginOldestPendingReplaced(t *testing.T) {
-	op := testOP(t, oidctest.Config{})
-	a := newApp(t, op, nil)
+	a := newApp(t, testOP(t, oidctest.Config{}), nil)
 	br := newBrowser(t)
 	var cbs []string
 	for range maxTxCookies + 1 {
@@ -158,8 +155,7 @@ func TestLoginOldestPendingReplaced(t *testing.T) {
 // longest sign-in parameters it keeps (prompt, acr_values, max_age); a
 // longer returnTo is refused with a message that says so.
 func TestLoginCookieSize(t *testing.T) {
-	op := testOP(t, oidctest.Config{})
-	a := newApp(t, op, nil)
+	a := newApp(t, testOP(t, oidctest.Config{}), nil)
 	acr := strings.TrimSpace(strings.Repeat(strings.Repeat("<", 50)+" ", maxACRCount))
 	params := url.Values{"prompt": {"login consent select_account"}, "acr_values": {acr}, "max_age": {"2147483647"}}
 	if len(acr) > maxACRValues {
@@ -188,8 +184,7 @@ func TestLoginCookieSize(t *testing.T) {
 // Two tabs of one browser sign in at the same time: each attempt has its own
 // transaction cookie, so both complete.
 func TestTwoConcurrentLoginsOneBrowser(t *testing.T) {
-	op := testOP(t, oidctest.Config{})
-	a := newApp(t, op, nil)
+	a := newApp(t, testOP(t, oidctest.Config{}), nil)
 	br := newBrowser(t)
 	cb1 := a.startLogin(br)
 	cb2 := a.startLogin(br)

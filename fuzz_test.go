@@ -216,8 +216,7 @@ func sessionIDSet(a *app, resp *http.Response) (string, bool) {
 // fuzzApp is the app of a fuzz target: ES256 keys (cheap to sign), a login
 // timeout longer than any fuzz run.
 func fuzzApp(f *testing.F, opt func(*Options)) (*oidctest.Provider, *app) {
-	op := testOP(f, oidctest.Config{SigningAlg: "ES256"})
-	a := newApp(f, op, func(o *Options) {
+	a := newApp(f, testOP(f, oidctest.Config{SigningAlg: "ES256"}), func(o *Options) {
 		o.LoginTimeout = 24 * time.Hour
 		// Not the test log: the *F must not be used inside the fuzz function.
 		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -225,7 +224,7 @@ func fuzzApp(f *testing.F, opt func(*Options)) (*oidctest.Provider, *app) {
 			opt(o)
 		}
 	})
-	return op, a
+	return a.op, a
 }
 
 // FuzzCallbackQuery sends arbitrary callback queries, with and without the

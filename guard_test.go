@@ -612,8 +612,7 @@ func TestRequireLoginReturnTo(t *testing.T) {
 func TestRequireLoginRefusals(t *testing.T) {
 	spy := newSpyStore(t)
 	clock := newFrozenClock()
-	op := testOP(t, oidctest.Config{Now: clock.Now, AccessTokenTTL: 48 * time.Hour})
-	a := newApp(t, op, func(o *Options) { o.Store, o.Now = spy, clock.Now })
+	a := newApp(t, testOP(t, oidctest.Config{Now: clock.Now, AccessTokenTTL: 48 * time.Hour}), func(o *Options) { o.Store, o.Now = spy, clock.Now })
 	br := a.signIn(t)
 
 	resp := br.do("POST", a.URL+"/page", nil, "Sec-Fetch-Mode", "navigate", "Sec-Fetch-Site", "cross-site", "Accept", "text/html")
@@ -652,8 +651,7 @@ func TestRequireLoginRefusals(t *testing.T) {
 // unsafe request is refused whether or not there is a session.
 func TestOptionalSession(t *testing.T) {
 	clock := newFrozenClock()
-	op := testOP(t, oidctest.Config{Now: clock.Now, AccessTokenTTL: time.Hour})
-	a := newApp(t, op, func(o *Options) { o.Now = clock.Now })
+	a := newApp(t, testOP(t, oidctest.Config{Now: clock.Now, AccessTokenTTL: time.Hour}), func(o *Options) { o.Now = clock.Now })
 	cs := &countingBackend{Backend: a.bff.store.be}
 	a.bff.store.be = cs
 
@@ -678,10 +676,10 @@ func TestOptionalSession(t *testing.T) {
 	if want := "hello " + oidctest.DefaultUser.Name + " until "; code != 200 || !strings.HasPrefix(body, want) {
 		t.Fatalf("signed in: %d %q", code, body)
 	}
-	grants := op.RefreshGrants()
+	grants := a.op.RefreshGrants()
 	clock.Advance(time.Hour - 30*time.Second) // within RefreshSkew of the token's expiry
-	if code, again := a.status(br, "GET", "/public"); code != 200 || again == body || op.RefreshGrants() != grants+1 {
-		t.Errorf("a token about to expire: %d %q (was %q), %d refresh grants, want a refreshed token", code, again, body, op.RefreshGrants()-grants)
+	if code, again := a.status(br, "GET", "/public"); code != 200 || again == body || a.op.RefreshGrants() != grants+1 {
+		t.Errorf("a token about to expire: %d %q (was %q), %d refresh grants, want a refreshed token", code, again, body, a.op.RefreshGrants()-grants)
 	}
 	resp = br.do("POST", a.URL+"/public", nil, "Sec-Fetch-Site", "cross-site")
 	if resp.StatusCode != 403 {

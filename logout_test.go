@@ -66,8 +66,7 @@ func signedIn(t testing.TB, a *app, br *browser) bool {
 }
 
 func TestLogoutCrossSitePOSTRefused(t *testing.T) {
-	op := testOP(t, oidctest.Config{})
-	a := newApp(t, op, nil)
+	a := newApp(t, testOP(t, oidctest.Config{}), nil)
 	br := a.signIn(t)
 	for _, h := range [][]string{
 		{"Sec-Fetch-Site", "cross-site"},
@@ -79,34 +78,32 @@ func TestLogoutCrossSitePOSTRefused(t *testing.T) {
 			t.Errorf("logout with %s: %s = %d, want 403", h[0], h[1], resp.StatusCode)
 		}
 	}
-	if !signedIn(t, a, br) || op.Revocations() != 0 {
+	if !signedIn(t, a, br) || a.op.Revocations() != 0 {
 		t.Fatal("a cross-site logout ended the session")
 	}
 }
 
 func TestLogoutByGETDoesNothing(t *testing.T) {
-	op := testOP(t, oidctest.Config{})
-	a := newApp(t, op, nil)
+	a := newApp(t, testOP(t, oidctest.Config{}), nil)
 	br := a.signIn(t)
 	code, _ := a.status(br, "GET", "/auth/logout")
 	if code != http.StatusMethodNotAllowed {
 		t.Errorf("GET /auth/logout = %d, want 405", code)
 	}
-	if !signedIn(t, a, br) || op.Revocations() != 0 || op.EndSessions() != 0 {
+	if !signedIn(t, a, br) || a.op.Revocations() != 0 || a.op.EndSessions() != 0 {
 		t.Fatal("GET /auth/logout ended the session")
 	}
 }
 
 func TestLogoutRevokesAndRedirectsToEndSession(t *testing.T) {
-	op := testOP(t, oidctest.Config{})
-	a := newApp(t, op, nil)
+	a := newApp(t, testOP(t, oidctest.Config{}), nil)
 	br := a.signIn(t)
 	id, _ := a.sessionCookie(br)
 	s, err := a.storeSession(id)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !op.RefreshTokenValid(s.rec.RefreshToken) {
+	if !a.op.RefreshTokenValid(s.rec.RefreshToken) {
 		t.Fatal("refresh token not valid before logout")
 	}
 
@@ -114,18 +111,18 @@ func TestLogoutRevokesAndRedirectsToEndSession(t *testing.T) {
 	if resp.StatusCode != http.StatusSeeOther {
 		t.Fatalf("logout = %d", resp.StatusCode)
 	}
-	if n := op.Revocations(); n != 1 {
+	if n := a.op.Revocations(); n != 1 {
 		t.Errorf("revocations = %d, want 1", n)
 	}
-	if op.RefreshTokenValid(s.rec.RefreshToken) {
+	if a.op.RefreshTokenValid(s.rec.RefreshToken) {
 		t.Error("the refresh token is still valid at the provider")
 	}
 	loc, err := url.Parse(resp.Header.Get("Location"))
-	if err != nil || loc.Scheme+"://"+loc.Host+loc.Path != op.Endpoint("/end-session") {
+	if err != nil || loc.Scheme+"://"+loc.Host+loc.Path != a.op.Endpoint("/end-session") {
 		t.Fatalf("logout redirects to %q, want the end_session_endpoint", resp.Header.Get("Location"))
 	}
 	q := loc.Query()
-	if q.Get("id_token_hint") != s.rec.IDToken || q.Get("client_id") != op.ClientID() ||
+	if q.Get("id_token_hint") != s.rec.IDToken || q.Get("client_id") != a.op.ClientID() ||
 		q.Get("post_logout_redirect_uri") != a.URL+"/auth/logout/callback" || q.Get("state") == "" {
 		t.Fatalf("end-session query = %v", q)
 	}
@@ -147,8 +144,8 @@ func TestLogoutRevokesAndRedirectsToEndSession(t *testing.T) {
 	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/" {
 		t.Fatalf("logout callback = %d to %q, want 303 to /", resp.StatusCode, resp.Header.Get("Location"))
 	}
-	if op.EndSessions() != 1 {
-		t.Errorf("end sessions at the provider = %d", op.EndSessions())
+	if a.op.EndSessions() != 1 {
+		t.Errorf("end sessions at the provider = %d", a.op.EndSessions())
 	}
 	// The state is single use: the same return again is refused.
 	resp = br.get(back)
@@ -164,8 +161,7 @@ func TestLogoutRevokesAndRedirectsToEndSession(t *testing.T) {
 }
 
 func TestLogoutCallbackWrongState(t *testing.T) {
-	op := testOP(t, oidctest.Config{})
-	a := newApp(t, op, nil)
+	a := newApp(t, testOP(t, oidctest.Config{}), nil)
 	for _, tc := range []struct {
 		name  string
 		state func(real string) string
@@ -186,7 +182,7 @@ func TestLogoutCallbackWrongState(t *testing.T) {
 		})
 	}
 	t.Run("state sealed by another app", func(t *testing.T) {
-		other := newApp(t, op, func(o *Options) { o.SecretKeys = [][]byte{[]byte("another key of thirty-two bytes!")} })
+		other := newApp(t, a.op, func(o *Options) { o.SecretKeys = [][]byte{[]byte("another key of thirty-two bytes!")} })
 		br := other.signIn(t)
 		resp := other.logout(br)
 		loc, _ := url.Parse(resp.Header.Get("Location"))
@@ -197,7 +193,7 @@ func TestLogoutCallbackWrongState(t *testing.T) {
 	})
 	t.Run("state expired", func(t *testing.T) {
 		clock := newFrozenClock()
-		a := newApp(t, op, func(o *Options) { o.Now = clock.Now })
+		a := newApp(t, a.op, func(o *Options) { o.Now = clock.Now })
 		br := a.signIn(t)
 		resp := a.logout(br)
 		loc, _ := url.Parse(resp.Header.Get("Location"))
@@ -267,8 +263,7 @@ func TestLogoutRevocationFailureDoesNotBlock(t *testing.T) {
 }
 
 func TestBackchannelLogoutSid(t *testing.T) {
-	op := testOP(t, oidctest.Config{})
-	a := newApp(t, op, nil)
+	a := newApp(t, testOP(t, oidctest.Config{}), nil)
 	br1, br2 := newBrowser(t), newBrowser(t)
 	a.login(br1)
 	a.login(br2)
@@ -279,7 +274,7 @@ func TestBackchannelLogoutSid(t *testing.T) {
 	if s1.rec.SID == "" || s1.rec.SID == s2.rec.SID {
 		t.Fatalf("sids %q, %q: want two distinct", s1.rec.SID, s2.rec.SID)
 	}
-	code, hdr, body := a.backchannel(op.LogoutToken(oidctest.DefaultUser.Subject, s1.rec.SID, nil))
+	code, hdr, body := a.backchannel(a.op.LogoutToken(oidctest.DefaultUser.Subject, s1.rec.SID, nil))
 	if code != 200 || hdr.Get("Cache-Control") != "no-store" {
 		t.Fatalf("back-channel logout = %d %s (Cache-Control %q)", code, body, hdr.Get("Cache-Control"))
 	}
@@ -290,7 +285,7 @@ func TestBackchannelLogoutSid(t *testing.T) {
 		t.Error("the user's other session ended")
 	}
 	// sid alone (no sub) works too.
-	if code, _, _ := a.backchannel(op.LogoutToken("", s2.rec.SID, nil)); code != 200 {
+	if code, _, _ := a.backchannel(a.op.LogoutToken("", s2.rec.SID, nil)); code != 200 {
 		t.Fatalf("back-channel logout (sid only) = %d", code)
 	}
 	if signedIn(t, a, br2) {
@@ -300,12 +295,11 @@ func TestBackchannelLogoutSid(t *testing.T) {
 
 // A sid with a sub that is not its session's does not end it.
 func TestBackchannelLogoutSidOfAnotherSub(t *testing.T) {
-	op := testOP(t, twoUsers())
-	a := newApp(t, op, nil)
+	a := newApp(t, testOP(t, twoUsers()), nil)
 	alice := loginAs(a, oidctest.DefaultUser)
 	id, _ := a.sessionCookie(alice)
 	s, _ := a.storeSession(id)
-	if code, _, _ := a.backchannel(op.LogoutToken(bob.Subject, s.rec.SID, nil)); code != 200 {
+	if code, _, _ := a.backchannel(a.op.LogoutToken(bob.Subject, s.rec.SID, nil)); code != 200 {
 		t.Fatalf("back-channel logout = %d", code)
 	}
 	if !signedIn(t, a, alice) {
@@ -314,12 +308,11 @@ func TestBackchannelLogoutSidOfAnotherSub(t *testing.T) {
 }
 
 func TestBackchannelLogoutSub(t *testing.T) {
-	op := testOP(t, twoUsers())
-	a := newApp(t, op, nil)
+	a := newApp(t, testOP(t, twoUsers()), nil)
 	alice1 := loginAs(a, oidctest.DefaultUser)
 	alice2 := loginAs(a, oidctest.DefaultUser)
 	bobBr := loginAs(a, bob)
-	code, _, body := a.backchannel(op.LogoutToken(oidctest.DefaultUser.Subject, "", nil))
+	code, _, body := a.backchannel(a.op.LogoutToken(oidctest.DefaultUser.Subject, "", nil))
 	if code != 200 {
 		t.Fatalf("back-channel logout = %d %s", code, body)
 	}
@@ -451,29 +444,28 @@ func TestBackchannelLogoutInvalidTokens(t *testing.T) {
 // sub (iss, aud, iat, jti, sid, events; typ JWT), Auth0 and Keycloak typ
 // JWT; explicit typing is logout+jwt, also with its application/ prefix.
 func TestBackchannelLogoutAccepts(t *testing.T) {
-	op := testOP(t, oidctest.Config{})
-	a := newApp(t, op, nil)
+	a := newApp(t, testOP(t, oidctest.Config{}), nil)
 	const ev = "http://schemas.openid.net/event/backchannel-logout"
 	for _, tc := range []struct {
 		name  string
 		token func(sub, sid string) string
 	}{
 		{"hydra", func(_, sid string) string {
-			return op.SignJWT(map[string]any{"iss": op.Issuer(), "aud": []string{op.ClientID()}, "iat": time.Now().Unix(),
+			return a.op.SignJWT(map[string]any{"iss": a.op.Issuer(), "aud": []string{a.op.ClientID()}, "iat": time.Now().Unix(),
 				"jti": "0f0d8f6e-4a1a-4c36-9c1e-7d2b1f3a9c55", "events": map[string]any{ev: map[string]any{}}, "sid": sid},
 				oidctest.SignOptions{Typ: "JWT"})
 		}},
 		{"no typ", func(sub, sid string) string {
-			return op.SignJWT(claimsOf(op, sub, sid), oidctest.SignOptions{NoTyp: true})
+			return a.op.SignJWT(claimsOf(a.op, sub, sid), oidctest.SignOptions{NoTyp: true})
 		}},
 		{"typ application/logout+jwt", func(sub, sid string) string {
-			return op.SignJWT(claimsOf(op, sub, sid), oidctest.SignOptions{Typ: "application/logout+jwt"})
+			return a.op.SignJWT(claimsOf(a.op, sub, sid), oidctest.SignOptions{Typ: "application/logout+jwt"})
 		}},
 		{"exp ten years ahead", func(sub, sid string) string {
-			return op.LogoutToken(sub, sid, func(m map[string]any) { m["exp"] = time.Now().AddDate(10, 0, 0).Unix() })
+			return a.op.LogoutToken(sub, sid, func(m map[string]any) { m["exp"] = time.Now().AddDate(10, 0, 0).Unix() })
 		}},
 		{"iat a little ahead (clock skew)", func(sub, sid string) string {
-			return op.LogoutToken(sub, sid, func(m map[string]any) { m["iat"] = time.Now().Add(30 * time.Second).Unix() })
+			return a.op.LogoutToken(sub, sid, func(m map[string]any) { m["iat"] = time.Now().Add(30 * time.Second).Unix() })
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -561,13 +553,12 @@ func tamper(jwt string) string {
 // Forged tokens with random kids do not make the BFF refetch the provider's
 // key set for each of them.
 func TestBackchannelLogoutForgedKidsRateLimited(t *testing.T) {
-	op := testOP(t, oidctest.Config{})
-	a := newApp(t, op, nil)
+	a := newApp(t, testOP(t, oidctest.Config{}), nil)
 	br := a.signIn(t)
-	before := op.JWKSFetches()
+	before := a.op.JWKSFetches()
 	for i := range 50 {
-		tok := op.SignJWT(map[string]any{
-			"iss": op.Issuer(), "aud": op.ClientID(), "iat": time.Now().Unix(), "exp": time.Now().Add(time.Minute).Unix(),
+		tok := a.op.SignJWT(map[string]any{
+			"iss": a.op.Issuer(), "aud": a.op.ClientID(), "iat": time.Now().Unix(), "exp": time.Now().Add(time.Minute).Unix(),
 			"jti": "j" + strings.Repeat("x", i), "sub": oidctest.DefaultUser.Subject,
 			"events": map[string]any{"http://schemas.openid.net/event/backchannel-logout": map[string]any{}},
 		}, oidctest.SignOptions{UnknownKey: true, KID: "kid-" + strings.Repeat("k", i+1), Typ: "logout+jwt"})
@@ -577,7 +568,7 @@ func TestBackchannelLogoutForgedKidsRateLimited(t *testing.T) {
 			t.Fatalf("forged token %d = %d", i, code)
 		}
 	}
-	if n := op.JWKSFetches() - before; n > 1 {
+	if n := a.op.JWKSFetches() - before; n > 1 {
 		t.Fatalf("50 forged tokens caused %d key-set fetches, want at most 1", n)
 	}
 	if !signedIn(t, a, br) {
@@ -728,8 +719,7 @@ func TestRevokeSessionsIndexEmptyAfterExpiry(t *testing.T) {
 }
 
 func TestLogoutSessionEndpointHasLogoutURL(t *testing.T) {
-	op := testOP(t, oidctest.Config{})
-	a := newApp(t, op, func(o *Options) { o.IdleTimeout = time.Hour })
+	a := newApp(t, testOP(t, oidctest.Config{}), func(o *Options) { o.IdleTimeout = time.Hour })
 	br := a.signIn(t)
 	code, body := a.status(br, "GET", "/auth/session")
 	m := jsonBody(t, body)
@@ -749,12 +739,11 @@ func TestLogoutSessionEndpointHasLogoutURL(t *testing.T) {
 // as a replay — it ends the session.
 func TestBackchannelLogoutRetryAfterStoreFailure(t *testing.T) {
 	fs := newSpyStore(t)
-	op := testOP(t, oidctest.Config{})
-	a := newApp(t, op, func(o *Options) { o.Store = fs })
+	a := newApp(t, testOP(t, oidctest.Config{}), func(o *Options) { o.Store = fs })
 	br := a.signIn(t)
 	id, _ := a.sessionCookie(br)
 	s, _ := a.storeSession(id)
-	tok := op.LogoutToken(oidctest.DefaultUser.Subject, s.rec.SID, nil)
+	tok := a.op.LogoutToken(oidctest.DefaultUser.Subject, s.rec.SID, nil)
 	fs.failNext("delete", 1)
 	if code, _, body := a.backchannel(tok); code != http.StatusServiceUnavailable {
 		t.Fatalf("back-channel logout during a store failure = %d %s, want 503", code, body)
@@ -787,8 +776,7 @@ func TestProviderLogoutModes(t *testing.T) {
 		{"skip", ProviderLogoutSkip, false, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			op := testOP(t, oidctest.Config{})
-			a := newApp(t, op, func(o *Options) { o.ProviderLogout, o.PostLogoutRedirect = tc.mode, "/bye" })
+			a := newApp(t, testOP(t, oidctest.Config{}), func(o *Options) { o.ProviderLogout, o.PostLogoutRedirect = tc.mode, "/bye" })
 			br := a.signIn(t)
 			resp := a.logout(br)
 			for _, c := range resp.Cookies() {
@@ -797,26 +785,26 @@ func TestProviderLogoutModes(t *testing.T) {
 				}
 			}
 			loc, _ := url.Parse(resp.Header.Get("Location"))
-			atProvider := loc.Scheme+"://"+loc.Host+loc.Path == op.Endpoint("/end-session")
+			atProvider := loc.Scheme+"://"+loc.Host+loc.Path == a.op.Endpoint("/end-session")
 			q := loc.Query()
 			switch {
 			case atProvider != tc.provider:
 				t.Fatalf("logout went to %s", loc)
 			case !tc.provider && loc.String() != "/bye":
 				t.Fatalf("logout went to %s, want /bye", loc)
-			case tc.provider && (q.Get("id_token_hint") == "" || q.Get("client_id") != op.ClientID()):
+			case tc.provider && (q.Get("id_token_hint") == "" || q.Get("client_id") != a.op.ClientID()):
 				t.Errorf("end-session query %v lacks id_token_hint or client_id", q)
 			case q.Has("post_logout_redirect_uri") != tc.back || q.Has("state") != tc.back:
 				t.Errorf("end-session query %v: way back %v, want %v", q, q.Has("post_logout_redirect_uri"), tc.back)
 			}
-			if op.Revocations() != 1 || signedIn(t, a, br) {
-				t.Errorf("revocations %d, still signed in %v", op.Revocations(), signedIn(t, a, br))
+			if a.op.Revocations() != 1 || signedIn(t, a, br) {
+				t.Errorf("revocations %d, still signed in %v", a.op.Revocations(), signedIn(t, a, br))
 			}
 			if tc.provider {
 				r := br.get(loc.String())
 				r.Body.Close()
-				if op.EndSessions() != 1 || (r.StatusCode == http.StatusFound) != tc.back {
-					t.Errorf("end-session: %d, ended %d", r.StatusCode, op.EndSessions())
+				if a.op.EndSessions() != 1 || (r.StatusCode == http.StatusFound) != tc.back {
+					t.Errorf("end-session: %d, ended %d", r.StatusCode, a.op.EndSessions())
 				}
 			}
 		})

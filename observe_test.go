@@ -68,8 +68,7 @@ func TestLogsNameNoUser(t *testing.T) {
 	for _, logSubjects := range []bool{false, true} {
 		var logs logBuffer
 		clk := &offsetClock{}
-		op := testOP(t, oidctest.Config{Now: clk.Now})
-		a := newApp(t, op, func(o *Options) {
+		a := newApp(t, testOP(t, oidctest.Config{Now: clk.Now}), func(o *Options) {
 			o.Now = clk.Now
 			o.LogSubjects = logSubjects
 			o.Logger = logs.jsonLogger()
@@ -87,7 +86,7 @@ func TestLogsNameNoUser(t *testing.T) {
 		resp := br.do("POST", a.URL+"/auth/logout", nil, "Origin", a.URL)
 		resp.Body.Close()
 		a.login(br)
-		if code, _, _ := a.backchannel(op.LogoutToken(s.rec.Subject, "", nil)); code != 200 {
+		if code, _, _ := a.backchannel(a.op.LogoutToken(s.rec.Subject, "", nil)); code != 200 {
 			t.Fatalf("back-channel logout: %d", code)
 		}
 

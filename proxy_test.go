@@ -874,8 +874,7 @@ func TestProxyTransport(t *testing.T) {
 // A mistake in Proxy's arguments is a programming error: Proxy panics with
 // a message naming what is wrong, instead of ignoring an option.
 func TestProxyRefusesBadOptions(t *testing.T) {
-	op := testOP(t, oidctest.Config{})
-	a := newApp(t, op, nil)
+	a := newApp(t, testOP(t, oidctest.Config{}), nil)
 	good, _ := url.Parse("https://api.internal/v1")
 	for name, c := range map[string]struct {
 		target string
@@ -911,8 +910,7 @@ func TestProxyRefusesBadOptions(t *testing.T) {
 
 func TestProxyUpstreamFailures(t *testing.T) {
 	t.Run("connection refused: 502", func(t *testing.T) {
-		op := testOP(t, oidctest.Config{})
-		a := newApp(t, op, nil)
+		a := newApp(t, testOP(t, oidctest.Config{}), nil)
 		dead := httptest.NewServer(http.NotFoundHandler())
 		target, _ := url.Parse(dead.URL + "/v1")
 		dead.Close()

@@ -174,14 +174,13 @@ func TestRedisInstancesShareSessions(t *testing.T) {
 
 func TestRedisInstanceRestartKeepsSessions(t *testing.T) {
 	rs := redistest.Start(t)
-	op := testOP(t, oidctest.Config{})
-	a := redisApps(t, op, rs, 1, nil)[0]
+	a := redisApps(t, testOP(t, oidctest.Config{}), rs, 1, nil)[0]
 	br := a.signIn(t)
 	a.bff.Close()
 	a.srv.Close()
 
 	// A new process on the same Redis and key serves the session.
-	b := redisApps(t, op, rs, 1, nil)[0]
+	b := redisApps(t, a.op, rs, 1, nil)[0]
 	if code, body := b.status(br, "GET", "/api/me"); code != 200 || !strings.Contains(body, oidctest.DefaultUser.Email) {
 		t.Fatalf("after restart /api/me = %d %s", code, body)
 	}
@@ -276,8 +275,7 @@ func TestRedisNothingInClearText(t *testing.T) {
 // user signed out) and never 500; after a restart the instance recovers.
 func TestRedisStoppedAnswers503(t *testing.T) {
 	rs := redistest.Start(t)
-	op := testOP(t, oidctest.Config{})
-	a := redisApps(t, op, rs, 1, nil)[0]
+	a := redisApps(t, testOP(t, oidctest.Config{}), rs, 1, nil)[0]
 	br := a.signIn(t)
 
 	rs.Stop()
@@ -322,8 +320,7 @@ func TestRedisStoppedAnswers503(t *testing.T) {
 // written before are intact after.
 func TestRedisPausedSessionsIntact(t *testing.T) {
 	rs := redistest.Start(t)
-	op := testOP(t, oidctest.Config{})
-	a := redisApps(t, op, rs, 1, nil)[0]
+	a := redisApps(t, testOP(t, oidctest.Config{}), rs, 1, nil)[0]
 	br := a.signIn(t)
 	waitHealthy(t, a)
 
@@ -365,8 +362,7 @@ func TestRedisPausedSessionsIntact(t *testing.T) {
 // A stored value that does not open is no session (401), never a 500.
 func TestRedisCorruptedValue(t *testing.T) {
 	rs := redistest.Start(t)
-	op := testOP(t, oidctest.Config{})
-	a := redisApps(t, op, rs, 1, nil)[0]
+	a := redisApps(t, testOP(t, oidctest.Config{}), rs, 1, nil)[0]
 	other := a.signIn(t)
 	otherID, _ := a.sessionCookie(other)
 	otherSealed, err := redis.Bytes(rs.Do("GET", redisKey(otherID)))
@@ -396,7 +392,7 @@ func TestRedisCorruptedValue(t *testing.T) {
 				t.Fatal(err)
 			}
 			// A fresh instance (nothing cached) reads the record.
-			b := redisApps(t, op, rs, 1, func(o *Options) { o.DisableSessionCache = true })[0]
+			b := redisApps(t, a.op, rs, 1, func(o *Options) { o.DisableSessionCache = true })[0]
 			for _, path := range []string{"/auth/session", "/api/me"} {
 				if code, body := b.status(br, "GET", path); code != http.StatusUnauthorized {
 					t.Fatalf("%s = %d %s, want 401", path, code, body)
@@ -417,13 +413,12 @@ func TestRedisKeyRotation(t *testing.T) {
 	k1 := testKey
 	k2 := []byte("fedcba9876543210fedcba9876543210")
 	rs := redistest.Start(t)
-	op := testOP(t, oidctest.Config{})
-	old := redisApps(t, op, rs, 1, nil)[0]
+	old := redisApps(t, testOP(t, oidctest.Config{}), rs, 1, nil)[0]
 	br := old.signIn(t)
 	br2 := newBrowser(t)
 	old.login(br2)
 
-	rotated := redisApps(t, op, rs, 1, func(o *Options) { o.SecretKeys = [][]byte{k2, k1} })[0]
+	rotated := redisApps(t, old.op, rs, 1, func(o *Options) { o.SecretKeys = [][]byte{k2, k1} })[0]
 	if code, body := rotated.status(br, "GET", "/api/me"); code != 200 || !strings.Contains(body, oidctest.DefaultUser.Email) {
 		t.Fatalf("K1 session with {K2, K1} = %d %s", code, body)
 	}
@@ -442,7 +437,7 @@ func TestRedisKeyRotation(t *testing.T) {
 
 	// A new session is sealed with K2: readable by {K2, K1}, not by {K1}.
 	br3 := rotated.signIn(t)
-	onlyK1 := redisApps(t, op, rs, 1, func(o *Options) { o.DisableSessionCache = true })[0]
+	onlyK1 := redisApps(t, old.op, rs, 1, func(o *Options) { o.DisableSessionCache = true })[0]
 	if code, _ := onlyK1.status(newBrowserWith(t, br3, rotated), "GET", "/api/me"); code != 401 {
 		t.Fatalf("K2 session with {K1} = %d, want 401", code)
 	}
@@ -631,8 +626,7 @@ func jsonBody(t testing.TB, s string) map[string]any {
 // fields (sub, sid, name, email).
 func TestRedisBytesPerSession(t *testing.T) {
 	rs := redistest.Start(t)
-	op := testOP(t, oidctest.Config{})
-	a := redisApps(t, op, rs, 1, nil)[0]
+	a := redisApps(t, testOP(t, oidctest.Config{}), rs, 1, nil)[0]
 	a.login(newBrowser(t))
 	total := 0
 	for _, k := range scanKeys(t, rs) {

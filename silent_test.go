@@ -14,8 +14,7 @@ import (
 // comes back to returnTo?error=login_required, with its session (if any)
 // unchanged, and never sees an error page.
 func TestSilentSignIn(t *testing.T) {
-	op := testOP(t, oidctest.Config{})
-	a := newApp(t, op, nil)
+	a := newApp(t, testOP(t, oidctest.Config{}), nil)
 
 	t.Run("signed_in_at_provider", func(t *testing.T) {
 		br := newBrowser(t)
@@ -47,7 +46,7 @@ func TestSilentSignIn(t *testing.T) {
 			resp.Body.Close()
 			loc, _ := url.Parse(resp.Header.Get("Location"))
 			state := loc.Query().Get("state")
-			cb := br.get(a.URL + "/auth/callback?" + url.Values{"error": {code}, "state": {state}, "iss": {op.Issuer()}}.Encode())
+			cb := br.get(a.URL + "/auth/callback?" + url.Values{"error": {code}, "state": {state}, "iss": {a.op.Issuer()}}.Encode())
 			cb.Body.Close()
 			if want := "/app?tab=2&error=" + code + "#top"; cb.StatusCode != http.StatusSeeOther || cb.Header.Get("Location") != want {
 				t.Fatalf("callback = %d to %q, want 303 to %q", cb.StatusCode, cb.Header.Get("Location"), want)
@@ -86,7 +85,7 @@ func TestSilentSignIn(t *testing.T) {
 			resp := br.get(a.URL + "/auth/login?" + tc.query)
 			resp.Body.Close()
 			loc, _ := url.Parse(resp.Header.Get("Location"))
-			q := url.Values{"error": {"login_required"}, "state": {loc.Query().Get("state")}, "iss": {op.Issuer()}}
+			q := url.Values{"error": {"login_required"}, "state": {loc.Query().Get("state")}, "iss": {a.op.Issuer()}}
 			if tc.edit != nil {
 				tc.edit(q)
 			}

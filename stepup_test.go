@@ -91,8 +91,7 @@ func TestRequireAuthLevel(t *testing.T) {
 // ID and the new ID token's claims; the old session and its index entry
 // are gone.
 func TestStepUpSameUser(t *testing.T) {
-	op := testOP(t, oidctest.Config{})
-	a := stepUpApp(t, op, strong, 0, nil)
+	a := stepUpApp(t, testOP(t, oidctest.Config{}), strong, 0, nil)
 	br := a.signIn(t)
 	old, _ := a.sessionCookie(br)
 	if code, _ := a.status(br, "GET", "/api/stepup"); code != 401 {
@@ -113,7 +112,7 @@ func TestStepUpSameUser(t *testing.T) {
 	if _, err := a.storeSession(old); err != errNotFound {
 		t.Errorf("the old session: %v, want ended", err)
 	}
-	if got := op.LastAuthorizationRequest().Get("claims"); !strings.Contains(got, `"essential":true`) {
+	if got := a.op.LastAuthorizationRequest().Get("claims"); !strings.Contains(got, `"essential":true`) {
 		t.Errorf("claims parameter %q, want an essential acr", got)
 	}
 	infos, err := a.bff.Sessions(context.Background(), oidctest.DefaultUser.Subject)
@@ -128,8 +127,7 @@ func TestStepUpSameUser(t *testing.T) {
 // holds.
 func TestStepUpAtSessionLimit(t *testing.T) {
 	bob := oidctest.User{Subject: "bob-0002", Username: "bob", Password: "bob", Name: "Bob", Email: "bob@example.com"}
-	op := testOP(t, oidctest.Config{Users: []oidctest.User{oidctest.DefaultUser, bob}})
-	a := stepUpApp(t, op, strong, 0, func(o *Options) { o.MaxSessionsPerUser = 2 })
+	a := stepUpApp(t, testOP(t, oidctest.Config{Users: []oidctest.User{oidctest.DefaultUser, bob}}), strong, 0, func(o *Options) { o.MaxSessionsPerUser = 2 })
 	phone, laptop := newBrowser(t), newBrowser(t)
 	a.login(phone)
 	a.login(laptop)
@@ -160,8 +158,7 @@ func TestStepUpAtSessionLimit(t *testing.T) {
 // user's session ends.
 func TestStepUpOtherUser(t *testing.T) {
 	bob := oidctest.User{Subject: "bob-0002", Username: "bob", Password: "bob", Name: "Bob", Email: "bob@example.com"}
-	op := testOP(t, oidctest.Config{Users: []oidctest.User{oidctest.DefaultUser, bob}})
-	a := stepUpApp(t, op, strong, 0, nil)
+	a := stepUpApp(t, testOP(t, oidctest.Config{Users: []oidctest.User{oidctest.DefaultUser, bob}}), strong, 0, nil)
 	br := a.signIn(t)
 	old, _ := a.sessionCookie(br)
 	br.follow(a.URL + "/auth/login?login_hint=bob&acr_values=" + url.QueryEscape(oidctest.ACRStrong) + "&returnTo=/app")
@@ -223,8 +220,7 @@ func TestStepUpNotHonoured(t *testing.T) {
 		})
 	}
 	t.Run("max_age_honoured", func(t *testing.T) {
-		op := testOP(t, oidctest.Config{})
-		a := newApp(t, op, nil)
+		a := newApp(t, testOP(t, oidctest.Config{}), nil)
 		br := newBrowser(t)
 		if resp, _ := br.follow(a.URL + "/auth/login?max_age=0&returnTo=/app"); resp.Request.URL.String() != a.URL+"/app" {
 			t.Fatalf("max_age=0 with a fresh authentication ended at %s", resp.Request.URL)

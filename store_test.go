@@ -263,8 +263,7 @@ func TestEndedStaysEndedDuringTouch(t *testing.T) {
 // store that honours contexts, leaves every valid session answering 200.
 func TestBreakerIgnoresCallerCancellation(t *testing.T) {
 	store := newSpyStore(t)
-	op := testOP(t, oidctest.Config{})
-	a := newApp(t, op, func(o *Options) { o.Store = store })
+	a := newApp(t, testOP(t, oidctest.Config{}), func(o *Options) { o.Store = store })
 	var ids []string
 	for range 3 {
 		br := a.signIn(t)
@@ -290,8 +289,7 @@ func TestBreakerIgnoresCallerCancellation(t *testing.T) {
 // success after it closes resets the count.
 func TestBreakerOpensAfterConsecutiveFailures(t *testing.T) {
 	store := newSpyStore(t)
-	op := testOP(t, oidctest.Config{})
-	a := newApp(t, op, func(o *Options) { o.Store = store })
+	a := newApp(t, testOP(t, oidctest.Config{}), func(o *Options) { o.Store = store })
 	br := a.signIn(t)
 	id, _ := a.sessionCookie(br)
 	guard := a.bff.RequireSession(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
@@ -335,8 +333,7 @@ func TestBreakerOpensAfterConsecutiveFailures(t *testing.T) {
 
 // Signing in beyond MaxSessionsPerUser ends the user's oldest sessions.
 func TestSessionLimitEndsOldest(t *testing.T) {
-	op := testOP(t, oidctest.Config{})
-	a := newApp(t, op, func(o *Options) { o.MaxSessionsPerUser = 3 })
+	a := newApp(t, testOP(t, oidctest.Config{}), func(o *Options) { o.MaxSessionsPerUser = 3 })
 	var browsers []*browser
 	for range 5 {
 		br := a.signIn(t)
