@@ -16,13 +16,11 @@ import (
 // /login response.
 func (a *app) authorize(br *browser, query string) (url.Values, *http.Response) {
 	a.t.Helper()
-	resp := br.get(a.URL + "/auth/login?" + query)
-	resp.Body.Close()
+	resp := br.send("GET", a.URL+"/auth/login?"+query)
 	if resp.StatusCode != http.StatusSeeOther {
 		return nil, resp
 	}
-	r := br.get(resp.Header.Get("Location"))
-	r.Body.Close()
+	br.send("GET", resp.Header.Get("Location"))
 	return a.op.LastAuthorizationRequest(), resp
 }
 

@@ -382,8 +382,7 @@ func TestSessionCookieSmallWithHugeTokens(t *testing.T) {
 	a := newApp(t, testOP(t, oidctest.Config{Users: []oidctest.User{user}}), nil)
 	br := newBrowser(t)
 	cb := a.startLogin(br)
-	resp := br.get(cb)
-	resp.Body.Close()
+	resp := br.send("GET", cb)
 	if resp.StatusCode != http.StatusSeeOther {
 		t.Fatalf("callback status %d", resp.StatusCode)
 	}
@@ -663,15 +662,13 @@ func (p *scalePop) run(t *testing.T, requests int) {
 	cpu0, start, reads0 := processCPU(), time.Now(), p.reads.finds.Load()
 	var wg sync.WaitGroup
 	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			for i := next.Add(1) - 1; i < int64(requests); i = next.Add(1) - 1 {
 				if p.serve(p.cookies[order[int(i)%p.n]]) != 200 {
 					bad.Add(1)
 				}
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	d, cpu := time.Since(start), processCPU()-cpu0

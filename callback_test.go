@@ -92,8 +92,7 @@ func TestCallbackChecks(t *testing.T) {
 				if len(tx) != 1 {
 					e.t.Fatalf("%d transaction cookies", len(tx))
 				}
-				resp := e.br.get(cb)
-				resp.Body.Close()
+				resp := e.br.send("GET", cb)
 				if resp.StatusCode != http.StatusSeeOther {
 					e.t.Fatalf("first callback = %d", resp.StatusCode)
 				}
@@ -322,8 +321,7 @@ func TestCallbackAccepts(t *testing.T) {
 			t.Parallel()
 			e := newEnv(t, longTokens, tc.opt, tc.setup)
 			cb := e.a.startLogin(e.br)
-			resp := e.br.get(cb)
-			resp.Body.Close()
+			resp := e.br.send("GET", cb)
 			if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/app" {
 				t.Fatalf("callback = %d to %q", resp.StatusCode, resp.Header.Get("Location"))
 			}
@@ -468,8 +466,7 @@ func TestLargeClaims(t *testing.T) {
 			} else {
 				a = newApp(t, op, opt)
 			}
-			br := a.signIn(t)
-			id, _ := a.sessionCookie(br)
+			br, id := a.signInID(t)
 			s, err := a.storeSession(id)
 			if err != nil {
 				t.Fatalf("a session with a 100 KiB claim does not load: %v", err)
@@ -524,16 +521,14 @@ func TestJunkCallbacksCost(t *testing.T) {
 	parallel := func(f func() int) {
 		var wg sync.WaitGroup
 		for w := 0; w < 8; w++ {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
+			wg.Go(func() {
 				for i := w; i < n; i += 8 {
 					code := f()
 					mu.Lock()
 					codes[code]++
 					mu.Unlock()
 				}
-			}()
+			})
 		}
 		wg.Wait()
 	}

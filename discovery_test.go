@@ -264,8 +264,7 @@ func TestProviderWithoutS256(t *testing.T) {
 		op.Misbehave(func(m *oidctest.Misbehavior) { m.NoS256 = true })
 		a := newApp(t, op, func(o *Options) { o.InsecureAllowNoPKCE = true })
 		br := newBrowser(t)
-		resp := br.get(a.URL + "/auth/login")
-		resp.Body.Close()
+		resp := br.send("GET", a.URL+"/auth/login")
 		loc, _ := url.Parse(resp.Header.Get("Location"))
 		if resp.StatusCode != http.StatusSeeOther || loc.Query().Get("code_challenge_method") != "S256" {
 			t.Fatalf("/auth/login = %d to %v; PKCE must still be sent", resp.StatusCode, loc)

@@ -300,8 +300,7 @@ func TestRedisEndNotReplicatedAnswers503(t *testing.T) {
 
 	replica.Freeze()
 	for try := range 2 {
-		resp := br.do("POST", a.URL+"/auth/logout", nil)
-		resp.Body.Close()
+		resp := br.send("POST", a.URL+"/auth/logout")
 		if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
 			t.Fatalf("logout %d with the replica stalled = %d (Retry-After %q), want 503", try, resp.StatusCode, resp.Header.Get("Retry-After"))
 		}
@@ -320,8 +319,7 @@ func TestRedisEndNotReplicatedAnswers503(t *testing.T) {
 	}
 	replica.Thaw()
 
-	resp := br.do("POST", a.URL+"/auth/logout", nil)
-	resp.Body.Close()
+	resp := br.send("POST", a.URL+"/auth/logout")
 	if resp.StatusCode != http.StatusSeeOther {
 		t.Fatalf("the logout retried after the replica caught up = %d, want 303", resp.StatusCode)
 	}

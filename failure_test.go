@@ -160,8 +160,7 @@ func TestFriendlyFailuresErrorHandlerOverrides(t *testing.T) {
 		}
 	})
 	cb := editQuery(t, e.a.startLogin(e.br), func(q url.Values) { q.Del("code"); q.Set("error", "access_denied") })
-	resp := e.br.do("GET", cb, nil, navigate...)
-	resp.Body.Close()
+	resp := e.br.send("GET", cb, navigate...)
 	if resp.StatusCode != 499 || len(got) != 1 || got[0] != "access_denied" {
 		t.Errorf("= %d, the handler saw %q; want 499 from the handler with access_denied", resp.StatusCode, got)
 	}
@@ -178,15 +177,13 @@ func TestRequireLoginShowsFailuresElsewhere(t *testing.T) {
 	failedNavigation(t, e.br.do("GET", cb, nil, navigate...), "/page?x=1&error=access_denied")
 	failedNavigation(t, e.br.do("GET", e.a.URL+"/page?x=1&error=access_denied", nil, navigate...), "/?error=access_denied")
 	// An error parameter that is no sign-in failure is the page's own.
-	resp := e.br.do("GET", e.a.URL+"/page?error=mine", nil, navigate...)
-	resp.Body.Close()
+	resp := e.br.send("GET", e.a.URL+"/page?error=mine", navigate...)
 	if want := "/auth/login?returnTo=" + url.QueryEscape("/page?error=mine"); resp.Header.Get("Location") != want {
 		t.Errorf("GET /page?error=mine = %d to %q, want %q", resp.StatusCode, resp.Header.Get("Location"), want)
 	}
 
 	e = newEnv(t, longTokens, func(o *Options) { o.ErrorPath = "/page" })
-	resp = e.br.do("GET", e.a.URL+"/page?error=access_denied", nil, navigate...)
-	resp.Body.Close()
+	resp = e.br.send("GET", e.a.URL+"/page?error=access_denied", navigate...)
 	if want := "/auth/login?returnTo=" + url.QueryEscape("/page?error=access_denied"); resp.Header.Get("Location") != want {
 		t.Errorf("ErrorPath behind RequireLogin: %d to %q, want a sign-in (%q), not a loop", resp.StatusCode, resp.Header.Get("Location"), want)
 	}

@@ -134,8 +134,7 @@ func TestFaultIdPUnreachableAtStartup(t *testing.T) {
 	br := newBrowser(t)
 
 	waitUntil(t, 5*time.Second, "a first discovery attempt", func() bool { return front.refused.Load() >= 1 })
-	resp := br.get(a.URL + "/auth/login?returnTo=/app")
-	resp.Body.Close()
+	resp := br.send("GET", a.URL+"/auth/login?returnTo=/app")
 	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
 		t.Fatalf("/auth/login with the provider down = %d (Retry-After %q)", resp.StatusCode, resp.Header.Get("Retry-After"))
 	}
@@ -176,8 +175,7 @@ func TestFaultIdPSlow(t *testing.T) {
 		br := newBrowser(t)
 		cb := a.startLogin(br)
 		start := time.Now()
-		resp := br.get(cb)
-		resp.Body.Close()
+		resp := br.send("GET", cb)
 		t.Logf("callback with a token endpoint taking 5 s: %d after %v", resp.StatusCode, time.Since(start))
 		if resp.StatusCode != http.StatusServiceUnavailable {
 			t.Fatalf("callback = %d, want 503", resp.StatusCode)
@@ -479,8 +477,7 @@ func TestFaultHookPanics(t *testing.T) {
 	br := newBrowser(t)
 	cb := a.startLogin(br)
 	before := ms.Len()
-	resp := br.get(cb)
-	resp.Body.Close()
+	resp := br.send("GET", cb)
 	if resp.StatusCode != http.StatusForbidden {
 		t.Fatalf("callback with a panicking OnLogin = %d, want 403", resp.StatusCode)
 	}
@@ -519,8 +516,7 @@ func TestFaultHookPanics(t *testing.T) {
 func TestFaultJWKSUnavailableAtBackchannelLogout(t *testing.T) {
 	op, front := frontedOP(t, oidctest.Config{})
 	a := newApp(t, op, func(o *Options) { hooksOf(o).keysRefetchInterval = time.Millisecond })
-	br := a.signIn(t)
-	id, _ := a.sessionCookie(br)
+	br, id := a.signInID(t)
 	s, _ := a.storeSession(id)
 	op.RotateKeys()
 	front.set("/jwks", garbage)

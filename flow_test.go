@@ -19,8 +19,7 @@ func TestLoginFlow(t *testing.T) {
 
 	// /login: a sealed, per-attempt transaction cookie and a redirect with
 	// PKCE S256, state, nonce and offline_access.
-	resp := br.get(a.URL + "/auth/login?returnTo=/app")
-	resp.Body.Close()
+	resp := br.send("GET", a.URL+"/auth/login?returnTo=/app")
 	if resp.StatusCode != http.StatusSeeOther {
 		t.Fatalf("login status %d", resp.StatusCode)
 	}
@@ -50,11 +49,9 @@ func TestLoginFlow(t *testing.T) {
 
 	// The provider sends the browser back; the callback sets the session
 	// cookie and returns to returnTo.
-	resp = br.get(loc.String())
-	resp.Body.Close()
+	resp = br.send("GET", loc.String())
 	cb := resp.Header.Get("Location")
-	resp = br.get(cb)
-	resp.Body.Close()
+	resp = br.send("GET", cb)
 	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/app" {
 		t.Fatalf("callback = %d to %q", resp.StatusCode, resp.Header.Get("Location"))
 	}

@@ -380,8 +380,7 @@ func FuzzSessionRecord(f *testing.F) {
 	f.Add([]byte{}, uint16(0), byte(0), uint16(0), uint8(4)) // the genuine plaintext, sealed again
 	f.Add([]byte(`{"claims":null}`), uint16(0), byte(0), uint16(0), uint8(4))
 	_, a := fuzzApp(f, nil)
-	br := a.signIn(f)
-	id, _ := a.sessionCookie(br)
+	_, id := a.signInID(f)
 	key := recordName(id)
 	ctx := context.Background()
 	genuine, found, err := a.mem().Find(key)
@@ -505,8 +504,7 @@ func FuzzLogoutToken(f *testing.F) {
 	}
 	newLive := func(t testing.TB) live {
 		at := &app{t: t, bff: a.bff, srv: a.srv, op: a.op, URL: a.URL}
-		br := at.signIn(t)
-		id, _ := at.sessionCookie(br)
+		_, id := at.signInID(t)
 		s, err := a.bff.store.read(ctx, recordName(id))
 		if err != nil || s.rec.SID == "" {
 			t.Fatalf("session: %v (sid %q)", err, s.rec.SID)

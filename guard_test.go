@@ -437,8 +437,7 @@ func TestTouchRereadsUnderLock(t *testing.T) {
 	codes := make(chan int, 2)
 	for _, a := range []*app{e.a, b} {
 		go func() {
-			resp := e.br.get(a.URL + "/api/me")
-			resp.Body.Close()
+			resp := e.br.send("GET", a.URL+"/api/me")
 			codes <- resp.StatusCode
 		}()
 	}
@@ -468,8 +467,7 @@ func TestRequireLoginRedirectsNavigations(t *testing.T) {
 	e := newEnv(t, longTokens, nil)
 	const page = "/page?tab=2&x=%2Fy"
 	for _, method := range []string{"GET", "HEAD"} {
-		resp := e.br.do(method, e.a.URL+page, nil, navigate...)
-		resp.Body.Close()
+		resp := e.br.send(method, e.a.URL+page, navigate...)
 		want := "/auth/login?returnTo=" + url.QueryEscape(page)
 		if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != want {
 			t.Errorf("signed-out %s navigation = %d to %q, want 303 to %q", method, resp.StatusCode, resp.Header.Get("Location"), want)
@@ -480,8 +478,7 @@ func TestRequireLoginRedirectsNavigations(t *testing.T) {
 	}
 	// A form of this origin that finds no session: after sign-in, a GET of
 	// its action.
-	resp := e.br.do("POST", e.a.URL+"/page?tab=2", nil, "Sec-Fetch-Mode", "navigate", "Sec-Fetch-Site", "same-origin")
-	resp.Body.Close()
+	resp := e.br.send("POST", e.a.URL+"/page?tab=2", "Sec-Fetch-Mode", "navigate", "Sec-Fetch-Site", "same-origin")
 	if want := "/auth/login?returnTo=" + url.QueryEscape("/page?tab=2"); resp.StatusCode != 303 || resp.Header.Get("Location") != want {
 		t.Errorf("signed-out form POST = %d to %q, want 303 to %q", resp.StatusCode, resp.Header.Get("Location"), want)
 	}
@@ -529,8 +526,7 @@ func TestRequireLoginReturnTo(t *testing.T) {
 		{"//evil.example/x", "/"},
 		{"/%2F%2Fevil.example", "/"},
 	} {
-		resp := e.br.do("GET", srv.URL+tc.uri, nil, navigate...)
-		resp.Body.Close()
+		resp := e.br.send("GET", srv.URL+tc.uri, navigate...)
 		if want := "/auth/login?returnTo=" + url.QueryEscape(tc.returnTo); resp.StatusCode != 303 || resp.Header.Get("Location") != want {
 			t.Errorf("GET %.40s = %d to %q, want 303 to %q", tc.uri, resp.StatusCode, resp.Header.Get("Location"), want)
 		}
@@ -571,8 +567,7 @@ func TestRequireLoginRefusals(t *testing.T) {
 	spy.setHook(nil)
 
 	clock.Advance(a.bff.cfg.IdleTimeout)
-	resp = br.do("GET", a.URL+"/page", nil, navigate...)
-	resp.Body.Close()
+	resp = br.send("GET", a.URL+"/page", navigate...)
 	if resp.StatusCode != 303 || !setsCookie(resp, "__Host-bff") {
 		t.Errorf("navigation after the idle timeout = %d (cookie cleared: %v), want 303 and the cookie cleared",
 			resp.StatusCode, setsCookie(resp, "__Host-bff"))

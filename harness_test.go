@@ -452,6 +452,15 @@ func (br *browser) do(method, u string, body io.Reader, headers ...string) *http
 
 func (br *browser) get(u string) *http.Response { return br.do("GET", u, nil) }
 
+// send is do without a body, for a test that reads only the status, the
+// headers and the cookies: it closes the body, unread.
+func (br *browser) send(method, u string, headers ...string) *http.Response {
+	br.t.Helper()
+	resp := br.do(method, u, nil, headers...)
+	resp.Body.Close()
+	return resp
+}
+
 // follow GETs u and follows redirects (each cookie through the jar) until
 // a non-redirect response, which it returns with its body read.
 func (br *browser) follow(u string) (*http.Response, string) {
@@ -520,6 +529,17 @@ func (a *app) signIn(t testing.TB) *browser {
 	br := newBrowser(t)
 	a.login(br)
 	return br
+}
+
+// signInID is signIn that also returns the browser's session ID.
+func (a *app) signInID(t testing.TB) (*browser, string) {
+	t.Helper()
+	br := a.signIn(t)
+	id, ok := a.sessionCookie(br)
+	if !ok {
+		t.Fatal("no session cookie after sign-in")
+	}
+	return br, id
 }
 
 // startLogin runs /login and the provider's authorize step, and returns the
@@ -826,13 +846,11 @@ func parallelFor(n, workers int, f func(i int)) {
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			for i := int(next.Add(1)) - 1; i < n; i = int(next.Add(1)) - 1 {
 				f(i)
 			}
-		}()
+		})
 	}
 	wg.Wait()
 }

@@ -86,8 +86,7 @@ func TestCallbackNavigationLandsOnAPage(t *testing.T) {
 		e := newEnv(t, longTokens, nil)
 		for _, headers := range [][]string{nil, {"Sec-Fetch-Mode", "cors", "Accept", "text/html"}, {"Accept", "*/*"}} {
 			cb := e.a.startLoginTo(e.br, "/app")
-			resp := e.br.do("GET", cb, nil, headers...)
-			resp.Body.Close()
+			resp := e.br.send("GET", cb, headers...)
 			if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/app" {
 				t.Errorf("headers %q: callback = %d %q, want 303 /app", headers, resp.StatusCode, resp.Header.Get("Location"))
 			}

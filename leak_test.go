@@ -124,16 +124,14 @@ func TestBoundedLoginFlood(t *testing.T) {
 	start := time.Now()
 	var wg sync.WaitGroup
 	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			for next.Add(1) <= total {
 				resp := a.serveLogin("returnTo=%2Fapp", nil)
 				if resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(resp.Header.Get("Location"), a.op.Issuer()) {
 					bad.Add(1)
 				}
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	heapAfter := heapInuse()
@@ -158,8 +156,7 @@ func TestBoundedLoginFlood(t *testing.T) {
 	// of transaction cookies.
 	br := newBrowser(t)
 	for range 20 {
-		resp := br.get(a.URL + "/auth/login?returnTo=/app")
-		resp.Body.Close()
+		br.send("GET", a.URL+"/auth/login?returnTo=/app")
 	}
 	u, _ := url.Parse(a.URL)
 	n := 0
@@ -225,9 +222,7 @@ func TestBoundedRefreshFlights(t *testing.T) {
 		var okN, failN atomic.Int64
 		for _, br := range browsers {
 			for range burst {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
+				wg.Go(func() {
 					c := *br.client
 					c.Timeout = timeout
 					resp, err := c.Get(a.URL + "/api/me")
@@ -241,7 +236,7 @@ func TestBoundedRefreshFlights(t *testing.T) {
 					} else {
 						failN.Add(1)
 					}
-				}()
+				})
 			}
 		}
 		wg.Wait()
@@ -286,8 +281,7 @@ func TestBoundedReplayCacheExpires(t *testing.T) {
 		cb := a.startLogin(br)
 		cbURL, _ := url.Parse(cb)
 		state := cbURL.Query().Get("state")
-		resp := br.get(cb)
-		resp.Body.Close()
+		resp := br.send("GET", cb)
 		if d := ttl(a.bff.sealer.Name("state", state)); d <= 0 || d > a.bff.cfg.LoginTimeout {
 			t.Errorf("state marker lives %v, want (0, %v]", d, a.bff.cfg.LoginTimeout)
 		}
@@ -352,8 +346,7 @@ func TestBoundedSessionIndexCleaned(t *testing.T) {
 	var sids []string
 	var browsers []*browser
 	for range 4 {
-		br := a.signIn(t)
-		id, _ := a.sessionCookie(br)
+		br, id := a.signInID(t)
 		s, _ := a.storeSession(id)
 		sids = append(sids, s.rec.SID)
 		browsers = append(browsers, br)

@@ -158,9 +158,7 @@ func runLoad(t *testing.T, cfg loadConfig, rs *redistest.Server) {
 		var next atomic.Int64
 		var wg sync.WaitGroup
 		for range cfg.workers {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
+			wg.Go(func() {
 				for {
 					i := int(next.Add(1)) - 1
 					if i >= len(lusers) || time.Now().After(deadline) {
@@ -168,7 +166,7 @@ func runLoad(t *testing.T, cfg loadConfig, rs *redistest.Server) {
 					}
 					f(i, lusers[i])
 				}
-			}()
+			})
 		}
 		wg.Wait()
 	}
@@ -222,11 +220,9 @@ func runLoad(t *testing.T, cfg loadConfig, rs *redistest.Server) {
 			// instances with Redis).
 			var wg sync.WaitGroup
 			for k := range 2 {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
+				wg.Go(func() {
 					loadRequest(apps[k%len(apps)], u, "GET", "/api/me", stats)
-				}()
+				})
 			}
 			wg.Wait()
 			for k := 2; k < perUser && sent.Load() < int64(cfg.requests); k++ {

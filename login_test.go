@@ -25,8 +25,7 @@ func TestLoginOldestPendingReplaced(t *testing.T) {
 		t.Fatalf("the oldest sign-in's callback = %d %q, want 400", resp.StatusCode, desc)
 	}
 	for _, cb := range cbs[1:] {
-		resp := br.get(cb)
-		resp.Body.Close()
+		resp := br.send("GET", cb)
 		if resp.StatusCode != http.StatusSeeOther {
 			t.Fatalf("a newer sign-in's callback = %d, want 303", resp.StatusCode)
 		}
@@ -74,14 +73,12 @@ func TestTwoConcurrentLoginsOneBrowser(t *testing.T) {
 	var wg sync.WaitGroup
 	codes := make([]int, 2)
 	for i, cb := range []string{cb1, cb2} {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			resp := br.get(cb)
 			io.Copy(io.Discard, resp.Body)
 			resp.Body.Close()
 			codes[i] = resp.StatusCode
-		}()
+		})
 	}
 	wg.Wait()
 	if codes[0] != http.StatusSeeOther || codes[1] != http.StatusSeeOther {
@@ -117,12 +114,9 @@ func TestReturnTo(t *testing.T) {
 			if p == "/@/evil.example/../" {
 				want = "/@/" // dot segments resolved at /login
 			}
-			resp := e.br.get(e.a.URL + "/auth/login?returnTo=" + url.QueryEscape(p))
-			resp.Body.Close()
-			resp = e.br.get(resp.Header.Get("Location"))
-			resp.Body.Close()
-			resp = e.br.get(resp.Header.Get("Location"))
-			resp.Body.Close()
+			resp := e.br.send("GET", e.a.URL+"/auth/login?returnTo="+url.QueryEscape(p))
+			resp = e.br.send("GET", resp.Header.Get("Location"))
+			resp = e.br.send("GET", resp.Header.Get("Location"))
 			if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != want {
 				t.Errorf("returnTo=%q: callback = %d to %q", p, resp.StatusCode, resp.Header.Get("Location"))
 			}

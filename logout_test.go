@@ -95,8 +95,7 @@ func TestLogoutByGETDoesNothing(t *testing.T) {
 
 func TestLogoutRevokesAndRedirectsToEndSession(t *testing.T) {
 	a := newApp(t, testOP(t, oidctest.Config{}), nil)
-	br := a.signIn(t)
-	id, _ := a.sessionCookie(br)
+	br, id := a.signInID(t)
 	s, err := a.storeSession(id)
 	if err != nil {
 		t.Fatal(err)
@@ -131,14 +130,12 @@ func TestLogoutRevokesAndRedirectsToEndSession(t *testing.T) {
 		t.Errorf("session record after logout: %v", err)
 	}
 	// The provider sends the browser back with the state: 303 to "/".
-	resp = br.get(loc.String())
-	resp.Body.Close()
+	resp = br.send("GET", loc.String())
 	back := resp.Header.Get("Location")
 	if resp.StatusCode != http.StatusFound || !strings.HasPrefix(back, a.URL+"/auth/logout/callback?") {
 		t.Fatalf("end-session = %d to %q", resp.StatusCode, back)
 	}
-	resp = br.get(back)
-	resp.Body.Close()
+	resp = br.send("GET", back)
 	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/" {
 		t.Fatalf("logout callback = %d to %q, want 303 to /", resp.StatusCode, resp.Header.Get("Location"))
 	}
@@ -146,8 +143,7 @@ func TestLogoutRevokesAndRedirectsToEndSession(t *testing.T) {
 		t.Errorf("end sessions at the provider = %d", a.op.EndSessions())
 	}
 	// The state is single use: the same return again is refused.
-	resp = br.get(back)
-	resp.Body.Close()
+	resp = br.send("GET", back)
 	if resp.StatusCode != http.StatusBadRequest {
 		t.Errorf("second logout callback = %d, want 400", resp.StatusCode)
 	}
@@ -467,8 +463,7 @@ func TestBackchannelLogoutAccepts(t *testing.T) {
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			br := a.signIn(t)
-			id, _ := a.sessionCookie(br)
+			br, id := a.signInID(t)
 			s, _ := a.storeSession(id)
 			if code, _, body := a.backchannel(tc.token(s.rec.Subject, s.rec.SID)); code != 200 {
 				t.Fatalf("= %d %s, want 200", code, body)
@@ -581,8 +576,7 @@ func TestBackchannelLogoutRedisAcrossInstances(t *testing.T) {
 	op := testOP(t, oidctest.Config{})
 	apps := redisApps(t, op, rs, 2, nil)
 	a, b := apps[0], apps[1]
-	br := a.signIn(t)
-	id, _ := a.sessionCookie(br)
+	br, id := a.signInID(t)
 	s, _ := b.storeSession(id)
 	waitHealthy(t, b)
 	if !signedIn(t, b, br) || !signedIn(t, b, br) { // now cached on B
@@ -618,8 +612,7 @@ func TestBackchannelLogoutRedisReplayShared(t *testing.T) {
 func TestBackchannelLogoutRetryAfterStoreFailure(t *testing.T) {
 	fs := newSpyStore(t)
 	a := newApp(t, testOP(t, oidctest.Config{}), func(o *Options) { o.Store = fs })
-	br := a.signIn(t)
-	id, _ := a.sessionCookie(br)
+	br, id := a.signInID(t)
 	s, _ := a.storeSession(id)
 	tok := a.op.LogoutToken(oidctest.DefaultUser.Subject, s.rec.SID, nil)
 	fs.failNext("delete", 1)
@@ -679,8 +672,7 @@ func TestProviderLogoutModes(t *testing.T) {
 				t.Errorf("revocations %d, still signed in %v", a.op.Revocations(), signedIn(t, a, br))
 			}
 			if tc.provider {
-				r := br.get(loc.String())
-				r.Body.Close()
+				r := br.send("GET", loc.String())
 				if a.op.EndSessions() != 1 || (r.StatusCode == http.StatusFound) != tc.back {
 					t.Errorf("end-session: %d, ended %d", r.StatusCode, a.op.EndSessions())
 				}

@@ -17,8 +17,7 @@ import (
 func TestPARUsedWhenAdvertised(t *testing.T) {
 	a := newApp(t, testOP(t, oidctest.Config{PAR: true}), func(o *Options) { o.AuthParams = map[string]string{"audience": "https://api.example"} })
 	br := newBrowser(t)
-	resp := br.get(a.URL + "/auth/login?returnTo=/app&login_hint=alice&acr_values=urn:x")
-	resp.Body.Close()
+	resp := br.send("GET", a.URL+"/auth/login?returnTo=/app&login_hint=alice&acr_values=urn:x")
 	loc, _ := url.Parse(resp.Header.Get("Location"))
 	if resp.StatusCode != http.StatusSeeOther || loc.Scheme+"://"+loc.Host+loc.Path != a.op.Endpoint("/authorize") {
 		t.Fatalf("/auth/login = %d to %v", resp.StatusCode, loc)

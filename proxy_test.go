@@ -501,8 +501,7 @@ func TestProxyWithoutSessionRefuses(t *testing.T) {
 		t.Fatalf("= %d %s", resp.StatusCode, body)
 	}
 	// Behind RequireSession without a cookie: 401 as well.
-	resp = newBrowser(t).do("GET", e.front.URL+"/api/upstream/whoami", nil)
-	resp.Body.Close()
+	resp = newBrowser(t).send("GET", e.front.URL+"/api/upstream/whoami")
 	if resp.StatusCode != 401 {
 		t.Fatalf("signed out = %d", resp.StatusCode)
 	}

@@ -135,8 +135,7 @@ func TestRedisInstancesShareSessions(t *testing.T) {
 	// A sign-in started on A completes on B (same BaseURL behind the
 	// balancer), and A serves the session.
 	cb := a.startLogin(br)
-	resp := br.get(strings.Replace(cb, a.URL, b.URL, 1))
-	resp.Body.Close()
+	resp := br.send("GET", strings.Replace(cb, a.URL, b.URL, 1))
 	if resp.StatusCode != http.StatusSeeOther {
 		t.Fatalf("callback on B = %d", resp.StatusCode)
 	}
@@ -157,8 +156,7 @@ func TestRedisInstancesShareSessions(t *testing.T) {
 	}
 	// Signing out on B ends the session on A within 100 ms.
 	id, _ := a.sessionCookie(br2)
-	resp = br2.do("POST", b.URL+"/auth/logout", nil)
-	resp.Body.Close()
+	resp = br2.send("POST", b.URL+"/auth/logout")
 	if resp.StatusCode != http.StatusSeeOther {
 		t.Fatalf("logout on B = %d", resp.StatusCode)
 	}
@@ -193,8 +191,7 @@ func TestRedisNothingInClearText(t *testing.T) {
 	var clk offsetClock
 	apps := redisApps(t, op, rs, 2, func(o *Options) { o.Now = clk.Now })
 	a := apps[0]
-	br := a.signIn(t)
-	id, _ := a.sessionCookie(br)
+	br, id := a.signInID(t)
 	before, err := a.storeSession(id)
 	if err != nil {
 		t.Fatal(err)
@@ -297,8 +294,7 @@ func TestRedisStoppedAnswers503(t *testing.T) {
 	}
 	t.Logf("slowest response with Redis stopped: %v", worst)
 	// Nor does a sign-out pretend to have ended the session.
-	resp := br.do("POST", a.URL+"/auth/logout", nil)
-	resp.Body.Close()
+	resp := br.send("POST", a.URL+"/auth/logout")
 	if resp.StatusCode != http.StatusServiceUnavailable {
 		t.Fatalf("logout with Redis down = %d, want 503", resp.StatusCode)
 	}
@@ -363,8 +359,7 @@ func TestRedisPausedSessionsIntact(t *testing.T) {
 func TestRedisCorruptedValue(t *testing.T) {
 	rs := redistest.Start(t)
 	a := redisApps(t, testOP(t, oidctest.Config{}), rs, 1, nil)[0]
-	other := a.signIn(t)
-	otherID, _ := a.sessionCookie(other)
+	other, otherID := a.signInID(t)
 	otherSealed, err := redis.Bytes(rs.Do("GET", redisKey(otherID)))
 	if err != nil {
 		t.Fatal(err)
@@ -382,8 +377,7 @@ func TestRedisCorruptedValue(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			br := a.signIn(t)
-			id, _ := a.sessionCookie(br)
+			br, id := a.signInID(t)
 			v, err := redis.Bytes(rs.Do("GET", redisKey(id)))
 			if err != nil {
 				t.Fatal(err)
@@ -554,8 +548,7 @@ func TestRedisIndexExpires(t *testing.T) {
 		if ks := sessionKeys(scanKeys(t, rs)); len(ks) != 3 {
 			t.Fatalf("keys after sign-in = %q; want session, sub and sid", ks)
 		}
-		resp := br.do("POST", a.URL+"/auth/logout", nil)
-		resp.Body.Close()
+		br.send("POST", a.URL+"/auth/logout")
 		if ks := sessionKeys(scanKeys(t, rs)); len(ks) != 0 {
 			t.Fatalf("keys after sign-out = %q; want none", ks)
 		}

@@ -127,8 +127,7 @@ func TestRedisConfigACLUser(t *testing.T) {
 		t.Fatalf("log of a refused AUTH: %s", l)
 	}
 
-	resp := br.do("POST", a.URL+"/auth/logout", nil)
-	resp.Body.Close()
+	resp := br.send("POST", a.URL+"/auth/logout")
 	if resp.StatusCode != http.StatusSeeOther {
 		t.Fatalf("logout = %d", resp.StatusCode)
 	}

@@ -218,8 +218,7 @@ func TestRefreshDeadLockHolder(t *testing.T) {
 		t.Fatalf("lock held, token still valid: %d (old token %v), want 200 with the old token", code, tok == old)
 	}
 	e.clock.Advance(time.Minute) // expired
-	resp := e.br.get(e.a.URL + "/api/token")
-	resp.Body.Close()
+	resp := e.br.send("GET", e.a.URL+"/api/token")
 	if resp.StatusCode != 503 || resp.Header.Get("Retry-After") == "" {
 		t.Fatalf("lock held, token expired: %d Retry-After %q, want 503 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
 	}
@@ -490,8 +489,7 @@ func TestRefreshEventsAndLogsHoldNoToken(t *testing.T) {
 	if _, err := e.a.bff.refresh(context.Background(), stale, e.clock.Now().UnixNano()); err != nil {
 		t.Fatalf("refresh with a stale record: %v", err)
 	}
-	resp := e.br.do("POST", e.a.URL+"/auth/logout", nil)
-	resp.Body.Close()
+	resp := e.br.send("POST", e.a.URL+"/auth/logout")
 	if resp.StatusCode != http.StatusSeeOther {
 		t.Fatalf("logout: %d", resp.StatusCode)
 	}

@@ -92,8 +92,7 @@ func TestRequireAuthLevel(t *testing.T) {
 // are gone.
 func TestStepUpSameUser(t *testing.T) {
 	a := stepUpApp(t, testOP(t, oidctest.Config{}), strong, 0, nil)
-	br := a.signIn(t)
-	old, _ := a.sessionCookie(br)
+	br, old := a.signInID(t)
 	if code, _ := a.status(br, "GET", "/api/stepup"); code != 401 {
 		t.Fatalf("before step-up: %d, want 401", code)
 	}
@@ -159,8 +158,7 @@ func TestStepUpAtSessionLimit(t *testing.T) {
 func TestStepUpOtherUser(t *testing.T) {
 	bob := oidctest.User{Subject: "bob-0002", Username: "bob", Password: "bob", Name: "Bob", Email: "bob@example.com"}
 	a := stepUpApp(t, testOP(t, oidctest.Config{Users: []oidctest.User{oidctest.DefaultUser, bob}}), strong, 0, nil)
-	br := a.signIn(t)
-	old, _ := a.sessionCookie(br)
+	br, old := a.signInID(t)
 	br.follow(a.URL + "/auth/login?login_hint=bob&acr_values=" + url.QueryEscape(oidctest.ACRStrong) + "&returnTo=/app")
 	if code, body := a.status(br, "GET", "/api/stepup"); code != 200 || !strings.Contains(body, bob.Subject) {
 		t.Fatalf("after signing in as bob: %d %s", code, body)
@@ -197,8 +195,7 @@ func TestStepUpNotHonoured(t *testing.T) {
 			op := testOP(t, oidctest.Config{})
 			op.Misbehave(tc.mb) // before discovery, which reads claims_parameter_supported
 			a := stepUpApp(t, op, strong, 0, nil)
-			br := a.signIn(t)
-			old, _ := a.sessionCookie(br)
+			br, old := a.signInID(t)
 			revoked := op.Revocations()
 			resp, _ := br.follow(a.URL + "/auth/login?" + tc.query + "&returnTo=/app")
 			if got := resp.Request.URL.String(); got != a.URL+"/app?error=insufficient_user_authentication" {

@@ -135,8 +135,7 @@ func (e *endRace) newTokenRevoked() bool {
 func (e *endRace) race(g *gate, write, end func()) {
 	e.t.Helper()
 	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() { defer wg.Done(); write() }()
+	wg.Go(func() { ; write() })
 	g.await(e.t, "the write")
 	ended := make(chan struct{})
 	go func() { defer close(ended); end() }()
@@ -266,8 +265,7 @@ func TestBreakerIgnoresCallerCancellation(t *testing.T) {
 	a := newApp(t, testOP(t, oidctest.Config{}), func(o *Options) { o.Store = store })
 	var ids []string
 	for range 3 {
-		br := a.signIn(t)
-		id, _ := a.sessionCookie(br)
+		_, id := a.signInID(t)
 		ids = append(ids, id)
 	}
 	guard := a.bff.RequireSession(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
@@ -290,8 +288,7 @@ func TestBreakerIgnoresCallerCancellation(t *testing.T) {
 func TestBreakerOpensAfterConsecutiveFailures(t *testing.T) {
 	store := newSpyStore(t)
 	a := newApp(t, testOP(t, oidctest.Config{}), func(o *Options) { o.Store = store })
-	br := a.signIn(t)
-	id, _ := a.sessionCookie(br)
+	_, id := a.signInID(t)
 	guard := a.bff.RequireSession(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
 	get := func() int {
 		rec := httptest.NewRecorder()
@@ -495,20 +492,16 @@ func TestEndedStaysEndedUnderChaos(t *testing.T) {
 	// A logout token lives 2 minutes: a jump between its minting and its
 	// check would make it stale, which no real clock does.
 	var jump sync.RWMutex
-	wg.Add(1)
-	go func() { // the clock
-		defer wg.Done()
+	wg.Go(func() {
 		for time.Now().Before(stop) {
 			time.Sleep(time.Second)
 			jump.Lock()
 			clock.Advance(tokenTTL + time.Second)
 			jump.Unlock()
 		}
-	}()
+	})
 	for w := range 16 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			rnd := mrand.New(mrand.NewPCG(uint64(w), 1))
 			for time.Now().Before(stop) {
 				u, a := cu[rnd.IntN(len(cu))], apps[rnd.IntN(2)]
@@ -534,7 +527,7 @@ func TestEndedStaysEndedUnderChaos(t *testing.T) {
 					fail(fmt.Sprintf("%s: /api/me = %d", u.sub, code))
 				}
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	t.Logf("%d sessions, %v: %d requests (%d answered 503), %d ends, %d refresh grants",

@@ -41,9 +41,7 @@ func TestFaultJWKSRotationMidTraffic(t *testing.T) {
 		wg.Wait()
 	}()
 	for _, br := range browsers[:n/2] {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			for {
 				select {
 				case <-stop:
@@ -61,7 +59,7 @@ func TestFaultJWKSRotationMidTraffic(t *testing.T) {
 					bad.Add(1)
 				}
 			}
-		}()
+		})
 	}
 	postForged := func() {
 		forged := a.op.SignJWT(map[string]any{"iss": a.op.Issuer()}, oidctest.SignOptions{KID: "forged"})
@@ -113,8 +111,7 @@ func TestFaultJWKSUnavailableAtRefresh(t *testing.T) {
 		o.Now = clock.Now
 		hooksOf(o).keysRefetchInterval = time.Millisecond
 	})
-	br := a.signIn(t)
-	id, _ := a.sessionCookie(br)
+	br, id := a.signInID(t)
 	before, err := a.storeSession(id)
 	if err != nil {
 		t.Fatal(err)
