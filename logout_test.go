@@ -261,8 +261,7 @@ func TestBackchannelLogoutSid(t *testing.T) {
 	br1, br2 := newBrowser(t), newBrowser(t)
 	a.login(br1)
 	a.login(br2)
-	id1, _ := a.sessionCookie(br1)
-	s1, _ := a.storeSession(id1)
+	s1 := a.browserSession(br1)
 	id2, _ := a.sessionCookie(br2)
 	s2, _ := a.storeSession(id2)
 	if s1.rec.SID == "" || s1.rec.SID == s2.rec.SID {
@@ -291,8 +290,7 @@ func TestBackchannelLogoutSid(t *testing.T) {
 func TestBackchannelLogoutSidOfAnotherSub(t *testing.T) {
 	a := newApp(t, testOP(t, twoUsers()), nil)
 	alice := loginAs(a, oidctest.DefaultUser)
-	id, _ := a.sessionCookie(alice)
-	s, _ := a.storeSession(id)
+	s := a.browserSession(alice)
 	if code, _, _ := a.backchannel(a.op.LogoutToken(bob.Subject, s.rec.SID, nil)); code != 200 {
 		t.Fatalf("back-channel logout = %d", code)
 	}
@@ -326,8 +324,7 @@ func TestBackchannelLogoutInvalidTokens(t *testing.T) {
 	a := newApp(t, op, func(o *Options) { o.Logger = logs.logger() })
 	alice := loginAs(a, oidctest.DefaultUser)
 	bobBr := loginAs(a, bob)
-	id, _ := a.sessionCookie(alice)
-	s, _ := a.storeSession(id)
+	s := a.browserSession(alice)
 	sub, sid := oidctest.DefaultUser.Subject, s.rec.SID
 
 	claims := func(mutate func(map[string]any)) map[string]any {
@@ -512,8 +509,7 @@ func TestBackchannelLogoutReplayEntryBounded(t *testing.T) {
 func TestBackchannelLogoutKeyRotatedWhileRateLimited(t *testing.T) {
 	e := newEnv(t, longTokens, nil)
 	e.a.login(e.br)
-	id, _ := e.a.sessionCookie(e.br)
-	s, _ := e.a.storeSession(id)
+	s := e.a.browserSession(e.br)
 	e.op.RotateKeys()
 	tok := e.op.LogoutToken(s.rec.Subject, s.rec.SID, nil)
 	code, hdr, body := e.a.backchannel(tok)

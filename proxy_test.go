@@ -361,11 +361,7 @@ func TestProxyWebSocket(t *testing.T) {
 // The proxy runs the origin check on an upgrade itself, whatever guards it.
 func TestProxyUpgradeOriginCheck(t *testing.T) {
 	e := newProxyEnv(t, nil, ProxyOptions{})
-	sid, _ := e.a.sessionCookie(e.br)
-	s, err := e.a.storeSession(sid)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := e.a.browserSession(e.br)
 	req := httptest.NewRequest("GET", "/ws", nil)
 	req.Header.Set("Connection", "Upgrade")
 	req.Header.Set("Upgrade", "websocket")

@@ -497,8 +497,7 @@ func TestRefreshEventsAndLogsHoldNoToken(t *testing.T) {
 	// A second sign-in, ended by invalid_grant.
 	e2br := newBrowser(t)
 	e.a.login(e2br)
-	id2, _ := e.a.sessionCookie(e2br)
-	s2, _ := e.a.storeSession(id2)
+	s2 := e.a.browserSession(e2br)
 	collect(s2)
 	e.clock.Advance(2 * time.Hour)
 	e.op.Misbehave(func(m *oidctest.Misbehavior) { m.TokenError = "invalid_grant" })
