@@ -528,99 +528,81 @@ func TestProxyRefreshesExpiringToken(t *testing.T) {
 	}
 }
 
+// An upstream 401 to a GET or HEAD is answered by refreshing the token and
+// retrying once (concurrent requests share one refresh); anything else
+// passes the 401 through. A refresh that fails ends the session only when
+// the provider says so.
 func TestProxyUpstream401(t *testing.T) {
-	t.Run("GET is refreshed and retried once", func(t *testing.T) {
-		e := newProxyEnv(t, nil, ProxyOptions{})
-		old := e.rec().rec.AccessToken
-		e.up.reject(old)
-		grants := e.op.RefreshGrants()
-		resp, body := e.do(t, "GET", "/api/upstream/whoami")
-		if resp.StatusCode != 200 || !strings.Contains(body, oidctest.DefaultUser.Subject) {
-			t.Fatalf("= %d %s", resp.StatusCode, body)
-		}
-		if n := e.op.RefreshGrants() - grants; n != 1 {
-			t.Errorf("%d refresh grants, want 1", n)
-		}
-		reqs := e.up.requests()
-		if len(reqs) != 2 {
-			t.Fatalf("upstream saw %d requests, want 2", len(reqs))
-		}
-		nw := e.rec().rec.AccessToken
-		if nw == old || reqs[1].Header.Get("Authorization") != "Bearer "+nw {
-			t.Error("the retry did not carry the new, stored token")
-		}
-	})
-	t.Run("HEAD is refreshed and retried once", func(t *testing.T) {
-		e := newProxyEnv(t, nil, ProxyOptions{})
-		e.up.reject(e.rec().rec.AccessToken)
-		grants := e.op.RefreshGrants()
-		if resp, _ := e.do(t, "HEAD", "/api/upstream/whoami"); resp.StatusCode != 200 {
-			t.Fatalf("= %d", resp.StatusCode)
-		}
-		if n := e.op.RefreshGrants() - grants; n != 1 || len(e.up.requests()) != 2 {
-			t.Errorf("%d grants, %d upstream requests", n, len(e.up.requests()))
-		}
-	})
-	t.Run("GET still rejected: one retry, then the 401 passes", func(t *testing.T) {
-		e := newProxyEnv(t, nil, ProxyOptions{})
-		e.up.rejectAll.Store(true)
-		grants := e.op.RefreshGrants()
-		resp, body := e.do(t, "GET", "/api/upstream/whoami")
-		if resp.StatusCode != 401 || body != `{"upstream":"rejected"}` {
-			t.Fatalf("= %d %s", resp.StatusCode, body)
-		}
-		if n := e.op.RefreshGrants() - grants; n != 1 {
-			t.Errorf("%d refresh grants, want 1", n)
-		}
-		if n := len(e.up.requests()); n != 2 {
-			t.Errorf("upstream saw %d requests, want 2", n)
-		}
-		if _, ok := e.a.sessionCookie(e.br); !ok {
-			t.Error("an upstream 401 ended the browser's session")
-		}
-	})
-	t.Run("GET without a refresh token: no new token, no retry", func(t *testing.T) {
-		e := newProxyEnv(t, func(o *Options) { o.Scopes = []string{"openid", "profile", "email"} }, ProxyOptions{})
-		e.up.rejectAll.Store(true)
-		resp, body := e.do(t, "GET", "/api/upstream/whoami")
-		if resp.StatusCode != 401 || body != `{"upstream":"rejected"}` {
-			t.Fatalf("= %d %s", resp.StatusCode, body)
-		}
-		if n := len(e.up.requests()); n != 1 {
-			t.Errorf("upstream saw %d requests, want 1", n)
-		}
-		if _, ok := e.a.sessionCookie(e.br); !ok {
-			t.Error("session ended")
-		}
-	})
-	t.Run("POST passes the 401 through", func(t *testing.T) {
-		e := newProxyEnv(t, nil, ProxyOptions{})
-		e.up.reject(e.rec().rec.AccessToken)
-		grants := e.op.RefreshGrants()
-		resp, body := e.do(t, "POST", "/api/upstream/whoami")
-		if resp.StatusCode != 401 || body != `{"upstream":"rejected"}` {
-			t.Fatalf("= %d %s", resp.StatusCode, body)
-		}
-		if n := e.op.RefreshGrants() - grants; n != 0 {
-			t.Errorf("%d refresh grants, want 0", n)
-		}
-		if n := len(e.up.requests()); n != 1 {
-			t.Errorf("upstream saw %d requests, want 1", n)
-		}
-	})
+	rejectOld := func(e *proxyEnv) { e.up.reject(e.rec().rec.AccessToken) }
+	rejectAll := func(e *proxyEnv) { e.up.rejectAll.Store(true) }
+	const rejected = `{"upstream":"rejected"}`
+	for _, tc := range []struct {
+		name     string
+		opt      func(*Options)
+		setup    func(*proxyEnv)
+		method   string
+		status   int
+		body     string // part of the answer's body
+		grants   int    // -1: not counted
+		upstream int    // requests the upstream saw; 0: not counted
+		ended    bool   // the session ended
+	}{
+		{"GET is refreshed and retried once", nil, rejectOld, "GET", 200, oidctest.DefaultUser.Subject, 1, 2, false},
+		{"HEAD is refreshed and retried once", nil, rejectOld, "HEAD", 200, "", 1, 2, false},
+		{"GET still rejected: one retry, then the 401 passes", nil, rejectAll, "GET", 401, rejected, 1, 2, false},
+		{"GET without a refresh token: no new token, no retry",
+			func(o *Options) { o.Scopes = []string{"openid", "profile", "email"} }, rejectAll, "GET", 401, rejected, -1, 1, false},
+		{"POST passes the 401 through", nil, rejectOld, "POST", 401, rejected, 0, 1, false},
+		{"refresh token revoked: session ends", nil, func(e *proxyEnv) {
+			rejectAll(e)
+			e.op.RevokeSubject(oidctest.DefaultUser.Subject)
+		}, "GET", 401, `"unauthenticated"`, -1, 0, true},
+		{"provider down: 503", nil, func(e *proxyEnv) {
+			rejectAll(e)
+			e.op.Misbehave(func(m *oidctest.Misbehavior) { m.TokenStatus = 500 })
+		}, "GET", 503, "", -1, 0, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newProxyEnv(t, tc.opt, ProxyOptions{})
+			old := e.rec().rec.AccessToken
+			tc.setup(e)
+			grants := e.op.RefreshGrants()
+			resp, body := e.do(t, tc.method, "/api/upstream/whoami")
+			if resp.StatusCode != tc.status || !strings.Contains(body, tc.body) {
+				t.Fatalf("= %d %s", resp.StatusCode, body)
+			}
+			if tc.status == 503 && resp.Header.Get("Retry-After") == "" {
+				t.Error("503 without Retry-After")
+			}
+			if n := e.op.RefreshGrants() - grants; tc.grants >= 0 && n != tc.grants {
+				t.Errorf("%d refresh grants, want %d", n, tc.grants)
+			}
+			reqs := e.up.requests()
+			if tc.upstream != 0 && len(reqs) != tc.upstream {
+				t.Fatalf("upstream saw %d requests, want %d", len(reqs), tc.upstream)
+			}
+			if _, ok := e.a.sessionCookie(e.br); ok == tc.ended {
+				t.Errorf("session cookie kept: %v, want %v", ok, !tc.ended)
+			}
+			if tc.ended {
+				if code, _ := e.a.status(e.br, "GET", "/api/me"); code != 401 {
+					t.Errorf("/api/me = %d after the session ended", code)
+				}
+			} else if tc.status == 200 && tc.method == "GET" {
+				if nw := e.rec().rec.AccessToken; nw == old || reqs[1].Header.Get("Authorization") != "Bearer "+nw {
+					t.Error("the retry did not carry the new, stored token")
+				}
+			}
+		})
+	}
 	t.Run("concurrent GETs share one refresh", func(t *testing.T) {
 		e := newProxyEnv(t, nil, ProxyOptions{})
-		e.up.reject(e.rec().rec.AccessToken)
+		rejectOld(e)
 		grants := e.op.RefreshGrants()
 		var wg sync.WaitGroup
 		codes := make([]int, 8)
 		for i := range codes {
-			wg.Go(func() {
-				resp := e.br.do("GET", e.front.URL+"/api/upstream/whoami", nil)
-				io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				codes[i] = resp.StatusCode
-			})
+			wg.Go(func() { codes[i] = e.br.send("GET", e.front.URL+"/api/upstream/whoami").StatusCode })
 		}
 		wg.Wait()
 		for i, c := range codes {
@@ -630,33 +612,6 @@ func TestProxyUpstream401(t *testing.T) {
 		}
 		if n := e.op.RefreshGrants() - grants; n != 1 {
 			t.Errorf("%d refresh grants, want 1", n)
-		}
-	})
-	t.Run("refresh token revoked: session ends", func(t *testing.T) {
-		e := newProxyEnv(t, nil, ProxyOptions{})
-		e.up.rejectAll.Store(true)
-		e.op.RevokeSubject(oidctest.DefaultUser.Subject)
-		resp, body := e.do(t, "GET", "/api/upstream/whoami")
-		if resp.StatusCode != 401 || !strings.Contains(body, `"unauthenticated"`) {
-			t.Fatalf("= %d %s", resp.StatusCode, body)
-		}
-		if _, ok := e.a.sessionCookie(e.br); ok {
-			t.Error("session cookie not cleared")
-		}
-		if code, _ := e.a.status(e.br, "GET", "/api/me"); code != 401 {
-			t.Errorf("/api/me = %d after the session ended", code)
-		}
-	})
-	t.Run("provider down: 503", func(t *testing.T) {
-		e := newProxyEnv(t, nil, ProxyOptions{})
-		e.up.rejectAll.Store(true)
-		e.op.Misbehave(func(m *oidctest.Misbehavior) { m.TokenStatus = 500 })
-		resp, body := e.do(t, "GET", "/api/upstream/whoami")
-		if resp.StatusCode != 503 || resp.Header.Get("Retry-After") == "" {
-			t.Fatalf("= %d %s", resp.StatusCode, body)
-		}
-		if _, ok := e.a.sessionCookie(e.br); !ok {
-			t.Error("a transient failure ended the session")
 		}
 	})
 }
