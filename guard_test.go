@@ -394,60 +394,35 @@ func TestSessionLifetimes(t *testing.T) {
 	})
 }
 
-// signalLocker reports every Lock call on a session's lock.
-type signalLocker struct {
-	Locker
-	calls chan struct{}
-}
-
-func (l *signalLocker) Lock(ctx context.Context, name string, ttl time.Duration) (func(), error) {
-	if strings.HasPrefix(name, "lock:"+recordName("")[:2]) {
-		select {
-		case l.calls <- struct{}{}:
-		default:
-		}
-	}
-	return l.Locker.Lock(ctx, name, ttl)
-}
-
 // Two instances touch one session at the same moment: the second re-reads
 // the record under the lock and does not write it again.
 func TestTouchRereadsUnderLock(t *testing.T) {
-	lk := &signalLocker{Locker: &storage.MemLocker{}, calls: make(chan struct{}, 8)}
+	lk := &testLocker{inner: &storage.MemLocker{}}
 	opts := func(o *Options) {
 		o.IdleTimeout, o.TouchInterval, o.Locker = time.Hour, 10*time.Minute, lk
 	}
 	e := newEnv(t, longTokens, opts)
 	b := newApp(t, e.op, func(o *Options) { o.Now, o.Store = e.clock.Now, e.store; opts(o) })
-	e.a.login(e.br)
-	sid, _ := e.a.sessionCookie(e.br)
-	for len(lk.calls) > 0 {
-		<-lk.calls
-	}
+	e.signIn()
 	if w := e.store.writes("s"); w != 1 {
 		t.Fatalf("%d session writes at sign-in", w)
 	}
 
 	e.clock.Advance(10 * time.Minute)
-	unlock, err := lk.Locker.Lock(context.Background(), "lock:"+recordName(sid), time.Minute)
+	unlock, err := lk.inner.Lock(context.Background(), "lock:"+recordName(e.id), time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer unlock()
+	tried := lk.lockCalls(recordName(e.id))
 	codes := make(chan int, 2)
 	for _, a := range []*app{e.a, b} {
-		go func() {
-			resp := e.br.send("GET", a.URL+"/api/me")
-			codes <- resp.StatusCode
-		}()
+		go func() { codes <- e.br.send("GET", a.URL+"/api/me").StatusCode }()
 	}
-	for range 2 { // both instances read the old record and wait for the lock
-		select {
-		case <-lk.calls:
-		case <-time.After(10 * time.Second): // a hang guard
-			t.Fatal("the instances did not both try to record the activity")
-		}
-	}
+	// Both instances read the old record and wait for the lock.
+	waitUntil(t, 10*time.Second, "both instances to try to record the activity", func() bool {
+		return lk.lockCalls(recordName(e.id)) >= tried+2
+	})
 	unlock()
 	for range 2 {
 		if code := <-codes; code != 200 {
