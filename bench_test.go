@@ -323,23 +323,11 @@ func TestHotPathAllocs(t *testing.T) {
 	}
 }
 
-// countingBackend counts session-record lookups.
-type countingBackend struct {
-	storage.Backend
-	finds atomic.Int64
-}
-
-func (s *countingBackend) Get(ctx context.Context, key string) ([]byte, bool, error) {
-	s.finds.Add(1)
-	return s.Backend.Get(ctx, key)
-}
-
 // TestRejectStoreLookups: a flood of bad cookies costs no store lookup for
 // a malformed ID and exactly one for an unknown well-formed ID.
 func TestRejectStoreLookups(t *testing.T) {
 	a, id := benchApp(t, oidctest.Config{}, nil)
-	cs := &countingBackend{Backend: a.bff.store.be}
-	a.bff.store.be = cs
+	cs := countFinds(a)
 	h := a.bff.RequireSession(benchHandler)
 	serve(t, h, cookieRequest(a, id), 200) // the first request reads the session into the cache
 	for _, tc := range []struct {
@@ -572,9 +560,7 @@ func newScalePop(t *testing.T, op *oidctest.Provider, rs *redistest.Server, vari
 	if a.bff.store.bus != nil {
 		waitHealthy(t, a)
 	}
-	p := &scalePop{variant: variant, n: n, bff: a.bff, h: a.bff.RequireSession(benchHandler)}
-	p.reads = &countingBackend{Backend: a.bff.store.be}
-	a.bff.store.be = p.reads
+	p := &scalePop{variant: variant, n: n, bff: a.bff, h: a.bff.RequireSession(benchHandler), reads: countFinds(a)}
 	heap0, redis0 := heapAlloc(), int64(0)
 	if used != nil {
 		redis0 = used()

@@ -291,8 +291,7 @@ func TestEventsIdleExpiry(t *testing.T) {
 		o.IdleTimeout, o.TouchInterval, o.ExpiryWarning = 4*time.Minute, time.Minute, 30*time.Second
 		o.DisableSessionCache = true // every read of the session reaches the store, and is counted
 	})
-	cs := &countingBackend{Backend: a.bff.store.be}
-	a.bff.store.be = cs
+	cs := countFinds(a)
 	id, _ := a.sessionCookie(br)
 	idle := mustSession(t, a, id).rec.LastSeen + int64(4*time.Minute)
 	clock.Advance(61 * time.Second) // past TouchInterval: a request now would record activity

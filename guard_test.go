@@ -557,8 +557,7 @@ func TestRequireLoginRefusals(t *testing.T) {
 func TestOptionalSession(t *testing.T) {
 	clock := newFrozenClock()
 	a := newApp(t, testOP(t, oidctest.Config{Now: clock.Now, AccessTokenTTL: time.Hour}), func(o *Options) { o.Now = clock.Now })
-	cs := &countingBackend{Backend: a.bff.store.be}
-	a.bff.store.be = cs
+	cs := countFinds(a)
 
 	guest := newBrowser(t)
 	if code, body := a.status(guest, "GET", "/public", navigate...); code != 200 || body != "hello guest" {
