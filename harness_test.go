@@ -870,6 +870,7 @@ func (s *countingBackend) Get(ctx context.Context, key string) ([]byte, bool, er
 
 // countFinds counts the lookups of a's backend from now on.
 func countFinds(a *app) *countingBackend {
-	cs := countFinds(a)
+	cs := &countingBackend{Backend: a.bff.store.be}
+	a.bff.store.be = cs
 	return cs
 }
