@@ -151,15 +151,13 @@ func (s *sse) expectEnded(reason endReason) {
 // timers drive the streams, and a signed-in browser.
 func eventsApp(t *testing.T, opt func(*Options)) (*app, *browser, *frozenClock) {
 	t.Helper()
-	clock := newFrozenClock()
-	a := newApp(t, testOP(t, oidctest.Config{Now: clock.Now, AccessTokenTTL: 48 * time.Hour}), func(o *Options) {
-		o.Now, hooksOf(o).newTimer = clock.Now, clock.Timer
+	e := newEnv(t, longTokens, func(o *Options) {
+		o.Store = nil // the default store: streams hear of ends, not poll
 		if opt != nil {
 			opt(o)
 		}
-	})
-	br := a.signIn(t)
-	return a, br, clock
+	}).signIn()
+	return e.a, e.br, e.clock
 }
 
 // awaitTimers waits until n timers of the clock are armed: the streams
