@@ -567,9 +567,8 @@ func (s *heldFindStore) FindCtx(ctx context.Context, key string) ([]byte, bool, 
 // busPollInterval until the store answers. An end announced for a session
 // that is still there (a forged message) ends nothing.
 func TestEventsStoreTrouble(t *testing.T) {
-	spy := newSpyStore(t)
-	clock := newFrozenClock()
-	a := newApp(t, testOP(t, oidctest.Config{Now: clock.Now, AccessTokenTTL: 48 * time.Hour}), func(o *Options) { o.Store, o.Now, hooksOf(o).newTimer = spy, clock.Now, clock.Timer })
+	e := newEnv(t, longTokens, nil)
+	a, spy, clock := e.a, e.store, e.clock
 	down := func(on bool) {
 		if !on {
 			spy.setHook(nil)
@@ -619,10 +618,8 @@ func TestEventsStoreTrouble(t *testing.T) {
 // its session every storePollInterval: an end it was not told of (here the
 // record deleted in the store) ends the stream.
 func TestEventsCustomStorePolls(t *testing.T) {
-	spy := newSpyStore(t)
-	clock := newFrozenClock()
-	a := newApp(t, testOP(t, oidctest.Config{Now: clock.Now, AccessTokenTTL: 48 * time.Hour}), func(o *Options) { o.Store, o.Now, hooksOf(o).newTimer = spy, clock.Now, clock.Timer })
-	br := a.signIn(t)
+	e := newEnv(t, longTokens, nil).signIn()
+	a, br, spy, clock := e.a, e.br, e.store, e.clock
 	s := openEvents(t, a, br)
 	s.expect("session")
 	id, _ := a.sessionCookie(br)

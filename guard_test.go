@@ -516,10 +516,8 @@ func TestRequireLoginReturnTo(t *testing.T) {
 // never a redirect) and an unavailable store is a 503, never a sign-in
 // (nor, for OptionalSession, a guest).
 func TestRequireLoginRefusals(t *testing.T) {
-	spy := newSpyStore(t)
-	clock := newFrozenClock()
-	a := newApp(t, testOP(t, oidctest.Config{Now: clock.Now, AccessTokenTTL: 48 * time.Hour}), func(o *Options) { o.Store, o.Now = spy, clock.Now })
-	br := a.signIn(t)
+	e := newEnv(t, longTokens, nil).signIn()
+	a, br, spy, clock := e.a, e.br, e.store, e.clock
 
 	resp := br.do("POST", a.URL+"/page", nil, "Sec-Fetch-Mode", "navigate", "Sec-Fetch-Site", "cross-site", "Accept", "text/html")
 	if code, _, _ := jsonError(t, resp); resp.StatusCode != 403 || code != "cross_origin" {
