@@ -2,11 +2,9 @@ package bff
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"net"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
@@ -21,17 +19,8 @@ import (
 // yet"; discovery is retried slowly, and succeeds once the provider is
 // fixed.
 func TestIssuerMismatch(t *testing.T) {
-	op, front := frontedOP(t, oidctest.Config{})
-	const path = "/.well-known/openid-configuration"
-	front.set(path, func(w http.ResponseWriter, r *http.Request) {
-		rec := httptest.NewRecorder()
-		op.ServeHTTP(rec, r)
-		var d map[string]any
-		json.Unmarshal(rec.Body.Bytes(), &d)
-		d["issuer"] = op.Issuer() + "/"
-		w.Header().Set("Content-Type", "application/json")
-		json.NewEncoder(w).Encode(d)
-	})
+	op := testOP(t, oidctest.Config{})
+	op.Misbehave(func(m *oidctest.Misbehavior) { m.Discovery = map[string]any{"issuer": op.Issuer() + "/"} })
 	var logs logBuffer
 	a := newUnreadyApp(t, op, func(o *Options) { o.Logger = logs.logger(); hooksOf(o).misconfigRetry = 30 * time.Millisecond })
 	br := newBrowser(t)
@@ -52,7 +41,7 @@ func TestIssuerMismatch(t *testing.T) {
 	if strings.Contains(out, "level=WARN msg=\"bff: request failed") {
 		t.Errorf("requests logged a Warn each:\n%s", out)
 	}
-	front.set(path, nil) // the provider is fixed
+	op.Reset() // the provider is fixed
 	waitReady(t, a)
 	a.login(br)
 }
