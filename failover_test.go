@@ -11,6 +11,7 @@ import (
 
 	"github.com/gobff/bff/internal/oidctest"
 	"github.com/gobff/bff/internal/redistest"
+	"github.com/gomodule/redigo/redis"
 )
 
 // Tests of Redis failover (issue 17): a primary, a replica and three
@@ -20,24 +21,14 @@ import (
 // processes behind one balancer would be. opt may change the options.
 func sentinelApps(t *testing.T, op *oidctest.Provider, g *redistest.Group, n int, opt func(*Options)) []*app {
 	t.Helper()
-	var apps []*app
-	for i := range n {
+	return sharedApps(t, op, n, func() *redis.Pool {
 		pool, err := RedisConfig{Sentinels: g.SentinelAddrs(), MasterName: g.Name}.NewPool()
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { pool.Close() })
-		apps = append(apps, newApp(t, op, func(o *Options) {
-			o.Redis = pool
-			if i > 0 {
-				o.BaseURL = apps[0].URL
-			}
-			if opt != nil {
-				opt(o)
-			}
-		}))
-	}
-	return apps
+		return pool
+	}, opt)
 }
 
 // signInMany signs n browsers in, alternating instances, and returns their

@@ -28,10 +28,17 @@ import (
 // every one of them.
 func redisApps(t testing.TB, op *oidctest.Provider, rs *redistest.Server, n int, opt func(*Options)) []*app {
 	t.Helper()
+	return sharedApps(t, op, n, rs.Pool, opt)
+}
+
+// sharedApps is redisApps on the Redis of pool, which gives each instance
+// its own pool.
+func sharedApps(t testing.TB, op *oidctest.Provider, n int, pool func() *redis.Pool, opt func(*Options)) []*app {
+	t.Helper()
 	var apps []*app
 	for i := range n {
 		apps = append(apps, newApp(t, op, func(o *Options) {
-			o.Redis = rs.Pool()
+			o.Redis = pool()
 			if i > 0 {
 				o.BaseURL = apps[0].URL
 			}
