@@ -190,9 +190,7 @@ func TestSessionKeepsAuthenticationClaims(t *testing.T) {
 	br := newBrowser(t)
 	before := time.Now().Add(-time.Second)
 	a.login(br)
-	if code, _ := a.status(br, "GET", "/api/user"); code != 200 {
-		t.Fatalf("/api/user = %d", code)
-	}
+	a.expect(t, br, "/api/user", 200, "")
 	if u.ACR() != oidctest.ACRBasic || strings.Join(u.AMR(), " ") != "pwd" || u.AuthTime().Before(before.Truncate(time.Second)) {
 		t.Errorf("ACR %q AMR %v AuthTime %v", u.ACR(), u.AMR(), u.AuthTime())
 	}

@@ -390,9 +390,7 @@ func TestSessionCookieSmallWithHugeTokens(t *testing.T) {
 	if len(s.rec.IDToken) < 20000 {
 		t.Fatalf("ID token is only %d bytes; the test needs a huge one", len(s.rec.IDToken))
 	}
-	if code, _ := a.status(br, "GET", "/api/me"); code != 200 {
-		t.Fatalf("/api/me = %d", code)
-	}
+	a.expect(t, br, "/api/me", 200, "")
 }
 
 // TestPrebuiltRejections: the bodies and the cookie-clearing header built

@@ -474,9 +474,7 @@ func TestLargeClaims(t *testing.T) {
 			if v, _ := s.user.Claim("big"); v != big {
 				t.Fatal("the 100 KiB claim did not survive")
 			}
-			if code, _ := a.status(br, "GET", "/api/me"); code != 200 {
-				t.Fatalf("/api/me = %d", code)
-			}
+			a.expect(t, br, "/api/me", 200, "")
 
 			huge.Store(true)
 			br2 := newBrowser(t)

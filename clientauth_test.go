@@ -85,9 +85,7 @@ func TestPrivateKeyJWT(t *testing.T) {
 			waitReady(t, a)
 			br := a.signIn(t)
 			clock.Advance(90 * time.Second) // within the skew: the next request refreshes
-			if code, _ := a.status(br, "GET", "/api/me"); code != 200 {
-				t.Fatalf("/api/me after expiry = %d", code)
-			}
+			a.expect(t, br, "/api/me", 200, "after expiry")
 			if a.op.RefreshGrants() != 1 {
 				t.Fatalf("refresh grants = %d, want 1", a.op.RefreshGrants())
 			}

@@ -154,9 +154,7 @@ func TestFaultIdPUnreachableAtStartup(t *testing.T) {
 	}
 	t.Logf("discovery succeeded %v after the provider came back (%d refused attempts)", time.Since(start), front.refused.Load())
 	a.login(br)
-	if code, _ := a.status(br, "GET", "/api/me"); code != 200 {
-		t.Fatalf("/api/me = %d", code)
-	}
+	a.expect(t, br, "/api/me", 200, "")
 }
 
 // The provider is slower than every timeout: the callback and the refresh
@@ -200,9 +198,7 @@ func TestFaultIdPSlow(t *testing.T) {
 			t.Fatalf("/api/me = %d, want 503", code)
 		}
 		a.op.Reset()
-		if code, _ := a.status(br, "GET", "/api/me"); code != 200 {
-			t.Fatalf("after the provider recovered /api/me = %d, want 200 (the session survived)", code)
-		}
+		a.expect(t, br, "/api/me", 200, "after the provider recovered (the session survived)")
 	})
 }
 
@@ -326,9 +322,7 @@ func TestFaultIdPBadDiscovery(t *testing.T) {
 			}
 			br := newBrowser(t)
 			if !tc.recover {
-				if code, _ := a.status(br, "GET", "/auth/login"); code != http.StatusServiceUnavailable {
-					t.Fatalf("/auth/login = %d, want 503", code)
-				}
+				a.expect(t, br, "/auth/login", http.StatusServiceUnavailable, "")
 				front.set(path, nil)
 				waitUntil(t, 5*time.Second, "discovery", func() bool {
 					code, _ := a.status(br, "GET", "/auth/login") // asks for an attempt now
@@ -358,9 +352,7 @@ func TestFaultIdPBadResponsesAtRefresh(t *testing.T) {
 			br := a.signIn(t)
 			a.op.Misbehave(tc.mb)
 			clock.Advance(oidctest.DefaultAccessTokenTTL - 30*time.Second)
-			if code, _ := a.status(br, "GET", "/api/me"); code != 200 {
-				t.Fatalf("token still valid: /api/me = %d, want 200", code)
-			}
+			a.expect(t, br, "/api/me", 200, "token still valid")
 			clock.Advance(time.Minute)
 			var code int
 			alloc := memoryDelta(func() { code, _ = a.status(br, "GET", "/api/me") })
@@ -371,9 +363,7 @@ func TestFaultIdPBadResponsesAtRefresh(t *testing.T) {
 				t.Errorf("the refresh allocated %d MiB", alloc>>20)
 			}
 			a.op.Reset()
-			if code, _ := a.status(br, "GET", "/api/me"); code != 200 {
-				t.Fatalf("after recovery /api/me = %d, want 200", code)
-			}
+			a.expect(t, br, "/api/me", 200, "after recovery")
 			id, _ := a.sessionCookie(br)
 			s, err := a.storeSession(id)
 			if err != nil || !a.op.RefreshTokenValid(s.rec.RefreshToken) || a.op.FamilyRevoked(s.rec.Subject) {
@@ -498,13 +488,9 @@ func TestFaultHookPanics(t *testing.T) {
 	code, _ := a.status(br, "GET", "/api/me")
 	t.Logf("refresh with a panicking OnRefresh: %d", code)
 	panicRefresh.Store(false)
-	if code, _ := a.status(br, "GET", "/api/me"); code != 200 {
-		t.Fatalf("after the panic /api/me = %d, want 200", code)
-	}
+	a.expect(t, br, "/api/me", 200, "after the panic")
 	clock.Advance(oidctest.DefaultAccessTokenTTL)
-	if code, _ := a.status(br, "GET", "/api/me"); code != 200 {
-		t.Fatalf("next refresh /api/me = %d, want 200 (no refresh token lost)", code)
-	}
+	a.expect(t, br, "/api/me", 200, "next refresh (no refresh token lost)")
 	if a.op.FamilyRevoked(oidctest.DefaultUser.Subject) {
 		t.Fatal("the token family was revoked")
 	}

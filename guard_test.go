@@ -146,9 +146,7 @@ func TestRequireSessionCrossOrigin(t *testing.T) {
 	if _, err := e.a.storeSession(sid); err != nil {
 		t.Fatalf("session after cross-origin requests: %v", err)
 	}
-	if code, _ := e.a.status(e.br, "GET", "/api/me"); code != 200 {
-		t.Fatalf("/api/me = %d", code)
-	}
+	e.a.expect(t, e.br, "/api/me", 200, "")
 }
 
 func TestRequireSessionCSRFHeader(t *testing.T) {
@@ -305,9 +303,7 @@ func TestSessionLifetimes(t *testing.T) {
 	step := func(t *testing.T, e *env, d time.Duration) {
 		t.Helper()
 		e.clock.Advance(d)
-		if code, _ := e.a.status(e.br, "GET", "/api/me"); code != 200 {
-			t.Fatalf("/api/me = %d", code)
-		}
+		e.a.expect(t, e.br, "/api/me", 200, "")
 	}
 	for _, store := range []string{"memory", "custom"} {
 		opts := func(o *Options) {

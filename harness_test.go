@@ -576,6 +576,18 @@ func (a *app) status(br *browser, method, path string, headers ...string) (int, 
 	return resp.StatusCode, string(body)
 }
 
+// expect GETs path and fails the test at once unless it answers want;
+// when says at which step ("": none needed).
+func (a *app) expect(t testing.TB, br *browser, path string, want int, when string) {
+	t.Helper()
+	if code, body := a.status(br, "GET", path); code != want {
+		if when != "" {
+			when += ": "
+		}
+		t.Fatalf("%sGET %s = %d %.200s, want %d", when, path, code, body, want)
+	}
+}
+
 // sessionCookie returns the browser's session cookie for the app, if any.
 func (a *app) sessionCookie(br *browser) (string, bool) {
 	u, _ := url.Parse(a.URL)

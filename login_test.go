@@ -84,9 +84,7 @@ func TestTwoConcurrentLoginsOneBrowser(t *testing.T) {
 	if codes[0] != http.StatusSeeOther || codes[1] != http.StatusSeeOther {
 		t.Fatalf("callbacks = %v, want both 303", codes)
 	}
-	if code, _ := a.status(br, "GET", "/api/me"); code != 200 {
-		t.Fatalf("after two logins /api/me = %d", code)
-	}
+	a.expect(t, br, "/api/me", 200, "after two logins")
 }
 
 // returnTo accepts only same-origin paths: every open-redirect payload is

@@ -75,9 +75,7 @@ func TestLogsNameNoUser(t *testing.T) {
 		})
 		br := a.signIn(t)
 		clk.Advance(2 * 3600e9) // past the access token's hour: a refresh
-		if code, _ := a.status(br, "GET", "/api/me"); code != 200 {
-			t.Fatalf("refresh: %d", code)
-		}
+		a.expect(t, br, "/api/me", 200, "refresh")
 		s := a.browserSession(br)
 		br.send("POST", a.URL+"/auth/logout", "Origin", a.URL)
 		a.login(br)

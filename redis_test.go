@@ -157,9 +157,7 @@ func TestRedisInstancesShareSessions(t *testing.T) {
 	waitHealthy(t, a)
 	waitHealthy(t, b)
 	for _, in := range []*app{a, b, a} {
-		if code, _ := in.status(br2, "GET", "/api/me"); code != 200 {
-			t.Fatalf("/api/me = %d", code)
-		}
+		in.expect(t, br2, "/api/me", 200, "")
 	}
 	// Signing out on B ends the session on A within 100 ms.
 	id, _ := a.sessionCookie(br2)
@@ -171,9 +169,7 @@ func TestRedisInstancesShareSessions(t *testing.T) {
 	d := expect401Within(t, a, br2, "/api/me", 100*time.Millisecond)
 	t.Logf("sign-out on B seen on A after %v", d)
 	// The first browser is untouched.
-	if code, _ := a.status(br, "GET", "/api/me"); code != 200 {
-		t.Fatalf("other session /api/me = %d", code)
-	}
+	a.expect(t, br, "/api/me", 200, "other session")
 	assertNoKEYS(t, rs)
 }
 
@@ -314,9 +310,7 @@ func TestRedisStoppedAnswers503(t *testing.T) {
 	rs.Restart()
 	waitStatus(t, a, br, "/api/me", http.StatusUnauthorized)
 	a.login(br)
-	if code, _ := a.status(br, "GET", "/api/me"); code != 200 {
-		t.Fatalf("after re-login /api/me = %d", code)
-	}
+	a.expect(t, br, "/api/me", 200, "after re-login")
 }
 
 // Redis unreachable (paused) but not emptied: 503 during, and the sessions
@@ -357,9 +351,7 @@ func TestRedisPausedSessionsIntact(t *testing.T) {
 	}
 	// After the pause: the same session, without signing in again.
 	waitStatus(t, a, br, "/api/me", http.StatusOK)
-	if code, _ := a.status(br, "GET", "/auth/session"); code != 200 {
-		t.Fatalf("after the pause /auth/session = %d", code)
-	}
+	a.expect(t, br, "/auth/session", 200, "after the pause")
 }
 
 // A stored value that does not open is no session (401), never a 500.
@@ -401,9 +393,7 @@ func TestRedisCorruptedValue(t *testing.T) {
 			}
 			// The swapped-in record did not sign this browser in as the
 			// other user, nor end the other session.
-			if code, _ := b.status(other, "GET", "/api/me"); code != 200 {
-				t.Fatalf("other session = %d", code)
-			}
+			b.expect(t, other, "/api/me", 200, "other session")
 		})
 	}
 }
@@ -428,9 +418,7 @@ func TestRedisKeyRotation(t *testing.T) {
 	if n, err := rotated.bff.RevokeSessions(context.Background(), oidctest.DefaultUser.Subject); err != nil || n != 2 {
 		t.Fatalf("RevokeSessions = %d, %v; want 2", n, err)
 	}
-	if code, _ := rotated.status(br2, "GET", "/api/me"); code != 401 {
-		t.Fatalf("after RevokeSessions = %d", code)
-	}
+	rotated.expect(t, br2, "/api/me", 401, "after RevokeSessions")
 	// Ending them cleaned up the index records written under K1, too.
 	if ks := sessionKeys(scanKeys(t, rs)); len(ks) != 0 {
 		t.Fatalf("keys after RevokeSessions = %q; want none", ks)
@@ -442,9 +430,7 @@ func TestRedisKeyRotation(t *testing.T) {
 	if code, _ := onlyK1.status(newBrowserWith(t, br3, rotated), "GET", "/api/me"); code != 401 {
 		t.Fatalf("K2 session with {K1} = %d, want 401", code)
 	}
-	if code, _ := rotated.status(br3, "GET", "/api/me"); code != 200 {
-		t.Fatalf("K2 session with {K2, K1} = %d", code)
-	}
+	rotated.expect(t, br3, "/api/me", 200, "K2 session with {K2, K1}")
 }
 
 // A revocation reaches every instance even when the context of the call
@@ -458,9 +444,7 @@ func TestRedisRevocationPublishedDespiteCancelledContext(t *testing.T) {
 	br := a.signIn(t)
 	waitHealthy(t, b)
 	for range 2 { // now cached on B
-		if code, _ := b.status(br, "GET", "/api/me"); code != 200 {
-			t.Fatalf("/api/me on B = %d", code)
-		}
+		b.expect(t, br, "/api/me", 200, "on B")
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
@@ -500,9 +484,7 @@ func TestRedisCommandsPerRequest(t *testing.T) {
 		br := a.signIn(t)
 		rs.ResetStats()
 		for range n {
-			if code, _ := a.status(br, "GET", "/api/me"); code != 200 {
-				t.Fatalf("/api/me = %d", code)
-			}
+			a.expect(t, br, "/api/me", 200, "")
 		}
 		total, detail := dataCommands(rs.CommandStats())
 		t.Logf("%d requests without the cache: %v (%.2f commands per request)", n, detail, float64(total)/n)
@@ -524,9 +506,7 @@ func TestRedisCommandsPerRequest(t *testing.T) {
 			waitHealthy(t, a)
 			rs.ResetStats()
 			for range n {
-				if code, _ := a.status(br, "GET", "/api/me"); code != 200 {
-					t.Fatalf("/api/me = %d", code)
-				}
+				a.expect(t, br, "/api/me", 200, "")
 			}
 			var total int
 			total, detail = dataCommands(rs.CommandStats())
@@ -585,9 +565,7 @@ func TestRedisIndexExpires(t *testing.T) {
 		if keys, err := a.bff.store.members(ctx, "sub", sub); err != nil || len(keys) != 0 {
 			t.Fatalf("index after expiry = %q, %v; want none", keys, err)
 		}
-		if code, _ := a.status(br, "GET", "/api/me"); code != 401 {
-			t.Fatalf("expired /api/me = %d", code)
-		}
+		a.expect(t, br, "/api/me", 401, "expired")
 	})
 
 	t.Run("keys vanish", func(t *testing.T) {

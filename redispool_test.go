@@ -97,9 +97,7 @@ func TestRedisConfigACLUser(t *testing.T) {
 	a := newApp(t, op, func(o *Options) { o.Redis = pool })
 	br := a.signIn(t)
 	waitHealthy(t, a) // SUBSCRIBE and PING under the ACL
-	if code, _ := a.status(br, "GET", "/api/me"); code != 200 {
-		t.Fatalf("/api/me = %d", code)
-	}
+	a.expect(t, br, "/api/me", 200, "")
 	id, _ := a.sessionCookie(br)
 	admin, err := redis.Dial("tcp", rs.Addr, redis.DialUsername("bff"), redis.DialPassword("s3cret-pw"))
 	if err != nil {
@@ -120,9 +118,7 @@ func TestRedisConfigACLUser(t *testing.T) {
 	}
 	t.Cleanup(func() { wrong.Close() })
 	b := newApp(t, op, func(o *Options) { o.Redis = wrong; o.Logger = logs.logger() })
-	if code, _ := b.status(br, "GET", "/api/me"); code != http.StatusServiceUnavailable {
-		t.Fatalf("/api/me with a wrong Redis password = %d, want 503", code)
-	}
+	b.expect(t, br, "/api/me", http.StatusServiceUnavailable, "with a wrong Redis password")
 	if l := logs.String(); !strings.Contains(l, "WRONGPASS") || strings.Contains(l, "wrong-pw") || strings.Contains(l, "s3cret-pw") {
 		t.Fatalf("log of a refused AUTH: %s", l)
 	}

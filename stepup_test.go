@@ -50,9 +50,7 @@ func TestRequireAuthLevel(t *testing.T) {
 	t.Run("max_age", func(t *testing.T) {
 		a := stepUpApp(t, op, nil, 5*time.Minute, func(o *Options) { o.Now = clock.Now })
 		br := a.signIn(t)
-		if code, _ := a.status(br, "GET", "/api/stepup"); code != 200 {
-			t.Fatalf("just signed in: %d, want 200", code)
-		}
+		a.expect(t, br, "/api/stepup", 200, "just signed in")
 		clock.Advance(6 * time.Minute)
 		resp := br.get(a.URL + "/api/stepup")
 		var body map[string]any
@@ -93,9 +91,7 @@ func TestRequireAuthLevel(t *testing.T) {
 func TestStepUpSameUser(t *testing.T) {
 	a := stepUpApp(t, testOP(t, oidctest.Config{}), strong, 0, nil)
 	br, old := a.signInID(t)
-	if code, _ := a.status(br, "GET", "/api/stepup"); code != 401 {
-		t.Fatalf("before step-up: %d, want 401", code)
-	}
+	a.expect(t, br, "/api/stepup", 401, "before step-up")
 	resp, _ := br.follow(a.URL + "/auth/login?acr_values=" + url.QueryEscape(oidctest.ACRStrong) + "&returnTo=/app")
 	if resp.Request.URL.String() != a.URL+"/app" {
 		t.Fatalf("step-up ended at %s", resp.Request.URL)
