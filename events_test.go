@@ -222,9 +222,7 @@ func TestEventsEndReasons(t *testing.T) {
 		{endBackchannel, nil, func(t *testing.T, a *app, br *browser, _ *frozenClock) {
 			id, _ := a.sessionCookie(br)
 			s, _ := a.storeSession(id)
-			if code, _, body := a.backchannel(a.op.LogoutToken(s.rec.Subject, s.rec.SID, nil)); code != 200 {
-				t.Fatalf("back-channel logout = %d %s", code, body)
-			}
+			a.expectBackchannel(t, a.op.LogoutToken(s.rec.Subject, s.rec.SID, nil), 200, "")
 		}},
 		{endRevoked, nil, func(t *testing.T, a *app, br *browser, _ *frozenClock) {
 			if n, err := a.bff.RevokeSessions(context.Background(), oidctest.DefaultUser.Subject); n != 1 || err != nil {
@@ -336,9 +334,7 @@ func TestEventsSessionChanges(t *testing.T) {
 	first := s.expect("session")
 	awaitTimers(t, clock, 2)
 	clock.Advance(2 * time.Minute)
-	if code, _ := a.status(br, "GET", "/api/me"); code != 200 { // touches the session
-		t.Fatalf("/api/me = %d", code)
-	}
+	a.expect(t, br, "/api/me", 200, "") // touches the session
 	touched := s.expect("session")
 	if touched["idleExpiresAt"] <= first["idleExpiresAt"] || touched["expiresAt"] != first["expiresAt"] {
 		t.Errorf("after activity: %v, before: %v; want a later idleExpiresAt", touched, first)
@@ -414,9 +410,7 @@ func TestEventsRedisAcrossInstances(t *testing.T) {
 			{endBackchannel, func(t *testing.T, a *app, br *browser) {
 				id, _ := a.sessionCookie(br)
 				s := mustSession(t, a, id)
-				if code, _, body := a.backchannel(a.op.LogoutToken(s.rec.Subject, s.rec.SID, nil)); code != 200 {
-					t.Fatalf("back-channel logout = %d %s", code, body)
-				}
+				a.expectBackchannel(t, a.op.LogoutToken(s.rec.Subject, s.rec.SID, nil), 200, "")
 			}},
 			{endLimit, func(t *testing.T, a *app, br *browser) { a.login(newBrowser(t)) }},
 		} {
@@ -592,9 +586,7 @@ func TestEventsStoreTrouble(t *testing.T) {
 	first := s.expect("session")
 	a.bff.store.watch.notify(key, endLogout) // forged: the session is there
 	clock.Advance(61 * time.Second)
-	if code, _ := a.status(br, "GET", "/api/me"); code != 200 { // records activity: a real change
-		t.Fatalf("/api/me = %d", code)
-	}
+	a.expect(t, br, "/api/me", 200, "") // records activity: a real change
 	if got := s.expect("session"); got["idleExpiresAt"] == first["idleExpiresAt"] {
 		t.Errorf("after the forged end and a change: %v", got)
 	}

@@ -317,9 +317,7 @@ func TestRedisEndNotReplicatedAnswers503(t *testing.T) {
 	if _, ok := a.sessionCookie(br); ok {
 		t.Fatal("the completed logout left the cookie")
 	}
-	if code, _, body := a.backchannel(token); code != http.StatusOK {
-		t.Fatalf("the back-channel logout retried = %d %s, want 200", code, body)
-	}
+	a.expectBackchannel(t, token, http.StatusOK, "retried")
 	for _, id := range []string{id, otherID} {
 		if exists(t, replica, id) {
 			t.Fatal("the replica still has an ended session")

@@ -54,6 +54,18 @@ func (a *app) backchannel(token string) (int, http.Header, string) {
 	return resp.StatusCode, resp.Header, string(body)
 }
 
+// expectBackchannel sends a back-channel logout and fails the test at
+// once unless it answers want; when says at which step ("": none needed).
+func (a *app) expectBackchannel(t testing.TB, token string, want int, when string) {
+	t.Helper()
+	if code, _, body := a.backchannel(token); code != want {
+		if when != "" {
+			when += ": "
+		}
+		t.Fatalf("%sback-channel logout = %d %s, want %d", when, code, body, want)
+	}
+}
+
 func signedIn(t testing.TB, a *app, br *browser) bool {
 	t.Helper()
 	code, body := a.status(br, "GET", "/api/me")
@@ -278,9 +290,7 @@ func TestBackchannelLogoutSid(t *testing.T) {
 		t.Error("the user's other session ended")
 	}
 	// sid alone (no sub) works too.
-	if code, _, _ := a.backchannel(a.op.LogoutToken("", s2.rec.SID, nil)); code != 200 {
-		t.Fatalf("back-channel logout (sid only) = %d", code)
-	}
+	a.expectBackchannel(t, a.op.LogoutToken("", s2.rec.SID, nil), 200, "sid only")
 	if signedIn(t, a, br2) {
 		t.Error("the session of the sid is still alive")
 	}
@@ -291,9 +301,7 @@ func TestBackchannelLogoutSidOfAnotherSub(t *testing.T) {
 	a := newApp(t, testOP(t, twoUsers()), nil)
 	alice := loginAs(a, oidctest.DefaultUser)
 	s := a.browserSession(alice)
-	if code, _, _ := a.backchannel(a.op.LogoutToken(bob.Subject, s.rec.SID, nil)); code != 200 {
-		t.Fatalf("back-channel logout = %d", code)
-	}
+	a.expectBackchannel(t, a.op.LogoutToken(bob.Subject, s.rec.SID, nil), 200, "")
 	if !signedIn(t, a, alice) {
 		t.Fatal("a logout token for bob ended alice's session")
 	}
@@ -341,9 +349,7 @@ func TestBackchannelLogoutInvalidTokens(t *testing.T) {
 	// new token for alice reuses.
 	usedJTI := claims(nil)
 	usedJTI["sub"], usedJTI["sid"] = "nobody", "nobody-sid"
-	if code, _, body := a.backchannel(op.SignJWT(usedJTI, oidctest.SignOptions{Typ: "logout+jwt"})); code != 200 {
-		t.Fatalf("first use = %d %s", code, body)
-	}
+	a.expectBackchannel(t, op.SignJWT(usedJTI, oidctest.SignOptions{Typ: "logout+jwt"}), 200, "first use")
 	valid := op.LogoutToken(sub, sid, nil)
 	if code, _, _ := a.backchannel(op.LogoutToken("nobody", "", nil)); code != 200 {
 		t.Fatal("valid token refused")
@@ -426,9 +432,7 @@ func TestBackchannelLogoutInvalidTokens(t *testing.T) {
 		t.Fatalf("valid token = %d", code)
 	}
 	// And it cannot be replayed.
-	if code, _, _ := a.backchannel(valid); code != http.StatusBadRequest {
-		t.Fatalf("replayed valid token = %d, want 400", code)
-	}
+	a.expectBackchannel(t, valid, http.StatusBadRequest, "replayed valid token")
 }
 
 // Logout tokens as real providers send them: ory hydra sends no exp and no
@@ -462,9 +466,7 @@ func TestBackchannelLogoutAccepts(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			br, id := a.signInID(t)
 			s, _ := a.storeSession(id)
-			if code, _, body := a.backchannel(tc.token(s.rec.Subject, s.rec.SID)); code != 200 {
-				t.Fatalf("= %d %s, want 200", code, body)
-			}
+			a.expectBackchannel(t, tc.token(s.rec.Subject, s.rec.SID), 200, "")
 			if signedIn(t, a, br) {
 				t.Fatal("the session of the sid is still alive")
 			}
@@ -485,9 +487,7 @@ func claimsOf(op *oidctest.Provider, sub, sid string) map[string]any {
 func TestBackchannelLogoutReplayEntryBounded(t *testing.T) {
 	e := newEnv(t, longTokens, nil)
 	tok := e.op.LogoutToken("nobody", "", func(m map[string]any) { m["exp"] = e.clock.Now().AddDate(10, 0, 0).Unix() })
-	if code, _, body := e.a.backchannel(tok); code != 200 {
-		t.Fatalf("= %d %s", code, body)
-	}
+	e.a.expectBackchannel(t, tok, 200, "")
 	for _, exp := range e.store.expiries("jti:") {
 		if exp.After(e.clock.Now().Add(11 * time.Minute)) {
 			t.Errorf("the replay entry lives until %v, %v from now", exp, exp.Sub(e.clock.Now()))
@@ -497,9 +497,7 @@ func TestBackchannelLogoutReplayEntryBounded(t *testing.T) {
 		t.Fatalf("%d replay entries written, want 1", e.store.writes("jti"))
 	}
 	e.clock.Advance(11*time.Minute + time.Second)
-	if code, _, _ := e.a.backchannel(tok); code != http.StatusBadRequest {
-		t.Fatalf("the same token 11 minutes later = %d, want 400", code)
-	}
+	e.a.expectBackchannel(t, tok, http.StatusBadRequest, "the same token 11 minutes later")
 }
 
 // A genuine token signed with a key the provider has just rotated in, while
@@ -520,9 +518,7 @@ func TestBackchannelLogoutKeyRotatedWhileRateLimited(t *testing.T) {
 		t.Fatal("the session ended on a token that was not verified")
 	}
 	e.clock.Advance(keyset.DefaultMinRefetchInterval)
-	if code, _, body := e.a.backchannel(tok); code != 200 {
-		t.Fatalf("the provider's retry = %d %s, want 200", code, body)
-	}
+	e.a.expectBackchannel(t, tok, 200, "the provider's retry")
 	if signedIn(t, e.a, e.br) {
 		t.Fatal("the session is still alive")
 	}
@@ -578,9 +574,7 @@ func TestBackchannelLogoutRedisAcrossInstances(t *testing.T) {
 	if !signedIn(t, b, br) || !signedIn(t, b, br) { // now cached on B
 		t.Fatal("not signed in on B")
 	}
-	if code, _, body := a.backchannel(op.LogoutToken(oidctest.DefaultUser.Subject, s.rec.SID, nil)); code != 200 {
-		t.Fatalf("back-channel logout on A = %d %s", code, body)
-	}
+	a.expectBackchannel(t, op.LogoutToken(oidctest.DefaultUser.Subject, s.rec.SID, nil), 200, "on A")
 	d := expect401Within(t, b, br, "/api/me", 100*time.Millisecond)
 	t.Logf("back-channel logout on A seen on B after %v", d)
 	// The same token replayed to B (shared replay cache) is refused.
@@ -594,9 +588,7 @@ func TestBackchannelLogoutRedisReplayShared(t *testing.T) {
 	op := testOP(t, oidctest.Config{})
 	apps := redisApps(t, op, rs, 2, nil)
 	tok := op.LogoutToken("nobody", "", nil)
-	if code, _, _ := apps[0].backchannel(tok); code != 200 {
-		t.Fatalf("first = %d", code)
-	}
+	apps[0].expectBackchannel(t, tok, 200, "first")
 	if code, _, _ := apps[1].backchannel(tok); code != http.StatusBadRequest {
 		t.Fatalf("replay on the other instance = %d, want 400", code)
 	}
@@ -612,16 +604,12 @@ func TestBackchannelLogoutRetryAfterStoreFailure(t *testing.T) {
 	s, _ := a.storeSession(id)
 	tok := a.op.LogoutToken(oidctest.DefaultUser.Subject, s.rec.SID, nil)
 	fs.failNext("delete", 1)
-	if code, _, body := a.backchannel(tok); code != http.StatusServiceUnavailable {
-		t.Fatalf("back-channel logout during a store failure = %d %s, want 503", code, body)
-	}
+	a.expectBackchannel(t, tok, http.StatusServiceUnavailable, "during a store failure")
 	waitUntil(t, 5*time.Second, "the store's circuit breaker to close", func() bool { return a.bff.store.breaker.allow() == nil })
 	if !signedIn(t, a, br) {
 		t.Fatal("the session ended though the logout failed")
 	}
-	if code, _, body := a.backchannel(tok); code != 200 {
-		t.Fatalf("the provider's retry = %d %s, want 200", code, body)
-	}
+	a.expectBackchannel(t, tok, 200, "the provider's retry")
 	if signedIn(t, a, br) {
 		t.Fatal("the session is still alive after the retry")
 	}

@@ -201,13 +201,9 @@ func TestRedisNothingInClearText(t *testing.T) {
 	}
 	// A back-channel logout of an unrelated sid (a jti in the replay
 	// cache), then a refresh (the rotated tokens are written too).
-	if code, _, body := a.backchannel(op.LogoutToken("", "no-such-sid", nil)); code != 200 {
-		t.Fatalf("back-channel logout = %d %s", code, body)
-	}
+	a.expectBackchannel(t, op.LogoutToken("", "no-such-sid", nil), 200, "")
 	clk.Advance(oidctest.DefaultAccessTokenTTL - 30*time.Second)
-	if code, _ := apps[1].status(br, "GET", "/api/me"); code != 200 {
-		t.Fatalf("/api/me after refresh = %d", code)
-	}
+	apps[1].expect(t, br, "/api/me", 200, "after refresh")
 	after, err := a.storeSession(id)
 	if err != nil {
 		t.Fatal(err)

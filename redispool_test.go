@@ -169,9 +169,7 @@ func TestRedisConfigTLS(t *testing.T) {
 	br := newBrowser(t)
 	apps[0].login(br)
 	waitHealthy(t, apps[1])
-	if code, _ := apps[1].status(br, "GET", "/api/me"); code != 200 {
-		t.Fatalf("/api/me over TLS = %d", code)
-	}
+	apps[1].expect(t, br, "/api/me", 200, "over TLS")
 	id, _ := apps[0].sessionCookie(br)
 	if n, err := redis.Int(rs.Do("EXISTS", redisKey(id))); err != nil || n != 1 {
 		t.Fatalf("the session is not in this Redis: %d, %v", n, err)
