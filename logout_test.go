@@ -75,6 +75,15 @@ func signedIn(t testing.TB, a *app, br *browser) bool {
 	return code == 200
 }
 
+// expectSignedIn fails the test at once, saying why, unless the browser's
+// session is alive (want) or ended (!want).
+func expectSignedIn(t testing.TB, a *app, br *browser, want bool, why string) {
+	t.Helper()
+	if signedIn(t, a, br) != want {
+		t.Fatal(why)
+	}
+}
+
 func TestLogoutCrossSitePOSTRefused(t *testing.T) {
 	a := newApp(t, testOP(t, oidctest.Config{}), nil)
 	br := a.signIn(t)
@@ -161,9 +170,7 @@ func TestLogoutRevokesAndRedirectsToEndSession(t *testing.T) {
 	}
 	// Re-sending the old cookie does not bring the session back.
 	br.jar.SetCookies(resp.Request.URL, []*http.Cookie{{Name: "__Host-bff", Value: id, Path: "/", Secure: true}})
-	if signedIn(t, a, br) {
-		t.Fatal("session alive after logout")
-	}
+	expectSignedIn(t, a, br, false, "session alive after logout")
 }
 
 func TestLogoutCallbackWrongState(t *testing.T) {
@@ -249,9 +256,7 @@ func TestLogoutRevocationFailureDoesNotBlock(t *testing.T) {
 		if resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(resp.Header.Get("Location"), op.Endpoint("/end-session")) {
 			t.Fatalf("logout = %d to %q", resp.StatusCode, resp.Header.Get("Location"))
 		}
-		if signedIn(t, a, br) {
-			t.Fatal("session alive after logout")
-		}
+		expectSignedIn(t, a, br, false, "session alive after logout")
 	})
 	t.Run("provider down", func(t *testing.T) {
 		br := a.signIn(t)
@@ -262,9 +267,7 @@ func TestLogoutRevocationFailureDoesNotBlock(t *testing.T) {
 		if resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(resp.Header.Get("Location"), op.Endpoint("/end-session")) {
 			t.Fatalf("logout = %d to %q", resp.StatusCode, resp.Header.Get("Location"))
 		}
-		if signedIn(t, a, br) {
-			t.Fatal("session alive after logout")
-		}
+		expectSignedIn(t, a, br, false, "session alive after logout")
 	})
 }
 
@@ -302,9 +305,7 @@ func TestBackchannelLogoutSidOfAnotherSub(t *testing.T) {
 	alice := loginAs(a, oidctest.DefaultUser)
 	s := a.browserSession(alice)
 	a.expectBackchannel(t, a.op.LogoutToken(bob.Subject, s.rec.SID, nil), 200, "")
-	if !signedIn(t, a, alice) {
-		t.Fatal("a logout token for bob ended alice's session")
-	}
+	expectSignedIn(t, a, alice, true, "a logout token for bob ended alice's session")
 }
 
 func TestBackchannelLogoutSub(t *testing.T) {
@@ -467,9 +468,7 @@ func TestBackchannelLogoutAccepts(t *testing.T) {
 			br, id := a.signInID(t)
 			s, _ := a.storeSession(id)
 			a.expectBackchannel(t, tc.token(s.rec.Subject, s.rec.SID), 200, "")
-			if signedIn(t, a, br) {
-				t.Fatal("the session of the sid is still alive")
-			}
+			expectSignedIn(t, a, br, false, "the session of the sid is still alive")
 		})
 	}
 }
@@ -514,14 +513,10 @@ func TestBackchannelLogoutKeyRotatedWhileRateLimited(t *testing.T) {
 	if code != http.StatusServiceUnavailable || hdr.Get("Retry-After") == "" {
 		t.Fatalf("= %d %s (Retry-After %q), want 503 with Retry-After", code, body, hdr.Get("Retry-After"))
 	}
-	if !signedIn(t, e.a, e.br) {
-		t.Fatal("the session ended on a token that was not verified")
-	}
+	expectSignedIn(t, e.a, e.br, true, "the session ended on a token that was not verified")
 	e.clock.Advance(keyset.DefaultMinRefetchInterval)
 	e.a.expectBackchannel(t, tok, 200, "the provider's retry")
-	if signedIn(t, e.a, e.br) {
-		t.Fatal("the session is still alive")
-	}
+	expectSignedIn(t, e.a, e.br, false, "the session is still alive")
 }
 
 // tamper changes the payload of a signed JWT, keeping its signature.
@@ -556,9 +551,7 @@ func TestBackchannelLogoutForgedKidsRateLimited(t *testing.T) {
 	if n := a.op.JWKSFetches() - before; n > 1 {
 		t.Fatalf("50 forged tokens caused %d key-set fetches, want at most 1", n)
 	}
-	if !signedIn(t, a, br) {
-		t.Fatal("a forged token ended the session")
-	}
+	expectSignedIn(t, a, br, true, "a forged token ended the session")
 }
 
 // With two instances on one Redis, a back-channel logout received by A ends
@@ -606,13 +599,9 @@ func TestBackchannelLogoutRetryAfterStoreFailure(t *testing.T) {
 	fs.failNext("delete", 1)
 	a.expectBackchannel(t, tok, http.StatusServiceUnavailable, "during a store failure")
 	waitUntil(t, 5*time.Second, "the store's circuit breaker to close", func() bool { return a.bff.store.breaker.allow() == nil })
-	if !signedIn(t, a, br) {
-		t.Fatal("the session ended though the logout failed")
-	}
+	expectSignedIn(t, a, br, true, "the session ended though the logout failed")
 	a.expectBackchannel(t, tok, 200, "the provider's retry")
-	if signedIn(t, a, br) {
-		t.Fatal("the session is still alive after the retry")
-	}
+	expectSignedIn(t, a, br, false, "the session is still alive after the retry")
 }
 
 // Options.ProviderLogout: back to the app (default), to the provider's
