@@ -688,6 +688,11 @@ func median(xs []float64) float64 {
 	return s[len(s)/2]
 }
 
+// envInt is the positive integer in the environment variable name, or def.
+func envInt(t *testing.T, name string, def int) int { return envInts(t, name, []int{def})[0] }
+
+// envInts is the comma-separated positive integers in the environment
+// variable name, or def.
 func envInts(t *testing.T, name string, def []int) []int {
 	s := os.Getenv(name)
 	if s == "" {
