@@ -228,9 +228,8 @@ func TestCallbackChecks(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			e := newEnv(t, longTokens, nil)
-			e.a.login(e.br)
-			sid, _ := e.a.sessionCookie(e.br)
+			e := newEnv(t, longTokens, nil).signIn()
+			sid := e.id
 			if tc.misbehave != nil {
 				e.op.Misbehave(tc.misbehave)
 			}

@@ -133,8 +133,7 @@ func TestFriendlyFailuresLoginAndErrorPath(t *testing.T) {
 // ErrorPath) with ?error=: a cross-origin sign-out form (the session
 // stays), a sign-out response that does not match this browser.
 func TestFriendlyFailuresSignOut(t *testing.T) {
-	e := newEnv(t, longTokens, func(o *Options) { o.PostLogoutRedirect = "/bye" })
-	e.a.login(e.br)
+	e := newEnv(t, longTokens, func(o *Options) { o.PostLogoutRedirect = "/bye" }).signIn()
 	resp := e.br.do("POST", e.a.URL+"/auth/logout", nil, "Sec-Fetch-Mode", "navigate", "Sec-Fetch-Site", "cross-site")
 	failedNavigation(t, resp, "/bye?error=cross_origin")
 	if !signedIn(t, e.a, e.br) {

@@ -69,9 +69,8 @@ func TestRequireSessionUnauthenticated(t *testing.T) {
 // Unsafe methods from another origin are refused before the handler runs,
 // and the session stays.
 func TestRequireSessionCrossOrigin(t *testing.T) {
-	e := newEnv(t, longTokens, nil)
-	e.a.login(e.br)
-	sid, _ := e.a.sessionCookie(e.br)
+	e := newEnv(t, longTokens, nil).signIn()
+	sid := e.id
 	var mu sync.Mutex
 	calls := 0
 	srv := guarded(t, e.a, func(w http.ResponseWriter, r *http.Request) {
@@ -150,8 +149,7 @@ func TestRequireSessionCrossOrigin(t *testing.T) {
 }
 
 func TestRequireSessionCSRFHeader(t *testing.T) {
-	e := newEnv(t, longTokens, func(o *Options) { o.CSRFHeader = "X-Requested-By" })
-	e.a.login(e.br)
+	e := newEnv(t, longTokens, func(o *Options) { o.CSRFHeader = "X-Requested-By" }).signIn()
 	post := func(headers ...string) (int, string) {
 		resp := e.br.do("POST", e.a.URL+"/api/echo", strings.NewReader(`{"y":2}`),
 			append([]string{"Sec-Fetch-Site", "same-origin"}, headers...)...)
@@ -176,8 +174,7 @@ func TestRequireSessionCSRFHeader(t *testing.T) {
 // Server-sent events through RequireSession: the first event reaches the
 // client while the handler is still running.
 func TestRequireSessionSSE(t *testing.T) {
-	e := newEnv(t, longTokens, nil)
-	e.a.login(e.br)
+	e := newEnv(t, longTokens, nil).signIn()
 	release := make(chan struct{})
 	var once sync.Once
 	unblock := func() { once.Do(func() { close(release) }) }
@@ -218,9 +215,8 @@ func TestRequireSessionSSE(t *testing.T) {
 // hijacking; SameSite ignores ports and subdomains, so a same-site page
 // gets the Strict cookie sent).
 func TestRequireSessionUpgrade(t *testing.T) {
-	e := newEnv(t, longTokens, func(o *Options) { o.CSRFHeader = "X-Requested-By" })
-	e.a.login(e.br)
-	sid, _ := e.a.sessionCookie(e.br)
+	e := newEnv(t, longTokens, func(o *Options) { o.CSRFHeader = "X-Requested-By" }).signIn()
+	sid := e.id
 	var calls atomic.Int64
 	srv := guarded(t, e.a, func(w http.ResponseWriter, r *http.Request) {
 		calls.Add(1)
@@ -331,18 +327,16 @@ func TestSessionLifetimes(t *testing.T) {
 			}
 		}
 		t.Run(store+"/idle_timeout", func(t *testing.T) {
-			e := newEnv(t, longTokens, opts)
-			e.a.login(e.br)
-			sid, _ := e.a.sessionCookie(e.br)
+			e := newEnv(t, longTokens, opts).signIn()
+			sid := e.id
 			step(t, e, 59*time.Minute) // active: the idle clock restarts
 			step(t, e, 59*time.Minute)
 			e.clock.Advance(time.Hour)
 			ended(t, e, sid)
 		})
 		t.Run(store+"/max_lifetime", func(t *testing.T) {
-			e := newEnv(t, longTokens, opts)
-			e.a.login(e.br)
-			sid, _ := e.a.sessionCookie(e.br)
+			e := newEnv(t, longTokens, opts).signIn()
+			sid := e.id
 			for range 5 {
 				step(t, e, 30*time.Minute) // never idle
 			}
@@ -353,8 +347,7 @@ func TestSessionLifetimes(t *testing.T) {
 	}
 
 	t.Run("touch_once_per_interval", func(t *testing.T) {
-		e := newEnv(t, longTokens, func(o *Options) { o.IdleTimeout, o.TouchInterval = time.Hour, 10*time.Minute })
-		e.a.login(e.br)
+		e := newEnv(t, longTokens, func(o *Options) { o.IdleTimeout, o.TouchInterval = time.Hour, 10*time.Minute }).signIn()
 		writes := func() int { return e.store.writes("s") }
 		if w := writes(); w != 1 {
 			t.Fatalf("%d session writes at sign-in, want 1", w)

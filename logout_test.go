@@ -504,8 +504,7 @@ func TestBackchannelLogoutReplayEntryBounded(t *testing.T) {
 // retries), not 400 (which would refuse it for good); once the refetch is
 // allowed, the same token ends the session.
 func TestBackchannelLogoutKeyRotatedWhileRateLimited(t *testing.T) {
-	e := newEnv(t, longTokens, nil)
-	e.a.login(e.br)
+	e := newEnv(t, longTokens, nil).signIn()
 	s := e.a.browserSession(e.br)
 	e.op.RotateKeys()
 	tok := e.op.LogoutToken(s.rec.Subject, s.rec.SID, nil)
