@@ -161,10 +161,7 @@ func TestConsentPromptForOfflineAccess(t *testing.T) {
 				t.Errorf("prompt = %q, want %q", got, tc.prompt)
 			}
 			id, _ := a.sessionCookie(br)
-			s, err := a.storeSession(id)
-			if err != nil {
-				t.Fatal(err)
-			}
+			s := mustSession(t, a, id)
 			if (s.rec.RefreshToken != "") != tc.refresh {
 				t.Errorf("refresh token stored: %v, want %v", s.rec.RefreshToken != "", tc.refresh)
 			}

@@ -466,10 +466,7 @@ func TestLargeClaims(t *testing.T) {
 				a = newApp(t, op, opt)
 			}
 			br, id := a.signInID(t)
-			s, err := a.storeSession(id)
-			if err != nil {
-				t.Fatalf("a session with a 100 KiB claim does not load: %v", err)
-			}
+			s := mustSession(t, a, id)
 			if v, _ := s.user.Claim("big"); v != big {
 				t.Fatal("the 100 KiB claim did not survive")
 			}

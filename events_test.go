@@ -251,15 +251,6 @@ func TestEventsEndReasons(t *testing.T) {
 	}
 }
 
-func mustSession(t *testing.T, a *app, id string) *session {
-	t.Helper()
-	s, err := a.storeSession(id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
-
 // A new sign-in in the same browser replaces the session: that is no
 // end for the user. The stream closes without "ended", asking for a quick
 // reconnection, which finds the new session.

@@ -284,10 +284,7 @@ func TestRedisEndNotReplicatedAnswers503(t *testing.T) {
 	}
 	id, _ := a.sessionCookie(br)
 	otherID, _ := a.sessionCookie(other)
-	rec, err := a.storeSession(otherID)
-	if err != nil {
-		t.Fatal(err)
-	}
+	rec := mustSession(t, a, otherID)
 
 	replica.Freeze()
 	for try := range 2 {

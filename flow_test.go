@@ -96,10 +96,7 @@ func TestLoginFlow(t *testing.T) {
 
 	// No token anywhere the browser can see.
 	id, _ := a.sessionCookie(br)
-	s, err := a.storeSession(id)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := mustSession(t, a, id)
 	for _, secret := range []string{s.rec.AccessToken, s.rec.RefreshToken, s.rec.IDToken} {
 		if secret == "" {
 			t.Fatal("session lacks a token")

@@ -240,11 +240,7 @@ func (e *env) token() (int, string) {
 // rec returns the signed-in session's record as stored.
 func (e *env) rec() *session {
 	e.t.Helper()
-	s, err := e.a.storeSession(e.id)
-	if err != nil {
-		e.t.Fatalf("session record: %v", err)
-	}
-	return s
+	return mustSession(e.t, e.a, e.id)
 }
 
 // offsetClock is an injectable clock (Options.Now, oidctest.Config.Now)
@@ -625,6 +621,16 @@ func (a *app) setCookie(br *browser, name, value string) {
 // storeSession reads a session record straight from the store.
 func (a *app) storeSession(id string) (*session, error) {
 	return a.bff.store.read(context.Background(), recordName(id))
+}
+
+// mustSession reads a session record that must be there.
+func mustSession(t testing.TB, a *app, id string) *session {
+	t.Helper()
+	s, err := a.storeSession(id)
+	if err != nil {
+		t.Fatalf("session record: %v", err)
+	}
+	return s
 }
 
 // browserSession reads the stored session of the browser's cookie.

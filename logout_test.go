@@ -117,10 +117,7 @@ func TestLogoutByGETDoesNothing(t *testing.T) {
 func TestLogoutRevokesAndRedirectsToEndSession(t *testing.T) {
 	a := newApp(t, testOP(t, oidctest.Config{}), nil)
 	br, id := a.signInID(t)
-	s, err := a.storeSession(id)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := mustSession(t, a, id)
 	if !a.op.RefreshTokenValid(s.rec.RefreshToken) {
 		t.Fatal("refresh token not valid before logout")
 	}

@@ -195,19 +195,13 @@ func TestRedisNothingInClearText(t *testing.T) {
 	apps := redisApps(t, op, rs, 2, func(o *Options) { o.Now = clk.Now })
 	a := apps[0]
 	br, id := a.signInID(t)
-	before, err := a.storeSession(id)
-	if err != nil {
-		t.Fatal(err)
-	}
+	before := mustSession(t, a, id)
 	// A back-channel logout of an unrelated sid (a jti in the replay
 	// cache), then a refresh (the rotated tokens are written too).
 	a.expectBackchannel(t, op.LogoutToken("", "no-such-sid", nil), 200, "")
 	clk.Advance(oidctest.DefaultAccessTokenTTL - 30*time.Second)
 	apps[1].expect(t, br, "/api/me", 200, "after refresh")
-	after, err := a.storeSession(id)
-	if err != nil {
-		t.Fatal(err)
-	}
+	after := mustSession(t, a, id)
 	if after.rec.AccessToken == before.rec.AccessToken {
 		t.Fatal("no refresh happened")
 	}

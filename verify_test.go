@@ -112,10 +112,7 @@ func TestFaultJWKSUnavailableAtRefresh(t *testing.T) {
 		hooksOf(o).keysRefetchInterval = time.Millisecond
 	})
 	br, id := a.signInID(t)
-	before, err := a.storeSession(id)
-	if err != nil {
-		t.Fatal(err)
-	}
+	before := mustSession(t, a, id)
 	op.RotateKeys()
 	front.set("/jwks", garbage)
 	clock.Advance(oidctest.DefaultAccessTokenTTL + time.Minute)
@@ -123,10 +120,7 @@ func TestFaultJWKSUnavailableAtRefresh(t *testing.T) {
 	if code, body := a.status(br, "GET", "/api/me"); code != 200 {
 		t.Fatalf("refresh with a broken key set: /api/me = %d %s, want 200", code, body)
 	}
-	after, err := a.storeSession(id)
-	if err != nil {
-		t.Fatalf("the session ended: %v", err)
-	}
+	after := mustSession(t, a, id)
 	if after.rec.AccessToken == before.rec.AccessToken || !op.RefreshTokenValid(after.rec.RefreshToken) {
 		t.Fatal("the refreshed tokens were not kept")
 	}
