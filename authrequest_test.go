@@ -107,16 +107,12 @@ func TestLoginParamsNarrowed(t *testing.T) {
 		if got, _ := a.authorize(br, "login_hint=alice"); got.Get("login_hint") != "alice" {
 			t.Errorf("login_hint not passed: %v", got)
 		}
-		if code, _ := a.status(br, "GET", "/auth/login?prompt=login"); code != 400 {
-			t.Errorf("prompt when not allowed: %d, want 400", code)
-		}
+		a.expect(t, br, "/auth/login?prompt=login", 400, "prompt when not allowed")
 	})
 	t.Run("LoginPrompts", func(t *testing.T) {
 		a := newApp(t, op, func(o *Options) { o.LoginPrompts = []string{"none"} })
 		br := newBrowser(t)
-		if code, _ := a.status(br, "GET", "/auth/login?prompt=login"); code != 400 {
-			t.Errorf("prompt=login when only none is allowed: %d, want 400", code)
-		}
+		a.expect(t, br, "/auth/login?prompt=login", 400, "prompt=login when only none is allowed")
 		if got, _ := a.authorize(br, "prompt=none"); got.Get("prompt") != "none" {
 			t.Errorf("prompt=none not passed: %v", got)
 		}

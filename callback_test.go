@@ -365,9 +365,7 @@ func TestSessionFixation(t *testing.T) {
 	if code, body := e.a.status(victim, "GET", "/api/me"); code != 200 || !strings.Contains(body, oidctest.DefaultUser.Subject) {
 		t.Errorf("victim /api/me = %d %s", code, body)
 	}
-	if code, _ := e.a.status(attacker, "GET", "/api/me"); code != 401 {
-		t.Errorf("attacker /api/me = %d, want 401", code)
-	}
+	e.a.expect(t, attacker, "/api/me", 401, "attacker")
 
 	// A planted cookie that names no session is replaced just the same.
 	other := newBrowser(t)
@@ -398,9 +396,7 @@ func TestOnLogin(t *testing.T) {
 		if live := e.store.live("s"); len(live) != 0 {
 			t.Errorf("sessions stored: %q", live)
 		}
-		if code, _ := e.a.status(e.br, "GET", "/auth/session"); code != 401 {
-			t.Errorf("/auth/session = %d, want 401", code)
-		}
+		e.a.expect(t, e.br, "/auth/session", 401, "")
 	}
 	t.Run("reject", func(t *testing.T) {
 		refused(t, func(c map[string]any) error {

@@ -137,9 +137,7 @@ func TestClientJWKSRoute(t *testing.T) {
 	a.login(newBrowser(t)) // signed by the first key, found by its kid
 
 	plain := newApp(t, testOP(t, oidctest.Config{}), nil)
-	if code, _ := plain.status(newBrowser(t), "GET", "/auth/jwks"); code != 404 {
-		t.Errorf("GET /auth/jwks without ClientKeys = %d, want 404", code)
-	}
+	plain.expect(t, newBrowser(t), "/auth/jwks", 404, "without ClientKeys")
 }
 
 // The method follows token_endpoint_auth_methods_supported: one that

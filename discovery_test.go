@@ -126,9 +126,7 @@ func TestDiscoveryUnavailable(t *testing.T) {
 			t.Errorf("Ready = %v, want ErrUnavailable", err)
 		}
 		// The API still answers: no session is 401, not a hang.
-		if code, _ := a.status(br, "GET", "/api/me"); code != 401 {
-			t.Errorf("/api/me = %d, want 401", code)
-		}
+		a.expect(t, br, "/api/me", 401, "")
 	}
 	// waitLogin polls /auth/login (each request asks for a discovery
 	// attempt at once) until sign-in starts.
@@ -192,9 +190,7 @@ func TestProviderEndpointsRequireHTTPS(t *testing.T) {
 			if !strings.Contains(logs.String(), m) || !strings.Contains(logs.String(), "https") {
 				t.Errorf("the log does not say which endpoint and why:\n%s", logs)
 			}
-			if code, _ := a.status(newBrowser(t), "GET", "/auth/login"); code != http.StatusServiceUnavailable {
-				t.Errorf("/auth/login = %d, want 503", code)
-			}
+			a.expect(t, newBrowser(t), "/auth/login", http.StatusServiceUnavailable, "")
 			ctx, cancel := context.WithTimeout(context.Background(), time.Millisecond)
 			defer cancel()
 			if a.bff.Ready(ctx) == nil {

@@ -166,9 +166,7 @@ func TestRequireSessionCSRFHeader(t *testing.T) {
 	if code, body := post("X-Requested-By", "app"); code != 200 || body != `{"y":2}` {
 		t.Errorf("POST with the header = %d %s, want 200", code, body)
 	}
-	if code, _ := e.a.status(e.br, "GET", "/api/me"); code != 200 {
-		t.Errorf("GET without the header = %d, want 200", code)
-	}
+	e.a.expect(t, e.br, "/api/me", 200, "GET without the header")
 }
 
 // Server-sent events through RequireSession: the first event reaches the

@@ -77,9 +77,7 @@ func TestCallbackNavigationLandsOnAPage(t *testing.T) {
 			if _, ok := e.a.sessionCookie(e.br); !ok {
 				t.Fatal("no session cookie with the landing page")
 			}
-			if code, _ := e.a.status(e.br, "GET", "/api/me"); code != 200 {
-				t.Errorf("GET /api/me after the landing page = %d", code)
-			}
+			e.a.expect(t, e.br, "/api/me", 200, "after the landing page")
 		})
 	}
 	t.Run("not a navigation", func(t *testing.T) {

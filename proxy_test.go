@@ -279,9 +279,7 @@ func TestProxyForwardsTokenNotBrowserCredentials(t *testing.T) {
 	if strings.Contains(body, tok) || strings.Contains(fmt.Sprint(resp.Header), tok) {
 		t.Error("the access token reached the browser")
 	}
-	if code, _ := e.a.status(e.br, "GET", "/api/me"); code != 200 {
-		t.Errorf("session broken after the proxied call: /api/me = %d", code)
-	}
+	e.a.expect(t, e.br, "/api/me", 200, "session broken after the proxied call")
 
 	// The upstream's status passes through.
 	if resp, body := e.do(t, "GET", "/api/upstream/teapot"); resp.StatusCode != http.StatusTeapot || body != "short and stout" {
@@ -585,9 +583,7 @@ func TestProxyUpstream401(t *testing.T) {
 				t.Errorf("session cookie kept: %v, want %v", ok, !tc.ended)
 			}
 			if tc.ended {
-				if code, _ := e.a.status(e.br, "GET", "/api/me"); code != 401 {
-					t.Errorf("/api/me = %d after the session ended", code)
-				}
+				e.a.expect(t, e.br, "/api/me", 401, "after the session ended")
 			} else if tc.status == 200 && tc.method == "GET" {
 				if nw := e.rec().rec.AccessToken; nw == old || reqs[1].Header.Get("Authorization") != "Bearer "+nw {
 					t.Error("the retry did not carry the new, stored token")

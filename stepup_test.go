@@ -204,9 +204,7 @@ func TestStepUpNotHonoured(t *testing.T) {
 			if !signedIn(t, a, br) {
 				t.Error("signed out")
 			}
-			if code, _ := a.status(br, "GET", "/api/stepup"); code != 401 {
-				t.Errorf("/api/stepup = %d, want still 401", code)
-			}
+			a.expect(t, br, "/api/stepup", 401, "")
 			if tc.refused && op.Revocations() != revoked+1 {
 				t.Errorf("revocations %d, want the refused sign-in's refresh token revoked", op.Revocations()-revoked)
 			}
