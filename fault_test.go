@@ -96,26 +96,6 @@ func withContentType(op *oidctest.Provider, ct string) http.HandlerFunc {
 	}
 }
 
-func garbage(w http.ResponseWriter, _ *http.Request) {
-	w.Header().Set("Content-Type", "application/json")
-	io.WriteString(w, "<html><body>this is not JSON {")
-}
-
-// huge streams 50 MB of a JSON string.
-func huge(w http.ResponseWriter, _ *http.Request) {
-	w.Header().Set("Content-Type", "application/json")
-	if _, err := io.WriteString(w, `{"sub":"`); err != nil {
-		return
-	}
-	chunk := []byte(strings.Repeat("a", 64<<10))
-	for n := 0; n < 50<<20; n += len(chunk) {
-		if _, err := w.Write(chunk); err != nil {
-			return
-		}
-	}
-	io.WriteString(w, `"}`)
-}
-
 // timedStatus runs one request and returns its status and latency.
 func timedStatus(a *app, br *browser, method, path string) (int, time.Duration) {
 	start := time.Now()
@@ -229,12 +209,12 @@ func TestFaultIdPBadResponsesAtSignIn(t *testing.T) {
 		{"token_huge_body", func() { op.Misbehave(func(m *oidctest.Misbehavior) { m.HugeBody = true }) }, false},
 		{"token_text_plain", func() { front.set("/token", withContentType(op, "text/plain")) }, false},
 		{"token_text_html", func() { front.set("/token", withContentType(op, "text/html")) }, true},
-		{"userinfo_garbage_json", func() { front.set("/userinfo", garbage) }, false},
-		{"userinfo_huge_body", func() { front.set("/userinfo", huge) }, false},
+		{"userinfo_garbage_json", func() { front.set("/userinfo", oidctest.Garbage) }, false},
+		{"userinfo_huge_body", func() { front.set("/userinfo", oidctest.Huge) }, false},
 		{"userinfo_jwt", func() { front.set("/userinfo", withContentType(op, "application/jwt")) }, true},
 		{"userinfo_text_html", func() { front.set("/userinfo", withContentType(op, "text/html")) }, true},
-		{"jwks_garbage_json", func() { op.RotateKeys(); front.set("/jwks", garbage) }, false},
-		{"jwks_huge_body", func() { op.RotateKeys(); front.set("/jwks", huge) }, false},
+		{"jwks_garbage_json", func() { op.RotateKeys(); front.set("/jwks", oidctest.Garbage) }, false},
+		{"jwks_huge_body", func() { op.RotateKeys(); front.set("/jwks", oidctest.Huge) }, false},
 		{"jwks_text_html", func() { op.RotateKeys(); front.set("/jwks", withContentType(op, "text/html")) }, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -295,8 +275,8 @@ func TestFaultIdPBadDiscovery(t *testing.T) {
 		h       func(op *oidctest.Provider) http.HandlerFunc
 		recover bool // whether discovery succeeds despite it
 	}{
-		{"garbage_json", func(*oidctest.Provider) http.HandlerFunc { return garbage }, false},
-		{"huge_body", func(*oidctest.Provider) http.HandlerFunc { return huge }, false},
+		{"garbage_json", func(*oidctest.Provider) http.HandlerFunc { return oidctest.Garbage }, false},
+		{"huge_body", func(*oidctest.Provider) http.HandlerFunc { return oidctest.Huge }, false},
 		{"text_html", func(op *oidctest.Provider) http.HandlerFunc { return withContentType(op, "text/html") }, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -505,7 +485,7 @@ func TestFaultJWKSUnavailableAtBackchannelLogout(t *testing.T) {
 	br, id := a.signInID(t)
 	s, _ := a.storeSession(id)
 	op.RotateKeys()
-	front.set("/jwks", garbage)
+	front.set("/jwks", oidctest.Garbage)
 	tok := op.LogoutToken(s.rec.Subject, s.rec.SID, nil)
 	time.Sleep(2 * time.Millisecond) // past keysRefetchInterval
 	a.expectBackchannel(t, tok, http.StatusServiceUnavailable, "logout token with the key set down")

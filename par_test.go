@@ -114,7 +114,7 @@ func TestPARFailures(t *testing.T) {
 			w.WriteHeader(201)
 			w.Write([]byte(`{"expires_in":60}`))
 		}, 503, "temporarily_unavailable"},
-		{"garbage", garbage, 503, "temporarily_unavailable"},
+		{"garbage", oidctest.Garbage, 503, "temporarily_unavailable"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			op, front := frontedOP(t, oidctest.Config{PAR: true})

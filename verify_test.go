@@ -114,7 +114,7 @@ func TestFaultJWKSUnavailableAtRefresh(t *testing.T) {
 	br, id := a.signInID(t)
 	before := mustSession(t, a, id)
 	op.RotateKeys()
-	front.set("/jwks", garbage)
+	front.set("/jwks", oidctest.Garbage)
 	clock.Advance(oidctest.DefaultAccessTokenTTL + time.Minute)
 	time.Sleep(2 * time.Millisecond) // past keysRefetchInterval
 	if code, body := a.status(br, "GET", "/api/me"); code != 200 {

@@ -14,7 +14,7 @@ func (p *Provider) handleDiscovery(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if mb.GarbageJSON {
-		writeGarbage(w)
+		Garbage(w, nil)
 		return
 	}
 	iss := p.Issuer()
@@ -115,7 +115,7 @@ func (p *Provider) handleUserinfo(w http.ResponseWriter, r *http.Request) {
 	}
 	mb := p.misbehavior()
 	if mb.GarbageJSON {
-		writeGarbage(w)
+		Garbage(w, nil)
 		return
 	}
 	c := map[string]any{}
