@@ -404,17 +404,9 @@ func TestFaultRedisPausedDuringRefresh(t *testing.T) {
 		t.Fatalf("/api/me = %d, want 200 or 503", code)
 	}
 	a.op.Reset()
-	waitUntil(t, 5*time.Second, "the session to answer", func() bool {
-		code, _ := a.status(br, "GET", "/api/me")
-		if code != 200 && code != http.StatusServiceUnavailable {
-			t.Fatalf("after the pause /api/me = %d", code)
-		}
-		return code == 200
-	})
+	waitStatus(t, a, br, "/api/me", 200)
 	clock.Advance(oidctest.DefaultAccessTokenTTL) // the next refresh uses the stored refresh token
-	if code, body := a.status(br, "GET", "/api/me"); code != 200 {
-		t.Fatalf("next refresh: /api/me = %d %s (the rotated refresh token was lost)", code, body)
-	}
+	a.expect(t, br, "/api/me", 200, "next refresh (the rotated refresh token was lost)")
 	if a.op.FamilyRevoked(oidctest.DefaultUser.Subject) {
 		t.Fatal("the token family was revoked (refresh token reuse)")
 	}

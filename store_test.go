@@ -135,7 +135,7 @@ func (e *endRace) newTokenRevoked() bool {
 func (e *endRace) race(g *gate, write, end func()) {
 	e.t.Helper()
 	var wg sync.WaitGroup
-	wg.Go(func() { ; write() })
+	wg.Go(write)
 	g.await(e.t, "the write")
 	ended := make(chan struct{})
 	go func() { defer close(ended); end() }()
