@@ -117,9 +117,7 @@ func TestFaultJWKSUnavailableAtRefresh(t *testing.T) {
 	front.set("/jwks", oidctest.Garbage)
 	clock.Advance(oidctest.DefaultAccessTokenTTL + time.Minute)
 	time.Sleep(2 * time.Millisecond) // past keysRefetchInterval
-	if code, body := a.status(br, "GET", "/api/me"); code != 200 {
-		t.Fatalf("refresh with a broken key set: /api/me = %d %s, want 200", code, body)
-	}
+	a.expect(t, br, "/api/me", 200, "refresh with a broken key set")
 	after := mustSession(t, a, id)
 	if after.rec.AccessToken == before.rec.AccessToken || !op.RefreshTokenValid(after.rec.RefreshToken) {
 		t.Fatal("the refreshed tokens were not kept")
