@@ -366,9 +366,7 @@ func TestSessionLifetimes(t *testing.T) {
 		var wg sync.WaitGroup
 		for range 20 {
 			wg.Go(func() {
-				resp := e.br.get(e.a.URL + "/api/me")
-				io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
+				resp := e.br.send("GET", e.a.URL+"/api/me")
 				if resp.StatusCode != 200 {
 					t.Errorf("/api/me = %d", resp.StatusCode)
 				}

@@ -449,10 +449,12 @@ func (br *browser) do(method, u string, body io.Reader, headers ...string) *http
 func (br *browser) get(u string) *http.Response { return br.do("GET", u, nil) }
 
 // send is do without a body, for a test that reads only the status, the
-// headers and the cookies: it closes the body, unread.
+// headers and the cookies: it drains and closes the response's body (so
+// never for a stream).
 func (br *browser) send(method, u string, headers ...string) *http.Response {
 	br.t.Helper()
 	resp := br.do(method, u, nil, headers...)
+	io.Copy(io.Discard, resp.Body)
 	resp.Body.Close()
 	return resp
 }

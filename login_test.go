@@ -1,7 +1,6 @@
 package bff
 
 import (
-	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -74,9 +73,7 @@ func TestTwoConcurrentLoginsOneBrowser(t *testing.T) {
 	codes := make([]int, 2)
 	for i, cb := range []string{cb1, cb2} {
 		wg.Go(func() {
-			resp := br.get(cb)
-			io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
+			resp := br.send("GET", cb)
 			codes[i] = resp.StatusCode
 		})
 	}

@@ -36,9 +36,7 @@ func loginAs(a *app, u oidctest.User) *browser {
 
 func (a *app) logout(br *browser, headers ...string) *http.Response {
 	a.t.Helper()
-	resp := br.do("POST", a.URL+"/auth/logout", nil, headers...)
-	io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
+	resp := br.send("POST", a.URL+"/auth/logout", headers...)
 	return resp
 }
 
