@@ -80,12 +80,14 @@ func expect401Within(t testing.TB, a *app, br *browser, path string, d time.Dura
 func redisKey(id string) string { return "bff:" + recordName(id) }
 
 // scanKeys lists every key with SCAN (never KEYS).
-func scanKeys(t testing.TB, rs *redistest.Server) []string {
+func scanKeys(t testing.TB, rs *redistest.Server) []string { return scan(t, rs.Do) }
+
+// scan lists every key that do's connection sees, with SCAN.
+func scan(t testing.TB, do func(string, ...any) (any, error)) []string {
 	t.Helper()
 	var keys []string
-	cursor := "0"
-	for {
-		v, err := redis.Values(rs.Do("SCAN", cursor, "COUNT", 1000))
+	for cursor := "0"; ; {
+		v, err := redis.Values(do("SCAN", cursor, "COUNT", 1000))
 		if err != nil {
 			t.Fatalf("SCAN: %v", err)
 		}

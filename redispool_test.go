@@ -138,19 +138,7 @@ func scanKeysDB(t *testing.T, conn redis.Conn, db int) []string {
 	if _, err := conn.Do("SELECT", db); err != nil {
 		t.Fatal(err)
 	}
-	var keys []string
-	for cursor := "0"; ; {
-		v, err := redis.Values(conn.Do("SCAN", cursor))
-		if err != nil {
-			t.Fatal(err)
-		}
-		cursor, _ = redis.String(v[0], nil)
-		ks, _ := redis.Strings(v[1], nil)
-		keys = append(keys, ks...)
-		if cursor == "0" {
-			return keys
-		}
-	}
+	return scan(t, conn.Do)
 }
 
 // rediss:// verifies the server's certificate: against TLSConfig's roots
