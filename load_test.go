@@ -138,26 +138,16 @@ func runLoad(t *testing.T, cfg loadConfig, rs *redistest.Server) {
 	}
 	browserTransport := newTransport()
 	deadline := time.Now().Add(cfg.timeout)
-	ctx := context.Background()
 
-	// parallel runs f for every user on cfg.workers goroutines.
+	// parallel runs f for every user on cfg.workers goroutines, until the
+	// deadline.
 	parallel := func(f func(i int, u *loadUser)) {
-		var next atomic.Int64
-		var wg sync.WaitGroup
-		for range cfg.workers {
-			wg.Go(func() {
-				for {
-					i := int(next.Add(1)) - 1
-					if i >= len(lusers) || time.Now().After(deadline) {
-						return
-					}
-					f(i, lusers[i])
-				}
-			})
-		}
-		wg.Wait()
+		parallelFor(len(lusers), cfg.workers, func(i int) {
+			if time.Now().Before(deadline) {
+				f(i, lusers[i])
+			}
+		})
 	}
-	_ = ctx
 
 	// Sign-in through the real flow.
 	lusers = make([]*loadUser, cfg.sessions)
