@@ -151,12 +151,7 @@ func (s *sse) expectEnded(reason endReason) {
 // timers drive the streams, and a signed-in browser.
 func eventsApp(t *testing.T, opt func(*Options)) (*app, *browser, *frozenClock) {
 	t.Helper()
-	e := newEnv(t, longTokens, func(o *Options) {
-		o.Store = nil // the default store: streams hear of ends, not poll
-		if opt != nil {
-			opt(o)
-		}
-	}).signIn()
+	e := newEnv(t, longTokens, onMemory(opt)).signIn() // streams hear of ends, not poll
 	return e.a, e.br, e.clock
 }
 

@@ -219,6 +219,17 @@ func newEnv(t *testing.T, cfg oidctest.Config, opt func(*Options), misbehave ...
 	return e
 }
 
+// onMemory is opt on the default store (memory, with the session cache)
+// instead of the env's spyStore.
+func onMemory(opt func(*Options)) func(*Options) {
+	return func(o *Options) {
+		o.Store = nil
+		if opt != nil {
+			opt(o)
+		}
+	}
+}
+
 // signIn signs the browser in and keeps its session ID.
 func (e *env) signIn() *env {
 	e.t.Helper()

@@ -199,7 +199,7 @@ type proxyEnv struct {
 
 func newProxyEnv(t *testing.T, opt func(*Options), popts ProxyOptions) *proxyEnv {
 	t.Helper()
-	e := &proxyEnv{env: newEnv(t, oidctest.Config{}, opt).signIn()}
+	e := &proxyEnv{env: newEnv(t, oidctest.Config{}, onMemory(opt)).signIn()}
 	e.up = newUpstream(t, e.op)
 	e.front = mountProxy(t, e.a, e.a.bff.Proxy(e.up.target, popts))
 	return e

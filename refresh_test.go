@@ -28,7 +28,7 @@ func rtGet(c *http.Client, u string) (int, string, error) {
 
 func TestRefreshSkewRules(t *testing.T) {
 	t.Run("refreshes within RefreshSkew", func(t *testing.T) {
-		e := newEnv(t, oidctest.Config{}, func(o *Options) { o.RefreshSkew = 5 * time.Minute }).signIn()
+		e := newEnv(t, oidctest.Config{}, onMemory(func(o *Options) { o.RefreshSkew = 5 * time.Minute })).signIn()
 		_, old := e.token()
 		exp := time.Unix(0, e.rec().rec.AccessExpiry)
 		if want := e.t0.Add(oidctest.DefaultAccessTokenTTL); !exp.Equal(want) {
@@ -49,7 +49,7 @@ func TestRefreshSkewRules(t *testing.T) {
 	})
 
 	t.Run("skew longer than the token lifetime does not refresh every request", func(t *testing.T) {
-		e := newEnv(t, oidctest.Config{AccessTokenTTL: 10 * time.Minute}, func(o *Options) { o.RefreshSkew = time.Hour }).signIn()
+		e := newEnv(t, oidctest.Config{AccessTokenTTL: 10 * time.Minute}, onMemory(func(o *Options) { o.RefreshSkew = time.Hour })).signIn()
 		for range 5 {
 			if code, _ := e.token(); code != 200 {
 				t.Fatalf("status %d", code)
@@ -99,7 +99,7 @@ func TestRefreshSkewRules(t *testing.T) {
 // token family when a used refresh token is presented again, so a second
 // grant would show as a revoked family.
 func TestRefreshConcurrentOneGrant(t *testing.T) {
-	e := newEnv(t, oidctest.Config{}, nil).signIn()
+	e := newEnv(t, oidctest.Config{}, onMemory(nil)).signIn()
 	_, old := e.token()
 	oldRT := e.rec().rec.RefreshToken
 	e.clock.Advance(2 * time.Hour)
@@ -279,11 +279,11 @@ func TestRefreshFailurePolicy(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			e := newEnv(t, oidctest.Config{}, func(o *Options) {
+			e := newEnv(t, oidctest.Config{}, onMemory(func(o *Options) {
 				if tc.timeout {
 					o.RefreshTimeout = time.Second
 				}
-			}).signIn()
+			})).signIn()
 			_, old := e.token()
 			before := e.rec()
 			if tc.token == valid {
@@ -367,7 +367,7 @@ func TestRefreshFailurePolicy(t *testing.T) {
 // The request that triggers a refresh goes away mid-refresh: the refresh
 // completes and is stored, so nothing is lost and nothing is repeated.
 func TestRefreshSurvivesRequestCancellation(t *testing.T) {
-	e := newEnv(t, oidctest.Config{}, nil).signIn()
+	e := newEnv(t, oidctest.Config{}, onMemory(nil)).signIn()
 	_, old := e.token()
 	e.clock.Advance(2 * time.Hour)
 	e.op.Misbehave(func(m *oidctest.Misbehavior) { m.TokenDelay = 300 * time.Millisecond })
@@ -410,7 +410,7 @@ func TestRefreshSessionBoundedByRefreshToken(t *testing.T) {
 	cfg := oidctest.Config{AccessTokenTTL: 10 * time.Minute, RefreshTokenTTL: rtTTL}
 
 	t.Run("refresh_expires_in bounds the session", func(t *testing.T) {
-		e := newEnv(t, cfg, nil).signIn()
+		e := newEnv(t, cfg, onMemory(nil)).signIn()
 		if got, want := e.rec().rec.Expires, e.t0.Add(rtTTL).UnixNano(); got != want {
 			t.Fatalf("after login the session ends at %v, want %v (the refresh token's expiry)", time.Unix(0, got), time.Unix(0, want))
 		}
@@ -432,7 +432,7 @@ func TestRefreshSessionBoundedByRefreshToken(t *testing.T) {
 	})
 
 	t.Run("MaxLifetime still bounds the session", func(t *testing.T) {
-		e := newEnv(t, cfg, func(o *Options) { o.MaxLifetime = 40 * time.Minute }).signIn()
+		e := newEnv(t, cfg, onMemory(func(o *Options) { o.MaxLifetime = 40 * time.Minute })).signIn()
 		e.clock.Advance(25 * time.Minute)
 		if code, _ := e.token(); code != 200 {
 			t.Fatalf("at 25 min: %d", code)
@@ -454,14 +454,14 @@ func TestRefreshEventsAndLogsHoldNoToken(t *testing.T) {
 	var logs logBuffer
 	var mu sync.Mutex
 	var events []RefreshEvent
-	e := newEnv(t, oidctest.Config{}, func(o *Options) {
+	e := newEnv(t, oidctest.Config{}, onMemory(func(o *Options) {
 		o.Logger = logs.jsonLogger()
 		o.OnRefresh = func(_ context.Context, ev RefreshEvent) {
 			mu.Lock()
 			events = append(events, ev)
 			mu.Unlock()
 		}
-	}).signIn()
+	})).signIn()
 	var secrets []string
 	collect := func(s *session) {
 		secrets = append(secrets, s.rec.AccessToken, s.rec.RefreshToken, s.rec.IDToken)
