@@ -16,21 +16,18 @@ import (
 // /login response.
 func (a *app) authorize(br *browser, query string) (url.Values, *http.Response) {
 	a.t.Helper()
-	resp := br.get(a.URL + "/auth/login?" + query)
-	resp.Body.Close()
+	resp := br.send("GET", a.URL+"/auth/login?"+query)
 	if resp.StatusCode != http.StatusSeeOther {
 		return nil, resp
 	}
-	r := br.get(resp.Header.Get("Location"))
-	r.Body.Close()
+	br.send("GET", resp.Header.Get("Location"))
 	return a.op.LastAuthorizationRequest(), resp
 }
 
 // Options.AuthParams reach the provider on every sign-in; the browser's
 // value of a parameter it may send replaces the static one.
 func TestAuthParams(t *testing.T) {
-	op := testOP(t, oidctest.Config{})
-	a := newApp(t, op, func(o *Options) {
+	a := newApp(t, testOP(t, oidctest.Config{}), func(o *Options) {
 		o.AuthParams = map[string]string{"access_type": "offline", "audience": "https://api.example", "prompt": "select_account"}
 	})
 	br := newBrowser(t)
@@ -49,8 +46,7 @@ func TestAuthParams(t *testing.T) {
 // each validated and bounded; nothing else of the query reaches the
 // provider; a bad value, or one given twice, is a 400 that starts nothing.
 func TestLoginParams(t *testing.T) {
-	op := testOP(t, oidctest.Config{})
-	a := newApp(t, op, nil)
+	a := newApp(t, testOP(t, oidctest.Config{}), nil)
 	br := newBrowser(t)
 	got, _ := a.authorize(br, "returnTo=/app&prompt=select_account%20login&login_hint=alice%40example.com&acr_values=urn:a%20urn:b"+
 		"&max_age=300&ui_locales=de-CH%20fr&client_id=evil&redirect_uri=https://evil.example/&scope=admin&foo=bar&claims=x")
@@ -58,7 +54,7 @@ func TestLoginParams(t *testing.T) {
 	// test provider supports it).
 	want := map[string]string{"prompt": "select_account login", "login_hint": "alice@example.com",
 		"claims":  `{"id_token":{"acr":{"essential":true,"values":["urn:a","urn:b"]}}}`,
-		"max_age": "300", "ui_locales": "de-CH fr", "client_id": op.ClientID(), "redirect_uri": a.URL + "/auth/callback",
+		"max_age": "300", "ui_locales": "de-CH fr", "client_id": a.op.ClientID(), "redirect_uri": a.URL + "/auth/callback",
 		"scope": "openid profile email offline_access"}
 	for k, v := range want {
 		if got.Get(k) != v {
@@ -114,16 +110,12 @@ func TestLoginParamsNarrowed(t *testing.T) {
 		if got, _ := a.authorize(br, "login_hint=alice"); got.Get("login_hint") != "alice" {
 			t.Errorf("login_hint not passed: %v", got)
 		}
-		if code, _ := a.status(br, "GET", "/auth/login?prompt=login"); code != 400 {
-			t.Errorf("prompt when not allowed: %d, want 400", code)
-		}
+		a.expect(t, br, "/auth/login?prompt=login", 400, "prompt when not allowed")
 	})
 	t.Run("LoginPrompts", func(t *testing.T) {
 		a := newApp(t, op, func(o *Options) { o.LoginPrompts = []string{"none"} })
 		br := newBrowser(t)
-		if code, _ := a.status(br, "GET", "/auth/login?prompt=login"); code != 400 {
-			t.Errorf("prompt=login when only none is allowed: %d, want 400", code)
-		}
+		a.expect(t, br, "/auth/login?prompt=login", 400, "prompt=login when only none is allowed")
 		if got, _ := a.authorize(br, "prompt=none"); got.Get("prompt") != "none" {
 			t.Errorf("prompt=none not passed: %v", got)
 		}
@@ -158,21 +150,17 @@ func TestConsentPromptForOfflineAccess(t *testing.T) {
 		{"no_offline_access", func(o *Options) { o.Scopes = []string{"openid", "email"} }, "", "", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			op := testOP(t, oidctest.Config{StrictOfflineAccess: true})
-			a := newApp(t, op, tc.opt)
+			a := newApp(t, testOP(t, oidctest.Config{StrictOfflineAccess: true}), tc.opt)
 			br := newBrowser(t)
 			resp, _ := br.follow(a.URL + "/auth/login?returnTo=/app&" + tc.query)
 			if resp.StatusCode != 200 {
 				t.Fatalf("sign-in: %d", resp.StatusCode)
 			}
-			if got := op.LastAuthorizationRequest().Get("prompt"); got != tc.prompt {
+			if got := a.op.LastAuthorizationRequest().Get("prompt"); got != tc.prompt {
 				t.Errorf("prompt = %q, want %q", got, tc.prompt)
 			}
 			id, _ := a.sessionCookie(br)
-			s, err := a.storeSession(id)
-			if err != nil {
-				t.Fatal(err)
-			}
+			s := mustSession(t, a, id)
 			if (s.rec.RefreshToken != "") != tc.refresh {
 				t.Errorf("refresh token stored: %v, want %v", s.rec.RefreshToken != "", tc.refresh)
 			}
@@ -198,9 +186,7 @@ func TestSessionKeepsAuthenticationClaims(t *testing.T) {
 	br := newBrowser(t)
 	before := time.Now().Add(-time.Second)
 	a.login(br)
-	if code, _ := a.status(br, "GET", "/api/user"); code != 200 {
-		t.Fatalf("/api/user = %d", code)
-	}
+	a.expect(t, br, "/api/user", 200, "")
 	if u.ACR() != oidctest.ACRBasic || strings.Join(u.AMR(), " ") != "pwd" || u.AuthTime().Before(before.Truncate(time.Second)) {
 		t.Errorf("ACR %q AMR %v AuthTime %v", u.ACR(), u.AMR(), u.AuthTime())
 	}

@@ -12,6 +12,8 @@ import (
 	mrand "math/rand/v2"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"runtime"
 	"slices"
@@ -47,15 +49,13 @@ var benchHandler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request)
 // BFF logs nowhere, even with -v, so that the figures do not depend on it.
 func benchApp(tb testing.TB, opCfg oidctest.Config, opt func(*Options)) (*app, string) {
 	tb.Helper()
-	op := testOP(tb, opCfg)
-	a := newApp(tb, op, func(o *Options) {
+	a := newApp(tb, testOP(tb, opCfg), func(o *Options) {
 		o.Logger = quietLogger
 		if opt != nil {
 			opt(o)
 		}
 	})
-	br := newBrowser(tb)
-	a.login(br)
+	br := a.signIn(tb)
 	id, ok := a.sessionCookie(br)
 	if !ok {
 		tb.Fatal("no session cookie after sign-in")
@@ -82,6 +82,135 @@ func serve(tb testing.TB, h http.Handler, r *http.Request, want int) {
 	}
 }
 
+// discardWriter is a ResponseWriter that allocates nothing per request.
+type discardWriter struct{ h http.Header }
+
+func (w *discardWriter) Header() http.Header         { return w.h }
+func (w *discardWriter) Write(p []byte) (int, error) { return len(p), nil }
+func (w *discardWriter) WriteHeader(int)             {}
+
+// freshFixture is a signed-in session with a fresh token and a frozen
+// clock (so no touch is due), and a prepared request carrying its cookie.
+type freshFixture struct {
+	b       *BFF
+	store   *spyStore // nil with the default (cached) memory store
+	locker  *testLocker
+	locks0  int // taken by the sign-in
+	req     *http.Request
+	w       *discardWriter
+	handler http.Handler
+}
+
+func newFreshFixture(tb testing.TB, cached bool) *freshFixture {
+	tb.Helper()
+	clk := newFrozenClock()
+	f := &freshFixture{locker: &testLocker{inner: &storage.MemLocker{}}, w: &discardWriter{h: http.Header{}}}
+	if !cached {
+		f.store = newSpyStore(tb)
+	}
+	a, id := benchApp(tb, oidctest.Config{Now: clk.Now}, func(o *Options) {
+		o.Now, o.Locker = clk.Now, f.locker
+		if f.store != nil {
+			o.Store = f.store
+		}
+	})
+	f.b, f.req = a.bff, cookieRequest(a, id)
+	f.handler = a.bff.RequireSession(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	if _, err := f.b.authenticate(f.w, f.req); err != nil {
+		tb.Fatal(err)
+	}
+	f.locks0 = f.locker.lockCalls("")
+	if f.store != nil {
+		f.store.reset()
+	}
+	return f
+}
+
+func (f *freshFixture) load()         { f.b.liveSession(f.w, f.req) }
+func (f *freshFixture) authenticate() { f.b.authenticate(f.w, f.req) }
+func (f *freshFixture) serve()        { f.handler.ServeHTTP(f.w, f.req) }
+
+// work returns the locks taken, and the store's reads and writes (commits
+// and deletes), since the fixture was made.
+func (f *freshFixture) work() (locks, finds, writes int) {
+	if f.store != nil {
+		calls, _ := f.store.work()
+		for k, n := range calls {
+			if strings.HasPrefix(k, "find ") {
+				finds += n
+			} else {
+				writes += n
+			}
+		}
+	}
+	return f.locker.lockCalls("") - f.locks0, finds, writes
+}
+
+// BenchmarkRefreshDecisionFresh measures the hot path with a fresh token:
+// just loading the session (load), loading plus the refresh decision
+// (authenticate), and the whole RequireSession middleware; with the
+// default memory store (decoded-session cache) and with a store that is
+// read on every request.
+func BenchmarkRefreshDecisionFresh(b *testing.B) {
+	for _, cached := range []bool{true, false} {
+		name := "cache"
+		if !cached {
+			name = "store"
+		}
+		f := newFreshFixture(b, cached)
+		for _, step := range []struct {
+			name string
+			fn   func()
+		}{{"load", f.load}, {"authenticate", f.authenticate}, {"RequireSession", f.serve}} {
+			b.Run(name+"/"+step.name, func(b *testing.B) {
+				b.ReportAllocs()
+				for b.Loop() {
+					step.fn()
+				}
+			})
+		}
+		if locks, _, writes := f.work(); locks != 0 || writes != 0 {
+			b.Fatal("the fresh-token path took a lock or wrote to the store")
+		}
+	}
+}
+
+// The refresh decision on a fresh token adds no store write, no lock and no
+// allocation to loading the session.
+func TestFreshTokenPathWritesNothing(t *testing.T) {
+	for _, cached := range []bool{true, false} {
+		t.Run(fmt.Sprintf("cached=%v", cached), func(t *testing.T) {
+			f := newFreshFixture(t, cached)
+			const n = 2000
+			for range n {
+				f.serve()
+			}
+			locks, finds, writes := f.work()
+			if locks != 0 || writes != 0 {
+				t.Errorf("%d locks and %d store writes over %d requests", locks, writes, n)
+			}
+			if f.store != nil && finds != n {
+				t.Errorf("%d store reads over %d requests, want one each", finds, n)
+			}
+			load := testing.AllocsPerRun(200, f.load)
+			auth := testing.AllocsPerRun(200, f.authenticate)
+			if auth != load {
+				t.Errorf("the refresh decision allocates: authenticate %v allocs, loading the session %v", auth, load)
+			}
+			serve := testing.AllocsPerRun(200, f.serve)
+			t.Logf("allocs per request: load %v, authenticate %v, RequireSession %v", load, auth, serve)
+		})
+	}
+}
+
+// benchLoop serves r with h, expecting want, for the benchmark's loop.
+func benchLoop(b *testing.B, h http.Handler, r *http.Request, want int) {
+	b.ReportAllocs()
+	for b.Loop() {
+		serve(b, h, r, want)
+	}
+}
+
 func BenchmarkHotPathMemory(b *testing.B) {
 	a, id := benchApp(b, oidctest.Config{}, nil)
 	r := cookieRequest(a, id)
@@ -90,23 +219,14 @@ func BenchmarkHotPathMemory(b *testing.B) {
 		name string
 		h    http.Handler
 	}{{"bare", benchHandler}, {"guarded", guarded}} {
-		b.Run(bc.name, func(b *testing.B) {
-			b.ReportAllocs()
-			for b.Loop() {
-				serve(b, bc.h, r, 200)
-			}
-		})
+		b.Run(bc.name, func(b *testing.B) { benchLoop(b, bc.h, r, 200) })
 	}
 }
 
 func benchReject(b *testing.B, cookie func(a *app) string) {
 	a, _ := benchApp(b, oidctest.Config{}, nil)
 	r := cookieRequest(a, cookie(a))
-	h := a.bff.RequireSession(benchHandler)
-	b.ReportAllocs()
-	for b.Loop() {
-		serve(b, h, r, 401)
-	}
+	benchLoop(b, a.bff.RequireSession(benchHandler), r, 401)
 }
 
 func BenchmarkRejectNoCookie(b *testing.B) {
@@ -124,21 +244,15 @@ func BenchmarkRejectUnknownID(b *testing.B) {
 var quietLogger = slog.New(slog.DiscardHandler)
 
 func BenchmarkLoginRedirect(b *testing.B) {
-	op := testOP(b, oidctest.Config{})
-	a := newApp(b, op, func(o *Options) { o.Logger = quietLogger })
-	r := httptest.NewRequest("GET", a.URL+"/auth/login?returnTo=/app", nil)
-	b.ReportAllocs()
-	for b.Loop() {
-		serve(b, a.bff, r, http.StatusSeeOther)
-	}
+	a := newApp(b, testOP(b, oidctest.Config{}), func(o *Options) { o.Logger = quietLogger })
+	benchLoop(b, a.bff, httptest.NewRequest("GET", a.URL+"/auth/login?returnTo=/app", nil), http.StatusSeeOther)
 }
 
 // BenchmarkCallback measures the whole callback: transaction cookie, code
 // exchange, ID token verification, userinfo, index and session writes. Each
 // iteration needs a fresh sign-in transaction, prepared off the clock.
 func BenchmarkCallback(b *testing.B) {
-	op := testOP(b, oidctest.Config{})
-	a := newApp(b, op, func(o *Options) { o.Logger = quietLogger })
+	a := newApp(b, testOP(b, oidctest.Config{}), func(o *Options) { o.Logger = quietLogger })
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
@@ -209,23 +323,11 @@ func TestHotPathAllocs(t *testing.T) {
 	}
 }
 
-// countingBackend counts session-record lookups.
-type countingBackend struct {
-	storage.Backend
-	finds atomic.Int64
-}
-
-func (s *countingBackend) Get(ctx context.Context, key string) ([]byte, bool, error) {
-	s.finds.Add(1)
-	return s.Backend.Get(ctx, key)
-}
-
 // TestRejectStoreLookups: a flood of bad cookies costs no store lookup for
 // a malformed ID and exactly one for an unknown well-formed ID.
 func TestRejectStoreLookups(t *testing.T) {
 	a, id := benchApp(t, oidctest.Config{}, nil)
-	cs := &countingBackend{Backend: a.bff.store.be}
-	a.bff.store.be = cs
+	cs := countFinds(a)
 	h := a.bff.RequireSession(benchHandler)
 	serve(t, h, cookieRequest(a, id), 200) // the first request reads the session into the cache
 	for _, tc := range []struct {
@@ -265,12 +367,10 @@ func TestSessionCookieSmallWithHugeTokens(t *testing.T) {
 	}
 	user := oidctest.DefaultUser
 	user.Extra = map[string]any{"groups": groups, "picture": "https://img.example/" + strings.Repeat("p", 4000)}
-	op := testOP(t, oidctest.Config{Users: []oidctest.User{user}})
-	a := newApp(t, op, nil)
+	a := newApp(t, testOP(t, oidctest.Config{Users: []oidctest.User{user}}), nil)
 	br := newBrowser(t)
 	cb := a.startLogin(br)
-	resp := br.get(cb)
-	resp.Body.Close()
+	resp := br.send("GET", cb)
 	if resp.StatusCode != http.StatusSeeOther {
 		t.Fatalf("callback status %d", resp.StatusCode)
 	}
@@ -286,17 +386,11 @@ func TestSessionCookieSmallWithHugeTokens(t *testing.T) {
 	if len(set) >= 100 {
 		t.Errorf("Set-Cookie is %d bytes, want < 100: %s", len(set), set)
 	}
-	id, _ := a.sessionCookie(br)
-	s, err := a.storeSession(id)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := a.browserSession(br)
 	if len(s.rec.IDToken) < 20000 {
 		t.Fatalf("ID token is only %d bytes; the test needs a huge one", len(s.rec.IDToken))
 	}
-	if code, _ := a.status(br, "GET", "/api/me"); code != 200 {
-		t.Fatalf("/api/me = %d", code)
-	}
+	a.expect(t, br, "/api/me", 200, "")
 }
 
 // TestPrebuiltRejections: the bodies and the cookie-clearing header built
@@ -468,13 +562,11 @@ func newScalePop(t *testing.T, op *oidctest.Provider, rs *redistest.Server, vari
 	if a.bff.store.bus != nil {
 		waitHealthy(t, a)
 	}
-	p := &scalePop{variant: variant, n: n, bff: a.bff, h: a.bff.RequireSession(benchHandler)}
+	p := &scalePop{variant: variant, n: n, bff: a.bff, h: a.bff.RequireSession(benchHandler), reads: countFinds(a)}
 	p.srv = httptest.NewServer(p.h)
 	t.Cleanup(p.srv.Close)
 	p.client = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: scaleConns, DisableCompression: true}}
 	t.Cleanup(p.client.CloseIdleConnections)
-	p.reads = &countingBackend{Backend: a.bff.store.be}
-	a.bff.store.be = p.reads
 	heap0, redis0 := heapAlloc(), int64(0)
 	if used != nil {
 		redis0 = used()
@@ -623,6 +715,11 @@ func median(xs []float64) float64 {
 	return s[len(s)/2]
 }
 
+// envInt is the positive integer in the environment variable name, or def.
+func envInt(t *testing.T, name string, def int) int { return envInts(t, name, []int{def})[0] }
+
+// envInts is the comma-separated positive integers in the environment
+// variable name, or def.
 func envInts(t *testing.T, name string, def []int) []int {
 	s := os.Getenv(name)
 	if s == "" {
@@ -637,4 +734,125 @@ func envInts(t *testing.T, name string, def []int) []int {
 		out = append(out, n)
 	}
 	return out
+}
+
+// BenchmarkCacheGet: a lookup's cost with 1,000 to 1,000,000 cached
+// sessions, on 1, 2 and 8 threads (go test -bench CacheGet -cpu 1,2,8).
+func BenchmarkCacheGet(b *testing.B) {
+	for _, n := range []int{1000, 24000, 100000, 1000000} {
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			c := newCache(0, 1<<40, nil, nil)
+			ids := make([]string, n)
+			now := time.Now()
+			s := typicalSession(rand.Text())
+			for i := range ids {
+				ids[i] = rand.Text()
+				c.put(ids[i], s, c.seq(), now)
+			}
+			var next atomic.Int64
+			b.ReportAllocs()
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				i := int(next.Add(7919))
+				for pb.Next() {
+					i++
+					if c.get(ids[i%n], now) == nil {
+						b.Fatal("miss")
+					}
+				}
+			})
+		})
+	}
+}
+
+// BenchmarkCachePut: an insertion into a full cache (each one evicts).
+func BenchmarkCachePut(b *testing.B) {
+	for _, n := range []int{1000, 100000} {
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			s := typicalSession(rand.Text())
+			c := newCache(0, int64(n)*entrySize(s), nil, nil)
+			now := time.Now()
+			ids := make([]string, 4*n)
+			for i := range ids {
+				ids[i] = rand.Text()
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; b.Loop(); i++ {
+				c.put(ids[i%len(ids)], s, c.seq(), now)
+			}
+		})
+	}
+}
+
+// benchUpstream is the upstream of the benchmarks: a small JSON answer.
+func benchUpstream(b *testing.B) *url.URL {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		io.WriteString(w, `{"id":1,"name":"item"}`)
+	}))
+	b.Cleanup(srv.Close)
+	u, _ := url.Parse(srv.URL + "/v1")
+	return u
+}
+
+// BenchmarkProxy: one proxied GET in process, to a real loopback upstream.
+// "handler" is the proxy alone (the session already in the context, as
+// RequireSession leaves it); "RequireSession" includes the session lookup.
+func BenchmarkProxy(b *testing.B) {
+	a, id := benchApp(b, oidctest.Config{}, nil)
+	s, err := a.bff.store.load(context.Background(), id, time.Now())
+	if err != nil {
+		b.Fatal(err)
+	}
+	proxy := http.StripPrefix("/api/upstream", a.bff.Proxy(benchUpstream(b), ProxyOptions{}))
+
+	b.Run("handler", func(b *testing.B) {
+		req := httptest.NewRequest("GET", "/api/upstream/items/1", nil)
+		req = req.WithContext(context.WithValue(req.Context(), sessionKey, s))
+		benchLoop(b, proxy, req, 200)
+	})
+	b.Run("RequireSession", func(b *testing.B) {
+		req := httptest.NewRequest("GET", "/api/upstream/items/1", nil)
+		req.Header.Set("Cookie", a.bff.cfg.CookieName+"="+id)
+		benchLoop(b, a.bff.RequireSession(proxy), req, 200)
+	})
+}
+
+// BenchmarkProxyBareReverseProxy is the baseline: httputil.ReverseProxy
+// with SetURL to the same kind of upstream.
+func BenchmarkProxyBareReverseProxy(b *testing.B) {
+	target := benchUpstream(b)
+	rp := &httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) {
+		pr.SetURL(target)
+		pr.SetXForwarded()
+	}}
+	req := httptest.NewRequest("GET", "/api/upstream/items/1", nil)
+	benchLoop(b, http.StripPrefix("/api/upstream", rp), req, 200)
+}
+
+// BenchmarkRequireSessionMemory and BenchmarkRequireSessionRedis: the hot
+// path on each store; with Redis, with and without the session cache, and
+// the Redis commands a request costs.
+func BenchmarkRequireSessionMemory(b *testing.B) {
+	a, id := benchApp(b, oidctest.Config{}, nil)
+	benchLoop(b, a.bff.RequireSession(benchHandler), cookieRequest(a, id), 200)
+}
+
+func BenchmarkRequireSessionRedis(b *testing.B) {
+	rs := redistest.Start(b)
+	for _, noCache := range []bool{false, true} {
+		b.Run(map[bool]string{false: "cache", true: "nocache"}[noCache], func(b *testing.B) {
+			a, id := benchApp(b, oidctest.Config{}, func(o *Options) { o.Redis, o.DisableSessionCache = rs.Pool(), noCache })
+			if !noCache {
+				waitHealthy(b, a)
+			}
+			h, r := a.bff.RequireSession(benchHandler), cookieRequest(a, id)
+			serve(b, h, r, 200) // reads the session into the cache
+			rs.ResetStats()
+			benchLoop(b, h, r, 200)
+			total, _ := dataCommands(rs.CommandStats())
+			b.ReportMetric(float64(total)/float64(b.N), "redis-cmds/op")
+		})
+	}
 }

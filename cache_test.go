@@ -3,11 +3,9 @@ package bff
 import (
 	"crypto/rand"
 	"encoding/base64"
-	"fmt"
 	"runtime"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -166,55 +164,6 @@ func heapAlloc() uint64 {
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
 	return m.HeapAlloc
-}
-
-// BenchmarkCacheGet: a lookup's cost with 1,000 to 1,000,000 cached
-// sessions, on 1, 2 and 8 threads (go test -bench CacheGet -cpu 1,2,8).
-func BenchmarkCacheGet(b *testing.B) {
-	for _, n := range []int{1000, 24000, 100000, 1000000} {
-		b.Run(fmt.Sprint(n), func(b *testing.B) {
-			c := newCache(0, 1<<40, nil, nil)
-			ids := make([]string, n)
-			now := time.Now()
-			s := typicalSession(rand.Text())
-			for i := range ids {
-				ids[i] = rand.Text()
-				c.put(ids[i], s, c.seq(), now)
-			}
-			var next atomic.Int64
-			b.ReportAllocs()
-			b.ResetTimer()
-			b.RunParallel(func(pb *testing.PB) {
-				i := int(next.Add(7919))
-				for pb.Next() {
-					i++
-					if c.get(ids[i%n], now) == nil {
-						b.Fatal("miss")
-					}
-				}
-			})
-		})
-	}
-}
-
-// BenchmarkCachePut: an insertion into a full cache (each one evicts).
-func BenchmarkCachePut(b *testing.B) {
-	for _, n := range []int{1000, 100000} {
-		b.Run(fmt.Sprint(n), func(b *testing.B) {
-			s := typicalSession(rand.Text())
-			c := newCache(0, int64(n)*entrySize(s), nil, nil)
-			now := time.Now()
-			ids := make([]string, 4*n)
-			for i := range ids {
-				ids[i] = rand.Text()
-			}
-			b.ReportAllocs()
-			b.ResetTimer()
-			for i := 0; b.Loop(); i++ {
-				c.put(ids[i%len(ids)], s, c.seq(), now)
-			}
-		})
-	}
 }
 
 // A cached session keeps its own copy of the session ID, not the request's

@@ -80,25 +80,21 @@ func TestPrivateKeyJWT(t *testing.T) {
 	for _, kind := range []string{"ES256", "RS256"} {
 		t.Run(kind, func(t *testing.T) {
 			clock := &offsetClock{}
-			op := testOP(t, oidctest.Config{Now: clock.Now, PAR: true, AccessTokenTTL: 2 * time.Minute,
-				TokenAuthMethods: []string{oidctest.AuthPrivateKeyJWT}})
-			a := keyApp(t, op, []crypto.Signer{testClientKey(t, kind)}, func(o *Options) { o.Now = clock.Now })
+			a := keyApp(t, testOP(t, oidctest.Config{Now: clock.Now, PAR: true, AccessTokenTTL: 2 * time.Minute,
+				TokenAuthMethods: []string{oidctest.AuthPrivateKeyJWT}}), []crypto.Signer{testClientKey(t, kind)}, func(o *Options) { o.Now = clock.Now })
 			waitReady(t, a)
-			br := newBrowser(t)
-			a.login(br)
+			br := a.signIn(t)
 			clock.Advance(90 * time.Second) // within the skew: the next request refreshes
-			if code, _ := a.status(br, "GET", "/api/me"); code != 200 {
-				t.Fatalf("/api/me after expiry = %d", code)
-			}
-			if op.RefreshGrants() != 1 {
-				t.Fatalf("refresh grants = %d, want 1", op.RefreshGrants())
+			a.expect(t, br, "/api/me", 200, "after expiry")
+			if a.op.RefreshGrants() != 1 {
+				t.Fatalf("refresh grants = %d, want 1", a.op.RefreshGrants())
 			}
 			a.logout(br).Body.Close()
 			want := map[string]int{"par private_key_jwt": 1, "token private_key_jwt": 2, "revoke private_key_jwt": 1}
-			if got := op.ClientAuths(); fmt.Sprint(got) != fmt.Sprint(want) {
+			if got := a.op.ClientAuths(); fmt.Sprint(got) != fmt.Sprint(want) {
 				t.Errorf("client authentications = %v, want %v", got, want)
 			}
-			if op.ClientJWKSFetches() == 0 {
+			if a.op.ClientJWKSFetches() == 0 {
 				t.Error("the provider never fetched /auth/jwks")
 			}
 		})
@@ -141,9 +137,7 @@ func TestClientJWKSRoute(t *testing.T) {
 	a.login(newBrowser(t)) // signed by the first key, found by its kid
 
 	plain := newApp(t, testOP(t, oidctest.Config{}), nil)
-	if code, _ := plain.status(newBrowser(t), "GET", "/auth/jwks"); code != 404 {
-		t.Errorf("GET /auth/jwks without ClientKeys = %d, want 404", code)
-	}
+	plain.expect(t, newBrowser(t), "/auth/jwks", 404, "without ClientKeys")
 }
 
 // The method follows token_endpoint_auth_methods_supported: one that
@@ -163,8 +157,8 @@ func TestClientAuthMethodFromDiscovery(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			op := testOP(t, oidctest.Config{TokenAuthMethods: tc.methods, AssertionAlgs: tc.algs})
-			var logs rtSyncBuffer
-			opt := func(o *Options) { logInto(o, &logs) }
+			var logs logBuffer
+			opt := func(o *Options) { o.Logger = logs.logger() }
 			var a *app
 			if tc.keys {
 				a = keyApp(t, op, []crypto.Signer{testClientKey(t, "ES256")}, opt)
@@ -185,13 +179,11 @@ func TestClientAuthMethodFromDiscovery(t *testing.T) {
 		})
 	}
 	t.Run("secret_provider_only_post", func(t *testing.T) {
-		op := testOP(t, oidctest.Config{TokenAuthMethods: []string{oidctest.AuthSecretPost}})
-		a := newApp(t, op, nil)
-		br := newBrowser(t)
-		a.login(br)
+		a := newApp(t, testOP(t, oidctest.Config{TokenAuthMethods: []string{oidctest.AuthSecretPost}}), nil)
+		br := a.signIn(t)
 		a.logout(br).Body.Close()
 		want := map[string]int{"token client_secret_post": 1, "revoke client_secret_post": 1}
-		if got := op.ClientAuths(); fmt.Sprint(got) != fmt.Sprint(want) {
+		if got := a.op.ClientAuths(); fmt.Sprint(got) != fmt.Sprint(want) {
 			t.Errorf("client authentications = %v, want %v", got, want)
 		}
 	})
@@ -215,8 +207,7 @@ func TestClientAssertionAudience(t *testing.T) {
 			if tc.issuer {
 				only = oidctest.AudienceIssuer
 			}
-			op := testOP(t, oidctest.Config{TokenAuthMethods: []string{oidctest.AuthPrivateKeyJWT}, AssertionAudience: only})
-			a := keyApp(t, op, []crypto.Signer{testClientKey(t, "ES256")}, func(o *Options) { o.ClientAssertionAudience = tc.audience })
+			a := keyApp(t, testOP(t, oidctest.Config{TokenAuthMethods: []string{oidctest.AuthPrivateKeyJWT}, AssertionAudience: only}), []crypto.Signer{testClientKey(t, "ES256")}, func(o *Options) { o.ClientAssertionAudience = tc.audience })
 			waitReady(t, a)
 			resp, _ := newBrowser(t).follow(a.URL + "/auth/login?returnTo=/app")
 			if ok := resp.StatusCode == 200; ok != tc.ok {
@@ -252,8 +243,7 @@ func TestClientCertificateX5t(t *testing.T) {
 	}
 	t.Run("with certificate", func(t *testing.T) {
 		op, a, clock := entra(t, true)
-		br := newBrowser(t)
-		a.login(br)
+		br := a.signIn(t)
 		clock.Advance(90 * time.Second)
 		if !signedIn(t, a, br) || op.RefreshGrants() != 1 {
 			t.Fatalf("refresh grants %d", op.RefreshGrants())

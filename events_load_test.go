@@ -126,16 +126,11 @@ func TestLoadEventStreams(t *testing.T) {
 // parallel runs f(0..n-1), workers at a time, and returns the results.
 func parallel[T any](t *testing.T, n, workers int, f func(int) T) []T {
 	out := make([]T, n)
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Go(func() {
-			for i := int(next.Add(1)) - 1; i < n && !t.Failed(); i = int(next.Add(1)) - 1 {
-				out[i] = f(i)
-			}
-		})
-	}
-	wg.Wait()
+	parallelFor(n, workers, func(i int) {
+		if !t.Failed() {
+			out[i] = f(i)
+		}
+	})
 	if t.Failed() {
 		t.FailNow()
 	}
@@ -239,8 +234,7 @@ func (c *eventsLoadChild) cpu(t *testing.T) int64    { return c.report(t, "").CP
 // bounds above the load, and a report of its memory and CPU; it serves
 // until its standard input closes.
 func serveEventsLoad(t *testing.T) {
-	op := testOP(t, oidctest.Config{AccessTokenTTL: 24 * time.Hour})
-	a := newApp(t, op, func(o *Options) {
+	a := newApp(t, testOP(t, oidctest.Config{AccessTokenTTL: 24 * time.Hour}), func(o *Options) {
 		o.MaxSessionsPerUser, o.MaxEventStreams = 1<<20, 1<<20
 	})
 	debug := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

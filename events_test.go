@@ -151,17 +151,8 @@ func (s *sse) expectEnded(reason endReason) {
 // timers drive the streams, and a signed-in browser.
 func eventsApp(t *testing.T, opt func(*Options)) (*app, *browser, *frozenClock) {
 	t.Helper()
-	clock := newFrozenClock()
-	op := testOP(t, oidctest.Config{Now: clock.Now, AccessTokenTTL: 48 * time.Hour})
-	a := newApp(t, op, func(o *Options) {
-		o.Now, hooksOf(o).newTimer = clock.Now, clock.Timer
-		if opt != nil {
-			opt(o)
-		}
-	})
-	br := newBrowser(t)
-	a.login(br)
-	return a, br, clock
+	e := newEnv(t, longTokens, onMemory(opt)).signIn() // streams hear of ends, not poll
+	return e.a, e.br, e.clock
 }
 
 // awaitTimers waits until n timers of the clock are armed: the streams
@@ -226,9 +217,7 @@ func TestEventsEndReasons(t *testing.T) {
 		{endBackchannel, nil, func(t *testing.T, a *app, br *browser, _ *frozenClock) {
 			id, _ := a.sessionCookie(br)
 			s, _ := a.storeSession(id)
-			if code, _, body := a.backchannel(a.op.LogoutToken(s.rec.Subject, s.rec.SID, nil)); code != 200 {
-				t.Fatalf("back-channel logout = %d %s", code, body)
-			}
+			a.expectBackchannel(t, a.op.LogoutToken(s.rec.Subject, s.rec.SID, nil), 200, "")
 		}},
 		{endRevoked, nil, func(t *testing.T, a *app, br *browser, _ *frozenClock) {
 			if n, err := a.bff.RevokeSessions(context.Background(), oidctest.DefaultUser.Subject); n != 1 || err != nil {
@@ -255,15 +244,6 @@ func TestEventsEndReasons(t *testing.T) {
 			s.expectEnded(tc.reason)
 		})
 	}
-}
-
-func mustSession(t *testing.T, a *app, id string) *session {
-	t.Helper()
-	s, err := a.storeSession(id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
 }
 
 // A new sign-in in the same browser replaces the session: that is no
@@ -293,8 +273,7 @@ func TestEventsIdleExpiry(t *testing.T) {
 		o.IdleTimeout, o.TouchInterval, o.ExpiryWarning = 4*time.Minute, time.Minute, 30*time.Second
 		o.DisableSessionCache = true // every read of the session reaches the store, and is counted
 	})
-	cs := &countingBackend{Backend: a.bff.store.be}
-	a.bff.store.be = cs
+	cs := countFinds(a)
 	id, _ := a.sessionCookie(br)
 	idle := mustSession(t, a, id).rec.LastSeen + int64(4*time.Minute)
 	clock.Advance(61 * time.Second) // past TouchInterval: a request now would record activity
@@ -341,9 +320,7 @@ func TestEventsSessionChanges(t *testing.T) {
 	first := s.expect("session")
 	awaitTimers(t, clock, 2)
 	clock.Advance(2 * time.Minute)
-	if code, _ := a.status(br, "GET", "/api/me"); code != 200 { // touches the session
-		t.Fatalf("/api/me = %d", code)
-	}
+	a.expect(t, br, "/api/me", 200, "") // touches the session
 	touched := s.expect("session")
 	if touched["idleExpiresAt"] <= first["idleExpiresAt"] || touched["expiresAt"] != first["expiresAt"] {
 		t.Errorf("after activity: %v, before: %v; want a later idleExpiresAt", touched, first)
@@ -373,8 +350,7 @@ func TestEventsBounds(t *testing.T) {
 		}
 	}
 	refused(br, "a third stream of one session")
-	other := newBrowser(t)
-	a.login(other)
+	other := a.signIn(t)
 	openEvents(t, a, other)
 	refused(other, "a fourth stream on the instance")
 	s1.cancel()
@@ -420,9 +396,7 @@ func TestEventsRedisAcrossInstances(t *testing.T) {
 			{endBackchannel, func(t *testing.T, a *app, br *browser) {
 				id, _ := a.sessionCookie(br)
 				s := mustSession(t, a, id)
-				if code, _, body := a.backchannel(a.op.LogoutToken(s.rec.Subject, s.rec.SID, nil)); code != 200 {
-					t.Fatalf("back-channel logout = %d %s", code, body)
-				}
+				a.expectBackchannel(t, a.op.LogoutToken(s.rec.Subject, s.rec.SID, nil), 200, "")
 			}},
 			{endLimit, func(t *testing.T, a *app, br *browser) { a.login(newBrowser(t)) }},
 		} {
@@ -455,8 +429,7 @@ func TestEventsRedisBusDown(t *testing.T) {
 	clock := newFrozenClock()
 	apps := redisApps(t, op, rs, 1, func(o *Options) { o.Now, hooksOf(o).newTimer = clock.Now, clock.Timer })
 	a := apps[0]
-	br := newBrowser(t)
-	a.login(br)
+	br := a.signIn(t)
 	waitHealthy(t, a)
 	s := openEvents(t, a, br)
 	s.expect("session")
@@ -533,10 +506,8 @@ func TestBusMessages(t *testing.T) {
 func TestEventsEndWhileOpening(t *testing.T) {
 	store := &heldFindStore{spyStore: newSpyStore(t), g: newGate()}
 	clock := newFrozenClock()
-	op := testOP(t, oidctest.Config{Now: clock.Now, AccessTokenTTL: 48 * time.Hour})
-	a := newApp(t, op, func(o *Options) { o.Store, o.Now, hooksOf(o).newTimer = store, clock.Now, clock.Timer })
-	br := newBrowser(t)
-	a.login(br)
+	a := newApp(t, testOP(t, oidctest.Config{Now: clock.Now, AccessTokenTTL: 48 * time.Hour}), func(o *Options) { o.Store, o.Now, hooksOf(o).newTimer = store, clock.Now, clock.Timer })
+	br := a.signIn(t)
 	g := store.g
 	store.armed.Store(true)
 	status := make(chan int, 1)
@@ -576,10 +547,8 @@ func (s *heldFindStore) FindCtx(ctx context.Context, key string) ([]byte, bool, 
 // busPollInterval until the store answers. An end announced for a session
 // that is still there (a forged message) ends nothing.
 func TestEventsStoreTrouble(t *testing.T) {
-	spy := newSpyStore(t)
-	clock := newFrozenClock()
-	op := testOP(t, oidctest.Config{Now: clock.Now, AccessTokenTTL: 48 * time.Hour})
-	a := newApp(t, op, func(o *Options) { o.Store, o.Now, hooksOf(o).newTimer = spy, clock.Now, clock.Timer })
+	e := newEnv(t, longTokens, nil)
+	a, spy, clock := e.a, e.store, e.clock
 	down := func(on bool) {
 		if !on {
 			spy.setHook(nil)
@@ -593,8 +562,7 @@ func TestEventsStoreTrouble(t *testing.T) {
 		})
 	}
 	open := func() (*browser, *sse, string) {
-		br := newBrowser(t)
-		a.login(br)
+		br := a.signIn(t)
 		s := openEvents(t, a, br)
 		id, _ := a.sessionCookie(br)
 		return br, s, recordName(id)
@@ -604,9 +572,7 @@ func TestEventsStoreTrouble(t *testing.T) {
 	first := s.expect("session")
 	a.bff.store.watch.notify(key, endLogout) // forged: the session is there
 	clock.Advance(61 * time.Second)
-	if code, _ := a.status(br, "GET", "/api/me"); code != 200 { // records activity: a real change
-		t.Fatalf("/api/me = %d", code)
-	}
+	a.expect(t, br, "/api/me", 200, "") // records activity: a real change
 	if got := s.expect("session"); got["idleExpiresAt"] == first["idleExpiresAt"] {
 		t.Errorf("after the forged end and a change: %v", got)
 	}
@@ -630,12 +596,8 @@ func TestEventsStoreTrouble(t *testing.T) {
 // its session every storePollInterval: an end it was not told of (here the
 // record deleted in the store) ends the stream.
 func TestEventsCustomStorePolls(t *testing.T) {
-	spy := newSpyStore(t)
-	clock := newFrozenClock()
-	op := testOP(t, oidctest.Config{Now: clock.Now, AccessTokenTTL: 48 * time.Hour})
-	a := newApp(t, op, func(o *Options) { o.Store, o.Now, hooksOf(o).newTimer = spy, clock.Now, clock.Timer })
-	br := newBrowser(t)
-	a.login(br)
+	e := newEnv(t, longTokens, nil).signIn()
+	a, br, spy, clock := e.a, e.br, e.store, e.clock
 	s := openEvents(t, a, br)
 	s.expect("session")
 	id, _ := a.sessionCookie(br)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/gobff/bff/internal/oidctest"
 	"github.com/gobff/bff/internal/redistest"
+	"github.com/gomodule/redigo/redis"
 )
 
 // Tests of Redis failover (issue 17): a primary, a replica and three
@@ -20,24 +21,14 @@ import (
 // processes behind one balancer would be. opt may change the options.
 func sentinelApps(t *testing.T, op *oidctest.Provider, g *redistest.Group, n int, opt func(*Options)) []*app {
 	t.Helper()
-	var apps []*app
-	for i := range n {
+	return sharedApps(t, op, n, func() *redis.Pool {
 		pool, err := RedisConfig{Sentinels: g.SentinelAddrs(), MasterName: g.Name}.NewPool()
 		if err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { pool.Close() })
-		apps = append(apps, newApp(t, op, func(o *Options) {
-			o.Redis = pool
-			if i > 0 {
-				o.BaseURL = apps[0].URL
-			}
-			if opt != nil {
-				opt(o)
-			}
-		}))
-	}
-	return apps
+		return pool
+	}, opt)
 }
 
 // signInMany signs n browsers in, alternating instances, and returns their
@@ -293,15 +284,11 @@ func TestRedisEndNotReplicatedAnswers503(t *testing.T) {
 	}
 	id, _ := a.sessionCookie(br)
 	otherID, _ := a.sessionCookie(other)
-	rec, err := a.storeSession(otherID)
-	if err != nil {
-		t.Fatal(err)
-	}
+	rec := mustSession(t, a, otherID)
 
 	replica.Freeze()
 	for try := range 2 {
-		resp := br.do("POST", a.URL+"/auth/logout", nil)
-		resp.Body.Close()
+		resp := br.send("POST", a.URL+"/auth/logout")
 		if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
 			t.Fatalf("logout %d with the replica stalled = %d (Retry-After %q), want 503", try, resp.StatusCode, resp.Header.Get("Retry-After"))
 		}
@@ -320,17 +307,14 @@ func TestRedisEndNotReplicatedAnswers503(t *testing.T) {
 	}
 	replica.Thaw()
 
-	resp := br.do("POST", a.URL+"/auth/logout", nil)
-	resp.Body.Close()
+	resp := br.send("POST", a.URL+"/auth/logout")
 	if resp.StatusCode != http.StatusSeeOther {
 		t.Fatalf("the logout retried after the replica caught up = %d, want 303", resp.StatusCode)
 	}
 	if _, ok := a.sessionCookie(br); ok {
 		t.Fatal("the completed logout left the cookie")
 	}
-	if code, _, body := a.backchannel(token); code != http.StatusOK {
-		t.Fatalf("the back-channel logout retried = %d %s, want 200", code, body)
-	}
+	a.expectBackchannel(t, token, http.StatusOK, "retried")
 	for _, id := range []string{id, otherID} {
 		if exists(t, replica, id) {
 			t.Fatal("the replica still has an ended session")

@@ -41,43 +41,43 @@ func failedNavigation(t *testing.T, resp *http.Response, want string) {
 func TestFriendlyFailuresSignIn(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
-		setup  func(e *coreEnv)
-		cb     func(e *coreEnv, br *browser) string // the callback URL the browser is sent to
+		setup  func(e *env)
+		cb     func(e *env, br *browser) string // the callback URL the browser is sent to
 		status int
 		code   string
 		dest   string // where a navigation lands, before ?error=
 	}{
-		{"the user denied at the provider", nil, func(e *coreEnv, br *browser) string {
+		{"the user denied at the provider", nil, func(e *env, br *browser) string {
 			return editQuery(e.t, e.a.startLoginTo(br, "/app?tab=2"), func(q url.Values) {
 				q.Del("code")
 				q.Set("error", "access_denied")
 				q.Set("error_description", "<script>alert(1)</script>")
 			})
 		}, 400, "access_denied", "/app?tab=2"},
-		{"a provider error that RFC 6749 does not define", nil, func(e *coreEnv, br *browser) string {
+		{"a provider error that RFC 6749 does not define", nil, func(e *env, br *browser) string {
 			return editQuery(e.t, e.a.startLoginTo(br, "/app"), func(q url.Values) { q.Del("code"); q.Set("error", "<b>x</b>") })
 		}, 400, "login_failed", "/app"},
-		{"the sign-in took too long", nil, func(e *coreEnv, br *browser) string {
+		{"the sign-in took too long", nil, func(e *env, br *browser) string {
 			cb := e.a.startLoginTo(br, "/app")
 			e.clock.Advance(e.a.bff.cfg.LoginTimeout + time.Second)
 			return cb
 		}, 400, "login_expired", "/"},
-		{"no sign-in in progress in this browser", nil, func(e *coreEnv, br *browser) string {
+		{"no sign-in in progress in this browser", nil, func(e *env, br *browser) string {
 			return e.a.startLoginTo(newBrowser(e.t), "/app")
 		}, 400, "login_expired", "/"},
-		{"a check of the response failed", nil, func(e *coreEnv, br *browser) string {
+		{"a check of the response failed", nil, func(e *env, br *browser) string {
 			return editQuery(e.t, e.a.startLoginTo(br, "/app"), func(q url.Values) { q.Set("iss", "https://evil.example") })
 		}, 400, "login_failed", "/app"},
-		{"OnLogin refused the user", func(e *coreEnv) {
+		{"OnLogin refused the user", func(e *env) {
 			e.a.bff.cfg.OnLogin = func(context.Context, map[string]any) error { return errors.New("not on the list") }
-		}, func(e *coreEnv, br *browser) string { return e.a.startLoginTo(br, "/app") }, 403, "login_refused", "/app"},
-		{"the provider's token endpoint answers garbage", func(e *coreEnv) {
+		}, func(e *env, br *browser) string { return e.a.startLoginTo(br, "/app") }, 403, "login_refused", "/app"},
+		{"the provider's token endpoint answers garbage", func(e *env) {
 			e.op.Misbehave(func(m *oidctest.Misbehavior) { m.GarbageJSON = true })
-		}, func(e *coreEnv, br *browser) string { return e.a.startLoginTo(br, "/app") }, 503, "temporarily_unavailable", "/app"},
+		}, func(e *env, br *browser) string { return e.a.startLoginTo(br, "/app") }, 503, "temporarily_unavailable", "/app"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			for _, nav := range []bool{true, false} {
-				e := newCoreEnv(t, nil, nil)
+				e := newEnv(t, longTokens, nil)
 				if tc.setup != nil {
 					tc.setup(e)
 				}
@@ -110,16 +110,16 @@ func withErrorWant(dest, code string) string {
 // place to go back to), and ErrorPath, when set, is where every failure
 // goes; an error parameter already in the destination is replaced.
 func TestFriendlyFailuresLoginAndErrorPath(t *testing.T) {
-	e := newCoreEnv(t, nil, nil)
+	e := newEnv(t, longTokens, nil)
 	failedNavigation(t, e.br.do("GET", e.a.URL+"/auth/login?returnTo=https://evil.example", nil, navigate...), "/?error=invalid_request")
 	failedNavigation(t, e.br.do("GET", e.a.URL+"/auth/login?returnTo=/"+strings.Repeat("a", 600), nil, navigate...), "/?error=invalid_request")
-	deny := func(e *coreEnv, returnTo string) *http.Response {
+	deny := func(e *env, returnTo string) *http.Response {
 		cb := editQuery(t, e.a.startLoginTo(e.br, returnTo), func(q url.Values) { q.Del("code"); q.Set("error", "access_denied") })
 		return e.br.do("GET", cb, nil, navigate...)
 	}
 	failedNavigation(t, deny(e, "/app?error=old&x=1"), "/app?x=1&error=access_denied")
 
-	e = newCoreEnv(t, nil, func(o *Options) { o.ErrorPath = "/oops?lang=en" })
+	e = newEnv(t, longTokens, func(o *Options) { o.ErrorPath = "/oops?lang=en" })
 	failedNavigation(t, deny(e, "/app"), "/oops?lang=en&error=access_denied")
 	failedNavigation(t, e.br.do("GET", e.a.URL+"/auth/login?returnTo=//evil.example", nil, navigate...), "/oops?lang=en&error=invalid_request")
 
@@ -133,8 +133,7 @@ func TestFriendlyFailuresLoginAndErrorPath(t *testing.T) {
 // ErrorPath) with ?error=: a cross-origin sign-out form (the session
 // stays), a sign-out response that does not match this browser.
 func TestFriendlyFailuresSignOut(t *testing.T) {
-	e := newCoreEnv(t, nil, func(o *Options) { o.PostLogoutRedirect = "/bye" })
-	e.a.login(e.br)
+	e := newEnv(t, longTokens, func(o *Options) { o.PostLogoutRedirect = "/bye" }).signIn()
 	resp := e.br.do("POST", e.a.URL+"/auth/logout", nil, "Sec-Fetch-Mode", "navigate", "Sec-Fetch-Site", "cross-site")
 	failedNavigation(t, resp, "/bye?error=cross_origin")
 	if !signedIn(t, e.a, e.br) {
@@ -151,7 +150,7 @@ func TestFriendlyFailuresSignOut(t *testing.T) {
 // redirect of bff's own.
 func TestFriendlyFailuresErrorHandlerOverrides(t *testing.T) {
 	var got []string
-	e := newCoreEnv(t, nil, func(o *Options) {
+	e := newEnv(t, longTokens, func(o *Options) {
 		o.ErrorHandler = func(w http.ResponseWriter, r *http.Request, err error) {
 			var e *Error
 			errors.As(err, &e)
@@ -160,8 +159,7 @@ func TestFriendlyFailuresErrorHandlerOverrides(t *testing.T) {
 		}
 	})
 	cb := editQuery(t, e.a.startLogin(e.br), func(q url.Values) { q.Del("code"); q.Set("error", "access_denied") })
-	resp := e.br.do("GET", cb, nil, navigate...)
-	resp.Body.Close()
+	resp := e.br.send("GET", cb, navigate...)
 	if resp.StatusCode != 499 || len(got) != 1 || got[0] != "access_denied" {
 		t.Errorf("= %d, the handler saw %q; want 499 from the handler with access_denied", resp.StatusCode, got)
 	}
@@ -173,20 +171,18 @@ func TestFriendlyFailuresErrorHandlerOverrides(t *testing.T) {
 // carries a sign-in failure to ErrorPath (or "/") instead, unless it is
 // that page.
 func TestRequireLoginShowsFailuresElsewhere(t *testing.T) {
-	e := newCoreEnv(t, nil, nil)
+	e := newEnv(t, longTokens, nil)
 	cb := editQuery(t, e.a.startLoginTo(e.br, "/page?x=1"), func(q url.Values) { q.Del("code"); q.Set("error", "access_denied") })
 	failedNavigation(t, e.br.do("GET", cb, nil, navigate...), "/page?x=1&error=access_denied")
 	failedNavigation(t, e.br.do("GET", e.a.URL+"/page?x=1&error=access_denied", nil, navigate...), "/?error=access_denied")
 	// An error parameter that is no sign-in failure is the page's own.
-	resp := e.br.do("GET", e.a.URL+"/page?error=mine", nil, navigate...)
-	resp.Body.Close()
+	resp := e.br.send("GET", e.a.URL+"/page?error=mine", navigate...)
 	if want := "/auth/login?returnTo=" + url.QueryEscape("/page?error=mine"); resp.Header.Get("Location") != want {
 		t.Errorf("GET /page?error=mine = %d to %q, want %q", resp.StatusCode, resp.Header.Get("Location"), want)
 	}
 
-	e = newCoreEnv(t, nil, func(o *Options) { o.ErrorPath = "/page" })
-	resp = e.br.do("GET", e.a.URL+"/page?error=access_denied", nil, navigate...)
-	resp.Body.Close()
+	e = newEnv(t, longTokens, func(o *Options) { o.ErrorPath = "/page" })
+	resp = e.br.send("GET", e.a.URL+"/page?error=access_denied", navigate...)
 	if want := "/auth/login?returnTo=" + url.QueryEscape("/page?error=access_denied"); resp.Header.Get("Location") != want {
 		t.Errorf("ErrorPath behind RequireLogin: %d to %q, want a sign-in (%q), not a loop", resp.StatusCode, resp.Header.Get("Location"), want)
 	}

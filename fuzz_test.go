@@ -216,8 +216,7 @@ func sessionIDSet(a *app, resp *http.Response) (string, bool) {
 // fuzzApp is the app of a fuzz target: ES256 keys (cheap to sign), a login
 // timeout longer than any fuzz run.
 func fuzzApp(f *testing.F, opt func(*Options)) (*oidctest.Provider, *app) {
-	op := testOP(f, oidctest.Config{SigningAlg: "ES256"})
-	a := newApp(f, op, func(o *Options) {
+	a := newApp(f, testOP(f, oidctest.Config{SigningAlg: "ES256"}), func(o *Options) {
 		o.LoginTimeout = 24 * time.Hour
 		// Not the test log: the *F must not be used inside the fuzz function.
 		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -225,7 +224,7 @@ func fuzzApp(f *testing.F, opt func(*Options)) (*oidctest.Provider, *app) {
 			opt(o)
 		}
 	})
-	return op, a
+	return a.op, a
 }
 
 // FuzzCallbackQuery sends arbitrary callback queries, with and without the
@@ -381,9 +380,7 @@ func FuzzSessionRecord(f *testing.F) {
 	f.Add([]byte{}, uint16(0), byte(0), uint16(0), uint8(4)) // the genuine plaintext, sealed again
 	f.Add([]byte(`{"claims":null}`), uint16(0), byte(0), uint16(0), uint8(4))
 	_, a := fuzzApp(f, nil)
-	br := newBrowser(f)
-	a.login(br)
-	id, _ := a.sessionCookie(br)
+	_, id := a.signInID(f)
 	key := recordName(id)
 	ctx := context.Background()
 	genuine, found, err := a.mem().Find(key)
@@ -507,9 +504,7 @@ func FuzzLogoutToken(f *testing.F) {
 	}
 	newLive := func(t testing.TB) live {
 		at := &app{t: t, bff: a.bff, srv: a.srv, op: a.op, URL: a.URL}
-		br := newBrowser(t)
-		at.login(br)
-		id, _ := at.sessionCookie(br)
+		_, id := at.signInID(t)
 		s, err := a.bff.store.read(ctx, recordName(id))
 		if err != nil || s.rec.SID == "" {
 			t.Fatalf("session: %v (sid %q)", err, s.rec.SID)

@@ -30,7 +30,7 @@ func guarded(t testing.TB, a *app, next http.HandlerFunc) *httptest.Server {
 }
 
 func TestRequireSessionUnauthenticated(t *testing.T) {
-	e := newCoreEnv(t, nil, nil)
+	e := newEnv(t, longTokens, nil)
 	cases := []struct {
 		name, cookie string
 		cleared      bool // the bad cookie is cleared
@@ -69,9 +69,8 @@ func TestRequireSessionUnauthenticated(t *testing.T) {
 // Unsafe methods from another origin are refused before the handler runs,
 // and the session stays.
 func TestRequireSessionCrossOrigin(t *testing.T) {
-	e := newCoreEnv(t, nil, nil)
-	e.a.login(e.br)
-	sid, _ := e.a.sessionCookie(e.br)
+	e := newEnv(t, longTokens, nil).signIn()
+	sid := e.id
 	var mu sync.Mutex
 	calls := 0
 	srv := guarded(t, e.a, func(w http.ResponseWriter, r *http.Request) {
@@ -146,14 +145,11 @@ func TestRequireSessionCrossOrigin(t *testing.T) {
 	if _, err := e.a.storeSession(sid); err != nil {
 		t.Fatalf("session after cross-origin requests: %v", err)
 	}
-	if code, _ := e.a.status(e.br, "GET", "/api/me"); code != 200 {
-		t.Fatalf("/api/me = %d", code)
-	}
+	e.a.expect(t, e.br, "/api/me", 200, "")
 }
 
 func TestRequireSessionCSRFHeader(t *testing.T) {
-	e := newCoreEnv(t, nil, func(o *Options) { o.CSRFHeader = "X-Requested-By" })
-	e.a.login(e.br)
+	e := newEnv(t, longTokens, func(o *Options) { o.CSRFHeader = "X-Requested-By" }).signIn()
 	post := func(headers ...string) (int, string) {
 		resp := e.br.do("POST", e.a.URL+"/api/echo", strings.NewReader(`{"y":2}`),
 			append([]string{"Sec-Fetch-Site", "same-origin"}, headers...)...)
@@ -170,16 +166,13 @@ func TestRequireSessionCSRFHeader(t *testing.T) {
 	if code, body := post("X-Requested-By", "app"); code != 200 || body != `{"y":2}` {
 		t.Errorf("POST with the header = %d %s, want 200", code, body)
 	}
-	if code, _ := e.a.status(e.br, "GET", "/api/me"); code != 200 {
-		t.Errorf("GET without the header = %d, want 200", code)
-	}
+	e.a.expect(t, e.br, "/api/me", 200, "GET without the header")
 }
 
 // Server-sent events through RequireSession: the first event reaches the
 // client while the handler is still running.
 func TestRequireSessionSSE(t *testing.T) {
-	e := newCoreEnv(t, nil, nil)
-	e.a.login(e.br)
+	e := newEnv(t, longTokens, nil).signIn()
 	release := make(chan struct{})
 	var once sync.Once
 	unblock := func() { once.Do(func() { close(release) }) }
@@ -220,9 +213,8 @@ func TestRequireSessionSSE(t *testing.T) {
 // hijacking; SameSite ignores ports and subdomains, so a same-site page
 // gets the Strict cookie sent).
 func TestRequireSessionUpgrade(t *testing.T) {
-	e := newCoreEnv(t, nil, func(o *Options) { o.CSRFHeader = "X-Requested-By" })
-	e.a.login(e.br)
-	sid, _ := e.a.sessionCookie(e.br)
+	e := newEnv(t, longTokens, func(o *Options) { o.CSRFHeader = "X-Requested-By" }).signIn()
+	sid := e.id
 	var calls atomic.Int64
 	srv := guarded(t, e.a, func(w http.ResponseWriter, r *http.Request) {
 		calls.Add(1)
@@ -298,92 +290,14 @@ func TestRequireSessionUpgrade(t *testing.T) {
 	}
 }
 
-// The app starts while the provider is unreachable; sign-in answers 503 at
-// once until discovery succeeds, then works.
-func TestDiscoveryUnavailable(t *testing.T) {
-	check503 := func(t *testing.T, a *app, br *browser) {
-		t.Helper()
-		resp := br.get(a.URL + "/auth/login?returnTo=/app")
-		if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" || resp.Header.Get("Location") != "" {
-			t.Fatalf("/auth/login = %d (Retry-After %q, Location %q), want 503 with Retry-After",
-				resp.StatusCode, resp.Header.Get("Retry-After"), resp.Header.Get("Location"))
-		}
-		if code, _, _ := jsonError(t, resp); code != "temporarily_unavailable" {
-			t.Errorf("error = %q", code)
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), time.Millisecond)
-		defer cancel()
-		if err := a.bff.Ready(ctx); !errors.Is(err, ErrUnavailable) {
-			t.Errorf("Ready = %v, want ErrUnavailable", err)
-		}
-		// The API still answers: no session is 401, not a hang.
-		if code, _ := a.status(br, "GET", "/api/me"); code != 401 {
-			t.Errorf("/api/me = %d, want 401", code)
-		}
-	}
-	// waitLogin polls /auth/login (each request asks for a discovery
-	// attempt at once) until sign-in starts.
-	waitLogin := func(t *testing.T, a *app, br *browser) {
-		t.Helper()
-		deadline := time.Now().Add(10 * time.Second)
-		for {
-			resp := br.get(a.URL + "/auth/login")
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusSeeOther {
-				break
-			}
-			if resp.StatusCode != http.StatusServiceUnavailable || time.Now().After(deadline) {
-				t.Fatalf("/auth/login = %d after the provider came back", resp.StatusCode)
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-		a.login(br)
-	}
-
-	t.Run("discovery_down", func(t *testing.T) {
-		op := testOP(t, oidctest.Config{SigningAlg: "ES256"})
-		op.Misbehave(func(m *oidctest.Misbehavior) { m.DiscoveryDown = true })
-		a := newUnreadyApp(t, op, nil)
-		br := newBrowser(t)
-		check503(t, a, br)
-		op.Reset()
-		waitLogin(t, a, br)
-	})
-
-	t.Run("issuer_not_listening", func(t *testing.T) {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		addr := ln.Addr().String()
-		ln.Close()
-		op := oidctest.New(oidctest.Config{Issuer: "http://" + addr, SigningAlg: "ES256"})
-		a := newUnreadyApp(t, op, nil)
-		br := newBrowser(t)
-		check503(t, a, br)
-
-		// The provider comes up on that address.
-		ln, err = net.Listen("tcp", addr)
-		if err != nil {
-			t.Skipf("cannot listen on %s again: %v", addr, err)
-		}
-		srv := &http.Server{Handler: op}
-		go srv.Serve(ln)
-		t.Cleanup(func() { srv.Close() })
-		waitLogin(t, a, br)
-	})
-}
-
 // Session lifetimes on an injected clock: the idle timeout and the maximum
 // lifetime end a session (401, cookie cleared, record deleted), and activity
 // is written at most once per TouchInterval.
 func TestSessionLifetimes(t *testing.T) {
-	step := func(t *testing.T, e *coreEnv, d time.Duration) {
+	step := func(t *testing.T, e *env, d time.Duration) {
 		t.Helper()
 		e.clock.Advance(d)
-		if code, _ := e.a.status(e.br, "GET", "/api/me"); code != 200 {
-			t.Fatalf("/api/me = %d", code)
-		}
+		e.a.expect(t, e.br, "/api/me", 200, "")
 	}
 	for _, store := range []string{"memory", "custom"} {
 		opts := func(o *Options) {
@@ -392,7 +306,7 @@ func TestSessionLifetimes(t *testing.T) {
 				o.Store = nil // the default store, with its session cache
 			}
 		}
-		ended := func(t *testing.T, e *coreEnv, sid string) {
+		ended := func(t *testing.T, e *env, sid string) {
 			t.Helper()
 			resp := e.br.get(e.a.URL + "/api/me")
 			if resp.StatusCode != 401 {
@@ -411,18 +325,16 @@ func TestSessionLifetimes(t *testing.T) {
 			}
 		}
 		t.Run(store+"/idle_timeout", func(t *testing.T) {
-			e := newCoreEnv(t, nil, opts)
-			e.a.login(e.br)
-			sid, _ := e.a.sessionCookie(e.br)
+			e := newEnv(t, longTokens, opts).signIn()
+			sid := e.id
 			step(t, e, 59*time.Minute) // active: the idle clock restarts
 			step(t, e, 59*time.Minute)
 			e.clock.Advance(time.Hour)
 			ended(t, e, sid)
 		})
 		t.Run(store+"/max_lifetime", func(t *testing.T) {
-			e := newCoreEnv(t, nil, opts)
-			e.a.login(e.br)
-			sid, _ := e.a.sessionCookie(e.br)
+			e := newEnv(t, longTokens, opts).signIn()
+			sid := e.id
 			for range 5 {
 				step(t, e, 30*time.Minute) // never idle
 			}
@@ -433,8 +345,7 @@ func TestSessionLifetimes(t *testing.T) {
 	}
 
 	t.Run("touch_once_per_interval", func(t *testing.T) {
-		e := newCoreEnv(t, nil, func(o *Options) { o.IdleTimeout, o.TouchInterval = time.Hour, 10*time.Minute })
-		e.a.login(e.br)
+		e := newEnv(t, longTokens, func(o *Options) { o.IdleTimeout, o.TouchInterval = time.Hour, 10*time.Minute }).signIn()
 		writes := func() int { return e.store.writes("s") }
 		if w := writes(); w != 1 {
 			t.Fatalf("%d session writes at sign-in, want 1", w)
@@ -455,9 +366,7 @@ func TestSessionLifetimes(t *testing.T) {
 		var wg sync.WaitGroup
 		for range 20 {
 			wg.Go(func() {
-				resp := e.br.get(e.a.URL + "/api/me")
-				io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
+				resp := e.br.send("GET", e.a.URL+"/api/me")
 				if resp.StatusCode != 200 {
 					t.Errorf("/api/me = %d", resp.StatusCode)
 				}
@@ -470,61 +379,35 @@ func TestSessionLifetimes(t *testing.T) {
 	})
 }
 
-// signalLocker reports every Lock call on a session's lock.
-type signalLocker struct {
-	Locker
-	calls chan struct{}
-}
-
-func (l *signalLocker) Lock(ctx context.Context, name string, ttl time.Duration) (func(), error) {
-	if strings.HasPrefix(name, "lock:"+recordName("")[:2]) {
-		select {
-		case l.calls <- struct{}{}:
-		default:
-		}
-	}
-	return l.Locker.Lock(ctx, name, ttl)
-}
-
 // Two instances touch one session at the same moment: the second re-reads
 // the record under the lock and does not write it again.
 func TestTouchRereadsUnderLock(t *testing.T) {
-	lk := &signalLocker{Locker: &storage.MemLocker{}, calls: make(chan struct{}, 8)}
+	lk := &testLocker{inner: &storage.MemLocker{}}
 	opts := func(o *Options) {
 		o.IdleTimeout, o.TouchInterval, o.Locker = time.Hour, 10*time.Minute, lk
 	}
-	e := newCoreEnv(t, nil, opts)
+	e := newEnv(t, longTokens, opts)
 	b := newApp(t, e.op, func(o *Options) { o.Now, o.Store = e.clock.Now, e.store; opts(o) })
-	e.a.login(e.br)
-	sid, _ := e.a.sessionCookie(e.br)
-	for len(lk.calls) > 0 {
-		<-lk.calls
-	}
+	e.signIn()
 	if w := e.store.writes("s"); w != 1 {
 		t.Fatalf("%d session writes at sign-in", w)
 	}
 
 	e.clock.Advance(10 * time.Minute)
-	unlock, err := lk.Locker.Lock(context.Background(), "lock:"+recordName(sid), time.Minute)
+	unlock, err := lk.inner.Lock(context.Background(), "lock:"+recordName(e.id), time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer unlock()
+	tried := lk.lockCalls(recordName(e.id))
 	codes := make(chan int, 2)
 	for _, a := range []*app{e.a, b} {
-		go func() {
-			resp := e.br.get(a.URL + "/api/me")
-			resp.Body.Close()
-			codes <- resp.StatusCode
-		}()
+		go func() { codes <- e.br.send("GET", a.URL+"/api/me").StatusCode }()
 	}
-	for range 2 { // both instances read the old record and wait for the lock
-		select {
-		case <-lk.calls:
-		case <-time.After(10 * time.Second): // a hang guard
-			t.Fatal("the instances did not both try to record the activity")
-		}
-	}
+	// Both instances read the old record and wait for the lock.
+	waitUntil(t, 10*time.Second, "both instances to try to record the activity", func() bool {
+		return lk.lockCalls(recordName(e.id)) >= tried+2
+	})
 	unlock()
 	for range 2 {
 		if code := <-codes; code != 200 {
@@ -541,11 +424,10 @@ func TestTouchRereadsUnderLock(t *testing.T) {
 // page signed in without ever seeing a JSON answer. Anything that is not a
 // navigation gets RequireSession's 401.
 func TestRequireLoginRedirectsNavigations(t *testing.T) {
-	e := newCoreEnv(t, nil, nil)
+	e := newEnv(t, longTokens, nil)
 	const page = "/page?tab=2&x=%2Fy"
 	for _, method := range []string{"GET", "HEAD"} {
-		resp := e.br.do(method, e.a.URL+page, nil, navigate...)
-		resp.Body.Close()
+		resp := e.br.send(method, e.a.URL+page, navigate...)
 		want := "/auth/login?returnTo=" + url.QueryEscape(page)
 		if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != want {
 			t.Errorf("signed-out %s navigation = %d to %q, want 303 to %q", method, resp.StatusCode, resp.Header.Get("Location"), want)
@@ -556,8 +438,7 @@ func TestRequireLoginRedirectsNavigations(t *testing.T) {
 	}
 	// A form of this origin that finds no session: after sign-in, a GET of
 	// its action.
-	resp := e.br.do("POST", e.a.URL+"/page?tab=2", nil, "Sec-Fetch-Mode", "navigate", "Sec-Fetch-Site", "same-origin")
-	resp.Body.Close()
+	resp := e.br.send("POST", e.a.URL+"/page?tab=2", "Sec-Fetch-Mode", "navigate", "Sec-Fetch-Site", "same-origin")
 	if want := "/auth/login?returnTo=" + url.QueryEscape("/page?tab=2"); resp.StatusCode != 303 || resp.Header.Get("Location") != want {
 		t.Errorf("signed-out form POST = %d to %q, want 303 to %q", resp.StatusCode, resp.Header.Get("Location"), want)
 	}
@@ -585,7 +466,7 @@ func TestRequireLoginRedirectsNavigations(t *testing.T) {
 // the mux stripped from the path; a query too long for a returnTo is
 // dropped, and a path too long is replaced by "/".
 func TestRequireLoginReturnTo(t *testing.T) {
-	e := newCoreEnv(t, nil, nil)
+	e := newEnv(t, longTokens, nil)
 	page := e.a.bff.RequireLogin(http.NotFoundHandler())
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if strings.HasPrefix(r.URL.Path, "/sub/") {
@@ -605,8 +486,7 @@ func TestRequireLoginReturnTo(t *testing.T) {
 		{"//evil.example/x", "/"},
 		{"/%2F%2Fevil.example", "/"},
 	} {
-		resp := e.br.do("GET", srv.URL+tc.uri, nil, navigate...)
-		resp.Body.Close()
+		resp := e.br.send("GET", srv.URL+tc.uri, navigate...)
 		if want := "/auth/login?returnTo=" + url.QueryEscape(tc.returnTo); resp.StatusCode != 303 || resp.Header.Get("Location") != want {
 			t.Errorf("GET %.40s = %d to %q, want 303 to %q", tc.uri, resp.StatusCode, resp.Header.Get("Location"), want)
 		}
@@ -621,12 +501,8 @@ func TestRequireLoginReturnTo(t *testing.T) {
 // never a redirect) and an unavailable store is a 503, never a sign-in
 // (nor, for OptionalSession, a guest).
 func TestRequireLoginRefusals(t *testing.T) {
-	spy := newSpyStore(t)
-	clock := newFrozenClock()
-	op := testOP(t, oidctest.Config{Now: clock.Now, AccessTokenTTL: 48 * time.Hour})
-	a := newApp(t, op, func(o *Options) { o.Store, o.Now = spy, clock.Now })
-	br := newBrowser(t)
-	a.login(br)
+	e := newEnv(t, longTokens, nil).signIn()
+	a, br, spy, clock := e.a, e.br, e.store, e.clock
 
 	resp := br.do("POST", a.URL+"/page", nil, "Sec-Fetch-Mode", "navigate", "Sec-Fetch-Site", "cross-site", "Accept", "text/html")
 	if code, _, _ := jsonError(t, resp); resp.StatusCode != 403 || code != "cross_origin" {
@@ -649,8 +525,7 @@ func TestRequireLoginRefusals(t *testing.T) {
 	spy.setHook(nil)
 
 	clock.Advance(a.bff.cfg.IdleTimeout)
-	resp = br.do("GET", a.URL+"/page", nil, navigate...)
-	resp.Body.Close()
+	resp = br.send("GET", a.URL+"/page", navigate...)
 	if resp.StatusCode != 303 || !setsCookie(resp, "__Host-bff") {
 		t.Errorf("navigation after the idle timeout = %d (cookie cleared: %v), want 303 and the cookie cleared",
 			resp.StatusCode, setsCookie(resp, "__Host-bff"))
@@ -664,10 +539,8 @@ func TestRequireLoginRefusals(t *testing.T) {
 // unsafe request is refused whether or not there is a session.
 func TestOptionalSession(t *testing.T) {
 	clock := newFrozenClock()
-	op := testOP(t, oidctest.Config{Now: clock.Now, AccessTokenTTL: time.Hour})
-	a := newApp(t, op, func(o *Options) { o.Now = clock.Now })
-	cs := &countingBackend{Backend: a.bff.store.be}
-	a.bff.store.be = cs
+	a := newApp(t, testOP(t, oidctest.Config{Now: clock.Now, AccessTokenTTL: time.Hour}), func(o *Options) { o.Now = clock.Now })
+	cs := countFinds(a)
 
 	guest := newBrowser(t)
 	if code, body := a.status(guest, "GET", "/public", navigate...); code != 200 || body != "hello guest" {
@@ -685,16 +558,15 @@ func TestOptionalSession(t *testing.T) {
 		t.Errorf("cross-site POST without a session = %d, want 403", resp.StatusCode)
 	}
 
-	br := newBrowser(t)
-	a.login(br)
+	br := a.signIn(t)
 	code, body := a.status(br, "GET", "/public")
 	if want := "hello " + oidctest.DefaultUser.Name + " until "; code != 200 || !strings.HasPrefix(body, want) {
 		t.Fatalf("signed in: %d %q", code, body)
 	}
-	grants := op.RefreshGrants()
+	grants := a.op.RefreshGrants()
 	clock.Advance(time.Hour - 30*time.Second) // within RefreshSkew of the token's expiry
-	if code, again := a.status(br, "GET", "/public"); code != 200 || again == body || op.RefreshGrants() != grants+1 {
-		t.Errorf("a token about to expire: %d %q (was %q), %d refresh grants, want a refreshed token", code, again, body, op.RefreshGrants()-grants)
+	if code, again := a.status(br, "GET", "/public"); code != 200 || again == body || a.op.RefreshGrants() != grants+1 {
+		t.Errorf("a token about to expire: %d %q (was %q), %d refresh grants, want a refreshed token", code, again, body, a.op.RefreshGrants()-grants)
 	}
 	resp = br.do("POST", a.URL+"/public", nil, "Sec-Fetch-Site", "cross-site")
 	if resp.StatusCode != 403 {

@@ -3,6 +3,8 @@ package bff
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"html"
 	"io"
 	"log/slog"
@@ -176,6 +178,82 @@ func (a *app) mux() http.Handler {
 	return mux
 }
 
+// env is a test's usual setup: a provider and an app on one frozen clock,
+// the app's store a spyStore, and a browser.
+type env struct {
+	t     *testing.T
+	op    *oidctest.Provider
+	a     *app
+	br    *browser
+	clock *frozenClock
+	t0    time.Time // the clock's start
+	store *spyStore
+	id    string // the browser's session, after signIn
+}
+
+// longTokens is a provider whose access tokens live 48 hours, so that
+// moving the clock by hours does not make every request refresh.
+var longTokens = oidctest.Config{AccessTokenTTL: 48 * time.Hour}
+
+// newEnv starts a provider (cfg on the env's clock; misbehave, if given,
+// changes it before the app's discovery) and an app (opt changes its
+// options after the clock and the store are set).
+func newEnv(t *testing.T, cfg oidctest.Config, opt func(*Options), misbehave ...func(*oidctest.Misbehavior)) *env {
+	t.Helper()
+	e := &env{t: t, clock: newFrozenClock(), store: newSpyStore(t), br: newBrowser(t)}
+	e.t0 = e.clock.Now()
+	cfg.Now = e.clock.Now
+	e.op = testOP(t, cfg)
+	for _, m := range misbehave {
+		if m != nil {
+			e.op.Misbehave(m)
+		}
+	}
+	e.a = newApp(t, e.op, func(o *Options) {
+		o.Now, o.Store = e.clock.Now, e.store
+		hooksOf(o).newTimer = e.clock.Timer
+		if opt != nil {
+			opt(o)
+		}
+	})
+	return e
+}
+
+// onMemory is opt on the default store (memory, with the session cache)
+// instead of the env's spyStore.
+func onMemory(opt func(*Options)) func(*Options) {
+	return func(o *Options) {
+		o.Store = nil
+		if opt != nil {
+			opt(o)
+		}
+	}
+}
+
+// signIn signs the browser in and keeps its session ID.
+func (e *env) signIn() *env {
+	e.t.Helper()
+	e.a.login(e.br)
+	id, ok := e.a.sessionCookie(e.br)
+	if !ok {
+		e.t.Fatal("no session cookie after sign-in")
+	}
+	e.id = id
+	return e
+}
+
+// token GETs /api/token: the status and the token the handler got.
+func (e *env) token() (int, string) {
+	e.t.Helper()
+	return e.a.status(e.br, "GET", "/api/token")
+}
+
+// rec returns the signed-in session's record as stored.
+func (e *env) rec() *session {
+	e.t.Helper()
+	return mustSession(e.t, e.a, e.id)
+}
+
 // offsetClock is an injectable clock (Options.Now, oidctest.Config.Now)
 // that runs with real time plus an offset that tests move forward.
 type offsetClock struct{ off atomic.Int64 }
@@ -277,6 +355,41 @@ func (l *logBuffer) logger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(l, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
+// jsonLogger is logger with JSON records, for records and find.
+func (l *logBuffer) jsonLogger() *slog.Logger {
+	return slog.New(slog.NewJSONHandler(l, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+// records returns the records logged so far, decoded.
+func (l *logBuffer) records(t testing.TB) []map[string]any {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []map[string]any
+	for _, line := range strings.Split(strings.TrimSpace(l.b.String()), "\n") {
+		if line == "" {
+			continue
+		}
+		var m map[string]any
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Fatalf("log line %q: %v", line, err)
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// find returns the first record with the message msg.
+func (l *logBuffer) find(t testing.TB, msg string) map[string]any {
+	t.Helper()
+	for _, r := range l.records(t) {
+		if r["msg"] == msg {
+			return r
+		}
+	}
+	t.Fatalf("no log line %q in:\n%s", msg, l.String())
+	return nil
+}
+
 type testWriter struct{ t testing.TB }
 
 func (w testWriter) Write(p []byte) (int, error) {
@@ -295,6 +408,19 @@ func waitUntil(t testing.TB, d time.Duration, what string, cond func() bool) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// waitStatus GETs path until it answers want, while it answers 503 (a
+// component recovering); any other status fails.
+func waitStatus(t testing.TB, a *app, br *browser, path string, want int) {
+	t.Helper()
+	waitUntil(t, 10*time.Second, fmt.Sprintf("GET %s to answer %d", path, want), func() bool {
+		code, body := a.status(br, "GET", path)
+		if code != want && code != http.StatusServiceUnavailable {
+			t.Fatalf("GET %s = %d %s while waiting for %d", path, code, body, want)
+		}
+		return code == want
+	})
 }
 
 // browser is a cookie-keeping HTTP client that does not follow redirects by
@@ -332,6 +458,17 @@ func (br *browser) do(method, u string, body io.Reader, headers ...string) *http
 }
 
 func (br *browser) get(u string) *http.Response { return br.do("GET", u, nil) }
+
+// send is do without a body, for a test that reads only the status, the
+// headers and the cookies: it drains and closes the response's body (so
+// never for a stream).
+func (br *browser) send(method, u string, headers ...string) *http.Response {
+	br.t.Helper()
+	resp := br.do(method, u, nil, headers...)
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp
+}
 
 // follow GETs u and follows redirects (each cookie through the jar) until
 // a non-redirect response, which it returns with its body read.
@@ -395,6 +532,25 @@ func (a *app) login(br *browser) (*http.Response, string) {
 	return resp, body
 }
 
+// signIn returns a new browser, signed in to the app.
+func (a *app) signIn(t testing.TB) *browser {
+	t.Helper()
+	br := newBrowser(t)
+	a.login(br)
+	return br
+}
+
+// signInID is signIn that also returns the browser's session ID.
+func (a *app) signInID(t testing.TB) (*browser, string) {
+	t.Helper()
+	br := a.signIn(t)
+	id, ok := a.sessionCookie(br)
+	if !ok {
+		t.Fatal("no session cookie after sign-in")
+	}
+	return br, id
+}
+
 // startLogin runs /login and the provider's authorize step, and returns the
 // callback URL the provider sent the browser to (not yet visited).
 func (a *app) startLogin(br *browser) string {
@@ -429,6 +585,18 @@ func (a *app) status(br *browser, method, path string, headers ...string) (int, 
 	return resp.StatusCode, string(body)
 }
 
+// expect GETs path and fails the test at once unless it answers want;
+// when says at which step ("": none needed).
+func (a *app) expect(t testing.TB, br *browser, path string, want int, when string) {
+	t.Helper()
+	if code, body := a.status(br, "GET", path); code != want {
+		if when != "" {
+			when += ": "
+		}
+		t.Fatalf("%sGET %s = %d %.200s, want %d", when, path, code, body, want)
+	}
+}
+
 // sessionCookie returns the browser's session cookie for the app, if any.
 func (a *app) sessionCookie(br *browser) (string, bool) {
 	u, _ := url.Parse(a.URL)
@@ -440,9 +608,42 @@ func (a *app) sessionCookie(br *browser) (string, bool) {
 	return "", false
 }
 
+// txCookies returns the browser's sign-in transaction cookies for the app.
+func (a *app) txCookies(br *browser) []*http.Cookie {
+	u, _ := url.Parse(a.URL)
+	var out []*http.Cookie
+	for _, c := range br.jar.Cookies(u) {
+		if strings.HasPrefix(c.Name, a.bff.txPrefix()) {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// setCookie puts a cookie into the browser's jar for the app ("": removes
+// it).
+func (a *app) setCookie(br *browser, name, value string) {
+	u, _ := url.Parse(a.URL)
+	c := &http.Cookie{Name: name, Value: value, Path: "/"}
+	if value == "" {
+		c.MaxAge = -1
+	}
+	br.jar.SetCookies(u, []*http.Cookie{c})
+}
+
 // storeSession reads a session record straight from the store.
 func (a *app) storeSession(id string) (*session, error) {
 	return a.bff.store.read(context.Background(), recordName(id))
+}
+
+// mustSession reads a session record that must be there.
+func mustSession(t testing.TB, a *app, id string) *session {
+	t.Helper()
+	s, err := a.storeSession(id)
+	if err != nil {
+		t.Fatalf("session record: %v", err)
+	}
+	return s
 }
 
 // browserSession reads the stored session of the browser's cookie.
@@ -540,13 +741,23 @@ type spyStore struct {
 	mu      sync.Mutex
 	counts  map[string]int
 	written int
+	expiry  map[string]time.Time // of each key's last commit
+	failing map[string]int       // op -> calls left to fail (failNext)
 	hook    atomic.Pointer[func(ctx context.Context, op, key string) error]
 }
 
 func newSpyStore(t testing.TB) *spyStore {
 	ms := storage.NewMemory(time.Minute)
 	t.Cleanup(ms.Close)
-	return &spyStore{Memory: ms, counts: map[string]int{}}
+	return &spyStore{Memory: ms, counts: map[string]int{}, expiry: map[string]time.Time{}, failing: map[string]int{}}
+}
+
+// failNext makes the next n calls of op ("find", "commit", "delete") fail,
+// as a store blip would.
+func (s *spyStore) failNext(op string, n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.failing[op] = n
 }
 
 // setHook sets (nil: removes) the function called before each store call.
@@ -563,7 +774,14 @@ func (s *spyStore) before(ctx context.Context, op, key string, n int) error {
 	s.mu.Lock()
 	s.counts[op+" "+kind]++
 	s.written += n
+	blip := s.failing[op] > 0
+	if blip {
+		s.failing[op]--
+	}
 	s.mu.Unlock()
+	if blip {
+		return errors.New("store blip")
+	}
 	if h := s.hook.Load(); h != nil {
 		if err := (*h)(ctx, op, key); err != nil {
 			return err
@@ -583,6 +801,9 @@ func (s *spyStore) CommitCtx(ctx context.Context, key string, b []byte, exp time
 	if err := s.before(ctx, "commit", key, len(key)+len(b)); err != nil {
 		return err
 	}
+	s.mu.Lock()
+	s.expiry[key] = exp
+	s.mu.Unlock()
 	return s.Memory.Commit(key, b, exp)
 }
 
@@ -610,24 +831,77 @@ func (s *spyStore) work() (calls map[string]int, written int) {
 	return maps.Clone(s.counts), s.written
 }
 
+// reset forgets the calls counted so far.
+func (s *spyStore) reset() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	clear(s.counts)
+	s.written = 0
+}
+
+// writes counts the commits of one kind of record ("s", "sub", "jti").
+func (s *spyStore) writes(kind string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.counts["commit "+kind]
+}
+
+// expiries returns the expiry of the last commit of each key with prefix.
+func (s *spyStore) expiries(prefix string) map[string]time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := map[string]time.Time{}
+	for k, exp := range s.expiry {
+		if strings.HasPrefix(k, prefix) {
+			out[k] = exp
+		}
+	}
+	return out
+}
+
+// live returns the keys of one kind of record that the store holds,
+// unexpired, sorted.
+func (s *spyStore) live(kind string) []string {
+	var out []string
+	for k := range s.expiries(kind + ":") {
+		if _, found, _ := s.Memory.Find(k); found {
+			out = append(out, k)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
 // parallelFor runs f(i) for every i below n on workers goroutines.
 func parallelFor(n, workers int, f func(i int)) {
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			for i := int(next.Add(1)) - 1; i < n; i = int(next.Add(1)) - 1 {
 				f(i)
 			}
-		}()
+		})
 	}
 	wg.Wait()
 }
 
-// logInto sends the app's logs, from Debug up, to buf (as text), for tests
-// of what is logged.
-func logInto(o *Options, buf *rtSyncBuffer) {
-	o.Logger = slog.New(slog.NewTextHandler(buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+// countingBackend counts the lookups that reach an app's own backend, below
+// its session cache: where a custom Store (spyStore) would change the path
+// measured. countFinds puts one in.
+type countingBackend struct {
+	storage.Backend
+	finds atomic.Int64
+}
+
+func (s *countingBackend) Get(ctx context.Context, key string) ([]byte, bool, error) {
+	s.finds.Add(1)
+	return s.Backend.Get(ctx, key)
+}
+
+// countFinds counts the lookups of a's backend from now on.
+func countFinds(a *app) *countingBackend {
+	cs := &countingBackend{Backend: a.bff.store.be}
+	a.bff.store.be = cs
+	return cs
 }

@@ -109,9 +109,8 @@ func TestHealthBeforeDiscovery(t *testing.T) {
 // TestHealthCached: probes within healthTTL share one check of the
 // provider; concurrent probes share one run.
 func TestHealthCached(t *testing.T) {
-	op := testOP(t, oidctest.Config{})
-	a := newApp(t, op, nil)
-	before := op.DiscoveryFetches()
+	a := newApp(t, testOP(t, oidctest.Config{}), nil)
+	before := a.op.DiscoveryFetches()
 	done := make(chan struct{})
 	for range 20 {
 		go func() {
@@ -125,7 +124,7 @@ func TestHealthCached(t *testing.T) {
 	for range 20 {
 		probeHealth(t, a)
 	}
-	if got := op.DiscoveryFetches() - before; got != 1 {
+	if got := a.op.DiscoveryFetches() - before; got != 1 {
 		t.Errorf("%d discovery fetches for 40 health probes within %v, want 1", got, healthTTL)
 	}
 }

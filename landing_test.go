@@ -68,7 +68,7 @@ func TestCallbackNavigationLandsOnAPage(t *testing.T) {
 		{"markup in returnTo", navigate, `/a"><script>x</script>?q='&x=<b>`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			e := newCoreEnv(t, nil, nil)
+			e := newEnv(t, longTokens, nil)
 			cb := e.a.startLoginTo(e.br, tc.returnTo)
 			resp := e.br.do("GET", cb, nil, tc.headers...)
 			if got := landingTarget(t, resp); got != tc.returnTo {
@@ -77,17 +77,14 @@ func TestCallbackNavigationLandsOnAPage(t *testing.T) {
 			if _, ok := e.a.sessionCookie(e.br); !ok {
 				t.Fatal("no session cookie with the landing page")
 			}
-			if code, _ := e.a.status(e.br, "GET", "/api/me"); code != 200 {
-				t.Errorf("GET /api/me after the landing page = %d", code)
-			}
+			e.a.expect(t, e.br, "/api/me", 200, "after the landing page")
 		})
 	}
 	t.Run("not a navigation", func(t *testing.T) {
-		e := newCoreEnv(t, nil, nil)
+		e := newEnv(t, longTokens, nil)
 		for _, headers := range [][]string{nil, {"Sec-Fetch-Mode", "cors", "Accept", "text/html"}, {"Accept", "*/*"}} {
 			cb := e.a.startLoginTo(e.br, "/app")
-			resp := e.br.do("GET", cb, nil, headers...)
-			resp.Body.Close()
+			resp := e.br.send("GET", cb, headers...)
 			if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/app" {
 				t.Errorf("headers %q: callback = %d %q, want 303 /app", headers, resp.StatusCode, resp.Header.Get("Location"))
 			}

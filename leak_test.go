@@ -113,10 +113,9 @@ func heapInuse() uint64 {
 // session cache and the lock table are unchanged, the provider is not
 // contacted, and the heap does not grow.
 func TestBoundedLoginFlood(t *testing.T) {
-	op := testOP(t, oidctest.Config{})
-	a := newApp(t, op, nil)
+	a := newApp(t, testOP(t, oidctest.Config{}), nil)
 	ms := a.mem()
-	storeBefore, opBefore := ms.Len(), op.DiscoveryFetches()+op.JWKSFetches()+op.CodeGrants()
+	storeBefore, opBefore := ms.Len(), a.op.DiscoveryFetches()+a.op.JWKSFetches()+a.op.CodeGrants()
 	heapBefore := heapInuse()
 
 	const total = 100_000
@@ -125,16 +124,14 @@ func TestBoundedLoginFlood(t *testing.T) {
 	start := time.Now()
 	var wg sync.WaitGroup
 	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			for next.Add(1) <= total {
 				resp := a.serveLogin("returnTo=%2Fapp", nil)
-				if resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(resp.Header.Get("Location"), op.Issuer()) {
+				if resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(resp.Header.Get("Location"), a.op.Issuer()) {
 					bad.Add(1)
 				}
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	heapAfter := heapInuse()
@@ -148,7 +145,7 @@ func TestBoundedLoginFlood(t *testing.T) {
 	if n := cacheLen(a.bff); n != 0 {
 		t.Errorf("session cache holds %d entries", n)
 	}
-	if n := op.DiscoveryFetches() + op.JWKSFetches() + op.CodeGrants(); n != opBefore {
+	if n := a.op.DiscoveryFetches() + a.op.JWKSFetches() + a.op.CodeGrants(); n != opBefore {
 		t.Errorf("the provider was contacted %d times", n-opBefore)
 	}
 	if heapAfter > heapBefore+16<<20 {
@@ -159,8 +156,7 @@ func TestBoundedLoginFlood(t *testing.T) {
 	// of transaction cookies.
 	br := newBrowser(t)
 	for range 20 {
-		resp := br.get(a.URL + "/auth/login?returnTo=/app")
-		resp.Body.Close()
+		br.send("GET", a.URL+"/auth/login?returnTo=/app")
 	}
 	u, _ := url.Parse(a.URL)
 	n := 0
@@ -179,8 +175,7 @@ func TestBoundedLoginFlood(t *testing.T) {
 // maxTxCookies transaction cookies, whatever their order: the cookie names
 // are a fixed set of slots.
 func TestBoundedLoginCookiesParallel(t *testing.T) {
-	op := testOP(t, oidctest.Config{})
-	a := newApp(t, op, nil)
+	a := newApp(t, testOP(t, oidctest.Config{}), nil)
 	for _, before := range []http.Header{nil, {"Cookie": {a.bff.txPrefix() + "planted=x"}}} {
 		names := map[string]bool{}
 		for range 20 {
@@ -215,8 +210,7 @@ func lockCount(b *BFF) int {
 // flight group keeps only running calls is internal/flight's test).
 func TestBoundedRefreshFlights(t *testing.T) {
 	clock := &offsetClock{}
-	op := testOP(t, oidctest.Config{Now: clock.Now})
-	a := newApp(t, op, func(o *Options) { o.Now = clock.Now })
+	a := newApp(t, testOP(t, oidctest.Config{Now: clock.Now}), func(o *Options) { o.Now = clock.Now })
 	const sessions, burst = 8, 8
 	browsers := make([]*browser, sessions)
 	for i := range browsers {
@@ -228,9 +222,7 @@ func TestBoundedRefreshFlights(t *testing.T) {
 		var okN, failN atomic.Int64
 		for _, br := range browsers {
 			for range burst {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
+				wg.Go(func() {
 					c := *br.client
 					c.Timeout = timeout
 					resp, err := c.Get(a.URL + "/api/me")
@@ -244,19 +236,19 @@ func TestBoundedRefreshFlights(t *testing.T) {
 					} else {
 						failN.Add(1)
 					}
-				}()
+				})
 			}
 		}
 		wg.Wait()
 		return okN.Load(), failN.Load()
 	}
 
-	grants := op.RefreshGrants()
+	grants := a.op.RefreshGrants()
 	clock.Advance(oidctest.DefaultAccessTokenTTL)
 	if ok, failed := runBurst(10 * time.Second); failed != 0 || ok != sessions*burst {
 		t.Fatalf("burst: %d ok, %d failed", ok, failed)
 	}
-	if got := op.RefreshGrants() - grants; got != sessions {
+	if got := a.op.RefreshGrants() - grants; got != sessions {
 		t.Errorf("%d refresh grants for %d sessions", got, sessions)
 	}
 	if n := lockCount(a.bff); n != 0 {
@@ -265,39 +257,19 @@ func TestBoundedRefreshFlights(t *testing.T) {
 
 	// Clients give up while the provider is slow: the refreshes finish on
 	// their own, and leave nothing behind.
-	op.Misbehave(func(m *oidctest.Misbehavior) { m.TokenDelay = 200 * time.Millisecond })
+	a.op.Misbehave(func(m *oidctest.Misbehavior) { m.TokenDelay = 200 * time.Millisecond })
 	clock.Advance(oidctest.DefaultAccessTokenTTL)
 	runBurst(50 * time.Millisecond)
 	waitUntil(t, 5*time.Second, "the locks to be released", func() bool { return lockCount(a.bff) == 0 })
-	op.Reset()
+	a.op.Reset()
 	for i, br := range browsers {
 		if code, _ := a.status(br, "GET", "/api/me"); code != 200 {
 			t.Errorf("session %d after the abandoned refreshes: %d", i, code)
 		}
 	}
-	if op.FamilyRevoked(oidctest.DefaultUser.Subject) {
+	if a.op.FamilyRevoked(oidctest.DefaultUser.Subject) {
 		t.Error("a token family was revoked")
 	}
-}
-
-// expiryStore records the expiry of every commit.
-type expiryStore struct {
-	*storage.Memory
-	mu  sync.Mutex
-	exp map[string]time.Time
-}
-
-func (s *expiryStore) Commit(key string, b []byte, exp time.Time) error {
-	s.mu.Lock()
-	s.exp[key] = exp
-	s.mu.Unlock()
-	return s.Memory.Commit(key, b, exp)
-}
-
-func (s *expiryStore) expiry(key string) time.Time {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.exp[key]
 }
 
 // The replay cache (used states, used logout-token jti) holds each marker
@@ -309,8 +281,7 @@ func TestBoundedReplayCacheExpires(t *testing.T) {
 		cb := a.startLogin(br)
 		cbURL, _ := url.Parse(cb)
 		state := cbURL.Query().Get("state")
-		resp := br.get(cb)
-		resp.Body.Close()
+		resp := br.send("GET", cb)
 		if d := ttl(a.bff.sealer.Name("state", state)); d <= 0 || d > a.bff.cfg.LoginTimeout {
 			t.Errorf("state marker lives %v, want (0, %v]", d, a.bff.cfg.LoginTimeout)
 		}
@@ -329,11 +300,10 @@ func TestBoundedReplayCacheExpires(t *testing.T) {
 	}
 	t.Run("memory", func(t *testing.T) {
 		op := testOP(t, oidctest.Config{})
-		st := &expiryStore{Memory: storage.NewMemory(time.Minute), exp: map[string]time.Time{}}
-		t.Cleanup(st.Memory.Close)
+		st := newSpyStore(t)
 		a := newApp(t, op, func(o *Options) { o.Store = st })
 		check(t, a, op, func(name string) time.Duration {
-			if e := st.expiry(name); !e.IsZero() {
+			if e, ok := st.expiries(name)[name]; ok {
 				return time.Until(e)
 			}
 			return 0
@@ -341,9 +311,8 @@ func TestBoundedReplayCacheExpires(t *testing.T) {
 	})
 	t.Run("redis", func(t *testing.T) {
 		rs := redistest.Start(t)
-		op := testOP(t, oidctest.Config{})
-		a := newApp(t, op, func(o *Options) { o.Redis = rs.Pool() })
-		check(t, a, op, func(name string) time.Duration {
+		a := newApp(t, testOP(t, oidctest.Config{}), func(o *Options) { o.Redis = rs.Pool() })
+		check(t, a, a.op, func(name string) time.Duration {
 			ms, err := redis.Int64(rs.Do("PTTL", "bff:"+name))
 			if err != nil || ms < 0 {
 				return 0
@@ -358,8 +327,7 @@ func TestBoundedReplayCacheExpires(t *testing.T) {
 // the index records of a user without sessions are deleted.
 func TestBoundedSessionIndexCleaned(t *testing.T) {
 	clock := &offsetClock{}
-	op := testOP(t, oidctest.Config{Now: clock.Now})
-	a := newApp(t, op, func(o *Options) { o.Now = clock.Now })
+	a := newApp(t, testOP(t, oidctest.Config{Now: clock.Now}), func(o *Options) { o.Now = clock.Now })
 	ctx := context.Background()
 	sub := oidctest.DefaultUser.Subject
 	subIndex := a.bff.sealer.Name("sub", sub)
@@ -378,9 +346,7 @@ func TestBoundedSessionIndexCleaned(t *testing.T) {
 	var sids []string
 	var browsers []*browser
 	for range 4 {
-		br := newBrowser(t)
-		a.login(br)
-		id, _ := a.sessionCookie(br)
+		br, id := a.signInID(t)
 		s, _ := a.storeSession(id)
 		sids = append(sids, s.rec.SID)
 		browsers = append(browsers, br)
@@ -394,7 +360,7 @@ func TestBoundedSessionIndexCleaned(t *testing.T) {
 	if n := entries(); n != 3 || present(a.bff.sealer.Name("sid", sids[0])) {
 		t.Fatalf("after a logout: %d entries, sid record present %v", n, present(a.bff.sealer.Name("sid", sids[0])))
 	}
-	lt := op.LogoutToken("", sids[1], nil)
+	lt := a.op.LogoutToken("", sids[1], nil)
 	resp = browsers[1].do("POST", a.URL+"/auth/backchannel-logout", strings.NewReader("logout_token="+lt),
 		"Content-Type", "application/x-www-form-urlencoded")
 	resp.Body.Close()

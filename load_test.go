@@ -11,7 +11,6 @@ import (
 	"net/url"
 	"os"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -67,18 +66,6 @@ func loadRequested() bool {
 	}
 	f := flag.Lookup("test.run")
 	return f != nil && strings.Contains(f.Value.String(), "Load")
-}
-
-func envInt(t *testing.T, name string, def int) int {
-	s := os.Getenv(name)
-	if s == "" {
-		return def
-	}
-	n, err := strconv.Atoi(s)
-	if err != nil || n <= 0 {
-		t.Fatalf("%s=%q: want a positive integer", name, s)
-	}
-	return n
 }
 
 type loadConfig struct {
@@ -151,28 +138,16 @@ func runLoad(t *testing.T, cfg loadConfig, rs *redistest.Server) {
 	}
 	browserTransport := newTransport()
 	deadline := time.Now().Add(cfg.timeout)
-	ctx := context.Background()
 
-	// parallel runs f for every user on cfg.workers goroutines.
+	// parallel runs f for every user on cfg.workers goroutines, until the
+	// deadline.
 	parallel := func(f func(i int, u *loadUser)) {
-		var next atomic.Int64
-		var wg sync.WaitGroup
-		for range cfg.workers {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for {
-					i := int(next.Add(1)) - 1
-					if i >= len(lusers) || time.Now().After(deadline) {
-						return
-					}
-					f(i, lusers[i])
-				}
-			}()
-		}
-		wg.Wait()
+		parallelFor(len(lusers), cfg.workers, func(i int) {
+			if time.Now().Before(deadline) {
+				f(i, lusers[i])
+			}
+		})
 	}
-	_ = ctx
 
 	// Sign-in through the real flow.
 	lusers = make([]*loadUser, cfg.sessions)
@@ -222,11 +197,9 @@ func runLoad(t *testing.T, cfg loadConfig, rs *redistest.Server) {
 			// instances with Redis).
 			var wg sync.WaitGroup
 			for k := range 2 {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
+				wg.Go(func() {
 					loadRequest(apps[k%len(apps)], u, "GET", "/api/me", stats)
-				}()
+				})
 			}
 			wg.Wait()
 			for k := 2; k < perUser && sent.Load() < int64(cfg.requests); k++ {

@@ -1,24 +1,18 @@
 package bff
 
 import (
-	"context"
-	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"reflect"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/alexedwards/scs/v2"
-
 	"github.com/gobff/bff/internal/keyset"
 	"github.com/gobff/bff/internal/oidctest"
 	"github.com/gobff/bff/internal/redistest"
-	"github.com/gobff/bff/internal/storage"
 )
 
 // Tests of logout (issue 5): RP-initiated, back-channel, and "sign out
@@ -42,9 +36,7 @@ func loginAs(a *app, u oidctest.User) *browser {
 
 func (a *app) logout(br *browser, headers ...string) *http.Response {
 	a.t.Helper()
-	resp := br.do("POST", a.URL+"/auth/logout", nil, headers...)
-	io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
+	resp := br.send("POST", a.URL+"/auth/logout", headers...)
 	return resp
 }
 
@@ -60,6 +52,18 @@ func (a *app) backchannel(token string) (int, http.Header, string) {
 	return resp.StatusCode, resp.Header, string(body)
 }
 
+// expectBackchannel sends a back-channel logout and fails the test at
+// once unless it answers want; when says at which step ("": none needed).
+func (a *app) expectBackchannel(t testing.TB, token string, want int, when string) {
+	t.Helper()
+	if code, _, body := a.backchannel(token); code != want {
+		if when != "" {
+			when += ": "
+		}
+		t.Fatalf("%sback-channel logout = %d %s, want %d", when, code, body, want)
+	}
+}
+
 func signedIn(t testing.TB, a *app, br *browser) bool {
 	t.Helper()
 	code, body := a.status(br, "GET", "/api/me")
@@ -69,11 +73,18 @@ func signedIn(t testing.TB, a *app, br *browser) bool {
 	return code == 200
 }
 
+// expectSignedIn fails the test at once, saying why, unless the browser's
+// session is alive (want) or ended (!want).
+func expectSignedIn(t testing.TB, a *app, br *browser, want bool, why string) {
+	t.Helper()
+	if signedIn(t, a, br) != want {
+		t.Fatal(why)
+	}
+}
+
 func TestLogoutCrossSitePOSTRefused(t *testing.T) {
-	op := testOP(t, oidctest.Config{})
-	a := newApp(t, op, nil)
-	br := newBrowser(t)
-	a.login(br)
+	a := newApp(t, testOP(t, oidctest.Config{}), nil)
+	br := a.signIn(t)
 	for _, h := range [][]string{
 		{"Sec-Fetch-Site", "cross-site"},
 		{"Sec-Fetch-Site", "same-site"},
@@ -84,36 +95,28 @@ func TestLogoutCrossSitePOSTRefused(t *testing.T) {
 			t.Errorf("logout with %s: %s = %d, want 403", h[0], h[1], resp.StatusCode)
 		}
 	}
-	if !signedIn(t, a, br) || op.Revocations() != 0 {
+	if !signedIn(t, a, br) || a.op.Revocations() != 0 {
 		t.Fatal("a cross-site logout ended the session")
 	}
 }
 
 func TestLogoutByGETDoesNothing(t *testing.T) {
-	op := testOP(t, oidctest.Config{})
-	a := newApp(t, op, nil)
-	br := newBrowser(t)
-	a.login(br)
+	a := newApp(t, testOP(t, oidctest.Config{}), nil)
+	br := a.signIn(t)
 	code, _ := a.status(br, "GET", "/auth/logout")
 	if code != http.StatusMethodNotAllowed {
 		t.Errorf("GET /auth/logout = %d, want 405", code)
 	}
-	if !signedIn(t, a, br) || op.Revocations() != 0 || op.EndSessions() != 0 {
+	if !signedIn(t, a, br) || a.op.Revocations() != 0 || a.op.EndSessions() != 0 {
 		t.Fatal("GET /auth/logout ended the session")
 	}
 }
 
 func TestLogoutRevokesAndRedirectsToEndSession(t *testing.T) {
-	op := testOP(t, oidctest.Config{})
-	a := newApp(t, op, nil)
-	br := newBrowser(t)
-	a.login(br)
-	id, _ := a.sessionCookie(br)
-	s, err := a.storeSession(id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !op.RefreshTokenValid(s.rec.RefreshToken) {
+	a := newApp(t, testOP(t, oidctest.Config{}), nil)
+	br, id := a.signInID(t)
+	s := mustSession(t, a, id)
+	if !a.op.RefreshTokenValid(s.rec.RefreshToken) {
 		t.Fatal("refresh token not valid before logout")
 	}
 
@@ -121,18 +124,18 @@ func TestLogoutRevokesAndRedirectsToEndSession(t *testing.T) {
 	if resp.StatusCode != http.StatusSeeOther {
 		t.Fatalf("logout = %d", resp.StatusCode)
 	}
-	if n := op.Revocations(); n != 1 {
+	if n := a.op.Revocations(); n != 1 {
 		t.Errorf("revocations = %d, want 1", n)
 	}
-	if op.RefreshTokenValid(s.rec.RefreshToken) {
+	if a.op.RefreshTokenValid(s.rec.RefreshToken) {
 		t.Error("the refresh token is still valid at the provider")
 	}
 	loc, err := url.Parse(resp.Header.Get("Location"))
-	if err != nil || loc.Scheme+"://"+loc.Host+loc.Path != op.Endpoint("/end-session") {
+	if err != nil || loc.Scheme+"://"+loc.Host+loc.Path != a.op.Endpoint("/end-session") {
 		t.Fatalf("logout redirects to %q, want the end_session_endpoint", resp.Header.Get("Location"))
 	}
 	q := loc.Query()
-	if q.Get("id_token_hint") != s.rec.IDToken || q.Get("client_id") != op.ClientID() ||
+	if q.Get("id_token_hint") != s.rec.IDToken || q.Get("client_id") != a.op.ClientID() ||
 		q.Get("post_logout_redirect_uri") != a.URL+"/auth/logout/callback" || q.Get("state") == "" {
 		t.Fatalf("end-session query = %v", q)
 	}
@@ -143,36 +146,30 @@ func TestLogoutRevokesAndRedirectsToEndSession(t *testing.T) {
 		t.Errorf("session record after logout: %v", err)
 	}
 	// The provider sends the browser back with the state: 303 to "/".
-	resp = br.get(loc.String())
-	resp.Body.Close()
+	resp = br.send("GET", loc.String())
 	back := resp.Header.Get("Location")
 	if resp.StatusCode != http.StatusFound || !strings.HasPrefix(back, a.URL+"/auth/logout/callback?") {
 		t.Fatalf("end-session = %d to %q", resp.StatusCode, back)
 	}
-	resp = br.get(back)
-	resp.Body.Close()
+	resp = br.send("GET", back)
 	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/" {
 		t.Fatalf("logout callback = %d to %q, want 303 to /", resp.StatusCode, resp.Header.Get("Location"))
 	}
-	if op.EndSessions() != 1 {
-		t.Errorf("end sessions at the provider = %d", op.EndSessions())
+	if a.op.EndSessions() != 1 {
+		t.Errorf("end sessions at the provider = %d", a.op.EndSessions())
 	}
 	// The state is single use: the same return again is refused.
-	resp = br.get(back)
-	resp.Body.Close()
+	resp = br.send("GET", back)
 	if resp.StatusCode != http.StatusBadRequest {
 		t.Errorf("second logout callback = %d, want 400", resp.StatusCode)
 	}
 	// Re-sending the old cookie does not bring the session back.
 	br.jar.SetCookies(resp.Request.URL, []*http.Cookie{{Name: "__Host-bff", Value: id, Path: "/", Secure: true}})
-	if signedIn(t, a, br) {
-		t.Fatal("session alive after logout")
-	}
+	expectSignedIn(t, a, br, false, "session alive after logout")
 }
 
 func TestLogoutCallbackWrongState(t *testing.T) {
-	op := testOP(t, oidctest.Config{})
-	a := newApp(t, op, nil)
+	a := newApp(t, testOP(t, oidctest.Config{}), nil)
 	for _, tc := range []struct {
 		name  string
 		state func(real string) string
@@ -182,8 +179,7 @@ func TestLogoutCallbackWrongState(t *testing.T) {
 		{"state with suffix", func(s string) string { return s + "x" }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			br := newBrowser(t)
-			a.login(br)
+			br := a.signIn(t)
 			resp := a.logout(br)
 			loc, _ := url.Parse(resp.Header.Get("Location"))
 			st := loc.Query().Get("state")
@@ -194,9 +190,8 @@ func TestLogoutCallbackWrongState(t *testing.T) {
 		})
 	}
 	t.Run("state sealed by another app", func(t *testing.T) {
-		other := newApp(t, op, func(o *Options) { o.SecretKeys = [][]byte{[]byte("another key of thirty-two bytes!")} })
-		br := newBrowser(t)
-		other.login(br)
+		other := newApp(t, a.op, func(o *Options) { o.SecretKeys = [][]byte{[]byte("another key of thirty-two bytes!")} })
+		br := other.signIn(t)
 		resp := other.logout(br)
 		loc, _ := url.Parse(resp.Header.Get("Location"))
 		code, _ := a.status(br, "GET", "/auth/logout/callback?state="+url.QueryEscape(loc.Query().Get("state")))
@@ -206,9 +201,8 @@ func TestLogoutCallbackWrongState(t *testing.T) {
 	})
 	t.Run("state expired", func(t *testing.T) {
 		clock := newFrozenClock()
-		a := newApp(t, op, func(o *Options) { o.Now = clock.Now })
-		br := newBrowser(t)
-		a.login(br)
+		a := newApp(t, a.op, func(o *Options) { o.Now = clock.Now })
+		br := a.signIn(t)
 		resp := a.logout(br)
 		loc, _ := url.Parse(resp.Header.Get("Location"))
 		clock.Advance(a.bff.cfg.LoginTimeout + time.Second)
@@ -223,8 +217,7 @@ func TestLogoutWithoutEndSessionEndpoint(t *testing.T) {
 	op := testOP(t, oidctest.Config{})
 	op.Misbehave(func(m *oidctest.Misbehavior) { m.NoEndSession = true })
 	a := newApp(t, op, func(o *Options) { o.PostLogoutRedirect = "/bye" })
-	br := newBrowser(t)
-	a.login(br)
+	br := a.signIn(t)
 	resp := a.logout(br)
 	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/bye" {
 		t.Fatalf("logout = %d to %q, want 303 to /bye", resp.StatusCode, resp.Header.Get("Location"))
@@ -251,21 +244,17 @@ func TestLogoutRevocationFailureDoesNotBlock(t *testing.T) {
 	a := newApp(t, op, nil)
 
 	t.Run("revocation endpoint answers 500", func(t *testing.T) {
-		br := newBrowser(t)
-		a.login(br)
+		br := a.signIn(t)
 		revokeFails.Store(true)
 		defer revokeFails.Store(false)
 		resp := a.logout(br)
 		if resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(resp.Header.Get("Location"), op.Endpoint("/end-session")) {
 			t.Fatalf("logout = %d to %q", resp.StatusCode, resp.Header.Get("Location"))
 		}
-		if signedIn(t, a, br) {
-			t.Fatal("session alive after logout")
-		}
+		expectSignedIn(t, a, br, false, "session alive after logout")
 	})
 	t.Run("provider down", func(t *testing.T) {
-		br := newBrowser(t)
-		a.login(br)
+		br := a.signIn(t)
 		srv.Close()
 		start := time.Now()
 		resp := a.logout(br)
@@ -273,26 +262,22 @@ func TestLogoutRevocationFailureDoesNotBlock(t *testing.T) {
 		if resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(resp.Header.Get("Location"), op.Endpoint("/end-session")) {
 			t.Fatalf("logout = %d to %q", resp.StatusCode, resp.Header.Get("Location"))
 		}
-		if signedIn(t, a, br) {
-			t.Fatal("session alive after logout")
-		}
+		expectSignedIn(t, a, br, false, "session alive after logout")
 	})
 }
 
 func TestBackchannelLogoutSid(t *testing.T) {
-	op := testOP(t, oidctest.Config{})
-	a := newApp(t, op, nil)
+	a := newApp(t, testOP(t, oidctest.Config{}), nil)
 	br1, br2 := newBrowser(t), newBrowser(t)
 	a.login(br1)
 	a.login(br2)
-	id1, _ := a.sessionCookie(br1)
-	s1, _ := a.storeSession(id1)
+	s1 := a.browserSession(br1)
 	id2, _ := a.sessionCookie(br2)
 	s2, _ := a.storeSession(id2)
 	if s1.rec.SID == "" || s1.rec.SID == s2.rec.SID {
 		t.Fatalf("sids %q, %q: want two distinct", s1.rec.SID, s2.rec.SID)
 	}
-	code, hdr, body := a.backchannel(op.LogoutToken(oidctest.DefaultUser.Subject, s1.rec.SID, nil))
+	code, hdr, body := a.backchannel(a.op.LogoutToken(oidctest.DefaultUser.Subject, s1.rec.SID, nil))
 	if code != 200 || hdr.Get("Cache-Control") != "no-store" {
 		t.Fatalf("back-channel logout = %d %s (Cache-Control %q)", code, body, hdr.Get("Cache-Control"))
 	}
@@ -303,9 +288,7 @@ func TestBackchannelLogoutSid(t *testing.T) {
 		t.Error("the user's other session ended")
 	}
 	// sid alone (no sub) works too.
-	if code, _, _ := a.backchannel(op.LogoutToken("", s2.rec.SID, nil)); code != 200 {
-		t.Fatalf("back-channel logout (sid only) = %d", code)
-	}
+	a.expectBackchannel(t, a.op.LogoutToken("", s2.rec.SID, nil), 200, "sid only")
 	if signedIn(t, a, br2) {
 		t.Error("the session of the sid is still alive")
 	}
@@ -313,26 +296,19 @@ func TestBackchannelLogoutSid(t *testing.T) {
 
 // A sid with a sub that is not its session's does not end it.
 func TestBackchannelLogoutSidOfAnotherSub(t *testing.T) {
-	op := testOP(t, twoUsers())
-	a := newApp(t, op, nil)
+	a := newApp(t, testOP(t, twoUsers()), nil)
 	alice := loginAs(a, oidctest.DefaultUser)
-	id, _ := a.sessionCookie(alice)
-	s, _ := a.storeSession(id)
-	if code, _, _ := a.backchannel(op.LogoutToken(bob.Subject, s.rec.SID, nil)); code != 200 {
-		t.Fatalf("back-channel logout = %d", code)
-	}
-	if !signedIn(t, a, alice) {
-		t.Fatal("a logout token for bob ended alice's session")
-	}
+	s := a.browserSession(alice)
+	a.expectBackchannel(t, a.op.LogoutToken(bob.Subject, s.rec.SID, nil), 200, "")
+	expectSignedIn(t, a, alice, true, "a logout token for bob ended alice's session")
 }
 
 func TestBackchannelLogoutSub(t *testing.T) {
-	op := testOP(t, twoUsers())
-	a := newApp(t, op, nil)
+	a := newApp(t, testOP(t, twoUsers()), nil)
 	alice1 := loginAs(a, oidctest.DefaultUser)
 	alice2 := loginAs(a, oidctest.DefaultUser)
 	bobBr := loginAs(a, bob)
-	code, _, body := a.backchannel(op.LogoutToken(oidctest.DefaultUser.Subject, "", nil))
+	code, _, body := a.backchannel(a.op.LogoutToken(oidctest.DefaultUser.Subject, "", nil))
 	if code != 200 {
 		t.Fatalf("back-channel logout = %d %s", code, body)
 	}
@@ -352,8 +328,7 @@ func TestBackchannelLogoutInvalidTokens(t *testing.T) {
 	a := newApp(t, op, func(o *Options) { o.Logger = logs.logger() })
 	alice := loginAs(a, oidctest.DefaultUser)
 	bobBr := loginAs(a, bob)
-	id, _ := a.sessionCookie(alice)
-	s, _ := a.storeSession(id)
+	s := a.browserSession(alice)
 	sub, sid := oidctest.DefaultUser.Subject, s.rec.SID
 
 	claims := func(mutate func(map[string]any)) map[string]any {
@@ -370,13 +345,9 @@ func TestBackchannelLogoutInvalidTokens(t *testing.T) {
 	// new token for alice reuses.
 	usedJTI := claims(nil)
 	usedJTI["sub"], usedJTI["sid"] = "nobody", "nobody-sid"
-	if code, _, body := a.backchannel(op.SignJWT(usedJTI, oidctest.SignOptions{Typ: "logout+jwt"})); code != 200 {
-		t.Fatalf("first use = %d %s", code, body)
-	}
+	a.expectBackchannel(t, op.SignJWT(usedJTI, oidctest.SignOptions{Typ: "logout+jwt"}), 200, "first use")
 	valid := op.LogoutToken(sub, sid, nil)
-	if code, _, _ := a.backchannel(op.LogoutToken("nobody", "", nil)); code != 200 {
-		t.Fatal("valid token refused")
-	}
+	a.expectBackchannel(t, op.LogoutToken("nobody", "", nil), 200, "valid token refused")
 
 	const ev = "http://schemas.openid.net/event/backchannel-logout"
 	now := time.Now()
@@ -455,51 +426,42 @@ func TestBackchannelLogoutInvalidTokens(t *testing.T) {
 		t.Fatalf("valid token = %d", code)
 	}
 	// And it cannot be replayed.
-	if code, _, _ := a.backchannel(valid); code != http.StatusBadRequest {
-		t.Fatalf("replayed valid token = %d, want 400", code)
-	}
+	a.expectBackchannel(t, valid, http.StatusBadRequest, "replayed valid token")
 }
 
 // Logout tokens as real providers send them: ory hydra sends no exp and no
 // sub (iss, aud, iat, jti, sid, events; typ JWT), Auth0 and Keycloak typ
 // JWT; explicit typing is logout+jwt, also with its application/ prefix.
 func TestBackchannelLogoutAccepts(t *testing.T) {
-	op := testOP(t, oidctest.Config{})
-	a := newApp(t, op, nil)
+	a := newApp(t, testOP(t, oidctest.Config{}), nil)
 	const ev = "http://schemas.openid.net/event/backchannel-logout"
 	for _, tc := range []struct {
 		name  string
 		token func(sub, sid string) string
 	}{
 		{"hydra", func(_, sid string) string {
-			return op.SignJWT(map[string]any{"iss": op.Issuer(), "aud": []string{op.ClientID()}, "iat": time.Now().Unix(),
+			return a.op.SignJWT(map[string]any{"iss": a.op.Issuer(), "aud": []string{a.op.ClientID()}, "iat": time.Now().Unix(),
 				"jti": "0f0d8f6e-4a1a-4c36-9c1e-7d2b1f3a9c55", "events": map[string]any{ev: map[string]any{}}, "sid": sid},
 				oidctest.SignOptions{Typ: "JWT"})
 		}},
 		{"no typ", func(sub, sid string) string {
-			return op.SignJWT(claimsOf(op, sub, sid), oidctest.SignOptions{NoTyp: true})
+			return a.op.SignJWT(claimsOf(a.op, sub, sid), oidctest.SignOptions{NoTyp: true})
 		}},
 		{"typ application/logout+jwt", func(sub, sid string) string {
-			return op.SignJWT(claimsOf(op, sub, sid), oidctest.SignOptions{Typ: "application/logout+jwt"})
+			return a.op.SignJWT(claimsOf(a.op, sub, sid), oidctest.SignOptions{Typ: "application/logout+jwt"})
 		}},
 		{"exp ten years ahead", func(sub, sid string) string {
-			return op.LogoutToken(sub, sid, func(m map[string]any) { m["exp"] = time.Now().AddDate(10, 0, 0).Unix() })
+			return a.op.LogoutToken(sub, sid, func(m map[string]any) { m["exp"] = time.Now().AddDate(10, 0, 0).Unix() })
 		}},
 		{"iat a little ahead (clock skew)", func(sub, sid string) string {
-			return op.LogoutToken(sub, sid, func(m map[string]any) { m["iat"] = time.Now().Add(30 * time.Second).Unix() })
+			return a.op.LogoutToken(sub, sid, func(m map[string]any) { m["iat"] = time.Now().Add(30 * time.Second).Unix() })
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			br := newBrowser(t)
-			a.login(br)
-			id, _ := a.sessionCookie(br)
+			br, id := a.signInID(t)
 			s, _ := a.storeSession(id)
-			if code, _, body := a.backchannel(tc.token(s.rec.Subject, s.rec.SID)); code != 200 {
-				t.Fatalf("= %d %s, want 200", code, body)
-			}
-			if signedIn(t, a, br) {
-				t.Fatal("the session of the sid is still alive")
-			}
+			a.expectBackchannel(t, tc.token(s.rec.Subject, s.rec.SID), 200, "")
+			expectSignedIn(t, a, br, false, "the session of the sid is still alive")
 		})
 	}
 }
@@ -515,25 +477,19 @@ func claimsOf(op *oidctest.Provider, sub, sid string) map[string]any {
 // no longer: at most 10 minutes after its iat (plus a minute), however far
 // its exp; after that, the token itself is refused as too old.
 func TestBackchannelLogoutReplayEntryBounded(t *testing.T) {
-	e := newCoreEnv(t, nil, nil)
+	e := newEnv(t, longTokens, nil)
 	tok := e.op.LogoutToken("nobody", "", func(m map[string]any) { m["exp"] = e.clock.Now().AddDate(10, 0, 0).Unix() })
-	if code, _, body := e.a.backchannel(tok); code != 200 {
-		t.Fatalf("= %d %s", code, body)
-	}
-	e.store.mu.Lock()
-	for k, exp := range e.store.expiry {
-		if strings.HasPrefix(k, "jti:") && exp.After(e.clock.Now().Add(11*time.Minute)) {
+	e.a.expectBackchannel(t, tok, 200, "")
+	for _, exp := range e.store.expiries("jti:") {
+		if exp.After(e.clock.Now().Add(11 * time.Minute)) {
 			t.Errorf("the replay entry lives until %v, %v from now", exp, exp.Sub(e.clock.Now()))
 		}
 	}
-	e.store.mu.Unlock()
 	if e.store.writes("jti") != 1 {
 		t.Fatalf("%d replay entries written, want 1", e.store.writes("jti"))
 	}
 	e.clock.Advance(11*time.Minute + time.Second)
-	if code, _, _ := e.a.backchannel(tok); code != http.StatusBadRequest {
-		t.Fatalf("the same token 11 minutes later = %d, want 400", code)
-	}
+	e.a.expectBackchannel(t, tok, http.StatusBadRequest, "the same token 11 minutes later")
 }
 
 // A genuine token signed with a key the provider has just rotated in, while
@@ -541,26 +497,18 @@ func TestBackchannelLogoutReplayEntryBounded(t *testing.T) {
 // retries), not 400 (which would refuse it for good); once the refetch is
 // allowed, the same token ends the session.
 func TestBackchannelLogoutKeyRotatedWhileRateLimited(t *testing.T) {
-	e := newCoreEnv(t, nil, nil)
-	e.a.login(e.br)
-	id, _ := e.a.sessionCookie(e.br)
-	s, _ := e.a.storeSession(id)
+	e := newEnv(t, longTokens, nil).signIn()
+	s := e.a.browserSession(e.br)
 	e.op.RotateKeys()
 	tok := e.op.LogoutToken(s.rec.Subject, s.rec.SID, nil)
 	code, hdr, body := e.a.backchannel(tok)
 	if code != http.StatusServiceUnavailable || hdr.Get("Retry-After") == "" {
 		t.Fatalf("= %d %s (Retry-After %q), want 503 with Retry-After", code, body, hdr.Get("Retry-After"))
 	}
-	if !signedIn(t, e.a, e.br) {
-		t.Fatal("the session ended on a token that was not verified")
-	}
+	expectSignedIn(t, e.a, e.br, true, "the session ended on a token that was not verified")
 	e.clock.Advance(keyset.DefaultMinRefetchInterval)
-	if code, _, body := e.a.backchannel(tok); code != 200 {
-		t.Fatalf("the provider's retry = %d %s, want 200", code, body)
-	}
-	if signedIn(t, e.a, e.br) {
-		t.Fatal("the session is still alive")
-	}
+	e.a.expectBackchannel(t, tok, 200, "the provider's retry")
+	expectSignedIn(t, e.a, e.br, false, "the session is still alive")
 }
 
 // tamper changes the payload of a signed JWT, keeping its signature.
@@ -577,14 +525,12 @@ func tamper(jwt string) string {
 // Forged tokens with random kids do not make the BFF refetch the provider's
 // key set for each of them.
 func TestBackchannelLogoutForgedKidsRateLimited(t *testing.T) {
-	op := testOP(t, oidctest.Config{})
-	a := newApp(t, op, nil)
-	br := newBrowser(t)
-	a.login(br)
-	before := op.JWKSFetches()
+	a := newApp(t, testOP(t, oidctest.Config{}), nil)
+	br := a.signIn(t)
+	before := a.op.JWKSFetches()
 	for i := range 50 {
-		tok := op.SignJWT(map[string]any{
-			"iss": op.Issuer(), "aud": op.ClientID(), "iat": time.Now().Unix(), "exp": time.Now().Add(time.Minute).Unix(),
+		tok := a.op.SignJWT(map[string]any{
+			"iss": a.op.Issuer(), "aud": a.op.ClientID(), "iat": time.Now().Unix(), "exp": time.Now().Add(time.Minute).Unix(),
 			"jti": "j" + strings.Repeat("x", i), "sub": oidctest.DefaultUser.Subject,
 			"events": map[string]any{"http://schemas.openid.net/event/backchannel-logout": map[string]any{}},
 		}, oidctest.SignOptions{UnknownKey: true, KID: "kid-" + strings.Repeat("k", i+1), Typ: "logout+jwt"})
@@ -594,12 +540,10 @@ func TestBackchannelLogoutForgedKidsRateLimited(t *testing.T) {
 			t.Fatalf("forged token %d = %d", i, code)
 		}
 	}
-	if n := op.JWKSFetches() - before; n > 1 {
+	if n := a.op.JWKSFetches() - before; n > 1 {
 		t.Fatalf("50 forged tokens caused %d key-set fetches, want at most 1", n)
 	}
-	if !signedIn(t, a, br) {
-		t.Fatal("a forged token ended the session")
-	}
+	expectSignedIn(t, a, br, true, "a forged token ended the session")
 }
 
 // With two instances on one Redis, a back-channel logout received by A ends
@@ -609,17 +553,13 @@ func TestBackchannelLogoutRedisAcrossInstances(t *testing.T) {
 	op := testOP(t, oidctest.Config{})
 	apps := redisApps(t, op, rs, 2, nil)
 	a, b := apps[0], apps[1]
-	br := newBrowser(t)
-	a.login(br)
-	id, _ := a.sessionCookie(br)
+	br, id := a.signInID(t)
 	s, _ := b.storeSession(id)
 	waitHealthy(t, b)
 	if !signedIn(t, b, br) || !signedIn(t, b, br) { // now cached on B
 		t.Fatal("not signed in on B")
 	}
-	if code, _, body := a.backchannel(op.LogoutToken(oidctest.DefaultUser.Subject, s.rec.SID, nil)); code != 200 {
-		t.Fatalf("back-channel logout on A = %d %s", code, body)
-	}
+	a.expectBackchannel(t, op.LogoutToken(oidctest.DefaultUser.Subject, s.rec.SID, nil), 200, "on A")
 	d := expect401Within(t, b, br, "/api/me", 100*time.Millisecond)
 	t.Logf("back-channel logout on A seen on B after %v", d)
 	// The same token replayed to B (shared replay cache) is refused.
@@ -633,177 +573,27 @@ func TestBackchannelLogoutRedisReplayShared(t *testing.T) {
 	op := testOP(t, oidctest.Config{})
 	apps := redisApps(t, op, rs, 2, nil)
 	tok := op.LogoutToken("nobody", "", nil)
-	if code, _, _ := apps[0].backchannel(tok); code != 200 {
-		t.Fatalf("first = %d", code)
-	}
+	apps[0].expectBackchannel(t, tok, 200, "first")
 	if code, _, _ := apps[1].backchannel(tok); code != http.StatusBadRequest {
 		t.Fatalf("replay on the other instance = %d, want 400", code)
 	}
-}
-
-func TestRevokeSessionsListsAndEndsEverywhere(t *testing.T) {
-	rs := redistest.Start(t)
-	op := testOP(t, twoUsers())
-	var clk offsetClock
-	apps := redisApps(t, op, rs, 2, func(o *Options) { o.Now = clk.Now })
-	a, b := apps[0], apps[1]
-	ctx := context.Background()
-	sub := oidctest.DefaultUser.Subject
-
-	alice1 := loginAs(a, oidctest.DefaultUser)
-	clk.Advance(2 * time.Minute)
-	alice2 := loginAs(a, oidctest.DefaultUser)
-	bobBr := loginAs(a, bob)
-	waitHealthy(t, a)
-	waitHealthy(t, b)
-	// Each browser uses its own instance (and has its session cached).
-	signedIn(t, a, alice1)
-	signedIn(t, b, alice2)
-	signedIn(t, b, bobBr)
-
-	list, err := b.bff.Sessions(ctx, sub)
-	if err != nil || len(list) != 2 {
-		t.Fatalf("Sessions = %+v, %v; want 2", list, err)
-	}
-	now := clk.Now()
-	cookies := []string{}
-	for _, br := range []*browser{alice1, alice2} {
-		id, _ := a.sessionCookie(br)
-		cookies = append(cookies, id)
-	}
-	for _, si := range list {
-		if si.Created.IsZero() || si.LastSeen.Before(si.Created) || !si.Expires.After(now) || si.Created.After(now) {
-			t.Errorf("session info %+v (now %v)", si, now)
-		}
-		for _, c := range cookies {
-			if strings.Contains(si.Handle, c) {
-				t.Error("the handle contains the cookie value")
-			}
-		}
-	}
-	if list[0].Created.Equal(list[1].Created) {
-		t.Error("both sessions have the same creation time")
-	}
-	// No token can be reached through SessionInfo.
-	typ := reflect.TypeFor[SessionInfo]()
-	for i := range typ.NumField() {
-		if f := typ.Field(i); f.Type.Kind() != reflect.String && f.Type != reflect.TypeFor[time.Time]() {
-			t.Errorf("SessionInfo.%s has type %v", f.Name, f.Type)
-		}
-	}
-	if bl, _ := a.bff.Sessions(ctx, bob.Subject); len(bl) != 1 {
-		t.Fatalf("bob's sessions = %d", len(bl))
-	}
-
-	n, err := a.bff.RevokeSessions(ctx, sub)
-	if err != nil || n != 2 {
-		t.Fatalf("RevokeSessions = %d, %v; want 2", n, err)
-	}
-	expect401Within(t, a, alice1, "/api/me", 100*time.Millisecond)
-	expect401Within(t, b, alice2, "/api/me", 100*time.Millisecond)
-	if !signedIn(t, b, bobBr) {
-		t.Fatal("bob's session ended")
-	}
-	if list, _ := b.bff.Sessions(ctx, sub); len(list) != 0 {
-		t.Fatalf("Sessions after RevokeSessions = %d", len(list))
-	}
-
-	// RevokeSession ends one session by its handle.
-	bl, _ := b.bff.Sessions(ctx, bob.Subject)
-	if err := a.bff.RevokeSession(ctx, bl[0].Handle); err != nil {
-		t.Fatal(err)
-	}
-	expect401Within(t, b, bobBr, "/api/me", 100*time.Millisecond)
-	if err := a.bff.RevokeSession(ctx, "not a handle"); err == nil {
-		t.Error("RevokeSession accepted a malformed handle")
-	}
-	assertNoKEYS(t, rs)
-}
-
-// With the memory store, sessions past their expiry are neither listed nor
-// indexed.
-func TestRevokeSessionsIndexEmptyAfterExpiry(t *testing.T) {
-	op := testOP(t, oidctest.Config{})
-	var clk offsetClock
-	a := newApp(t, op, func(o *Options) { o.Now = clk.Now })
-	ctx := context.Background()
-	sub := oidctest.DefaultUser.Subject
-	a.login(newBrowser(t))
-	a.login(newBrowser(t))
-	if list, _ := a.bff.Sessions(ctx, sub); len(list) != 2 {
-		t.Fatalf("Sessions = %d, want 2", len(list))
-	}
-	clk.Advance(a.bff.cfg.MaxLifetime + time.Second)
-	if list, err := a.bff.Sessions(ctx, sub); err != nil || len(list) != 0 {
-		t.Fatalf("Sessions after expiry = %v, %v", list, err)
-	}
-	if keys, err := a.bff.store.members(ctx, "sub", sub); err != nil || len(keys) != 0 {
-		t.Fatalf("index after expiry = %q, %v", keys, err)
-	}
-	if n, err := a.bff.RevokeSessions(ctx, sub); err != nil || n != 0 {
-		t.Fatalf("RevokeSessions after expiry = %d, %v", n, err)
-	}
-}
-
-func TestLogoutSessionEndpointHasLogoutURL(t *testing.T) {
-	op := testOP(t, oidctest.Config{})
-	a := newApp(t, op, func(o *Options) { o.IdleTimeout = time.Hour })
-	br := newBrowser(t)
-	a.login(br)
-	code, body := a.status(br, "GET", "/auth/session")
-	m := jsonBody(t, body)
-	in, _ := m["expiresIn"].(float64)
-	if code != 200 || m["logoutUrl"] != "/auth/logout" || in <= 3500 || in > 3600 {
-		t.Fatalf("/auth/session = %d %s; want logoutUrl /auth/logout and expiresIn about 3600", code, body)
-	}
-	for _, tok := range []string{"access", "refresh", "id_token", "eyJ"} {
-		if strings.Contains(body, tok) {
-			t.Errorf("/auth/session mentions %q", tok)
-		}
-	}
-}
-
-// flakyDeleteStore fails the next failDeletes Delete calls.
-type flakyDeleteStore struct {
-	scs.Store
-	failDeletes atomic.Int64
-}
-
-func (s *flakyDeleteStore) Delete(k string) error {
-	if s.failDeletes.Add(-1) >= 0 {
-		return errors.New("store blip")
-	}
-	return s.Store.Delete(k)
 }
 
 // The store fails while a verified logout token is being applied: the
 // answer is 503, and the provider's retry of the same token is not refused
 // as a replay — it ends the session.
 func TestBackchannelLogoutRetryAfterStoreFailure(t *testing.T) {
-	ms := storage.NewMemory(time.Minute)
-	t.Cleanup(ms.Close)
-	fs := &flakyDeleteStore{Store: ms}
-	op := testOP(t, oidctest.Config{})
-	a := newApp(t, op, func(o *Options) { o.Store = fs })
-	br := newBrowser(t)
-	a.login(br)
-	id, _ := a.sessionCookie(br)
+	fs := newSpyStore(t)
+	a := newApp(t, testOP(t, oidctest.Config{}), func(o *Options) { o.Store = fs })
+	br, id := a.signInID(t)
 	s, _ := a.storeSession(id)
-	tok := op.LogoutToken(oidctest.DefaultUser.Subject, s.rec.SID, nil)
-	fs.failDeletes.Store(1)
-	if code, _, body := a.backchannel(tok); code != http.StatusServiceUnavailable {
-		t.Fatalf("back-channel logout during a store failure = %d %s, want 503", code, body)
-	}
+	tok := a.op.LogoutToken(oidctest.DefaultUser.Subject, s.rec.SID, nil)
+	fs.failNext("delete", 1)
+	a.expectBackchannel(t, tok, http.StatusServiceUnavailable, "during a store failure")
 	waitUntil(t, 5*time.Second, "the store's circuit breaker to close", func() bool { return a.bff.store.breaker.allow() == nil })
-	if !signedIn(t, a, br) {
-		t.Fatal("the session ended though the logout failed")
-	}
-	if code, _, body := a.backchannel(tok); code != 200 {
-		t.Fatalf("the provider's retry = %d %s, want 200", code, body)
-	}
-	if signedIn(t, a, br) {
-		t.Fatal("the session is still alive after the retry")
-	}
+	expectSignedIn(t, a, br, true, "the session ended though the logout failed")
+	a.expectBackchannel(t, tok, 200, "the provider's retry")
+	expectSignedIn(t, a, br, false, "the session is still alive after the retry")
 }
 
 // Options.ProviderLogout: back to the app (default), to the provider's
@@ -822,10 +612,8 @@ func TestProviderLogoutModes(t *testing.T) {
 		{"skip", ProviderLogoutSkip, false, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			op := testOP(t, oidctest.Config{})
-			a := newApp(t, op, func(o *Options) { o.ProviderLogout, o.PostLogoutRedirect = tc.mode, "/bye" })
-			br := newBrowser(t)
-			a.login(br)
+			a := newApp(t, testOP(t, oidctest.Config{}), func(o *Options) { o.ProviderLogout, o.PostLogoutRedirect = tc.mode, "/bye" })
+			br := a.signIn(t)
 			resp := a.logout(br)
 			for _, c := range resp.Cookies() {
 				if c.Name != a.bff.cfg.CookieName || c.MaxAge >= 0 {
@@ -833,26 +621,25 @@ func TestProviderLogoutModes(t *testing.T) {
 				}
 			}
 			loc, _ := url.Parse(resp.Header.Get("Location"))
-			atProvider := loc.Scheme+"://"+loc.Host+loc.Path == op.Endpoint("/end-session")
+			atProvider := loc.Scheme+"://"+loc.Host+loc.Path == a.op.Endpoint("/end-session")
 			q := loc.Query()
 			switch {
 			case atProvider != tc.provider:
 				t.Fatalf("logout went to %s", loc)
 			case !tc.provider && loc.String() != "/bye":
 				t.Fatalf("logout went to %s, want /bye", loc)
-			case tc.provider && (q.Get("id_token_hint") == "" || q.Get("client_id") != op.ClientID()):
+			case tc.provider && (q.Get("id_token_hint") == "" || q.Get("client_id") != a.op.ClientID()):
 				t.Errorf("end-session query %v lacks id_token_hint or client_id", q)
 			case q.Has("post_logout_redirect_uri") != tc.back || q.Has("state") != tc.back:
 				t.Errorf("end-session query %v: way back %v, want %v", q, q.Has("post_logout_redirect_uri"), tc.back)
 			}
-			if op.Revocations() != 1 || signedIn(t, a, br) {
-				t.Errorf("revocations %d, still signed in %v", op.Revocations(), signedIn(t, a, br))
+			if a.op.Revocations() != 1 || signedIn(t, a, br) {
+				t.Errorf("revocations %d, still signed in %v", a.op.Revocations(), signedIn(t, a, br))
 			}
 			if tc.provider {
-				r := br.get(loc.String())
-				r.Body.Close()
-				if op.EndSessions() != 1 || (r.StatusCode == http.StatusFound) != tc.back {
-					t.Errorf("end-session: %d, ended %d", r.StatusCode, op.EndSessions())
+				r := br.send("GET", loc.String())
+				if a.op.EndSessions() != 1 || (r.StatusCode == http.StatusFound) != tc.back {
+					t.Errorf("end-session: %d, ended %d", r.StatusCode, a.op.EndSessions())
 				}
 			}
 		})

@@ -1,60 +1,15 @@
 package bff
 
 import (
-	"bytes"
-	"encoding/json"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/gobff/bff/internal/oidctest"
 )
-
-// logLines is a concurrency-safe JSON log sink.
-type logLines struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logLines) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-// records returns the records logged so far, decoded.
-func (l *logLines) records(t testing.TB) []map[string]any {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var out []map[string]any
-	for _, line := range strings.Split(strings.TrimSpace(l.buf.String()), "\n") {
-		if line == "" {
-			continue
-		}
-		var m map[string]any
-		if err := json.Unmarshal([]byte(line), &m); err != nil {
-			t.Fatalf("log line %q: %v", line, err)
-		}
-		out = append(out, m)
-	}
-	return out
-}
-
-func (l *logLines) find(t testing.TB, msg string) map[string]any {
-	t.Helper()
-	for _, r := range l.records(t) {
-		if r["msg"] == msg {
-			return r
-		}
-	}
-	t.Fatalf("no log line %q in:\n%s", msg, l.buf.String())
-	return nil
-}
 
 // callbackRequest runs a sign-in up to the provider's redirect back, and
 // returns the callback request (with the browser's cookies) for the test
@@ -80,9 +35,9 @@ var appSpan = trace.NewSpanContext(trace.SpanContextConfig{
 // TestLogsCarryTraceIDs: a log line written while a span is in the
 // request's context carries its trace and span IDs; without one, none.
 func TestLogsCarryTraceIDs(t *testing.T) {
-	var logs logLines
+	var logs logBuffer
 	a := newApp(t, testOP(t, oidctest.Config{}), func(o *Options) {
-		o.Logger = slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		o.Logger = logs.jsonLogger()
 	})
 	r := callbackRequest(t, a)
 	r = r.WithContext(trace.ContextWithSpanContext(r.Context(), appSpan))
@@ -111,31 +66,20 @@ func TestLogsCarryTraceIDs(t *testing.T) {
 // LogSubjects, the sign-in line does.
 func TestLogsNameNoUser(t *testing.T) {
 	for _, logSubjects := range []bool{false, true} {
-		var logs logLines
+		var logs logBuffer
 		clk := &offsetClock{}
-		op := testOP(t, oidctest.Config{Now: clk.Now})
-		a := newApp(t, op, func(o *Options) {
+		a := newApp(t, testOP(t, oidctest.Config{Now: clk.Now}), func(o *Options) {
 			o.Now = clk.Now
 			o.LogSubjects = logSubjects
-			o.Logger = slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+			o.Logger = logs.jsonLogger()
 		})
-		br := newBrowser(t)
-		a.login(br)
+		br := a.signIn(t)
 		clk.Advance(2 * 3600e9) // past the access token's hour: a refresh
-		if code, _ := a.status(br, "GET", "/api/me"); code != 200 {
-			t.Fatalf("refresh: %d", code)
-		}
-		id, _ := a.sessionCookie(br)
-		s, err := a.storeSession(id)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp := br.do("POST", a.URL+"/auth/logout", nil, "Origin", a.URL)
-		resp.Body.Close()
+		a.expect(t, br, "/api/me", 200, "refresh")
+		s := a.browserSession(br)
+		br.send("POST", a.URL+"/auth/logout", "Origin", a.URL)
 		a.login(br)
-		if code, _, _ := a.backchannel(op.LogoutToken(s.rec.Subject, "", nil)); code != 200 {
-			t.Fatalf("back-channel logout: %d", code)
-		}
+		a.expectBackchannel(t, a.op.LogoutToken(s.rec.Subject, "", nil), 200, "")
 
 		sub := oidctest.DefaultUser.Subject
 		for _, msg := range []string{"bff: signed in", "bff: token refresh", "bff: signed out", "bff: back-channel logout"} {
@@ -144,8 +88,8 @@ func TestLogsNameNoUser(t *testing.T) {
 				t.Errorf("LogSubjects=%v: %q logged sub %q", logSubjects, msg, got)
 			}
 		}
-		if !logSubjects && strings.Contains(logs.buf.String(), sub) {
-			t.Errorf("the subject %q is in the logs:\n%s", sub, logs.buf.String())
+		if !logSubjects && strings.Contains(logs.String(), sub) {
+			t.Errorf("the subject %q is in the logs:\n%s", sub, logs.String())
 		}
 	}
 }

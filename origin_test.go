@@ -37,8 +37,8 @@ func (a *app) sendAs(br *browser, method, path, host string, headers ...string) 
 // second arrival proceeds, and says so in the log once.
 func TestLoginOnOtherHost(t *testing.T) {
 	op := testOP(t, oidctest.Config{})
-	var logs rtSyncBuffer
-	a := newApp(t, op, func(o *Options) { logInto(o, &logs) })
+	var logs logBuffer
+	a := newApp(t, op, func(o *Options) { o.Logger = logs.logger() })
 	u, _ := url.Parse(a.URL)
 	other := strings.Replace(u.Host, "127.0.0.1", "localhost", 1)
 	br := newBrowser(t)
@@ -71,10 +71,9 @@ func TestLoginOnOtherHost(t *testing.T) {
 // cross-site is still refused, and every refusal logs origin and host.
 func TestOwnOriginTrustedBehindProxy(t *testing.T) {
 	op := testOP(t, oidctest.Config{})
-	var logs rtSyncBuffer
-	a := newApp(t, op, func(o *Options) { logInto(o, &logs) })
-	br := newBrowser(t)
-	a.login(br)
+	var logs logBuffer
+	a := newApp(t, op, func(o *Options) { o.Logger = logs.logger() })
+	br := a.signIn(t)
 	const proxyHost = "127.0.0.1:8081"
 	if resp := a.sendAs(br, "POST", "/api/echo", proxyHost, "Origin", a.URL); resp.StatusCode != 200 {
 		t.Errorf("POST /api/echo from BaseURL's origin with a rewritten Host = %d, want 200", resp.StatusCode)

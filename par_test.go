@@ -15,13 +15,11 @@ import (
 // to the provider directly, with the client's authentication; the browser
 // sees only client_id and request_uri.
 func TestPARUsedWhenAdvertised(t *testing.T) {
-	op := testOP(t, oidctest.Config{PAR: true})
-	a := newApp(t, op, func(o *Options) { o.AuthParams = map[string]string{"audience": "https://api.example"} })
+	a := newApp(t, testOP(t, oidctest.Config{PAR: true}), func(o *Options) { o.AuthParams = map[string]string{"audience": "https://api.example"} })
 	br := newBrowser(t)
-	resp := br.get(a.URL + "/auth/login?returnTo=/app&login_hint=alice&acr_values=urn:x")
-	resp.Body.Close()
+	resp := br.send("GET", a.URL+"/auth/login?returnTo=/app&login_hint=alice&acr_values=urn:x")
 	loc, _ := url.Parse(resp.Header.Get("Location"))
-	if resp.StatusCode != http.StatusSeeOther || loc.Scheme+"://"+loc.Host+loc.Path != op.Endpoint("/authorize") {
+	if resp.StatusCode != http.StatusSeeOther || loc.Scheme+"://"+loc.Host+loc.Path != a.op.Endpoint("/authorize") {
 		t.Fatalf("/auth/login = %d to %v", resp.StatusCode, loc)
 	}
 	var keys []string
@@ -29,7 +27,7 @@ func TestPARUsedWhenAdvertised(t *testing.T) {
 		keys = append(keys, k)
 	}
 	slices.Sort(keys)
-	if !slices.Equal(keys, []string{"client_id", "request_uri"}) || loc.Query().Get("client_id") != op.ClientID() {
+	if !slices.Equal(keys, []string{"client_id", "request_uri"}) || loc.Query().Get("client_id") != a.op.ClientID() {
 		t.Errorf("the browser's URL carries %v, want only client_id and request_uri", loc.Query())
 	}
 	if strings.Contains(loc.String(), "alice") || strings.Contains(loc.String(), "api.example") {
@@ -39,7 +37,7 @@ func TestPARUsedWhenAdvertised(t *testing.T) {
 	if resp.StatusCode != 200 || resp.Request.URL.Path != "/app" {
 		t.Fatalf("sign-in ended with %d at %s", resp.StatusCode, resp.Request.URL)
 	}
-	pushed := op.LastAuthorizationRequest()
+	pushed := a.op.LastAuthorizationRequest()
 	for _, k := range []string{"state", "nonce", "code_challenge", "redirect_uri", "scope"} {
 		if pushed.Get(k) == "" {
 			t.Errorf("the pushed request lacks %s: %v", k, pushed)
@@ -49,8 +47,8 @@ func TestPARUsedWhenAdvertised(t *testing.T) {
 		pushed.Has("acr_values") || !strings.Contains(pushed.Get("claims"), `"urn:x"`) {
 		t.Errorf("pushed request = %v", pushed)
 	}
-	if op.PushedRequests() != 1 || op.ClientAuths()["par client_secret_basic"] != 1 {
-		t.Errorf("pushed %d, client authentications %v", op.PushedRequests(), op.ClientAuths())
+	if a.op.PushedRequests() != 1 || a.op.ClientAuths()["par client_secret_basic"] != 1 {
+		t.Errorf("pushed %d, client authentications %v", a.op.PushedRequests(), a.op.ClientAuths())
 	}
 }
 
@@ -74,8 +72,8 @@ func TestPARModes(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			op := testOP(t, tc.cfg)
-			var logs rtSyncBuffer
-			a := newUnreadyApp(t, op, func(o *Options) { o.PAR = tc.mode; logInto(o, &logs) })
+			var logs logBuffer
+			a := newUnreadyApp(t, op, func(o *Options) { o.PAR = tc.mode; o.Logger = logs.logger() })
 			br := newBrowser(t)
 			if tc.misconfigured {
 				waitUntil(t, 10*time.Second, "the misconfiguration", func() bool {
@@ -117,7 +115,7 @@ func TestPARFailures(t *testing.T) {
 			w.WriteHeader(201)
 			w.Write([]byte(`{"expires_in":60}`))
 		}, 503, "temporarily_unavailable"},
-		{"garbage", garbage, 503, "temporarily_unavailable"},
+		{"garbage", oidctest.Garbage, 503, "temporarily_unavailable"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			op, front := frontedOP(t, oidctest.Config{PAR: true})

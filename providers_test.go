@@ -87,10 +87,10 @@ func TestProviderRecipes(t *testing.T) {
 		t.Run(rc.prof.Name, func(t *testing.T) {
 			clock := &offsetClock{}
 			op := profileOP(t, rc.prof, clock)
-			var logs rtSyncBuffer
+			var logs logBuffer
 			a := newApp(t, op, func(o *Options) {
 				o.Now, o.PostLogoutRedirect = clock.Now, "/bye"
-				logInto(o, &logs)
+				o.Logger = logs.logger()
 				if rc.options != nil {
 					rc.options(o)
 				}
@@ -98,8 +98,7 @@ func TestProviderRecipes(t *testing.T) {
 			a.route("GET /bye", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "signed out") }))
 			checkLacks(t, logs.String(), rc.lacks)
 
-			br := newBrowser(t)
-			a.login(br)
+			br := a.signIn(t)
 			rt := a.browserSession(br).rec.RefreshToken
 			if rt == "" {
 				t.Fatal("no refresh token after sign-in: the session would end with the first access token")
@@ -166,8 +165,7 @@ func checkLacks(t *testing.T, logs string, want []string) {
 // another browser's session with a logout token for its sid.
 func checkRecipeBackchannel(t *testing.T, a *app) {
 	t.Helper()
-	br := newBrowser(t)
-	a.login(br)
+	br := a.signIn(t)
 	s := a.browserSession(br)
 	if code, _, body := a.backchannel(a.op.LogoutToken(s.rec.Subject, s.rec.SID, nil)); code != http.StatusOK || signedIn(t, a, br) {
 		t.Fatalf("back-channel logout = %d %s; still signed in = %v", code, body, signedIn(t, a, br))
@@ -235,8 +233,8 @@ func TestEntraMultiTenant(t *testing.T) {
 		}
 	})
 	t.Run("any tenant", func(t *testing.T) {
-		var logs rtSyncBuffer
-		a := entra(other, func(o *Options) { o.InsecureAnyTenant = true; logInto(o, &logs) })
+		var logs logBuffer
+		a := entra(other, func(o *Options) { o.InsecureAnyTenant = true; o.Logger = logs.logger() })
 		a.login(newBrowser(t))
 		if !strings.Contains(logs.String(), "level=WARN msg=\"bff: Options.InsecureAnyTenant is set") {
 			t.Errorf("no warning about InsecureAnyTenant:\n%s", logs.String())
@@ -258,8 +256,7 @@ func TestEntraMultiTenant(t *testing.T) {
 			o.DisableConsentPrompt, o.InsecureAllowNoPKCE, o.Now = true, true, clock.Now
 			o.Tenants = []string{oidctest.EntraTenant, other.Tenant}
 		})
-		br := newBrowser(t)
-		a.login(br)
+		br := a.signIn(t)
 		op.Misbehave(func(m *oidctest.Misbehavior) {
 			m.RefreshIDTokenIssuer = strings.Replace(op.Issuer(), "organizations", other.Tenant, 1)
 		})
@@ -282,8 +279,8 @@ func TestEntraMultiTenant(t *testing.T) {
 	})
 	t.Run("no tenants", func(t *testing.T) {
 		op := profileOP(t, oidctest.EntraIDMultiTenant, &offsetClock{})
-		var logs rtSyncBuffer
-		a := newUnreadyApp(t, op, func(o *Options) { o.InsecureAllowNoPKCE = true; logInto(o, &logs) })
+		var logs logBuffer
+		a := newUnreadyApp(t, op, func(o *Options) { o.InsecureAllowNoPKCE = true; o.Logger = logs.logger() })
 		waitUntil(t, 10*time.Second, "the misconfiguration", a.bff.misconfigured.Load)
 		if !strings.Contains(logs.String(), "Options.Tenants") {
 			t.Errorf("the log gives no hint:\n%s", logs.String())
@@ -311,8 +308,7 @@ func TestRecipeQuirks(t *testing.T) {
 					o.AuthParams = map[string]string{"audience": audience}
 				}
 			})
-			br := newBrowser(t)
-			a.login(br)
+			br := a.signIn(t)
 			_, at := a.status(br, "GET", "/api/token")
 			if isJWT := strings.Count(at, ".") == 2; isJWT != (audience != "") {
 				t.Fatalf("access token %q: a JWT = %v, want %v", at, isJWT, audience != "")

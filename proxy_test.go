@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/http/httptrace"
-	"net/http/httputil"
 	"net/textproto"
 	"net/url"
 	"path"
@@ -190,38 +189,20 @@ func mountProxy(t testing.TB, a *app, proxy http.Handler) *httptest.Server {
 	return srv
 }
 
-// proxyEnv: a signed-in browser, an upstream, and the app with the proxy.
+// proxyEnv is a signed-in env with an upstream, and the app's proxy to it
+// on a front server (mountProxy).
 type proxyEnv struct {
-	op    *oidctest.Provider
-	a     *app
+	*env
 	up    *upstream
 	front *httptest.Server
-	br    *browser
 }
 
 func newProxyEnv(t *testing.T, opt func(*Options), popts ProxyOptions) *proxyEnv {
 	t.Helper()
-	e := &proxyEnv{op: testOP(t, oidctest.Config{})}
-	e.a = newApp(t, e.op, opt)
+	e := &proxyEnv{env: newEnv(t, oidctest.Config{}, onMemory(opt)).signIn()}
 	e.up = newUpstream(t, e.op)
 	e.front = mountProxy(t, e.a, e.a.bff.Proxy(e.up.target, popts))
-	e.br = newBrowser(t)
-	e.a.login(e.br)
 	return e
-}
-
-// accessToken is the access token stored in the browser's session.
-func (e *proxyEnv) accessToken(t *testing.T) string {
-	t.Helper()
-	id, ok := e.a.sessionCookie(e.br)
-	if !ok {
-		t.Fatal("no session cookie")
-	}
-	s, err := e.a.storeSession(id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s.rec.AccessToken
 }
 
 // do sends a request through the browser to the front server and reads the
@@ -236,7 +217,7 @@ func (e *proxyEnv) do(t *testing.T, method, p string, headers ...string) (*http.
 
 func TestProxyForwardsTokenNotBrowserCredentials(t *testing.T) {
 	e := newProxyEnv(t, func(o *Options) { o.CSRFHeader = "X-CSRF" }, ProxyOptions{})
-	tok := e.accessToken(t)
+	tok := e.rec().rec.AccessToken
 	resp, body := e.do(t, "GET", "/api/upstream/whoami?x=1&y=%2F",
 		"Authorization", "Bearer browser-chosen-token",
 		"X-CSRF", "1",
@@ -298,9 +279,7 @@ func TestProxyForwardsTokenNotBrowserCredentials(t *testing.T) {
 	if strings.Contains(body, tok) || strings.Contains(fmt.Sprint(resp.Header), tok) {
 		t.Error("the access token reached the browser")
 	}
-	if code, _ := e.a.status(e.br, "GET", "/api/me"); code != 200 {
-		t.Errorf("session broken after the proxied call: /api/me = %d", code)
-	}
+	e.a.expect(t, e.br, "/api/me", 200, "session broken after the proxied call")
 
 	// The upstream's status passes through.
 	if resp, body := e.do(t, "GET", "/api/upstream/teapot"); resp.StatusCode != http.StatusTeapot || body != "short and stout" {
@@ -336,7 +315,7 @@ func (e *proxyEnv) dialWS(t *testing.T, path string, headers ...string) (c *wste
 // for bearer tokens, would not check Origin itself.
 func TestProxyWebSocket(t *testing.T) {
 	e := newProxyEnv(t, nil, ProxyOptions{})
-	tok := e.accessToken(t)
+	tok := e.rec().rec.AccessToken
 	c, resp := e.dialWS(t, "/api/upstream/ws", "Origin", e.front.URL, "Sec-Fetch-Site", "same-origin")
 	if c == nil {
 		t.Fatalf("same-origin WebSocket = %d, want 101", resp.StatusCode)
@@ -380,11 +359,7 @@ func TestProxyWebSocket(t *testing.T) {
 // The proxy runs the origin check on an upgrade itself, whatever guards it.
 func TestProxyUpgradeOriginCheck(t *testing.T) {
 	e := newProxyEnv(t, nil, ProxyOptions{})
-	sid, _ := e.a.sessionCookie(e.br)
-	s, err := e.a.storeSession(sid)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := e.a.browserSession(e.br)
 	req := httptest.NewRequest("GET", "/ws", nil)
 	req.Header.Set("Connection", "Upgrade")
 	req.Header.Set("Upgrade", "websocket")
@@ -520,8 +495,7 @@ func TestProxyWithoutSessionRefuses(t *testing.T) {
 		t.Fatalf("= %d %s", resp.StatusCode, body)
 	}
 	// Behind RequireSession without a cookie: 401 as well.
-	resp = newBrowser(t).do("GET", e.front.URL+"/api/upstream/whoami", nil)
-	resp.Body.Close()
+	resp = newBrowser(t).send("GET", e.front.URL+"/api/upstream/whoami")
 	if resp.StatusCode != 401 {
 		t.Fatalf("signed out = %d", resp.StatusCode)
 	}
@@ -535,7 +509,7 @@ func TestProxyRefreshesExpiringToken(t *testing.T) {
 	e := newProxyEnv(t, func(o *Options) {
 		o.Now = func() time.Time { return time.Now().Add(time.Duration(offset.Load())) }
 	}, ProxyOptions{})
-	old := e.accessToken(t)
+	old := e.rec().rec.AccessToken
 	grants := e.op.RefreshGrants()
 	// The provider's tokens live an hour; RefreshSkew is a minute.
 	offset.Store(int64(59*time.Minute + 30*time.Second))
@@ -547,104 +521,84 @@ func TestProxyRefreshesExpiringToken(t *testing.T) {
 		t.Fatalf("%d refresh grants, want 1", n)
 	}
 	got := strings.TrimPrefix(e.up.requests()[0].Header.Get("Authorization"), "Bearer ")
-	if got == old || got != e.accessToken(t) {
+	if got == old || got != e.rec().rec.AccessToken {
 		t.Fatal("upstream did not get the refreshed token")
 	}
 }
 
+// An upstream 401 to a GET or HEAD is answered by refreshing the token and
+// retrying once (concurrent requests share one refresh); anything else
+// passes the 401 through. A refresh that fails ends the session only when
+// the provider says so.
 func TestProxyUpstream401(t *testing.T) {
-	t.Run("GET is refreshed and retried once", func(t *testing.T) {
-		e := newProxyEnv(t, nil, ProxyOptions{})
-		old := e.accessToken(t)
-		e.up.reject(old)
-		grants := e.op.RefreshGrants()
-		resp, body := e.do(t, "GET", "/api/upstream/whoami")
-		if resp.StatusCode != 200 || !strings.Contains(body, oidctest.DefaultUser.Subject) {
-			t.Fatalf("= %d %s", resp.StatusCode, body)
-		}
-		if n := e.op.RefreshGrants() - grants; n != 1 {
-			t.Errorf("%d refresh grants, want 1", n)
-		}
-		reqs := e.up.requests()
-		if len(reqs) != 2 {
-			t.Fatalf("upstream saw %d requests, want 2", len(reqs))
-		}
-		nw := e.accessToken(t)
-		if nw == old || reqs[1].Header.Get("Authorization") != "Bearer "+nw {
-			t.Error("the retry did not carry the new, stored token")
-		}
-	})
-	t.Run("HEAD is refreshed and retried once", func(t *testing.T) {
-		e := newProxyEnv(t, nil, ProxyOptions{})
-		e.up.reject(e.accessToken(t))
-		grants := e.op.RefreshGrants()
-		if resp, _ := e.do(t, "HEAD", "/api/upstream/whoami"); resp.StatusCode != 200 {
-			t.Fatalf("= %d", resp.StatusCode)
-		}
-		if n := e.op.RefreshGrants() - grants; n != 1 || len(e.up.requests()) != 2 {
-			t.Errorf("%d grants, %d upstream requests", n, len(e.up.requests()))
-		}
-	})
-	t.Run("GET still rejected: one retry, then the 401 passes", func(t *testing.T) {
-		e := newProxyEnv(t, nil, ProxyOptions{})
-		e.up.rejectAll.Store(true)
-		grants := e.op.RefreshGrants()
-		resp, body := e.do(t, "GET", "/api/upstream/whoami")
-		if resp.StatusCode != 401 || body != `{"upstream":"rejected"}` {
-			t.Fatalf("= %d %s", resp.StatusCode, body)
-		}
-		if n := e.op.RefreshGrants() - grants; n != 1 {
-			t.Errorf("%d refresh grants, want 1", n)
-		}
-		if n := len(e.up.requests()); n != 2 {
-			t.Errorf("upstream saw %d requests, want 2", n)
-		}
-		if _, ok := e.a.sessionCookie(e.br); !ok {
-			t.Error("an upstream 401 ended the browser's session")
-		}
-	})
-	t.Run("GET without a refresh token: no new token, no retry", func(t *testing.T) {
-		e := newProxyEnv(t, func(o *Options) { o.Scopes = []string{"openid", "profile", "email"} }, ProxyOptions{})
-		e.up.rejectAll.Store(true)
-		resp, body := e.do(t, "GET", "/api/upstream/whoami")
-		if resp.StatusCode != 401 || body != `{"upstream":"rejected"}` {
-			t.Fatalf("= %d %s", resp.StatusCode, body)
-		}
-		if n := len(e.up.requests()); n != 1 {
-			t.Errorf("upstream saw %d requests, want 1", n)
-		}
-		if _, ok := e.a.sessionCookie(e.br); !ok {
-			t.Error("session ended")
-		}
-	})
-	t.Run("POST passes the 401 through", func(t *testing.T) {
-		e := newProxyEnv(t, nil, ProxyOptions{})
-		e.up.reject(e.accessToken(t))
-		grants := e.op.RefreshGrants()
-		resp, body := e.do(t, "POST", "/api/upstream/whoami")
-		if resp.StatusCode != 401 || body != `{"upstream":"rejected"}` {
-			t.Fatalf("= %d %s", resp.StatusCode, body)
-		}
-		if n := e.op.RefreshGrants() - grants; n != 0 {
-			t.Errorf("%d refresh grants, want 0", n)
-		}
-		if n := len(e.up.requests()); n != 1 {
-			t.Errorf("upstream saw %d requests, want 1", n)
-		}
-	})
+	rejectOld := func(e *proxyEnv) { e.up.reject(e.rec().rec.AccessToken) }
+	rejectAll := func(e *proxyEnv) { e.up.rejectAll.Store(true) }
+	const rejected = `{"upstream":"rejected"}`
+	for _, tc := range []struct {
+		name     string
+		opt      func(*Options)
+		setup    func(*proxyEnv)
+		method   string
+		status   int
+		body     string // part of the answer's body
+		grants   int    // -1: not counted
+		upstream int    // requests the upstream saw; 0: not counted
+		ended    bool   // the session ended
+	}{
+		{"GET is refreshed and retried once", nil, rejectOld, "GET", 200, oidctest.DefaultUser.Subject, 1, 2, false},
+		{"HEAD is refreshed and retried once", nil, rejectOld, "HEAD", 200, "", 1, 2, false},
+		{"GET still rejected: one retry, then the 401 passes", nil, rejectAll, "GET", 401, rejected, 1, 2, false},
+		{"GET without a refresh token: no new token, no retry",
+			func(o *Options) { o.Scopes = []string{"openid", "profile", "email"} }, rejectAll, "GET", 401, rejected, -1, 1, false},
+		{"POST passes the 401 through", nil, rejectOld, "POST", 401, rejected, 0, 1, false},
+		{"refresh token revoked: session ends", nil, func(e *proxyEnv) {
+			rejectAll(e)
+			e.op.RevokeSubject(oidctest.DefaultUser.Subject)
+		}, "GET", 401, `"unauthenticated"`, -1, 0, true},
+		{"provider down: 503", nil, func(e *proxyEnv) {
+			rejectAll(e)
+			e.op.Misbehave(func(m *oidctest.Misbehavior) { m.TokenStatus = 500 })
+		}, "GET", 503, "", -1, 0, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newProxyEnv(t, tc.opt, ProxyOptions{})
+			old := e.rec().rec.AccessToken
+			tc.setup(e)
+			grants := e.op.RefreshGrants()
+			resp, body := e.do(t, tc.method, "/api/upstream/whoami")
+			if resp.StatusCode != tc.status || !strings.Contains(body, tc.body) {
+				t.Fatalf("= %d %s", resp.StatusCode, body)
+			}
+			if tc.status == 503 && resp.Header.Get("Retry-After") == "" {
+				t.Error("503 without Retry-After")
+			}
+			if n := e.op.RefreshGrants() - grants; tc.grants >= 0 && n != tc.grants {
+				t.Errorf("%d refresh grants, want %d", n, tc.grants)
+			}
+			reqs := e.up.requests()
+			if tc.upstream != 0 && len(reqs) != tc.upstream {
+				t.Fatalf("upstream saw %d requests, want %d", len(reqs), tc.upstream)
+			}
+			if _, ok := e.a.sessionCookie(e.br); ok == tc.ended {
+				t.Errorf("session cookie kept: %v, want %v", ok, !tc.ended)
+			}
+			if tc.ended {
+				e.a.expect(t, e.br, "/api/me", 401, "after the session ended")
+			} else if tc.status == 200 && tc.method == "GET" {
+				if nw := e.rec().rec.AccessToken; nw == old || reqs[1].Header.Get("Authorization") != "Bearer "+nw {
+					t.Error("the retry did not carry the new, stored token")
+				}
+			}
+		})
+	}
 	t.Run("concurrent GETs share one refresh", func(t *testing.T) {
 		e := newProxyEnv(t, nil, ProxyOptions{})
-		e.up.reject(e.accessToken(t))
+		rejectOld(e)
 		grants := e.op.RefreshGrants()
 		var wg sync.WaitGroup
 		codes := make([]int, 8)
 		for i := range codes {
-			wg.Go(func() {
-				resp := e.br.do("GET", e.front.URL+"/api/upstream/whoami", nil)
-				io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				codes[i] = resp.StatusCode
-			})
+			wg.Go(func() { codes[i] = e.br.send("GET", e.front.URL+"/api/upstream/whoami").StatusCode })
 		}
 		wg.Wait()
 		for i, c := range codes {
@@ -654,33 +608,6 @@ func TestProxyUpstream401(t *testing.T) {
 		}
 		if n := e.op.RefreshGrants() - grants; n != 1 {
 			t.Errorf("%d refresh grants, want 1", n)
-		}
-	})
-	t.Run("refresh token revoked: session ends", func(t *testing.T) {
-		e := newProxyEnv(t, nil, ProxyOptions{})
-		e.up.rejectAll.Store(true)
-		e.op.RevokeSubject(oidctest.DefaultUser.Subject)
-		resp, body := e.do(t, "GET", "/api/upstream/whoami")
-		if resp.StatusCode != 401 || !strings.Contains(body, `"unauthenticated"`) {
-			t.Fatalf("= %d %s", resp.StatusCode, body)
-		}
-		if _, ok := e.a.sessionCookie(e.br); ok {
-			t.Error("session cookie not cleared")
-		}
-		if code, _ := e.a.status(e.br, "GET", "/api/me"); code != 401 {
-			t.Errorf("/api/me = %d after the session ended", code)
-		}
-	})
-	t.Run("provider down: 503", func(t *testing.T) {
-		e := newProxyEnv(t, nil, ProxyOptions{})
-		e.up.rejectAll.Store(true)
-		e.op.Misbehave(func(m *oidctest.Misbehavior) { m.TokenStatus = 500 })
-		resp, body := e.do(t, "GET", "/api/upstream/whoami")
-		if resp.StatusCode != 503 || resp.Header.Get("Retry-After") == "" {
-			t.Fatalf("= %d %s", resp.StatusCode, body)
-		}
-		if _, ok := e.a.sessionCookie(e.br); !ok {
-			t.Error("a transient failure ended the session")
 		}
 	})
 }
@@ -783,7 +710,7 @@ func TestProxyPathTraversal(t *testing.T) {
 func TestProxyMethods(t *testing.T) {
 	t.Run("TRACE is always refused", func(t *testing.T) {
 		e := newProxyEnv(t, nil, ProxyOptions{})
-		tok := e.accessToken(t)
+		tok := e.rec().rec.AccessToken
 		resp, body := e.do(t, "TRACE", "/api/upstream/x")
 		if resp.StatusCode != 405 || resp.Header.Get("Allow") == "" || strings.Contains(body, tok) {
 			t.Fatalf("= %d %s", resp.StatusCode, body)
@@ -893,8 +820,7 @@ func TestProxyTransport(t *testing.T) {
 // A mistake in Proxy's arguments is a programming error: Proxy panics with
 // a message naming what is wrong, instead of ignoring an option.
 func TestProxyRefusesBadOptions(t *testing.T) {
-	op := testOP(t, oidctest.Config{})
-	a := newApp(t, op, nil)
+	a := newApp(t, testOP(t, oidctest.Config{}), nil)
 	good, _ := url.Parse("https://api.internal/v1")
 	for name, c := range map[string]struct {
 		target string
@@ -930,14 +856,12 @@ func TestProxyRefusesBadOptions(t *testing.T) {
 
 func TestProxyUpstreamFailures(t *testing.T) {
 	t.Run("connection refused: 502", func(t *testing.T) {
-		op := testOP(t, oidctest.Config{})
-		a := newApp(t, op, nil)
+		a := newApp(t, testOP(t, oidctest.Config{}), nil)
 		dead := httptest.NewServer(http.NotFoundHandler())
 		target, _ := url.Parse(dead.URL + "/v1")
 		dead.Close()
 		front := mountProxy(t, a, a.bff.Proxy(target, ProxyOptions{}))
-		br := newBrowser(t)
-		a.login(br)
+		br := a.signIn(t)
 		resp := br.get(front.URL + "/api/upstream/x")
 		body, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
@@ -1030,65 +954,4 @@ func FuzzProxyPath(f *testing.F) {
 			}
 		}
 	})
-}
-
-// benchUpstream is the upstream of the benchmarks: a small JSON answer.
-func benchUpstream(b *testing.B) *url.URL {
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		io.WriteString(w, `{"id":1,"name":"item"}`)
-	}))
-	b.Cleanup(srv.Close)
-	u, _ := url.Parse(srv.URL + "/v1")
-	return u
-}
-
-func benchServe(b *testing.B, h http.Handler, req *http.Request) {
-	b.ReportAllocs()
-	for b.Loop() {
-		w := httptest.NewRecorder()
-		h.ServeHTTP(w, req)
-		if w.Code != 200 {
-			b.Fatalf("status %d %s", w.Code, w.Body)
-		}
-	}
-}
-
-// BenchmarkProxy: one proxied GET in process, to a real loopback upstream.
-// "handler" is the proxy alone (the session already in the context, as
-// RequireSession leaves it); "RequireSession" includes the session lookup.
-func BenchmarkProxy(b *testing.B) {
-	op := testOP(b, oidctest.Config{})
-	a := newApp(b, op, nil)
-	br := newBrowser(b)
-	a.login(br)
-	id, _ := a.sessionCookie(br)
-	s, err := a.bff.store.load(context.Background(), id, time.Now())
-	if err != nil {
-		b.Fatal(err)
-	}
-	proxy := http.StripPrefix("/api/upstream", a.bff.Proxy(benchUpstream(b), ProxyOptions{}))
-
-	b.Run("handler", func(b *testing.B) {
-		req := httptest.NewRequest("GET", "/api/upstream/items/1", nil)
-		req = req.WithContext(context.WithValue(req.Context(), sessionKey, s))
-		benchServe(b, proxy, req)
-	})
-	b.Run("RequireSession", func(b *testing.B) {
-		req := httptest.NewRequest("GET", "/api/upstream/items/1", nil)
-		req.Header.Set("Cookie", a.bff.cfg.CookieName+"="+id)
-		benchServe(b, a.bff.RequireSession(proxy), req)
-	})
-}
-
-// BenchmarkProxyBareReverseProxy is the baseline: httputil.ReverseProxy
-// with SetURL to the same kind of upstream.
-func BenchmarkProxyBareReverseProxy(b *testing.B) {
-	target := benchUpstream(b)
-	rp := &httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) {
-		pr.SetURL(target)
-		pr.SetXForwarded()
-	}}
-	req := httptest.NewRequest("GET", "/api/upstream/items/1", nil)
-	benchServe(b, http.StripPrefix("/api/upstream", rp), req)
 }

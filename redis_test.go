@@ -5,9 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -29,10 +27,17 @@ import (
 // every one of them.
 func redisApps(t testing.TB, op *oidctest.Provider, rs *redistest.Server, n int, opt func(*Options)) []*app {
 	t.Helper()
+	return sharedApps(t, op, n, rs.Pool, opt)
+}
+
+// sharedApps is redisApps on the Redis of pool, which gives each instance
+// its own pool.
+func sharedApps(t testing.TB, op *oidctest.Provider, n int, pool func() *redis.Pool, opt func(*Options)) []*app {
+	t.Helper()
 	var apps []*app
 	for i := range n {
 		apps = append(apps, newApp(t, op, func(o *Options) {
-			o.Redis = rs.Pool()
+			o.Redis = pool()
 			if i > 0 {
 				o.BaseURL = apps[0].URL
 			}
@@ -48,13 +53,7 @@ func redisApps(t testing.TB, op *oidctest.Provider, rs *redistest.Server, n int,
 // that its session cache is in use.
 func waitHealthy(t testing.TB, a *app) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for a.bff.store.bus == nil || !a.bff.store.bus.Healthy() {
-		if time.Now().After(deadline) {
-			t.Fatal("invalidation bus not healthy after 5 s")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	waitUntil(t, 5*time.Second, "a healthy invalidation bus", func() bool { return a.bff.store.bus != nil && a.bff.store.bus.Healthy() })
 }
 
 // expect401Within polls path on a until it answers 401, and fails if a
@@ -81,12 +80,14 @@ func expect401Within(t testing.TB, a *app, br *browser, path string, d time.Dura
 func redisKey(id string) string { return "bff:" + recordName(id) }
 
 // scanKeys lists every key with SCAN (never KEYS).
-func scanKeys(t testing.TB, rs *redistest.Server) []string {
+func scanKeys(t testing.TB, rs *redistest.Server) []string { return scan(t, rs.Do) }
+
+// scan lists every key that do's connection sees, with SCAN.
+func scan(t testing.TB, do func(string, ...any) (any, error)) []string {
 	t.Helper()
 	var keys []string
-	cursor := "0"
-	for {
-		v, err := redis.Values(rs.Do("SCAN", cursor, "COUNT", 1000))
+	for cursor := "0"; ; {
+		v, err := redis.Values(do("SCAN", cursor, "COUNT", 1000))
 		if err != nil {
 			t.Fatalf("SCAN: %v", err)
 		}
@@ -142,8 +143,7 @@ func TestRedisInstancesShareSessions(t *testing.T) {
 	// A sign-in started on A completes on B (same BaseURL behind the
 	// balancer), and A serves the session.
 	cb := a.startLogin(br)
-	resp := br.get(strings.Replace(cb, a.URL, b.URL, 1))
-	resp.Body.Close()
+	resp := br.send("GET", strings.Replace(cb, a.URL, b.URL, 1))
 	if resp.StatusCode != http.StatusSeeOther {
 		t.Fatalf("callback on B = %d", resp.StatusCode)
 	}
@@ -154,19 +154,15 @@ func TestRedisInstancesShareSessions(t *testing.T) {
 	}
 
 	// Signed in on A, used on B; A has the session cached.
-	br2 := newBrowser(t)
-	a.login(br2)
+	br2 := a.signIn(t)
 	waitHealthy(t, a)
 	waitHealthy(t, b)
 	for _, in := range []*app{a, b, a} {
-		if code, _ := in.status(br2, "GET", "/api/me"); code != 200 {
-			t.Fatalf("/api/me = %d", code)
-		}
+		in.expect(t, br2, "/api/me", 200, "")
 	}
 	// Signing out on B ends the session on A within 100 ms.
 	id, _ := a.sessionCookie(br2)
-	resp = br2.do("POST", b.URL+"/auth/logout", nil)
-	resp.Body.Close()
+	resp = br2.send("POST", b.URL+"/auth/logout")
 	if resp.StatusCode != http.StatusSeeOther {
 		t.Fatalf("logout on B = %d", resp.StatusCode)
 	}
@@ -174,23 +170,19 @@ func TestRedisInstancesShareSessions(t *testing.T) {
 	d := expect401Within(t, a, br2, "/api/me", 100*time.Millisecond)
 	t.Logf("sign-out on B seen on A after %v", d)
 	// The first browser is untouched.
-	if code, _ := a.status(br, "GET", "/api/me"); code != 200 {
-		t.Fatalf("other session /api/me = %d", code)
-	}
+	a.expect(t, br, "/api/me", 200, "other session")
 	assertNoKEYS(t, rs)
 }
 
 func TestRedisInstanceRestartKeepsSessions(t *testing.T) {
 	rs := redistest.Start(t)
-	op := testOP(t, oidctest.Config{})
-	a := redisApps(t, op, rs, 1, nil)[0]
-	br := newBrowser(t)
-	a.login(br)
+	a := redisApps(t, testOP(t, oidctest.Config{}), rs, 1, nil)[0]
+	br := a.signIn(t)
 	a.bff.Close()
 	a.srv.Close()
 
 	// A new process on the same Redis and key serves the session.
-	b := redisApps(t, op, rs, 1, nil)[0]
+	b := redisApps(t, a.op, rs, 1, nil)[0]
 	if code, body := b.status(br, "GET", "/api/me"); code != 200 || !strings.Contains(body, oidctest.DefaultUser.Email) {
 		t.Fatalf("after restart /api/me = %d %s", code, body)
 	}
@@ -203,26 +195,14 @@ func TestRedisNothingInClearText(t *testing.T) {
 	var clk offsetClock
 	apps := redisApps(t, op, rs, 2, func(o *Options) { o.Now = clk.Now })
 	a := apps[0]
-	br := newBrowser(t)
-	a.login(br)
-	id, _ := a.sessionCookie(br)
-	before, err := a.storeSession(id)
-	if err != nil {
-		t.Fatal(err)
-	}
+	br, id := a.signInID(t)
+	before := mustSession(t, a, id)
 	// A back-channel logout of an unrelated sid (a jti in the replay
 	// cache), then a refresh (the rotated tokens are written too).
-	if code, _, body := a.backchannel(op.LogoutToken("", "no-such-sid", nil)); code != 200 {
-		t.Fatalf("back-channel logout = %d %s", code, body)
-	}
+	a.expectBackchannel(t, op.LogoutToken("", "no-such-sid", nil), 200, "")
 	clk.Advance(oidctest.DefaultAccessTokenTTL - 30*time.Second)
-	if code, _ := apps[1].status(br, "GET", "/api/me"); code != 200 {
-		t.Fatalf("/api/me after refresh = %d", code)
-	}
-	after, err := a.storeSession(id)
-	if err != nil {
-		t.Fatal(err)
-	}
+	apps[1].expect(t, br, "/api/me", 200, "after refresh")
+	after := mustSession(t, a, id)
 	if after.rec.AccessToken == before.rec.AccessToken {
 		t.Fatal("no refresh happened")
 	}
@@ -286,28 +266,18 @@ func TestRedisNothingInClearText(t *testing.T) {
 // user signed out) and never 500; after a restart the instance recovers.
 func TestRedisStoppedAnswers503(t *testing.T) {
 	rs := redistest.Start(t)
-	op := testOP(t, oidctest.Config{})
-	a := redisApps(t, op, rs, 1, nil)[0]
-	br := newBrowser(t)
-	a.login(br)
+	a := redisApps(t, testOP(t, oidctest.Config{}), rs, 1, nil)[0]
+	br := a.signIn(t)
 
 	rs.Stop()
 	// The cache may serve for the bus's healthy window (80 ms); from then
 	// on every request reaches the store.
-	deadline := time.Now().Add(5 * time.Second)
-	for a.bff.store.bus.Healthy() {
-		if time.Now().After(deadline) {
-			t.Fatal("bus still healthy with Redis stopped")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	waitUntil(t, 5*time.Second, "the bus to notice Redis stopped", func() bool { return !a.bff.store.bus.Healthy() })
 	var worst time.Duration
 	for i := range 20 {
 		path := []string{"/api/me", "/auth/session"}[i%2]
 		start := time.Now()
-		resp := br.get(a.URL + path)
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
+		resp := br.send("GET", a.URL+path)
 		worst = max(worst, time.Since(start))
 		if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
 			t.Fatalf("%s with Redis down = %d (Retry-After %q), want 503 with Retry-After",
@@ -316,8 +286,7 @@ func TestRedisStoppedAnswers503(t *testing.T) {
 	}
 	t.Logf("slowest response with Redis stopped: %v", worst)
 	// Nor does a sign-out pretend to have ended the session.
-	resp := br.do("POST", a.URL+"/auth/logout", nil)
-	resp.Body.Close()
+	resp := br.send("POST", a.URL+"/auth/logout")
 	if resp.StatusCode != http.StatusServiceUnavailable {
 		t.Fatalf("logout with Redis down = %d, want 503", resp.StatusCode)
 	}
@@ -328,52 +297,30 @@ func TestRedisStoppedAnswers503(t *testing.T) {
 	// redistest restarts with an empty data set, so the session is gone:
 	// recovery means answering (401, not 503) and signing in again.
 	rs.Restart()
-	deadline = time.Now().Add(5 * time.Second)
-	for {
-		code, _ := a.status(br, "GET", "/api/me")
-		if code == http.StatusUnauthorized {
-			break
-		}
-		if code != http.StatusServiceUnavailable || time.Now().After(deadline) {
-			t.Fatalf("after restart /api/me = %d", code)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitStatus(t, a, br, "/api/me", http.StatusUnauthorized)
 	a.login(br)
-	if code, _ := a.status(br, "GET", "/api/me"); code != 200 {
-		t.Fatalf("after re-login /api/me = %d", code)
-	}
+	a.expect(t, br, "/api/me", 200, "after re-login")
 }
 
 // Redis unreachable (paused) but not emptied: 503 during, and the sessions
 // written before are intact after.
 func TestRedisPausedSessionsIntact(t *testing.T) {
 	rs := redistest.Start(t)
-	op := testOP(t, oidctest.Config{})
-	a := redisApps(t, op, rs, 1, nil)[0]
-	br := newBrowser(t)
-	a.login(br)
+	a := redisApps(t, testOP(t, oidctest.Config{}), rs, 1, nil)[0]
+	br := a.signIn(t)
 	waitHealthy(t, a)
 
 	if _, err := rs.Do("CLIENT", "PAUSE", 1500, "ALL"); err != nil {
 		t.Fatalf("CLIENT PAUSE: %v", err)
 	}
 	pausedAt := time.Now()
-	deadline := time.Now().Add(5 * time.Second)
-	for a.bff.store.bus.Healthy() {
-		if time.Now().After(deadline) {
-			t.Fatal("bus still healthy with Redis paused")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	waitUntil(t, 5*time.Second, "the bus to notice Redis paused", func() bool { return !a.bff.store.bus.Healthy() })
 	seen503 := false
 	var worst time.Duration
 	for time.Since(pausedAt) < 1200*time.Millisecond {
 		for _, path := range []string{"/api/me", "/auth/session"} {
 			start := time.Now()
-			resp := br.get(a.URL + path)
-			io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
+			resp := br.send("GET", a.URL+path)
 			worst = max(worst, time.Since(start))
 			switch {
 			case resp.StatusCode == http.StatusServiceUnavailable && resp.Header.Get("Retry-After") != "":
@@ -390,30 +337,15 @@ func TestRedisPausedSessionsIntact(t *testing.T) {
 		t.Fatal("no 503 seen while Redis was paused")
 	}
 	// After the pause: the same session, without signing in again.
-	deadline = time.Now().Add(5 * time.Second)
-	for {
-		code, body := a.status(br, "GET", "/api/me")
-		if code == 200 {
-			break
-		}
-		if code != http.StatusServiceUnavailable || time.Now().After(deadline) {
-			t.Fatalf("after the pause /api/me = %d %s", code, body)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	if code, _ := a.status(br, "GET", "/auth/session"); code != 200 {
-		t.Fatalf("after the pause /auth/session = %d", code)
-	}
+	waitStatus(t, a, br, "/api/me", http.StatusOK)
+	a.expect(t, br, "/auth/session", 200, "after the pause")
 }
 
 // A stored value that does not open is no session (401), never a 500.
 func TestRedisCorruptedValue(t *testing.T) {
 	rs := redistest.Start(t)
-	op := testOP(t, oidctest.Config{})
-	a := redisApps(t, op, rs, 1, nil)[0]
-	other := newBrowser(t)
-	a.login(other)
-	otherID, _ := a.sessionCookie(other)
+	a := redisApps(t, testOP(t, oidctest.Config{}), rs, 1, nil)[0]
+	other, otherID := a.signInID(t)
 	otherSealed, err := redis.Bytes(rs.Do("GET", redisKey(otherID)))
 	if err != nil {
 		t.Fatal(err)
@@ -431,9 +363,7 @@ func TestRedisCorruptedValue(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			br := newBrowser(t)
-			a.login(br)
-			id, _ := a.sessionCookie(br)
+			br, id := a.signInID(t)
 			v, err := redis.Bytes(rs.Do("GET", redisKey(id)))
 			if err != nil {
 				t.Fatal(err)
@@ -442,7 +372,7 @@ func TestRedisCorruptedValue(t *testing.T) {
 				t.Fatal(err)
 			}
 			// A fresh instance (nothing cached) reads the record.
-			b := redisApps(t, op, rs, 1, func(o *Options) { o.DisableSessionCache = true })[0]
+			b := redisApps(t, a.op, rs, 1, func(o *Options) { o.DisableSessionCache = true })[0]
 			for _, path := range []string{"/auth/session", "/api/me"} {
 				if code, body := b.status(br, "GET", path); code != http.StatusUnauthorized {
 					t.Fatalf("%s = %d %s, want 401", path, code, body)
@@ -450,9 +380,7 @@ func TestRedisCorruptedValue(t *testing.T) {
 			}
 			// The swapped-in record did not sign this browser in as the
 			// other user, nor end the other session.
-			if code, _ := b.status(other, "GET", "/api/me"); code != 200 {
-				t.Fatalf("other session = %d", code)
-			}
+			b.expect(t, other, "/api/me", 200, "other session")
 		})
 	}
 }
@@ -463,14 +391,12 @@ func TestRedisKeyRotation(t *testing.T) {
 	k1 := testKey
 	k2 := []byte("fedcba9876543210fedcba9876543210")
 	rs := redistest.Start(t)
-	op := testOP(t, oidctest.Config{})
-	old := redisApps(t, op, rs, 1, nil)[0]
-	br := newBrowser(t)
-	old.login(br)
+	old := redisApps(t, testOP(t, oidctest.Config{}), rs, 1, nil)[0]
+	br := old.signIn(t)
 	br2 := newBrowser(t)
 	old.login(br2)
 
-	rotated := redisApps(t, op, rs, 1, func(o *Options) { o.SecretKeys = [][]byte{k2, k1} })[0]
+	rotated := redisApps(t, old.op, rs, 1, func(o *Options) { o.SecretKeys = [][]byte{k2, k1} })[0]
 	if code, body := rotated.status(br, "GET", "/api/me"); code != 200 || !strings.Contains(body, oidctest.DefaultUser.Email) {
 		t.Fatalf("K1 session with {K2, K1} = %d %s", code, body)
 	}
@@ -479,24 +405,19 @@ func TestRedisKeyRotation(t *testing.T) {
 	if n, err := rotated.bff.RevokeSessions(context.Background(), oidctest.DefaultUser.Subject); err != nil || n != 2 {
 		t.Fatalf("RevokeSessions = %d, %v; want 2", n, err)
 	}
-	if code, _ := rotated.status(br2, "GET", "/api/me"); code != 401 {
-		t.Fatalf("after RevokeSessions = %d", code)
-	}
+	rotated.expect(t, br2, "/api/me", 401, "after RevokeSessions")
 	// Ending them cleaned up the index records written under K1, too.
 	if ks := sessionKeys(scanKeys(t, rs)); len(ks) != 0 {
 		t.Fatalf("keys after RevokeSessions = %q; want none", ks)
 	}
 
 	// A new session is sealed with K2: readable by {K2, K1}, not by {K1}.
-	br3 := newBrowser(t)
-	rotated.login(br3)
-	onlyK1 := redisApps(t, op, rs, 1, func(o *Options) { o.DisableSessionCache = true })[0]
+	br3 := rotated.signIn(t)
+	onlyK1 := redisApps(t, old.op, rs, 1, func(o *Options) { o.DisableSessionCache = true })[0]
 	if code, _ := onlyK1.status(newBrowserWith(t, br3, rotated), "GET", "/api/me"); code != 401 {
 		t.Fatalf("K2 session with {K1} = %d, want 401", code)
 	}
-	if code, _ := rotated.status(br3, "GET", "/api/me"); code != 200 {
-		t.Fatalf("K2 session with {K2, K1} = %d", code)
-	}
+	rotated.expect(t, br3, "/api/me", 200, "K2 session with {K2, K1}")
 }
 
 // A revocation reaches every instance even when the context of the call
@@ -507,13 +428,10 @@ func TestRedisRevocationPublishedDespiteCancelledContext(t *testing.T) {
 	op := testOP(t, oidctest.Config{})
 	apps := redisApps(t, op, rs, 2, nil)
 	a, b := apps[0], apps[1]
-	br := newBrowser(t)
-	a.login(br)
+	br := a.signIn(t)
 	waitHealthy(t, b)
 	for range 2 { // now cached on B
-		if code, _ := b.status(br, "GET", "/api/me"); code != 200 {
-			t.Fatalf("/api/me on B = %d", code)
-		}
+		b.expect(t, br, "/api/me", 200, "on B")
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
@@ -550,13 +468,10 @@ func TestRedisCommandsPerRequest(t *testing.T) {
 
 	t.Run("DisableSessionCache", func(t *testing.T) {
 		a := redisApps(t, op, rs, 1, func(o *Options) { o.DisableSessionCache = true })[0]
-		br := newBrowser(t)
-		a.login(br)
+		br := a.signIn(t)
 		rs.ResetStats()
 		for range n {
-			if code, _ := a.status(br, "GET", "/api/me"); code != 200 {
-				t.Fatalf("/api/me = %d", code)
-			}
+			a.expect(t, br, "/api/me", 200, "")
 		}
 		total, detail := dataCommands(rs.CommandStats())
 		t.Logf("%d requests without the cache: %v (%.2f commands per request)", n, detail, float64(total)/n)
@@ -567,8 +482,7 @@ func TestRedisCommandsPerRequest(t *testing.T) {
 
 	t.Run("cache", func(t *testing.T) {
 		a := redisApps(t, op, rs, 1, nil)[0]
-		br := newBrowser(t)
-		a.login(br)
+		br := a.signIn(t)
 		waitHealthy(t, a)
 		a.status(br, "GET", "/api/me") // fills the cache
 		// The cache is trusted only while the bus is healthy (a pong
@@ -579,9 +493,7 @@ func TestRedisCommandsPerRequest(t *testing.T) {
 			waitHealthy(t, a)
 			rs.ResetStats()
 			for range n {
-				if code, _ := a.status(br, "GET", "/api/me"); code != 200 {
-					t.Fatalf("/api/me = %d", code)
-				}
+				a.expect(t, br, "/api/me", 200, "")
 			}
 			var total int
 			total, detail = dataCommands(rs.CommandStats())
@@ -606,13 +518,11 @@ func TestRedisIndexExpires(t *testing.T) {
 
 	t.Run("logout removes the index", func(t *testing.T) {
 		a := redisApps(t, op, rs, 1, nil)[0]
-		br := newBrowser(t)
-		a.login(br)
+		br := a.signIn(t)
 		if ks := sessionKeys(scanKeys(t, rs)); len(ks) != 3 {
 			t.Fatalf("keys after sign-in = %q; want session, sub and sid", ks)
 		}
-		resp := br.do("POST", a.URL+"/auth/logout", nil)
-		resp.Body.Close()
+		br.send("POST", a.URL+"/auth/logout")
 		if ks := sessionKeys(scanKeys(t, rs)); len(ks) != 0 {
 			t.Fatalf("keys after sign-out = %q; want none", ks)
 		}
@@ -625,8 +535,7 @@ func TestRedisIndexExpires(t *testing.T) {
 			o.MaxLifetime = time.Hour
 			o.IdleTimeout = time.Hour
 		})[0]
-		br := newBrowser(t)
-		a.login(br)
+		br := a.signIn(t)
 		if got, err := a.bff.Sessions(ctx, sub); err != nil || len(got) != 1 {
 			t.Fatalf("Sessions = %v, %v; want one", got, err)
 		}
@@ -643,9 +552,7 @@ func TestRedisIndexExpires(t *testing.T) {
 		if keys, err := a.bff.store.members(ctx, "sub", sub); err != nil || len(keys) != 0 {
 			t.Fatalf("index after expiry = %q, %v; want none", keys, err)
 		}
-		if code, _ := a.status(br, "GET", "/api/me"); code != 401 {
-			t.Fatalf("expired /api/me = %d", code)
-		}
+		a.expect(t, br, "/api/me", 401, "expired")
 	})
 
 	t.Run("keys vanish", func(t *testing.T) {
@@ -658,91 +565,12 @@ func TestRedisIndexExpires(t *testing.T) {
 		if resp.StatusCode != 200 {
 			t.Fatalf("login = %d", resp.StatusCode)
 		}
-		deadline := time.Now().Add(5 * time.Second)
-		for {
-			ks := sessionKeys(scanKeys(t, rs))
-			if len(ks) == 0 {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("keys still present 5 s after a 300 ms session: %q", ks)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
+		waitUntil(t, 5*time.Second, "the keys of a 300 ms session to expire", func() bool { return len(sessionKeys(scanKeys(t, rs))) == 0 })
 		if got, err := a.bff.Sessions(ctx, sub); err != nil || len(got) != 0 {
 			t.Fatalf("Sessions = %v, %v; want none", got, err)
 		}
 	})
 	assertNoKEYS(t, rs)
-}
-
-// benchSession signs a browser in on a and returns a request carrying its
-// session cookie and the guarded handler.
-func benchSession(b *testing.B, a *app) (http.Handler, *http.Request) {
-	br := newBrowser(b)
-	a.login(br)
-	id, _ := a.sessionCookie(br)
-	h := a.bff.RequireSession(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if _, ok := UserFrom(r.Context()); !ok {
-			panic("no user")
-		}
-	}))
-	req := httptest.NewRequest("GET", a.URL+"/api/me", nil)
-	req.Header.Set("Cookie", a.bff.cfg.CookieName+"="+id)
-	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, req)
-	if rec.Code != 200 {
-		b.Fatalf("warm-up = %d", rec.Code)
-	}
-	return h, req
-}
-
-func runBench(b *testing.B, h http.Handler, req *http.Request) {
-	b.ReportAllocs()
-	for b.Loop() {
-		rec := httptest.NewRecorder()
-		h.ServeHTTP(rec, req)
-		if rec.Code != 200 {
-			b.Fatalf("status %d", rec.Code)
-		}
-	}
-}
-
-func BenchmarkRequireSessionMemory(b *testing.B) {
-	op := testOP(b, oidctest.Config{})
-	a := newApp(b, op, nil)
-	h, req := benchSession(b, a)
-	runBench(b, h, req)
-}
-
-func BenchmarkRequireSessionRedis(b *testing.B) {
-	rs := redistest.Start(b)
-	op := testOP(b, oidctest.Config{})
-	for _, bc := range []struct {
-		name    string
-		noCache bool
-	}{{"cache", false}, {"nocache", true}} {
-		b.Run(bc.name, func(b *testing.B) {
-			a := redisApps(b, op, rs, 1, func(o *Options) { o.DisableSessionCache = bc.noCache })[0]
-			h, req := benchSession(b, a)
-			if !bc.noCache {
-				waitHealthy(b, a)
-			}
-			rs.ResetStats()
-			ops := 0
-			b.ReportAllocs()
-			for b.Loop() {
-				rec := httptest.NewRecorder()
-				h.ServeHTTP(rec, req)
-				if rec.Code != 200 {
-					b.Fatalf("status %d", rec.Code)
-				}
-				ops++
-			}
-			total, _ := dataCommands(rs.CommandStats())
-			b.ReportMetric(float64(total)/float64(ops), "redis-cmds/op")
-		})
-	}
 }
 
 // jsonBody decodes a JSON object.
@@ -763,8 +591,7 @@ func jsonBody(t testing.TB, s string) map[string]any {
 // fields (sub, sid, name, email).
 func TestRedisBytesPerSession(t *testing.T) {
 	rs := redistest.Start(t)
-	op := testOP(t, oidctest.Config{})
-	a := redisApps(t, op, rs, 1, nil)[0]
+	a := redisApps(t, testOP(t, oidctest.Config{}), rs, 1, nil)[0]
 	a.login(newBrowser(t))
 	total := 0
 	for _, k := range scanKeys(t, rs) {

@@ -95,12 +95,9 @@ func TestRedisConfigACLUser(t *testing.T) {
 	}
 	t.Cleanup(func() { pool.Close() })
 	a := newApp(t, op, func(o *Options) { o.Redis = pool })
-	br := newBrowser(t)
-	a.login(br)
+	br := a.signIn(t)
 	waitHealthy(t, a) // SUBSCRIBE and PING under the ACL
-	if code, _ := a.status(br, "GET", "/api/me"); code != 200 {
-		t.Fatalf("/api/me = %d", code)
-	}
+	a.expect(t, br, "/api/me", 200, "")
 	id, _ := a.sessionCookie(br)
 	admin, err := redis.Dial("tcp", rs.Addr, redis.DialUsername("bff"), redis.DialPassword("s3cret-pw"))
 	if err != nil {
@@ -121,15 +118,12 @@ func TestRedisConfigACLUser(t *testing.T) {
 	}
 	t.Cleanup(func() { wrong.Close() })
 	b := newApp(t, op, func(o *Options) { o.Redis = wrong; o.Logger = logs.logger() })
-	if code, _ := b.status(br, "GET", "/api/me"); code != http.StatusServiceUnavailable {
-		t.Fatalf("/api/me with a wrong Redis password = %d, want 503", code)
-	}
+	b.expect(t, br, "/api/me", http.StatusServiceUnavailable, "with a wrong Redis password")
 	if l := logs.String(); !strings.Contains(l, "WRONGPASS") || strings.Contains(l, "wrong-pw") || strings.Contains(l, "s3cret-pw") {
 		t.Fatalf("log of a refused AUTH: %s", l)
 	}
 
-	resp := br.do("POST", a.URL+"/auth/logout", nil)
-	resp.Body.Close()
+	resp := br.send("POST", a.URL+"/auth/logout")
 	if resp.StatusCode != http.StatusSeeOther {
 		t.Fatalf("logout = %d", resp.StatusCode)
 	}
@@ -144,19 +138,7 @@ func scanKeysDB(t *testing.T, conn redis.Conn, db int) []string {
 	if _, err := conn.Do("SELECT", db); err != nil {
 		t.Fatal(err)
 	}
-	var keys []string
-	for cursor := "0"; ; {
-		v, err := redis.Values(conn.Do("SCAN", cursor))
-		if err != nil {
-			t.Fatal(err)
-		}
-		cursor, _ = redis.String(v[0], nil)
-		ks, _ := redis.Strings(v[1], nil)
-		keys = append(keys, ks...)
-		if cursor == "0" {
-			return keys
-		}
-	}
+	return scan(t, conn.Do)
 }
 
 // rediss:// verifies the server's certificate: against TLSConfig's roots
@@ -175,9 +157,7 @@ func TestRedisConfigTLS(t *testing.T) {
 	br := newBrowser(t)
 	apps[0].login(br)
 	waitHealthy(t, apps[1])
-	if code, _ := apps[1].status(br, "GET", "/api/me"); code != 200 {
-		t.Fatalf("/api/me over TLS = %d", code)
-	}
+	apps[1].expect(t, br, "/api/me", 200, "over TLS")
 	id, _ := apps[0].sessionCookie(br)
 	if n, err := redis.Int(rs.Do("EXISTS", redisKey(id))); err != nil || n != 1 {
 		t.Fatalf("the session is not in this Redis: %d, %v", n, err)

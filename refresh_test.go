@@ -1,74 +1,19 @@
 package bff
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/alexedwards/scs/v2"
-
 	"github.com/gobff/bff/internal/oidctest"
 	"github.com/gobff/bff/internal/redistest"
-	"github.com/gobff/bff/internal/storage"
 )
-
-// refreshEnv is a signed-in browser on an app whose BFF and test OP share
-// one injected clock.
-type refreshEnv struct {
-	t   *testing.T
-	clk *frozenClock
-	op  *oidctest.Provider
-	a   *app
-	br  *browser
-	id  string // session ID (cookie value)
-	t0  time.Time
-}
-
-func newRefreshEnv(t *testing.T, opCfg oidctest.Config, opt func(*Options)) *refreshEnv {
-	t.Helper()
-	clk := newFrozenClock()
-	opCfg.Now = clk.Now
-	op := testOP(t, opCfg)
-	a := newApp(t, op, func(o *Options) {
-		o.Now = clk.Now
-		if opt != nil {
-			opt(o)
-		}
-	})
-	e := &refreshEnv{t: t, clk: clk, op: op, a: a, br: newBrowser(t), t0: clk.Now()}
-	a.login(e.br)
-	id, ok := a.sessionCookie(e.br)
-	if !ok {
-		t.Fatal("no session cookie after login")
-	}
-	e.id = id
-	return e
-}
-
-// token GETs /api/token and returns the status and the handler's token.
-func (e *refreshEnv) token() (int, string) {
-	e.t.Helper()
-	return e.a.status(e.br, "GET", "/api/token")
-}
-
-// rec returns the session's record as stored.
-func (e *refreshEnv) rec() *session {
-	e.t.Helper()
-	s, err := e.a.storeSession(e.id)
-	if err != nil {
-		e.t.Fatalf("session record: %v", err)
-	}
-	return s
-}
 
 // get is a GET usable from any goroutine (no t.Fatal).
 func rtGet(c *http.Client, u string) (int, string, error) {
@@ -83,43 +28,43 @@ func rtGet(c *http.Client, u string) (int, string, error) {
 
 func TestRefreshSkewRules(t *testing.T) {
 	t.Run("refreshes within RefreshSkew", func(t *testing.T) {
-		e := newRefreshEnv(t, oidctest.Config{}, func(o *Options) { o.RefreshSkew = 5 * time.Minute })
+		e := newEnv(t, oidctest.Config{}, onMemory(func(o *Options) { o.RefreshSkew = 5 * time.Minute })).signIn()
 		_, old := e.token()
 		exp := time.Unix(0, e.rec().rec.AccessExpiry)
 		if want := e.t0.Add(oidctest.DefaultAccessTokenTTL); !exp.Equal(want) {
 			t.Fatalf("access token expiry = %v, want %v (issue time on the injected clock + expires_in)", exp, want)
 		}
-		e.clk.Advance(exp.Sub(e.clk.Now()) - 6*time.Minute)
+		e.clock.Advance(exp.Sub(e.clock.Now()) - 6*time.Minute)
 		if code, tok := e.token(); code != 200 || tok != old || e.op.RefreshGrants() != 0 {
 			t.Fatalf("6 min before expiry: %d, same token %v, %d grants; want the old token, no grant", code, tok == old, e.op.RefreshGrants())
 		}
-		e.clk.Advance(2 * time.Minute)
+		e.clock.Advance(2 * time.Minute)
 		code, tok := e.token()
 		if code != 200 || tok == old || e.op.RefreshGrants() != 1 {
 			t.Fatalf("4 min before expiry: %d, same token %v, %d grants; want a new token, one grant", code, tok == old, e.op.RefreshGrants())
 		}
-		if got := time.Unix(0, e.rec().rec.AccessExpiry); got.Sub(e.clk.Now()) < 5*time.Minute {
-			t.Fatalf("the refreshed token is valid for only %v", got.Sub(e.clk.Now()))
+		if got := time.Unix(0, e.rec().rec.AccessExpiry); got.Sub(e.clock.Now()) < 5*time.Minute {
+			t.Fatalf("the refreshed token is valid for only %v", got.Sub(e.clock.Now()))
 		}
 	})
 
 	t.Run("skew longer than the token lifetime does not refresh every request", func(t *testing.T) {
-		e := newRefreshEnv(t, oidctest.Config{AccessTokenTTL: 10 * time.Minute}, func(o *Options) { o.RefreshSkew = time.Hour })
+		e := newEnv(t, oidctest.Config{AccessTokenTTL: 10 * time.Minute}, onMemory(func(o *Options) { o.RefreshSkew = time.Hour })).signIn()
 		for range 5 {
 			if code, _ := e.token(); code != 200 {
 				t.Fatalf("status %d", code)
 			}
-			e.clk.Advance(time.Minute)
+			e.clock.Advance(time.Minute)
 		}
 		if n := e.op.RefreshGrants(); n != 0 {
 			t.Fatalf("%d refresh grants in the first half of the token's lifetime, want 0", n)
 		}
-		e.clk.Advance(time.Minute) // 6 of 10 minutes: past half the lifetime
+		e.clock.Advance(time.Minute) // 6 of 10 minutes: past half the lifetime
 		for range 4 {
 			if code, _ := e.token(); code != 200 {
 				t.Fatalf("status %d", code)
 			}
-			e.clk.Advance(time.Minute)
+			e.clock.Advance(time.Minute)
 		}
 		if n := e.op.RefreshGrants(); n != 1 {
 			t.Fatalf("%d refresh grants over 4 requests past half the lifetime, want 1", n)
@@ -131,8 +76,7 @@ func TestRefreshSkewRules(t *testing.T) {
 		op := testOP(t, oidctest.Config{Now: clk.Now})
 		op.Misbehave(func(m *oidctest.Misbehavior) { m.NoExpiresIn = true })
 		a := newApp(t, op, func(o *Options) { o.Now = clk.Now })
-		br := newBrowser(t)
-		a.login(br)
+		br := a.signIn(t)
 		_, old := a.status(br, "GET", "/api/token")
 		id, _ := a.sessionCookie(br)
 		if s, _ := a.storeSession(id); s == nil || s.rec.AccessExpiry != 0 {
@@ -155,10 +99,10 @@ func TestRefreshSkewRules(t *testing.T) {
 // token family when a used refresh token is presented again, so a second
 // grant would show as a revoked family.
 func TestRefreshConcurrentOneGrant(t *testing.T) {
-	e := newRefreshEnv(t, oidctest.Config{}, nil)
+	e := newEnv(t, oidctest.Config{}, onMemory(nil)).signIn()
 	_, old := e.token()
 	oldRT := e.rec().rec.RefreshToken
-	e.clk.Advance(2 * time.Hour)
+	e.clock.Advance(2 * time.Hour)
 
 	const n = 50
 	codes, toks := make([]int, n), make([]string, n)
@@ -202,8 +146,7 @@ func TestRefreshTwoInstancesRedisOneGrant(t *testing.T) {
 	op := testOP(t, oidctest.Config{Now: clk.Now})
 	opt := func(o *Options) { o.Redis = rs.Pool(); o.Now = clk.Now }
 	a1, a2 := newApp(t, op, opt), newApp(t, op, opt)
-	br := newBrowser(t)
-	a1.login(br)
+	br := a1.signIn(t)
 	_, old := a1.status(br, "GET", "/api/token")
 	if _, tok := a2.status(br, "GET", "/api/token"); tok != old {
 		t.Fatal("the second instance does not see the session")
@@ -255,12 +198,12 @@ func TestRefreshTwoInstancesRedisOneGrant(t *testing.T) {
 // valid and 503 otherwise; after the lock's expiry the session refreshes.
 func TestRefreshDeadLockHolder(t *testing.T) {
 	rs := redistest.Start(t)
-	e := newRefreshEnv(t, oidctest.Config{}, func(o *Options) { o.Redis = rs.Pool() })
+	e := newEnv(t, oidctest.Config{}, func(o *Options) { o.Store, o.Redis = nil, rs.Pool() }).signIn()
 	// The requests go to a second instance with a short RefreshTimeout
 	// (which also bounds the wait for the lock); the first one signed in.
 	e.a = newApp(t, e.op, func(o *Options) {
 		o.Redis = rs.Pool()
-		o.Now = e.clk.Now
+		o.Now = e.clock.Now
 		o.RefreshTimeout = 200 * time.Millisecond
 	})
 	_, old := e.token()
@@ -270,33 +213,25 @@ func TestRefreshDeadLockHolder(t *testing.T) {
 	}
 	_ = unlock // never called: the holder crashed
 
-	e.clk.Advance(time.Hour - 30*time.Second) // within the skew, still valid
+	e.clock.Advance(time.Hour - 30*time.Second) // within the skew, still valid
 	if code, tok := e.token(); code != 200 || tok != old {
 		t.Fatalf("lock held, token still valid: %d (old token %v), want 200 with the old token", code, tok == old)
 	}
-	e.clk.Advance(time.Minute) // expired
-	resp := e.br.get(e.a.URL + "/api/token")
-	resp.Body.Close()
+	e.clock.Advance(time.Minute) // expired
+	resp := e.br.send("GET", e.a.URL+"/api/token")
 	if resp.StatusCode != 503 || resp.Header.Get("Retry-After") == "" {
 		t.Fatalf("lock held, token expired: %d Retry-After %q, want 503 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
 	}
 	if e.op.RefreshGrants() != 0 {
 		t.Fatal("refreshed without the lock")
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for {
+	waitUntil(t, 10*time.Second, "the session to recover after the lock's expiry", func() bool {
 		code, tok := e.token()
-		if code == 200 && tok != old {
-			break
-		}
-		if code != 503 {
+		if code != 200 && code != 503 {
 			t.Fatalf("while waiting for the lock to expire: %d", code)
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("the session did not recover after the lock's expiry")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return code == 200 && tok != old
+	})
 	if g := e.op.RefreshGrants(); g != 1 || e.op.FamilyRevoked(oidctest.DefaultUser.Subject) {
 		t.Fatalf("%d grants after recovery, want 1 and no revoked family", g)
 	}
@@ -344,17 +279,17 @@ func TestRefreshFailurePolicy(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			e := newRefreshEnv(t, oidctest.Config{}, func(o *Options) {
+			e := newEnv(t, oidctest.Config{}, onMemory(func(o *Options) {
 				if tc.timeout {
 					o.RefreshTimeout = time.Second
 				}
-			})
+			})).signIn()
 			_, old := e.token()
 			before := e.rec()
 			if tc.token == valid {
-				e.clk.Advance(time.Hour - 30*time.Second)
+				e.clock.Advance(time.Hour - 30*time.Second)
 			} else {
-				e.clk.Advance(time.Hour + time.Minute)
+				e.clock.Advance(time.Hour + time.Minute)
 			}
 			if tc.warm {
 				e.op.SignJWT(map[string]any{}, oidctest.SignOptions{UnknownKey: true})
@@ -418,7 +353,7 @@ func TestRefreshFailurePolicy(t *testing.T) {
 			// The provider recovers: after the retry delay the same session
 			// refreshes.
 			e.op.Reset()
-			e.clk.Advance(refreshRetryDelay)
+			e.clock.Advance(refreshRetryDelay)
 			if code, tok := e.token(); code != 200 || tok == old {
 				t.Fatalf("after the provider recovered: %d (old token %v)", code, tok == old)
 			}
@@ -432,9 +367,9 @@ func TestRefreshFailurePolicy(t *testing.T) {
 // The request that triggers a refresh goes away mid-refresh: the refresh
 // completes and is stored, so nothing is lost and nothing is repeated.
 func TestRefreshSurvivesRequestCancellation(t *testing.T) {
-	e := newRefreshEnv(t, oidctest.Config{}, nil)
+	e := newEnv(t, oidctest.Config{}, onMemory(nil)).signIn()
 	_, old := e.token()
-	e.clk.Advance(2 * time.Hour)
+	e.clock.Advance(2 * time.Hour)
 	e.op.Misbehave(func(m *oidctest.Misbehavior) { m.TokenDelay = 300 * time.Millisecond })
 
 	ctx, cancel := context.WithCancel(context.Background())
@@ -475,89 +410,71 @@ func TestRefreshSessionBoundedByRefreshToken(t *testing.T) {
 	cfg := oidctest.Config{AccessTokenTTL: 10 * time.Minute, RefreshTokenTTL: rtTTL}
 
 	t.Run("refresh_expires_in bounds the session", func(t *testing.T) {
-		e := newRefreshEnv(t, cfg, nil)
+		e := newEnv(t, cfg, onMemory(nil)).signIn()
 		if got, want := e.rec().rec.Expires, e.t0.Add(rtTTL).UnixNano(); got != want {
 			t.Fatalf("after login the session ends at %v, want %v (the refresh token's expiry)", time.Unix(0, got), time.Unix(0, want))
 		}
-		e.clk.Advance(25 * time.Minute)
+		e.clock.Advance(25 * time.Minute)
 		if code, _ := e.token(); code != 200 || e.op.RefreshGrants() != 1 {
 			t.Fatalf("at 25 min: %d, %d grants", code, e.op.RefreshGrants())
 		}
-		if got, want := e.rec().rec.Expires, e.clk.Now().Add(rtTTL).UnixNano(); got != want {
+		if got, want := e.rec().rec.Expires, e.clock.Now().Add(rtTTL).UnixNano(); got != want {
 			t.Fatalf("after a refresh the session ends at %v, want %v (the new refresh token's expiry)", time.Unix(0, got), time.Unix(0, want))
 		}
-		e.clk.Advance(25 * time.Minute) // past the first refresh token's expiry, within the second's
+		e.clock.Advance(25 * time.Minute) // past the first refresh token's expiry, within the second's
 		if code, _ := e.token(); code != 200 || e.op.RefreshGrants() != 2 {
 			t.Fatalf("at 50 min: %d, %d grants; the session ended with the first refresh token", code, e.op.RefreshGrants())
 		}
-		e.clk.Advance(rtTTL + time.Minute) // the current refresh token has expired
+		e.clock.Advance(rtTTL + time.Minute) // the current refresh token has expired
 		if code, _ := e.token(); code != 401 || e.op.RefreshGrants() != 2 {
 			t.Fatalf("after the refresh token expired: %d, %d grants; want 401 without a grant", code, e.op.RefreshGrants())
 		}
 	})
 
 	t.Run("MaxLifetime still bounds the session", func(t *testing.T) {
-		e := newRefreshEnv(t, cfg, func(o *Options) { o.MaxLifetime = 40 * time.Minute })
-		e.clk.Advance(25 * time.Minute)
+		e := newEnv(t, cfg, onMemory(func(o *Options) { o.MaxLifetime = 40 * time.Minute })).signIn()
+		e.clock.Advance(25 * time.Minute)
 		if code, _ := e.token(); code != 200 {
 			t.Fatalf("at 25 min: %d", code)
 		}
 		if got, want := e.rec().rec.Expires, e.t0.Add(40*time.Minute).UnixNano(); got != want {
 			t.Fatalf("after a refresh the session ends at %v, want %v (MaxLifetime)", time.Unix(0, got), time.Unix(0, want))
 		}
-		e.clk.Advance(16 * time.Minute)
+		e.clock.Advance(16 * time.Minute)
 		if code, _ := e.token(); code != 401 {
 			t.Fatalf("after MaxLifetime: %d", code)
 		}
 	})
 }
 
-// rtSyncBuffer collects log output from concurrent goroutines.
-type rtSyncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (b *rtSyncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.Write(p)
-}
-
-func (b *rtSyncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.b.String()
-}
-
 // OnRefresh receives every outcome; neither the events nor any log line
 // (at debug level, over login, refreshes, failures and logout) contain a
 // token.
 func TestRefreshEventsAndLogsHoldNoToken(t *testing.T) {
-	var logs rtSyncBuffer
+	var logs logBuffer
 	var mu sync.Mutex
 	var events []RefreshEvent
-	e := newRefreshEnv(t, oidctest.Config{}, func(o *Options) {
-		o.Logger = slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	e := newEnv(t, oidctest.Config{}, onMemory(func(o *Options) {
+		o.Logger = logs.jsonLogger()
 		o.OnRefresh = func(_ context.Context, ev RefreshEvent) {
 			mu.Lock()
 			events = append(events, ev)
 			mu.Unlock()
 		}
-	})
+	})).signIn()
 	var secrets []string
 	collect := func(s *session) {
 		secrets = append(secrets, s.rec.AccessToken, s.rec.RefreshToken, s.rec.IDToken)
 	}
 	collect(e.rec())
 
-	e.clk.Advance(2 * time.Hour)
+	e.clock.Advance(2 * time.Hour)
 	if code, _ := e.token(); code != 200 { // refreshed
 		t.Fatalf("refresh: %d", code)
 	}
 	stale := e.rec()
 	collect(stale)
-	e.clk.Advance(2 * time.Hour)
+	e.clock.Advance(2 * time.Hour)
 	e.op.Misbehave(func(m *oidctest.Misbehavior) { m.TokenStatus = 503 })
 	if code, _ := e.token(); code != 503 { // failed
 		t.Fatalf("provider down: %d", code)
@@ -569,11 +486,10 @@ func TestRefreshEventsAndLogsHoldNoToken(t *testing.T) {
 	collect(e.rec())
 	// A request that still holds the previous record: another request
 	// has just refreshed, so it reuses that result.
-	if _, err := e.a.bff.refresh(context.Background(), stale, e.clk.Now().UnixNano()); err != nil {
+	if _, err := e.a.bff.refresh(context.Background(), stale, e.clock.Now().UnixNano()); err != nil {
 		t.Fatalf("refresh with a stale record: %v", err)
 	}
-	resp := e.br.do("POST", e.a.URL+"/auth/logout", nil)
-	resp.Body.Close()
+	resp := e.br.send("POST", e.a.URL+"/auth/logout")
 	if resp.StatusCode != http.StatusSeeOther {
 		t.Fatalf("logout: %d", resp.StatusCode)
 	}
@@ -581,14 +497,11 @@ func TestRefreshEventsAndLogsHoldNoToken(t *testing.T) {
 	// A second sign-in, ended by invalid_grant.
 	e2br := newBrowser(t)
 	e.a.login(e2br)
-	id2, _ := e.a.sessionCookie(e2br)
-	s2, _ := e.a.storeSession(id2)
+	s2 := e.a.browserSession(e2br)
 	collect(s2)
-	e.clk.Advance(2 * time.Hour)
+	e.clock.Advance(2 * time.Hour)
 	e.op.Misbehave(func(m *oidctest.Misbehavior) { m.TokenError = "invalid_grant" })
-	if code, _ := e.a.status(e2br, "GET", "/api/token"); code != 401 { // ended
-		t.Fatalf("invalid_grant: %d", code)
-	}
+	e.a.expect(t, e2br, "/api/token", 401, "invalid_grant") // ended
 
 	mu.Lock()
 	defer mu.Unlock()
@@ -634,178 +547,15 @@ func TestRefreshEventsAndLogsHoldNoToken(t *testing.T) {
 	}
 }
 
-// rtCountingStore counts the calls that reach the store.
-type rtCountingStore struct {
-	scs.Store
-	finds, commits, deletes atomic.Int64
-}
-
-func (s *rtCountingStore) Find(k string) ([]byte, bool, error) {
-	s.finds.Add(1)
-	return s.Store.Find(k)
-}
-func (s *rtCountingStore) Commit(k string, b []byte, exp time.Time) error {
-	s.commits.Add(1)
-	return s.Store.Commit(k, b, exp)
-}
-func (s *rtCountingStore) Delete(k string) error { s.deletes.Add(1); return s.Store.Delete(k) }
-
-// rtCountingLocker counts lock acquisitions.
-type rtCountingLocker struct {
-	Locker
-	locks atomic.Int64
-}
-
-func (l *rtCountingLocker) Lock(ctx context.Context, name string, ttl time.Duration) (func(), error) {
-	l.locks.Add(1)
-	return l.Locker.Lock(ctx, name, ttl)
-}
-
-// rtDiscardWriter is a ResponseWriter that allocates nothing per request.
-type rtDiscardWriter struct{ h http.Header }
-
-func (w *rtDiscardWriter) Header() http.Header         { return w.h }
-func (w *rtDiscardWriter) Write(p []byte) (int, error) { return len(p), nil }
-func (w *rtDiscardWriter) WriteHeader(int)             {}
-
-// rtFreshFixture is a signed-in session with a fresh token and a frozen
-// clock (so no touch is due), and a prepared request carrying its cookie.
-type rtFreshFixture struct {
-	b       *BFF
-	store   *rtCountingStore // nil with the default (cached) memory store
-	locker  *rtCountingLocker
-	req     *http.Request
-	w       *rtDiscardWriter
-	handler http.Handler
-}
-
-func newRTFreshFixture(tb testing.TB, cached bool) *rtFreshFixture {
-	tb.Helper()
-	clk := newFrozenClock()
-	op := testOP(tb, oidctest.Config{Now: clk.Now})
-	f := &rtFreshFixture{locker: &rtCountingLocker{Locker: &storage.MemLocker{}}}
-	if !cached {
-		ms := storage.NewMemory(time.Minute)
-		tb.Cleanup(ms.Close)
-		f.store = &rtCountingStore{Store: ms}
-	}
-	a := newApp(tb, op, func(o *Options) {
-		o.Now = clk.Now
-		o.Locker = f.locker
-		o.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-		if f.store != nil {
-			o.Store = f.store
-		}
-	})
-	br := newBrowser(tb)
-	a.login(br)
-	id, _ := a.sessionCookie(br)
-	f.b = a.bff
-	f.req, _ = http.NewRequest("GET", a.URL+"/api/token", nil)
-	f.req.Header.Set("Cookie", a.bff.cfg.CookieName+"="+id)
-	f.w = &rtDiscardWriter{h: http.Header{}}
-	f.handler = a.bff.RequireSession(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
-	if _, err := f.b.authenticate(f.w, f.req); err != nil {
-		tb.Fatal(err)
-	}
-	f.locker.locks.Store(0) // the sign-in took locks and wrote
-	if f.store != nil {
-		f.store.finds.Store(0)
-		f.store.commits.Store(0)
-		f.store.deletes.Store(0)
-	}
-	return f
-}
-
-func (f *rtFreshFixture) load()         { f.b.liveSession(f.w, f.req) }
-func (f *rtFreshFixture) authenticate() { f.b.authenticate(f.w, f.req) }
-func (f *rtFreshFixture) serve()        { f.handler.ServeHTTP(f.w, f.req) }
-
-// BenchmarkRefreshDecisionFresh measures the hot path with a fresh token:
-// just loading the session (load), loading plus the refresh decision
-// (authenticate), and the whole RequireSession middleware; with the
-// default memory store (decoded-session cache) and with a store that is
-// read on every request.
-func BenchmarkRefreshDecisionFresh(b *testing.B) {
-	for _, cached := range []bool{true, false} {
-		name := "cache"
-		if !cached {
-			name = "store"
-		}
-		f := newRTFreshFixture(b, cached)
-		for _, step := range []struct {
-			name string
-			fn   func()
-		}{{"load", f.load}, {"authenticate", f.authenticate}, {"RequireSession", f.serve}} {
-			b.Run(name+"/"+step.name, func(b *testing.B) {
-				b.ReportAllocs()
-				for b.Loop() {
-					step.fn()
-				}
-			})
-		}
-		if f.locker.locks.Load() != 0 || (f.store != nil && f.store.commits.Load() != 0) {
-			b.Fatal("the fresh-token path took a lock or wrote to the store")
-		}
-	}
-}
-
-// The refresh decision on a fresh token adds no store write, no lock and no
-// allocation to loading the session.
-func TestFreshTokenPathWritesNothing(t *testing.T) {
-	for _, cached := range []bool{true, false} {
-		t.Run(fmt.Sprintf("cached=%v", cached), func(t *testing.T) {
-			f := newRTFreshFixture(t, cached)
-			const n = 2000
-			for range n {
-				f.serve()
-			}
-			if l := f.locker.locks.Load(); l != 0 {
-				t.Errorf("%d locks over %d requests", l, n)
-			}
-			if f.store != nil {
-				if c, d := f.store.commits.Load(), f.store.deletes.Load(); c != 0 || d != 0 {
-					t.Errorf("%d store writes and %d deletes over %d requests", c, d, n)
-				}
-				if r := f.store.finds.Load(); r != n {
-					t.Errorf("%d store reads over %d requests, want one each", r, n)
-				}
-			}
-			load := testing.AllocsPerRun(200, f.load)
-			auth := testing.AllocsPerRun(200, f.authenticate)
-			if auth != load {
-				t.Errorf("the refresh decision allocates: authenticate %v allocs, loading the session %v", auth, load)
-			}
-			serve := testing.AllocsPerRun(200, f.serve)
-			t.Logf("allocs per request: load %v, authenticate %v, RequireSession %v", load, auth, serve)
-		})
-	}
-}
-
-// rtFlakyStore fails the next failCommits Commit calls (a store blip).
-type rtFlakyStore struct {
-	scs.Store
-	failCommits atomic.Int64
-}
-
-func (s *rtFlakyStore) Commit(k string, b []byte, exp time.Time) error {
-	if s.failCommits.Add(-1) >= 0 {
-		return errors.New("store blip")
-	}
-	return s.Store.Commit(k, b, exp)
-}
-
 // The provider has rotated the refresh token, and the first write of it
 // fails: the write is retried past the store's circuit breaker, so the
 // rotated token is not lost (which would end the session at the next
 // refresh, by reuse detection).
 func TestRefreshStoreBlipKeepsRotatedToken(t *testing.T) {
-	ms := storage.NewMemory(time.Minute)
-	t.Cleanup(ms.Close)
-	fs := &rtFlakyStore{Store: ms}
-	e := newRefreshEnv(t, oidctest.Config{}, func(o *Options) { o.Store = fs })
-	e.clk.Advance(2 * time.Hour)
-	fs.failCommits.Store(1)
+	fs := newSpyStore(t)
+	e := newEnv(t, oidctest.Config{}, func(o *Options) { o.Store = fs }).signIn()
+	e.clock.Advance(2 * time.Hour)
+	fs.failNext("commit", 1)
 	code, tok := e.token()
 	if code != 200 || e.op.RefreshGrants() != 1 {
 		t.Fatalf("refresh during a store blip: %d, %d grants", code, e.op.RefreshGrants())
@@ -814,7 +564,7 @@ func TestRefreshStoreBlipKeepsRotatedToken(t *testing.T) {
 	if s := e.rec(); s.rec.AccessToken != tok || !e.op.RefreshTokenValid(s.rec.RefreshToken) {
 		t.Fatal("the rotated refresh token was not stored")
 	}
-	e.clk.Advance(2 * time.Hour)
+	e.clock.Advance(2 * time.Hour)
 	if code, _ := e.token(); code != 200 || e.op.FamilyRevoked(oidctest.DefaultUser.Subject) {
 		t.Fatalf("next refresh: %d, family revoked %v", code, e.op.FamilyRevoked(oidctest.DefaultUser.Subject))
 	}

@@ -14,22 +14,18 @@ import (
 // comes back to returnTo?error=login_required, with its session (if any)
 // unchanged, and never sees an error page.
 func TestSilentSignIn(t *testing.T) {
-	op := testOP(t, oidctest.Config{})
-	a := newApp(t, op, nil)
+	a := newApp(t, testOP(t, oidctest.Config{}), nil)
 
 	t.Run("signed_in_at_provider", func(t *testing.T) {
 		br := newBrowser(t)
 		a.login(br) // the provider's session cookie is now in the jar
 		before, _ := a.sessionCookie(br)
-		resp := br.get(a.URL + "/auth/login?prompt=none&returnTo=/app")
-		resp.Body.Close()
-		authz := br.get(resp.Header.Get("Location"))
-		authz.Body.Close()
+		resp := br.send("GET", a.URL+"/auth/login?prompt=none&returnTo=/app")
+		authz := br.send("GET", resp.Header.Get("Location"))
 		if authz.StatusCode != http.StatusFound || !strings.HasPrefix(authz.Header.Get("Location"), a.URL+"/auth/callback?code=") {
 			t.Fatalf("provider answered %d to %q, want a redirect back with a code (no page)", authz.StatusCode, authz.Header.Get("Location"))
 		}
-		cb := br.get(authz.Header.Get("Location"))
-		cb.Body.Close()
+		cb := br.send("GET", authz.Header.Get("Location"))
 		after, _ := a.sessionCookie(br)
 		if cb.StatusCode != http.StatusSeeOther || cb.Header.Get("Location") != "/app" || after == before {
 			t.Fatalf("callback = %d to %q (session %v), want 303 to /app with a new session", cb.StatusCode, cb.Header.Get("Location"), after != before)
@@ -41,15 +37,11 @@ func TestSilentSignIn(t *testing.T) {
 
 	for _, code := range []string{"login_required", "consent_required", "interaction_required", "account_selection_required"} {
 		t.Run(code, func(t *testing.T) {
-			br := newBrowser(t)
-			a.login(br)
-			sid, _ := a.sessionCookie(br)
-			resp := br.get(a.URL + "/auth/login?prompt=none&returnTo=" + url.QueryEscape("/app?tab=2&error=old#top"))
-			resp.Body.Close()
+			br, sid := a.signInID(t)
+			resp := br.send("GET", a.URL+"/auth/login?prompt=none&returnTo="+url.QueryEscape("/app?tab=2&error=old#top"))
 			loc, _ := url.Parse(resp.Header.Get("Location"))
 			state := loc.Query().Get("state")
-			cb := br.get(a.URL + "/auth/callback?" + url.Values{"error": {code}, "state": {state}, "iss": {op.Issuer()}}.Encode())
-			cb.Body.Close()
+			cb := br.send("GET", a.URL+"/auth/callback?"+url.Values{"error": {code}, "state": {state}, "iss": {a.op.Issuer()}}.Encode())
 			if want := "/app?tab=2&error=" + code + "#top"; cb.StatusCode != http.StatusSeeOther || cb.Header.Get("Location") != want {
 				t.Fatalf("callback = %d to %q, want 303 to %q", cb.StatusCode, cb.Header.Get("Location"), want)
 			}
@@ -84,10 +76,9 @@ func TestSilentSignIn(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			br := newBrowser(t)
-			resp := br.get(a.URL + "/auth/login?" + tc.query)
-			resp.Body.Close()
+			resp := br.send("GET", a.URL+"/auth/login?"+tc.query)
 			loc, _ := url.Parse(resp.Header.Get("Location"))
-			q := url.Values{"error": {"login_required"}, "state": {loc.Query().Get("state")}, "iss": {op.Issuer()}}
+			q := url.Values{"error": {"login_required"}, "state": {loc.Query().Get("state")}, "iss": {a.op.Issuer()}}
 			if tc.edit != nil {
 				tc.edit(q)
 			}

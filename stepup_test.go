@@ -34,8 +34,7 @@ func TestRequireAuthLevel(t *testing.T) {
 	op := testOP(t, oidctest.Config{Now: clock.Now})
 	t.Run("acr", func(t *testing.T) {
 		a := stepUpApp(t, op, []string{oidctest.ACRStrong, "urn:other"}, 0, func(o *Options) { o.Now = clock.Now })
-		br := newBrowser(t)
-		a.login(br)
+		br := a.signIn(t)
 		resp := br.get(a.URL + "/api/stepup")
 		want := `Bearer error="insufficient_user_authentication", error_description="A stronger or more recent sign-in is required.", acr_values="` + oidctest.ACRStrong + ` urn:other"`
 		if resp.StatusCode != http.StatusUnauthorized || resp.Header.Get("WWW-Authenticate") != want {
@@ -50,11 +49,8 @@ func TestRequireAuthLevel(t *testing.T) {
 	})
 	t.Run("max_age", func(t *testing.T) {
 		a := stepUpApp(t, op, nil, 5*time.Minute, func(o *Options) { o.Now = clock.Now })
-		br := newBrowser(t)
-		a.login(br)
-		if code, _ := a.status(br, "GET", "/api/stepup"); code != 200 {
-			t.Fatalf("just signed in: %d, want 200", code)
-		}
+		br := a.signIn(t)
+		a.expect(t, br, "/api/stepup", 200, "just signed in")
 		clock.Advance(6 * time.Minute)
 		resp := br.get(a.URL + "/api/stepup")
 		var body map[string]any
@@ -98,14 +94,9 @@ func TestRequireAuthLevel(t *testing.T) {
 func TestStepUpSameUser(t *testing.T) {
 	for _, cookieAtCallback := range []bool{true, false} {
 		t.Run(map[bool]string{true: "cookie_at_callback", false: "no_cookie_at_callback"}[cookieAtCallback], func(t *testing.T) {
-			op := testOP(t, oidctest.Config{})
-			a := stepUpApp(t, op, strong, 0, nil)
-			br := newBrowser(t)
-			a.login(br)
-			old, _ := a.sessionCookie(br)
-			if code, _ := a.status(br, "GET", "/api/stepup"); code != 401 {
-				t.Fatalf("before step-up: %d, want 401", code)
-			}
+			a := stepUpApp(t, testOP(t, oidctest.Config{}), strong, 0, nil)
+			br, old := a.signInID(t)
+			a.expect(t, br, "/api/stepup", 401, "before step-up")
 			resp := br.get(a.URL + "/auth/login?acr_values=" + url.QueryEscape(oidctest.ACRStrong) + "&returnTo=/app")
 			resp.Body.Close()
 			resp = br.get(resp.Header.Get("Location"))
@@ -132,7 +123,7 @@ func TestStepUpSameUser(t *testing.T) {
 			// acr_values (a voluntary request, OIDC Core §5.5.1.1) replace
 			// the claims parameter's acr, as panva's oidc-provider does,
 			// and then keep the session's level without authenticating again.
-			if got := op.LastAuthorizationRequest(); !strings.Contains(got.Get("claims"), `"essential":true`) || got.Has("acr_values") {
+			if got := a.op.LastAuthorizationRequest(); !strings.Contains(got.Get("claims"), `"essential":true`) || got.Has("acr_values") {
 				t.Errorf("claims parameter %q and acr_values %q, want only an essential acr in claims", got.Get("claims"), got.Get("acr_values"))
 			}
 			infos, err := a.bff.Sessions(context.Background(), oidctest.DefaultUser.Subject)
@@ -149,8 +140,7 @@ func TestStepUpSameUser(t *testing.T) {
 // holds.
 func TestStepUpAtSessionLimit(t *testing.T) {
 	bob := oidctest.User{Subject: "bob-0002", Username: "bob", Password: "bob", Name: "Bob", Email: "bob@example.com"}
-	op := testOP(t, oidctest.Config{Users: []oidctest.User{oidctest.DefaultUser, bob}})
-	a := stepUpApp(t, op, strong, 0, func(o *Options) { o.MaxSessionsPerUser = 2 })
+	a := stepUpApp(t, testOP(t, oidctest.Config{Users: []oidctest.User{oidctest.DefaultUser, bob}}), strong, 0, func(o *Options) { o.MaxSessionsPerUser = 2 })
 	phone, laptop := newBrowser(t), newBrowser(t)
 	a.login(phone)
 	a.login(laptop)
@@ -181,11 +171,8 @@ func TestStepUpAtSessionLimit(t *testing.T) {
 // user's session ends.
 func TestStepUpOtherUser(t *testing.T) {
 	bob := oidctest.User{Subject: "bob-0002", Username: "bob", Password: "bob", Name: "Bob", Email: "bob@example.com"}
-	op := testOP(t, oidctest.Config{Users: []oidctest.User{oidctest.DefaultUser, bob}})
-	a := stepUpApp(t, op, strong, 0, nil)
-	br := newBrowser(t)
-	a.login(br)
-	old, _ := a.sessionCookie(br)
+	a := stepUpApp(t, testOP(t, oidctest.Config{Users: []oidctest.User{oidctest.DefaultUser, bob}}), strong, 0, nil)
+	br, old := a.signInID(t)
 	br.follow(a.URL + "/auth/login?login_hint=bob&acr_values=" + url.QueryEscape(oidctest.ACRStrong) + "&returnTo=/app")
 	if code, body := a.status(br, "GET", "/api/stepup"); code != 200 || !strings.Contains(body, bob.Subject) {
 		t.Fatalf("after signing in as bob: %d %s", code, body)
@@ -222,9 +209,7 @@ func TestStepUpNotHonoured(t *testing.T) {
 			op := testOP(t, oidctest.Config{})
 			op.Misbehave(tc.mb) // before discovery, which reads claims_parameter_supported
 			a := stepUpApp(t, op, strong, 0, nil)
-			br := newBrowser(t)
-			a.login(br)
-			old, _ := a.sessionCookie(br)
+			br, old := a.signInID(t)
 			revoked := op.Revocations()
 			resp, _ := br.follow(a.URL + "/auth/login?" + tc.query + "&returnTo=/app")
 			if got := resp.Request.URL.String(); got != a.URL+"/app?error=insufficient_user_authentication" {
@@ -237,17 +222,14 @@ func TestStepUpNotHonoured(t *testing.T) {
 			if !signedIn(t, a, br) {
 				t.Error("signed out")
 			}
-			if code, _ := a.status(br, "GET", "/api/stepup"); code != 401 {
-				t.Errorf("/api/stepup = %d, want still 401", code)
-			}
+			a.expect(t, br, "/api/stepup", 401, "")
 			if tc.refused && op.Revocations() != revoked+1 {
 				t.Errorf("revocations %d, want the refused sign-in's refresh token revoked", op.Revocations()-revoked)
 			}
 		})
 	}
 	t.Run("max_age_honoured", func(t *testing.T) {
-		op := testOP(t, oidctest.Config{})
-		a := newApp(t, op, nil)
+		a := newApp(t, testOP(t, oidctest.Config{}), nil)
 		br := newBrowser(t)
 		if resp, _ := br.follow(a.URL + "/auth/login?max_age=0&returnTo=/app"); resp.Request.URL.String() != a.URL+"/app" {
 			t.Fatalf("max_age=0 with a fresh authentication ended at %s", resp.Request.URL)

@@ -135,8 +135,7 @@ func (e *endRace) newTokenRevoked() bool {
 func (e *endRace) race(g *gate, write, end func()) {
 	e.t.Helper()
 	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() { defer wg.Done(); write() }()
+	wg.Go(write)
 	g.await(e.t, "the write")
 	ended := make(chan struct{})
 	go func() { defer close(ended); end() }()
@@ -263,13 +262,10 @@ func TestEndedStaysEndedDuringTouch(t *testing.T) {
 // store that honours contexts, leaves every valid session answering 200.
 func TestBreakerIgnoresCallerCancellation(t *testing.T) {
 	store := newSpyStore(t)
-	op := testOP(t, oidctest.Config{})
-	a := newApp(t, op, func(o *Options) { o.Store = store })
+	a := newApp(t, testOP(t, oidctest.Config{}), func(o *Options) { o.Store = store })
 	var ids []string
 	for range 3 {
-		br := newBrowser(t)
-		a.login(br)
-		id, _ := a.sessionCookie(br)
+		_, id := a.signInID(t)
 		ids = append(ids, id)
 	}
 	guard := a.bff.RequireSession(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
@@ -291,11 +287,8 @@ func TestBreakerIgnoresCallerCancellation(t *testing.T) {
 // success after it closes resets the count.
 func TestBreakerOpensAfterConsecutiveFailures(t *testing.T) {
 	store := newSpyStore(t)
-	op := testOP(t, oidctest.Config{})
-	a := newApp(t, op, func(o *Options) { o.Store = store })
-	br := newBrowser(t)
-	a.login(br)
-	id, _ := a.sessionCookie(br)
+	a := newApp(t, testOP(t, oidctest.Config{}), func(o *Options) { o.Store = store })
+	_, id := a.signInID(t)
 	guard := a.bff.RequireSession(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
 	get := func() int {
 		rec := httptest.NewRecorder()
@@ -337,12 +330,10 @@ func TestBreakerOpensAfterConsecutiveFailures(t *testing.T) {
 
 // Signing in beyond MaxSessionsPerUser ends the user's oldest sessions.
 func TestSessionLimitEndsOldest(t *testing.T) {
-	op := testOP(t, oidctest.Config{})
-	a := newApp(t, op, func(o *Options) { o.MaxSessionsPerUser = 3 })
+	a := newApp(t, testOP(t, oidctest.Config{}), func(o *Options) { o.MaxSessionsPerUser = 3 })
 	var browsers []*browser
 	for range 5 {
-		br := newBrowser(t)
-		a.login(br)
+		br := a.signIn(t)
 		browsers = append(browsers, br)
 	}
 	for i, br := range browsers {
@@ -501,20 +492,16 @@ func TestEndedStaysEndedUnderChaos(t *testing.T) {
 	// A logout token lives 2 minutes: a jump between its minting and its
 	// check would make it stale, which no real clock does.
 	var jump sync.RWMutex
-	wg.Add(1)
-	go func() { // the clock
-		defer wg.Done()
+	wg.Go(func() {
 		for time.Now().Before(stop) {
 			time.Sleep(time.Second)
 			jump.Lock()
 			clock.Advance(tokenTTL + time.Second)
 			jump.Unlock()
 		}
-	}()
+	})
 	for w := range 16 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			rnd := mrand.New(mrand.NewPCG(uint64(w), 1))
 			for time.Now().Before(stop) {
 				u, a := cu[rnd.IntN(len(cu))], apps[rnd.IntN(2)]
@@ -540,7 +527,7 @@ func TestEndedStaysEndedUnderChaos(t *testing.T) {
 					fail(fmt.Sprintf("%s: /api/me = %d", u.sub, code))
 				}
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	t.Logf("%d sessions, %v: %d requests (%d answered 503), %d ends, %d refresh grants",

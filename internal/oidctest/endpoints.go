@@ -14,7 +14,7 @@ func (p *Provider) handleDiscovery(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if mb.GarbageJSON {
-		writeGarbage(w)
+		Garbage(w, nil)
 		return
 	}
 	d := p.discovery(mb)
@@ -121,7 +121,7 @@ func (p *Provider) handleUserinfo(w http.ResponseWriter, r *http.Request) {
 	}
 	mb := p.misbehavior()
 	if mb.GarbageJSON {
-		writeGarbage(w)
+		Garbage(w, nil)
 		return
 	}
 	c := u.claims()

@@ -82,10 +82,10 @@ func (p *Provider) handleToken(w http.ResponseWriter, r *http.Request) {
 	}
 	switch {
 	case mb.GarbageJSON:
-		writeGarbage(w)
+		Garbage(w, nil)
 		return
 	case mb.HugeBody:
-		writeHuge(w)
+		Huge(w, nil)
 		return
 	}
 	if grant == "refresh_token" {
@@ -353,7 +353,9 @@ func oauthError(w http.ResponseWriter, status int, code, desc string) {
 	writeJSON(w, status, v)
 }
 
-func writeGarbage(w http.ResponseWriter) {
+// Garbage answers 200 with a body that is not the JSON it claims to be (the
+// GarbageJSON misbehaviour), for a test's own replacement of an endpoint.
+func Garbage(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusOK)
@@ -363,7 +365,9 @@ func writeGarbage(w http.ResponseWriter) {
 // hugeBodySize is the size of the HugeBody response.
 const hugeBodySize = 50 << 20
 
-func writeHuge(w http.ResponseWriter) {
+// Huge streams a 50 MB JSON-looking body (the HugeBody misbehaviour), for a
+// test's own replacement of an endpoint.
+func Huge(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusOK)
