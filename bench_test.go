@@ -260,7 +260,7 @@ func BenchmarkCallback(b *testing.B) {
 		br := newBrowser(b)
 		cb := a.startLogin(br)
 		r := httptest.NewRequest("GET", cb, nil)
-		for _, c := range br.jar.Cookies(r.URL) {
+		for _, c := range br.Jar.Cookies(r.URL) {
 			r.AddCookie(c)
 		}
 		b.StartTimer()

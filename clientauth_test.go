@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/gobff/bff/internal/oidctest"
+	"github.com/gobff/bff/internal/testsupport"
 )
 
 // testClientKey generates a client key: "ES256" (P-256), "RS256" (RSA
@@ -158,7 +159,7 @@ func TestClientAuthMethodFromDiscovery(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			op := testOP(t, oidctest.Config{TokenAuthMethods: tc.methods, AssertionAlgs: tc.algs})
 			var logs logBuffer
-			opt := func(o *Options) { o.Logger = logs.logger() }
+			opt := func(o *Options) { o.Logger = logs.Logger() }
 			var a *app
 			if tc.keys {
 				a = keyApp(t, op, []crypto.Signer{testClientKey(t, "ES256")}, opt)
@@ -166,7 +167,7 @@ func TestClientAuthMethodFromDiscovery(t *testing.T) {
 				a = newUnreadyApp(t, op, opt)
 			}
 			br := newBrowser(t)
-			waitUntil(t, 10*time.Second, "the misconfiguration", func() bool {
+			testsupport.WaitUntil(t, 10*time.Second, "the misconfiguration", func() bool {
 				code, _ := a.status(br, "GET", "/auth/login")
 				return code == http.StatusInternalServerError
 			})

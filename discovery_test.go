@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/gobff/bff/internal/oidctest"
+	"github.com/gobff/bff/internal/testsupport"
 )
 
 // An issuer that does not match the discovery document's (here: a
@@ -22,9 +23,9 @@ func TestIssuerMismatch(t *testing.T) {
 	op := testOP(t, oidctest.Config{})
 	op.Misbehave(func(m *oidctest.Misbehavior) { m.Discovery = map[string]any{"issuer": op.Issuer() + "/"} })
 	var logs logBuffer
-	a := newUnreadyApp(t, op, func(o *Options) { o.Logger = logs.logger(); hooksOf(o).misconfigRetry = 30 * time.Millisecond })
+	a := newUnreadyApp(t, op, func(o *Options) { o.Logger = logs.Logger(); hooksOf(o).misconfigRetry = 30 * time.Millisecond })
 	br := newBrowser(t)
-	waitUntil(t, 10*time.Second, "a few slow retries", func() bool { return op.DiscoveryFetches() >= 4 })
+	testsupport.WaitUntil(t, 10*time.Second, "a few slow retries", func() bool { return op.DiscoveryFetches() >= 4 })
 	resp := br.get(a.URL + "/auth/login?returnTo=/app")
 	if code, desc, _ := jsonError(t, resp); resp.StatusCode != 500 || code != "misconfigured" || !strings.Contains(desc, "misconfigured") {
 		t.Fatalf("/auth/login = %d %q %q, want 500 misconfigured", resp.StatusCode, code, desc)
@@ -53,9 +54,9 @@ func TestDiscoveryLogsCauseOnce(t *testing.T) {
 	op := testOP(t, oidctest.Config{})
 	op.Misbehave(func(m *oidctest.Misbehavior) { m.DiscoveryDown = true })
 	var logs logBuffer
-	a := newUnreadyApp(t, op, func(o *Options) { o.Logger = logs.logger() })
+	a := newUnreadyApp(t, op, func(o *Options) { o.Logger = logs.Logger() })
 	br := newBrowser(t)
-	waitUntil(t, 20*time.Second, "three attempts", func() bool {
+	testsupport.WaitUntil(t, 20*time.Second, "three attempts", func() bool {
 		a.status(br, "GET", "/auth/login") // each asks for an attempt now
 		return op.DiscoveryFetches() >= 3
 	})
@@ -67,7 +68,7 @@ func TestDiscoveryLogsCauseOnce(t *testing.T) {
 		t.Errorf("the cause (503) is not logged, or requests logged a Warn each:\n%s", out)
 	}
 	op.Reset()
-	waitUntil(t, 10*time.Second, "discovery", func() bool {
+	testsupport.WaitUntil(t, 10*time.Second, "discovery", func() bool {
 		code, _ := a.status(br, "GET", "/auth/login")
 		return code == http.StatusSeeOther
 	})
@@ -82,7 +83,7 @@ func TestDiscoveryReportsLacks(t *testing.T) {
 			op.Misbehave(mb)
 		}
 		var logs logBuffer
-		newApp(t, op, func(o *Options) { o.Logger = logs.logger() })
+		newApp(t, op, func(o *Options) { o.Logger = logs.Logger() })
 		for line := range strings.Lines(logs.String()) {
 			if strings.Contains(line, "the provider lacks features") {
 				return line
@@ -183,8 +184,8 @@ func TestProviderEndpointsRequireHTTPS(t *testing.T) {
 			op := testOP(t, oidctest.Config{})
 			op.Misbehave(func(mb *oidctest.Misbehavior) { mb.Discovery = map[string]any{m: "http://idp.example/x"} })
 			logs := &logBuffer{}
-			a := newUnreadyApp(t, op, func(o *Options) { o.Logger = logs.logger() })
-			waitUntil(t, 10*time.Second, "a refused discovery", func() bool {
+			a := newUnreadyApp(t, op, func(o *Options) { o.Logger = logs.Logger() })
+			testsupport.WaitUntil(t, 10*time.Second, "a refused discovery", func() bool {
 				return strings.Contains(logs.String(), "provider discovery failed")
 			})
 			if !strings.Contains(logs.String(), m) || !strings.Contains(logs.String(), "https") {
@@ -223,7 +224,7 @@ func TestProviderWithoutS256(t *testing.T) {
 		// Until discovery has run twice (the first attempt is over, so its
 		// verdict counts), and once more after.
 		n := 0
-		waitUntil(t, 10*time.Second, "discovery to be retried", func() bool {
+		testsupport.WaitUntil(t, 10*time.Second, "discovery to be retried", func() bool {
 			if op.DiscoveryFetches() >= 2 {
 				n++
 			}

@@ -1,12 +1,12 @@
 package bff
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -14,124 +14,45 @@ import (
 
 	"github.com/gobff/bff/internal/oidctest"
 	"github.com/gobff/bff/internal/redistest"
+	"github.com/gobff/bff/internal/testsupport"
 )
 
-// sse is an open event stream as a test reads it: a goroutine parses the
-// events (comments as ":") into a channel, closed at the end of the stream.
+// sse is an open event stream of GET /auth/events.
 type sse struct {
-	t      testing.TB
-	resp   *http.Response
-	events chan sseEvent
-	cancel context.CancelFunc
+	*testsupport.EventStream
+	t testing.TB
 }
 
-type sseEvent struct{ name, data string }
-
-// openEvents opens GET /auth/events on a with the browser's cookies and
-// the headers of a same-origin EventSource, and checks the response.
+// openEvents opens GET /auth/events on a with the browser's cookies, as a
+// same-origin EventSource, and checks the stream's headers.
 func openEvents(t testing.TB, a *app, br *browser, headers ...string) *sse {
 	t.Helper()
-	resp, cancel := eventsRequest(t, a, br, headers...)
-	if resp.StatusCode != http.StatusOK {
-		cancel()
-		t.Fatalf("GET /auth/events = %d", resp.StatusCode)
-	}
-	for _, h := range []string{"Content-Type: text/event-stream", "Cache-Control: no-store", "X-Accel-Buffering: no"} {
+	s := &sse{br.Stream(a.URL+"/auth/events", headers...), t}
+	for _, h := range []string{"Cache-Control: no-store", "X-Accel-Buffering: no"} {
 		k, v, _ := strings.Cut(h, ": ")
-		if got := resp.Header.Get(k); got != v {
+		if got := s.Response.Header.Get(k); got != v {
 			t.Errorf("%s = %q, want %q", k, got, v)
 		}
 	}
-	s := &sse{t: t, resp: resp, events: make(chan sseEvent, 64), cancel: cancel}
-	t.Cleanup(cancel)
-	go s.read()
 	return s
 }
 
-// eventsRequest sends the request (no client timeout: a stream lasts).
-func eventsRequest(t testing.TB, a *app, br *browser, headers ...string) (*http.Response, context.CancelFunc) {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	req, _ := http.NewRequestWithContext(ctx, "GET", a.URL+"/auth/events", nil)
-	req.Header.Set("Accept", "text/event-stream")
-	req.Header.Set("Sec-Fetch-Site", "same-origin")
-	req.Header.Set("Sec-Fetch-Mode", "cors")
-	for i := 0; i+1 < len(headers); i += 2 {
-		req.Header.Set(headers[i], headers[i+1])
-	}
-	resp, err := (&http.Client{Jar: br.jar}).Do(req)
-	if err != nil {
-		cancel()
-		t.Fatal(err)
-	}
-	return resp, func() { cancel(); resp.Body.Close() }
-}
-
-func (s *sse) read() {
-	defer close(s.events)
-	r := bufio.NewReader(s.resp.Body)
-	var ev sseEvent
-	for {
-		line, err := r.ReadString('\n')
-		if err != nil {
-			return
-		}
-		line = strings.TrimSuffix(line, "\n")
-		switch k, v, _ := strings.Cut(line, ": "); {
-		case line == "":
-			if ev.name != "" || ev.data != "" {
-				s.events <- ev
-			}
-			ev = sseEvent{}
-		case strings.HasPrefix(line, ":"):
-			ev = sseEvent{name: ":", data: strings.TrimPrefix(line, ": ")}
-		case k == "event":
-			ev.name = v
-		case k == "data":
-			ev.data = v
-		case k == "retry":
-			ev = sseEvent{name: "retry", data: v}
-		}
-	}
-}
-
-// next returns the next event that is not a comment, or "EOF" at the end
-// of the stream; it fails after 10 s (a hang guard, not an assertion).
-func (s *sse) next() sseEvent {
-	s.t.Helper()
-	for {
-		ev := s.nextAny()
-		if ev.name != ":" {
-			return ev
-		}
-	}
-}
-
-// nextAny is next with comments (heartbeats).
-func (s *sse) nextAny() sseEvent {
-	s.t.Helper()
-	select {
-	case ev, ok := <-s.events:
-		if !ok {
-			return sseEvent{name: "EOF"}
-		}
-		return ev
-	case <-time.After(10 * time.Second):
-		s.t.Fatal("no event within 10 s")
-		return sseEvent{}
-	}
+// eventsRequest sends the request of a stream that must be refused.
+func eventsRequest(t testing.TB, a *app, br *browser, headers ...string) (*http.Response, func() error) {
+	resp := br.do("GET", a.URL+"/auth/events", nil, append(slices.Clone(testsupport.EventSource), headers...)...)
+	return resp, resp.Body.Close
 }
 
 // expect reads the next event, which must be name, and returns its data.
 func (s *sse) expect(name string) map[string]string {
 	s.t.Helper()
-	ev := s.next()
-	if ev.name != name {
-		s.t.Fatalf("event %q %s, want %q", ev.name, ev.data, name)
+	ev := s.Next()
+	if ev.Name != name {
+		s.t.Fatalf("event %q %s, want %q", ev.Name, ev.Data, name)
 	}
 	var m map[string]string
-	if err := json.Unmarshal([]byte(ev.data), &m); err != nil {
-		s.t.Fatalf("event %s: data %q is not a JSON object of strings", name, ev.data)
+	if err := json.Unmarshal([]byte(ev.Data), &m); err != nil {
+		s.t.Fatalf("event %s: data %q is not a JSON object of strings", name, ev.Data)
 	}
 	return m
 }
@@ -142,8 +63,8 @@ func (s *sse) expectEnded(reason endReason) {
 	if got := s.expect("ended")["reason"]; got != string(reason) {
 		s.t.Errorf("ended with reason %q, want %q", got, reason)
 	}
-	if ev := s.next(); ev.name != "EOF" {
-		s.t.Errorf("after ended: %q %s, want the end of the stream", ev.name, ev.data)
+	if ev := s.Next(); ev.Name != "EOF" {
+		s.t.Errorf("after ended: %q %s, want the end of the stream", ev.Name, ev.Data)
 	}
 }
 
@@ -159,7 +80,7 @@ func eventsApp(t *testing.T, opt func(*Options)) (*app, *browser, *frozenClock) 
 // wait for them.
 func awaitTimers(t testing.TB, clock *frozenClock, n int) {
 	t.Helper()
-	waitUntil(t, 10*time.Second, "the streams to arm their timers", func() bool { return clock.pending() >= n })
+	testsupport.WaitUntil(t, 10*time.Second, "the streams to arm their timers", func() bool { return clock.pending() >= n })
 }
 
 // The stream opens with the session's deadlines, and without a session
@@ -254,11 +175,11 @@ func TestEventsSessionReplaced(t *testing.T) {
 	s := openEvents(t, a, br)
 	s.expect("session")
 	a.login(br)
-	if ev := s.next(); ev.name != "retry" || ev.data != "1000" {
-		t.Errorf("replaced: %q %q, want retry: 1000", ev.name, ev.data)
+	if ev := s.Next(); ev.Name != "retry" || ev.Data != "1000" {
+		t.Errorf("replaced: %q %q, want retry: 1000", ev.Name, ev.Data)
 	}
-	if ev := s.next(); ev.name != "EOF" {
-		t.Errorf("replaced: %q %s, want the end of the stream", ev.name, ev.data)
+	if ev := s.Next(); ev.Name != "EOF" {
+		t.Errorf("replaced: %q %s, want the end of the stream", ev.Name, ev.Data)
 	}
 	again := openEvents(t, a, br)
 	again.expect("session")
@@ -285,8 +206,8 @@ func TestEventsIdleExpiry(t *testing.T) {
 	for range 5 { // 75 s: five heartbeats, no warning yet
 		awaitTimers(t, clock, 2)
 		clock.Advance(eventsHeartbeat)
-		if ev := s.nextAny(); ev.name != ":" {
-			t.Fatalf("idle stream sent %q %s, want a heartbeat comment", ev.name, ev.data)
+		if ev := s.NextAny(); ev.Name != ":" {
+			t.Fatalf("idle stream sent %q %s, want a heartbeat comment", ev.Name, ev.Data)
 		}
 	}
 	if n := cs.finds.Load() - reads; n != 0 {
@@ -353,8 +274,8 @@ func TestEventsBounds(t *testing.T) {
 	other := a.signIn(t)
 	openEvents(t, a, other)
 	refused(other, "a fourth stream on the instance")
-	s1.cancel()
-	waitUntil(t, 10*time.Second, "the closed stream to leave", func() bool { return a.bff.store.watch.len() == 2 })
+	s1.Close()
+	testsupport.WaitUntil(t, 10*time.Second, "the closed stream to leave", func() bool { return a.bff.store.watch.len() == 2 })
 	openEvents(t, a, other).expect("session")
 }
 
@@ -365,8 +286,8 @@ func TestEventsClose(t *testing.T) {
 	s := openEvents(t, a, br)
 	s.expect("session")
 	a.bff.CloseEventStreams()
-	if ev := s.next(); ev.name != "EOF" {
-		t.Errorf("after CloseEventStreams: %q, want the end of the stream", ev.name)
+	if ev := s.Next(); ev.Name != "EOF" {
+		t.Errorf("after CloseEventStreams: %q, want the end of the stream", ev.Name)
 	}
 	resp, cancel := eventsRequest(t, a, br)
 	defer cancel()
@@ -585,7 +506,7 @@ func TestEventsStoreTrouble(t *testing.T) {
 	s.expect("session")
 	down(true)
 	a.bff.store.watch.notify(key, endChanged)
-	waitUntil(t, 10*time.Second, "the stream to arm its retry", func() bool { return clock.dueWithin(busPollInterval) == 1 })
+	testsupport.WaitUntil(t, 10*time.Second, "the stream to arm its retry", func() bool { return clock.dueWithin(busPollInterval) == 1 })
 	spy.Memory.Delete(key) // ended, announced to nobody
 	down(false)
 	clock.Advance(busPollInterval)

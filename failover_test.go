@@ -11,6 +11,7 @@ import (
 
 	"github.com/gobff/bff/internal/oidctest"
 	"github.com/gobff/bff/internal/redistest"
+	"github.com/gobff/bff/internal/testsupport"
 	"github.com/gomodule/redigo/redis"
 )
 
@@ -171,7 +172,7 @@ func TestRedisSentinelFailover(t *testing.T) {
 	g.WaitMaster(g.Replica.Addr, 30*time.Second)
 	promoted := time.Since(now)
 	// Recovered: every live session answers 200 on both instances.
-	waitUntil(t, 20*time.Second, "every live session to answer 200 on both instances", func() bool {
+	testsupport.WaitUntil(t, 20*time.Second, "every live session to answer 200 on both instances", func() bool {
 		for _, id := range live {
 			for _, in := range apps {
 				if statusOf(t, in, browserWithCookie(t, in, id)) != http.StatusOK {
@@ -369,7 +370,7 @@ func runLossyFailover(t *testing.T, g *redistest.Group) lossRun {
 	reuses := op.RefreshReuses()
 	g.Primary.Stop()
 	g.WaitMaster(g.Replica.Addr, 30*time.Second)
-	waitUntil(t, 10*time.Second, "the untouched session to be served again", func() bool { return ask("untouched")["untouched"] == 200 })
+	testsupport.WaitUntil(t, 10*time.Second, "the untouched session to be served again", func() bool { return ask("untouched")["untouched"] == 200 })
 	run.afterFailover = ask("refreshed", "ended")
 	if ids["signed in"] != "" {
 		run.afterFailover["signed in"] = ask("signed in")["signed in"]

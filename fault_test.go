@@ -15,6 +15,7 @@ import (
 
 	"github.com/gobff/bff/internal/oidctest"
 	"github.com/gobff/bff/internal/redistest"
+	"github.com/gobff/bff/internal/testsupport"
 )
 
 // Fault tests: the provider unreachable, slow, or answering garbage; its
@@ -113,7 +114,7 @@ func TestFaultIdPUnreachableAtStartup(t *testing.T) {
 	a := newUnreadyApp(t, op, nil)
 	br := newBrowser(t)
 
-	waitUntil(t, 5*time.Second, "a first discovery attempt", func() bool { return front.refused.Load() >= 1 })
+	testsupport.WaitUntil(t, 5*time.Second, "a first discovery attempt", func() bool { return front.refused.Load() >= 1 })
 	resp := br.send("GET", a.URL+"/auth/login?returnTo=/app")
 	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
 		t.Fatalf("/auth/login with the provider down = %d (Retry-After %q)", resp.StatusCode, resp.Header.Get("Retry-After"))
@@ -287,7 +288,7 @@ func TestFaultIdPBadDiscovery(t *testing.T) {
 			var a *app
 			alloc := memoryDelta(func() {
 				a = newUnreadyApp(t, op, nil)
-				waitUntil(t, 5*time.Second, "a discovery attempt", func() bool { return served.Load() >= 1 })
+				testsupport.WaitUntil(t, 5*time.Second, "a discovery attempt", func() bool { return served.Load() >= 1 })
 				ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 				defer cancel()
 				a.bff.Ready(ctx)
@@ -304,7 +305,7 @@ func TestFaultIdPBadDiscovery(t *testing.T) {
 			if !tc.recover {
 				a.expect(t, br, "/auth/login", http.StatusServiceUnavailable, "")
 				front.set(path, nil)
-				waitUntil(t, 5*time.Second, "discovery", func() bool {
+				testsupport.WaitUntil(t, 5*time.Second, "discovery", func() bool {
 					code, _ := a.status(br, "GET", "/auth/login") // asks for an attempt now
 					return code == http.StatusSeeOther
 				})
@@ -394,7 +395,7 @@ func TestFaultRedisPausedDuringRefresh(t *testing.T) {
 		code, _ := a.status(br, "GET", "/api/me")
 		done <- code
 	}()
-	waitUntil(t, 5*time.Second, "the refresh grant", func() bool { return a.op.RefreshGrants() == 1 })
+	testsupport.WaitUntil(t, 5*time.Second, "the refresh grant", func() bool { return a.op.RefreshGrants() == 1 })
 	if _, err := rs.Do("CLIENT", "PAUSE", 700, "ALL"); err != nil {
 		t.Fatalf("CLIENT PAUSE: %v", err)
 	}

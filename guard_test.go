@@ -19,6 +19,7 @@ import (
 
 	"github.com/gobff/bff/internal/oidctest"
 	"github.com/gobff/bff/internal/storage"
+	"github.com/gobff/bff/internal/testsupport"
 )
 
 // guarded serves next behind the app's RequireSession on a server of its own
@@ -405,7 +406,7 @@ func TestTouchRereadsUnderLock(t *testing.T) {
 		go func() { codes <- e.br.send("GET", a.URL+"/api/me").StatusCode }()
 	}
 	// Both instances read the old record and wait for the lock.
-	waitUntil(t, 10*time.Second, "both instances to try to record the activity", func() bool {
+	testsupport.WaitUntil(t, 10*time.Second, "both instances to try to record the activity", func() bool {
 		return lk.lockCalls(recordName(e.id)) >= tried+2
 	})
 	unlock()
@@ -449,12 +450,12 @@ func TestRequireLoginRedirectsNavigations(t *testing.T) {
 		}
 	}
 
-	resp, body, visited := e.br.navigate(e.a.URL + page)
-	if resp.StatusCode != 200 || body != "page for "+oidctest.DefaultUser.Name || resp.Request.URL.String() != e.a.URL+page {
-		t.Fatalf("navigation ended at %s with %d %q (visited %q)", resp.Request.URL, resp.StatusCode, body, visited)
+	nav := e.br.Navigate(e.a.URL + page)
+	if nav.StatusCode != 200 || nav.Body != "page for "+oidctest.DefaultUser.Name || nav.Request.URL.String() != e.a.URL+page {
+		t.Fatalf("navigation ended at %s with %d %q (visited %q)", nav.Request.URL, nav.StatusCode, nav.Body, nav.Visited)
 	}
-	if !strings.HasPrefix(visited[2], e.op.Issuer()+"/authorize?") {
-		t.Errorf("the way to the page did not pass the provider: %q", visited)
+	if !strings.HasPrefix(nav.Visited[2], e.op.Issuer()+"/authorize?") {
+		t.Errorf("the way to the page did not pass the provider: %q", nav.Visited)
 	}
 	// Signed in, a fetch reaches the page too.
 	if code, body := e.a.status(e.br, "GET", page); code != 200 || body != "page for "+oidctest.DefaultUser.Name {

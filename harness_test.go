@@ -5,12 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"html"
 	"io"
 	"log/slog"
 	"maps"
 	"net/http"
-	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
 	"slices"
@@ -22,6 +20,7 @@ import (
 
 	"github.com/gobff/bff/internal/oidctest"
 	"github.com/gobff/bff/internal/storage"
+	"github.com/gobff/bff/internal/testsupport"
 )
 
 // The test harness: a real test OpenID Provider on its own origin
@@ -105,7 +104,7 @@ func newUnreadyApp(t testing.TB, op *oidctest.Provider, opt func(*Options)) *app
 		Logger:     slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}
 	if testing.Verbose() {
-		o.Logger = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		o.Logger = slog.New(slog.NewTextHandler(testsupport.TestWriter{T: t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	if opt != nil {
 		opt(&o)
@@ -332,89 +331,15 @@ func (c *frozenClock) dueWithin(d time.Duration) int {
 	return n
 }
 
-// logBuffer collects an app's log as text, for tests of what is logged:
-// set Options.Logger to its logger().
-type logBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-func (l *logBuffer) logger() *slog.Logger {
-	return slog.New(slog.NewTextHandler(l, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-// jsonLogger is logger with JSON records, for records and find.
-func (l *logBuffer) jsonLogger() *slog.Logger {
-	return slog.New(slog.NewJSONHandler(l, &slog.HandlerOptions{Level: slog.LevelDebug}))
-}
-
-// records returns the records logged so far, decoded.
-func (l *logBuffer) records(t testing.TB) []map[string]any {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var out []map[string]any
-	for _, line := range strings.Split(strings.TrimSpace(l.b.String()), "\n") {
-		if line == "" {
-			continue
-		}
-		var m map[string]any
-		if err := json.Unmarshal([]byte(line), &m); err != nil {
-			t.Fatalf("log line %q: %v", line, err)
-		}
-		out = append(out, m)
-	}
-	return out
-}
-
-// find returns the first record with the message msg.
-func (l *logBuffer) find(t testing.TB, msg string) map[string]any {
-	t.Helper()
-	for _, r := range l.records(t) {
-		if r["msg"] == msg {
-			return r
-		}
-	}
-	t.Fatalf("no log line %q in:\n%s", msg, l.String())
-	return nil
-}
-
-type testWriter struct{ t testing.TB }
-
-func (w testWriter) Write(p []byte) (int, error) {
-	w.t.Log(strings.TrimSpace(string(p)))
-	return len(p), nil
-}
-
-// waitUntil polls cond every few milliseconds until it holds, failing after
-// d (a deadline for a wait, never a timed assertion).
-func waitUntil(t testing.TB, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
+// logBuffer collects an app's log, for tests of what is logged: set
+// Options.Logger to its Logger() (or JSONLogger(), for Records and Find).
+type logBuffer = testsupport.LogBuffer
 
 // waitStatus GETs path until it answers want, while it answers 503 (a
 // component recovering); any other status fails.
 func waitStatus(t testing.TB, a *app, br *browser, path string, want int) {
 	t.Helper()
-	waitUntil(t, 10*time.Second, fmt.Sprintf("GET %s to answer %d", path, want), func() bool {
+	testsupport.WaitUntil(t, 10*time.Second, fmt.Sprintf("GET %s to answer %d", path, want), func() bool {
 		code, body := a.status(br, "GET", path)
 		if code != want && code != http.StatusServiceUnavailable {
 			t.Fatalf("GET %s = %d %s while waiting for %d", path, code, body, want)
@@ -423,102 +348,43 @@ func waitStatus(t testing.TB, a *app, br *browser, path string, want int) {
 	})
 }
 
-// browser is a cookie-keeping HTTP client that does not follow redirects by
-// itself, so tests can see every step.
-type browser struct {
-	t      testing.TB
-	jar    *cookiejar.Jar
-	client *http.Client
-}
+// browser is testsupport.Browser with the root tests' verbs: do leaves
+// the body to the caller (a stream), send and follow read it.
+type browser struct{ *testsupport.Browser }
 
-func newBrowser(t testing.TB) *browser {
-	jar, _ := cookiejar.New(nil)
-	return &browser{t: t, jar: jar, client: &http.Client{
-		Jar:           jar,
-		Timeout:       20 * time.Second,
-		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-	}}
-}
+func newBrowser(t testing.TB) *browser { return &browser{testsupport.NewBrowser(t)} }
 
 // do sends a request; headers are pairs of name, value.
 func (br *browser) do(method, u string, body io.Reader, headers ...string) *http.Response {
-	br.t.Helper()
+	t := br.T()
+	t.Helper()
 	req, err := http.NewRequest(method, u, body)
 	if err != nil {
-		br.t.Fatal(err)
+		t.Fatal(err)
 	}
 	for i := 0; i+1 < len(headers); i += 2 {
 		req.Header.Set(headers[i], headers[i+1])
 	}
-	resp, err := br.client.Do(req)
+	resp, err := br.Client.Do(req)
 	if err != nil {
-		br.t.Fatalf("%s %s: %v", method, u, err)
+		t.Fatalf("%s %s: %v", method, u, err)
 	}
 	return resp
 }
 
 func (br *browser) get(u string) *http.Response { return br.do("GET", u, nil) }
 
-// send is do without a body, for a test that reads only the status, the
-// headers and the cookies: it drains and closes the response's body (so
-// never for a stream).
+// send is do for a test that reads only the status, the headers and the
+// cookies (so never for a stream).
 func (br *browser) send(method, u string, headers ...string) *http.Response {
-	br.t.Helper()
-	resp := br.do(method, u, nil, headers...)
-	io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	return resp
+	return br.Do(method, u, "", headers...).Response
 }
 
-// follow GETs u and follows redirects (each cookie through the jar) until
-// a non-redirect response, which it returns with its body read.
+// follow GETs u and follows redirects until a non-redirect response, which
+// it returns with its body.
 func (br *browser) follow(u string) (*http.Response, string) {
-	br.t.Helper()
-	for range 10 {
-		resp := br.get(u)
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode < 300 || resp.StatusCode >= 400 {
-			return resp, string(body)
-		}
-		loc, err := resp.Request.URL.Parse(resp.Header.Get("Location"))
-		if err != nil {
-			br.t.Fatal(err)
-		}
-		u = loc.String()
-	}
-	br.t.Fatal("too many redirects")
-	return nil, ""
-}
-
-// navigate is follow as a browser navigates: every request carries a
-// navigation's headers, and a page that refreshes itself to another URL
-// (the landing page of a sign-in) is followed too. It returns the final
-// page and every URL visited, in order.
-func (br *browser) navigate(u string) (*http.Response, string, []string) {
-	br.t.Helper()
-	var visited []string
-	for range 20 {
-		visited = append(visited, u)
-		resp := br.do("GET", u, nil, navigate...)
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		next := resp.Header.Get("Location")
-		if resp.StatusCode < 300 || resp.StatusCode >= 400 {
-			m := metaRefresh.FindStringSubmatch(string(body))
-			if m == nil {
-				return resp, string(body), visited
-			}
-			next = html.UnescapeString(m[1])
-		}
-		loc, err := resp.Request.URL.Parse(next)
-		if err != nil {
-			br.t.Fatal(err)
-		}
-		u = loc.String()
-	}
-	br.t.Fatalf("too many redirects: %q", visited)
-	return nil, "", nil
+	r := br.Follow(br.Get(u))
+	return r.Response, r.Body
 }
 
 // login signs the browser in through the whole flow and returns the final
@@ -599,20 +465,18 @@ func (a *app) expect(t testing.TB, br *browser, path string, want int, when stri
 
 // sessionCookie returns the browser's session cookie for the app, if any.
 func (a *app) sessionCookie(br *browser) (string, bool) {
-	u, _ := url.Parse(a.URL)
-	for _, c := range br.jar.Cookies(u) {
-		if c.Name == a.bff.cfg.CookieName {
-			return c.Value, true
-		}
+	c, ok := br.Cookie(a.URL, a.bff.cfg.CookieName)
+	if !ok {
+		return "", false
 	}
-	return "", false
+	return c.Value, true
 }
 
 // txCookies returns the browser's sign-in transaction cookies for the app.
 func (a *app) txCookies(br *browser) []*http.Cookie {
 	u, _ := url.Parse(a.URL)
 	var out []*http.Cookie
-	for _, c := range br.jar.Cookies(u) {
+	for _, c := range br.Jar.Cookies(u) {
 		if strings.HasPrefix(c.Name, a.bff.txPrefix()) {
 			out = append(out, c)
 		}
@@ -628,7 +492,7 @@ func (a *app) setCookie(br *browser, name, value string) {
 	if value == "" {
 		c.MaxAge = -1
 	}
-	br.jar.SetCookies(u, []*http.Cookie{c})
+	br.Jar.SetCookies(u, []*http.Cookie{c})
 }
 
 // storeSession reads a session record straight from the store.

@@ -13,6 +13,7 @@ import (
 
 	"github.com/gobff/bff/internal/oidctest"
 	"github.com/gobff/bff/internal/redistest"
+	"github.com/gobff/bff/internal/testsupport"
 )
 
 // probeHealth serves one request to a's health handler and returns its
@@ -43,7 +44,7 @@ func probeHealth(t testing.TB, a *app) (int, Health, string) {
 func waitHealth(t testing.TB, a *app, want int) Health {
 	t.Helper()
 	var h Health
-	waitUntil(t, 10*time.Second, "health status "+http.StatusText(want), func() bool {
+	testsupport.WaitUntil(t, 10*time.Second, "health status "+http.StatusText(want), func() bool {
 		var code int
 		code, h, _ = probeHealth(t, a)
 		return code == want
@@ -147,7 +148,7 @@ func TestHealthRedis(t *testing.T) {
 	}
 
 	rs.Restart()
-	waitUntil(t, 10*time.Second, "every check ok", func() bool {
+	testsupport.WaitUntil(t, 10*time.Second, "every check ok", func() bool {
 		code, h, _ := probeHealth(t, a)
 		return code == 200 && h.Status == HealthOK
 	})
@@ -198,7 +199,7 @@ func TestHealthDegraded(t *testing.T) {
 	waitHealth(t, a, 200)
 	a.bff.store.bus.Close() // the channel stops; Close is idempotent
 	var h Health
-	waitUntil(t, 10*time.Second, "a degraded report", func() bool {
+	testsupport.WaitUntil(t, 10*time.Second, "a degraded report", func() bool {
 		var code int
 		code, h, _ = probeHealth(t, a)
 		if code != 200 {

@@ -4,17 +4,14 @@ import (
 	"html"
 	"io"
 	"net/http"
-	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/gobff/bff/internal/testsupport"
 )
 
 // navigate are the headers a browser sends with a navigation.
-var navigate = []string{"Sec-Fetch-Mode", "navigate", "Sec-Fetch-Dest", "document", "Accept", "text/html,*/*;q=0.8"}
-
-// metaRefresh finds the landing page's refresh target, as a browser reads
-// it (HTML-unescaped content, the part after "url=").
-var metaRefresh = regexp.MustCompile(`<meta http-equiv="refresh" content="0;url=([^"]*)">`)
+var navigate = testsupport.Navigation
 
 // landingTarget checks a callback's answer to a navigation: a small HTML
 // page (not a redirect) that navigates to the returned target by itself,
@@ -41,7 +38,7 @@ func landingTarget(t *testing.T, resp *http.Response) string {
 	if strings.Contains(string(body), "<script") || strings.Contains(string(body), "eyJ") {
 		t.Errorf("the landing page holds a script or a token: %s", body)
 	}
-	m := metaRefresh.FindStringSubmatch(string(body))
+	m := testsupport.MetaRefresh.FindStringSubmatch(string(body))
 	if m == nil {
 		t.Fatalf("no meta refresh in %s", body)
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/gobff/bff/internal/oidctest"
 	"github.com/gobff/bff/internal/redistest"
 	"github.com/gobff/bff/internal/storage"
+	"github.com/gobff/bff/internal/testsupport"
 )
 
 // Bounded resources: what an unauthenticated flood can make bff keep, what
@@ -72,7 +73,7 @@ func TestLeakCloseStopsEverything(t *testing.T) {
 					t.Fatal(err)
 				}
 				if b.store.bus != nil {
-					waitUntil(t, 5*time.Second, "the bus", b.store.bus.Healthy)
+					testsupport.WaitUntil(t, 5*time.Second, "the bus", b.store.bus.Healthy)
 				}
 			} else {
 				time.Sleep(50 * time.Millisecond) // a first attempt has failed
@@ -160,7 +161,7 @@ func TestBoundedLoginFlood(t *testing.T) {
 	}
 	u, _ := url.Parse(a.URL)
 	n := 0
-	for _, c := range br.jar.Cookies(u) {
+	for _, c := range br.Jar.Cookies(u) {
 		if strings.HasPrefix(c.Name, a.bff.txPrefix()) {
 			n++
 		}
@@ -223,7 +224,7 @@ func TestBoundedRefreshFlights(t *testing.T) {
 		for _, br := range browsers {
 			for range burst {
 				wg.Go(func() {
-					c := *br.client
+					c := *br.Client
 					c.Timeout = timeout
 					resp, err := c.Get(a.URL + "/api/me")
 					if err != nil {
@@ -260,7 +261,7 @@ func TestBoundedRefreshFlights(t *testing.T) {
 	a.op.Misbehave(func(m *oidctest.Misbehavior) { m.TokenDelay = 200 * time.Millisecond })
 	clock.Advance(oidctest.DefaultAccessTokenTTL)
 	runBurst(50 * time.Millisecond)
-	waitUntil(t, 5*time.Second, "the locks to be released", func() bool { return lockCount(a.bff) == 0 })
+	testsupport.WaitUntil(t, 5*time.Second, "the locks to be released", func() bool { return lockCount(a.bff) == 0 })
 	a.op.Reset()
 	for i, br := range browsers {
 		if code, _ := a.status(br, "GET", "/api/me"); code != 200 {

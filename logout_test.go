@@ -13,6 +13,7 @@ import (
 	"github.com/gobff/bff/internal/keyset"
 	"github.com/gobff/bff/internal/oidctest"
 	"github.com/gobff/bff/internal/redistest"
+	"github.com/gobff/bff/internal/testsupport"
 )
 
 // Tests of logout (issue 5): RP-initiated, back-channel, and "sign out
@@ -164,7 +165,7 @@ func TestLogoutRevokesAndRedirectsToEndSession(t *testing.T) {
 		t.Errorf("second logout callback = %d, want 400", resp.StatusCode)
 	}
 	// Re-sending the old cookie does not bring the session back.
-	br.jar.SetCookies(resp.Request.URL, []*http.Cookie{{Name: "__Host-bff", Value: id, Path: "/", Secure: true}})
+	br.Jar.SetCookies(resp.Request.URL, []*http.Cookie{{Name: "__Host-bff", Value: id, Path: "/", Secure: true}})
 	expectSignedIn(t, a, br, false, "session alive after logout")
 }
 
@@ -325,7 +326,7 @@ func TestBackchannelLogoutSub(t *testing.T) {
 func TestBackchannelLogoutInvalidTokens(t *testing.T) {
 	op := testOP(t, twoUsers())
 	logs := &logBuffer{}
-	a := newApp(t, op, func(o *Options) { o.Logger = logs.logger() })
+	a := newApp(t, op, func(o *Options) { o.Logger = logs.Logger() })
 	alice := loginAs(a, oidctest.DefaultUser)
 	bobBr := loginAs(a, bob)
 	s := a.browserSession(alice)
@@ -590,7 +591,7 @@ func TestBackchannelLogoutRetryAfterStoreFailure(t *testing.T) {
 	tok := a.op.LogoutToken(oidctest.DefaultUser.Subject, s.rec.SID, nil)
 	fs.failNext("delete", 1)
 	a.expectBackchannel(t, tok, http.StatusServiceUnavailable, "during a store failure")
-	waitUntil(t, 5*time.Second, "the store's circuit breaker to close", func() bool { return a.bff.store.breaker.allow() == nil })
+	testsupport.WaitUntil(t, 5*time.Second, "the store's circuit breaker to close", func() bool { return a.bff.store.breaker.allow() == nil })
 	expectSignedIn(t, a, br, true, "the session ended though the logout failed")
 	a.expectBackchannel(t, tok, 200, "the provider's retry")
 	expectSignedIn(t, a, br, false, "the session is still alive after the retry")

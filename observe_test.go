@@ -18,7 +18,7 @@ func callbackRequest(t testing.TB, a *app) *http.Request {
 	br := newBrowser(t)
 	cb := a.startLogin(br)
 	r := httptest.NewRequest("GET", cb, nil)
-	for _, c := range br.jar.Cookies(r.URL) {
+	for _, c := range br.Jar.Cookies(r.URL) {
 		r.AddCookie(c)
 	}
 	return r
@@ -37,12 +37,12 @@ var appSpan = trace.NewSpanContext(trace.SpanContextConfig{
 func TestLogsCarryTraceIDs(t *testing.T) {
 	var logs logBuffer
 	a := newApp(t, testOP(t, oidctest.Config{}), func(o *Options) {
-		o.Logger = logs.jsonLogger()
+		o.Logger = logs.JSONLogger()
 	})
 	r := callbackRequest(t, a)
 	r = r.WithContext(trace.ContextWithSpanContext(r.Context(), appSpan))
 	serve(t, a.bff, r, http.StatusSeeOther)
-	line := logs.find(t, "bff: signed in")
+	line := logs.Find(t, "bff: signed in")
 	if line["trace_id"] != appSpan.TraceID().String() || line["span_id"] != appSpan.SpanID().String() {
 		t.Errorf("signed-in line %v, want trace_id %s and span_id %s", line, appSpan.TraceID(), appSpan.SpanID())
 	}
@@ -51,10 +51,10 @@ func TestLogsCarryTraceIDs(t *testing.T) {
 	refused := httptest.NewRequest("POST", a.URL+"/auth/logout", nil)
 	refused.Header.Set("Sec-Fetch-Site", "cross-site")
 	serve(t, a.bff, refused.WithContext(trace.ContextWithSpanContext(refused.Context(), appSpan)), http.StatusForbidden)
-	if line := logs.find(t, "bff: request refused"); line["trace_id"] != appSpan.TraceID().String() {
+	if line := logs.Find(t, "bff: request refused"); line["trace_id"] != appSpan.TraceID().String() {
 		t.Errorf("refused line %v has no trace_id", line)
 	}
-	for _, rec := range logs.records(t) {
+	for _, rec := range logs.Records(t) {
 		if rec["msg"] == "bff: provider discovered" && rec["trace_id"] != nil {
 			t.Errorf("a line logged without a span carries a trace_id: %v", rec)
 		}
@@ -71,7 +71,7 @@ func TestLogsNameNoUser(t *testing.T) {
 		a := newApp(t, testOP(t, oidctest.Config{Now: clk.Now}), func(o *Options) {
 			o.Now = clk.Now
 			o.LogSubjects = logSubjects
-			o.Logger = logs.jsonLogger()
+			o.Logger = logs.JSONLogger()
 		})
 		br := a.signIn(t)
 		clk.Advance(2 * 3600e9) // past the access token's hour: a refresh
@@ -83,7 +83,7 @@ func TestLogsNameNoUser(t *testing.T) {
 
 		sub := oidctest.DefaultUser.Subject
 		for _, msg := range []string{"bff: signed in", "bff: token refresh", "bff: signed out", "bff: back-channel logout"} {
-			line := logs.find(t, msg)
+			line := logs.Find(t, msg)
 			if got, _ := line["sub"].(string); (got == sub) != logSubjects {
 				t.Errorf("LogSubjects=%v: %q logged sub %q", logSubjects, msg, got)
 			}

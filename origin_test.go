@@ -23,7 +23,7 @@ func (a *app) sendAs(br *browser, method, path, host string, headers ...string) 
 	for i := 0; i+1 < len(headers); i += 2 {
 		req.Header.Set(headers[i], headers[i+1])
 	}
-	resp, err := br.client.Do(req)
+	resp, err := br.Client.Do(req)
 	if err != nil {
 		a.t.Fatal(err)
 	}
@@ -38,7 +38,7 @@ func (a *app) sendAs(br *browser, method, path, host string, headers ...string) 
 func TestLoginOnOtherHost(t *testing.T) {
 	op := testOP(t, oidctest.Config{})
 	var logs logBuffer
-	a := newApp(t, op, func(o *Options) { o.Logger = logs.logger() })
+	a := newApp(t, op, func(o *Options) { o.Logger = logs.Logger() })
 	u, _ := url.Parse(a.URL)
 	other := strings.Replace(u.Host, "127.0.0.1", "localhost", 1)
 	br := newBrowser(t)
@@ -72,7 +72,7 @@ func TestLoginOnOtherHost(t *testing.T) {
 func TestOwnOriginTrustedBehindProxy(t *testing.T) {
 	op := testOP(t, oidctest.Config{})
 	var logs logBuffer
-	a := newApp(t, op, func(o *Options) { o.Logger = logs.logger() })
+	a := newApp(t, op, func(o *Options) { o.Logger = logs.Logger() })
 	br := a.signIn(t)
 	const proxyHost = "127.0.0.1:8081"
 	if resp := a.sendAs(br, "POST", "/api/echo", proxyHost, "Origin", a.URL); resp.StatusCode != 200 {

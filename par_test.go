@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/gobff/bff/internal/oidctest"
+	"github.com/gobff/bff/internal/testsupport"
 )
 
 // With a PAR endpoint advertised, the authorization request's parameters go
@@ -73,10 +74,10 @@ func TestPARModes(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			op := testOP(t, tc.cfg)
 			var logs logBuffer
-			a := newUnreadyApp(t, op, func(o *Options) { o.PAR = tc.mode; o.Logger = logs.logger() })
+			a := newUnreadyApp(t, op, func(o *Options) { o.PAR = tc.mode; o.Logger = logs.Logger() })
 			br := newBrowser(t)
 			if tc.misconfigured {
-				waitUntil(t, 10*time.Second, "the misconfiguration", func() bool {
+				testsupport.WaitUntil(t, 10*time.Second, "the misconfiguration", func() bool {
 					code, _ := a.status(br, "GET", "/auth/login")
 					return code == http.StatusInternalServerError
 				})

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/gobff/bff/internal/oidctest"
+	"github.com/gobff/bff/internal/testsupport"
 )
 
 // Tests of README's provider recipes: each provider's profile of the test
@@ -90,7 +91,7 @@ func TestProviderRecipes(t *testing.T) {
 			var logs logBuffer
 			a := newApp(t, op, func(o *Options) {
 				o.Now, o.PostLogoutRedirect = clock.Now, "/bye"
-				o.Logger = logs.logger()
+				o.Logger = logs.Logger()
 				if rc.options != nil {
 					rc.options(o)
 				}
@@ -234,7 +235,7 @@ func TestEntraMultiTenant(t *testing.T) {
 	})
 	t.Run("any tenant", func(t *testing.T) {
 		var logs logBuffer
-		a := entra(other, func(o *Options) { o.InsecureAnyTenant = true; o.Logger = logs.logger() })
+		a := entra(other, func(o *Options) { o.InsecureAnyTenant = true; o.Logger = logs.Logger() })
 		a.login(newBrowser(t))
 		if !strings.Contains(logs.String(), "level=WARN msg=\"bff: Options.InsecureAnyTenant is set") {
 			t.Errorf("no warning about InsecureAnyTenant:\n%s", logs.String())
@@ -280,8 +281,8 @@ func TestEntraMultiTenant(t *testing.T) {
 	t.Run("no tenants", func(t *testing.T) {
 		op := profileOP(t, oidctest.EntraIDMultiTenant, &offsetClock{})
 		var logs logBuffer
-		a := newUnreadyApp(t, op, func(o *Options) { o.InsecureAllowNoPKCE = true; o.Logger = logs.logger() })
-		waitUntil(t, 10*time.Second, "the misconfiguration", a.bff.misconfigured.Load)
+		a := newUnreadyApp(t, op, func(o *Options) { o.InsecureAllowNoPKCE = true; o.Logger = logs.Logger() })
+		testsupport.WaitUntil(t, 10*time.Second, "the misconfiguration", a.bff.misconfigured.Load)
 		if !strings.Contains(logs.String(), "Options.Tenants") {
 			t.Errorf("the log gives no hint:\n%s", logs.String())
 		}
@@ -294,7 +295,7 @@ func TestEntraMultiTenant(t *testing.T) {
 func TestRecipeQuirks(t *testing.T) {
 	t.Run("Google without the recipe", func(t *testing.T) {
 		a := newApp(t, profileOP(t, oidctest.Google, &offsetClock{}), nil)
-		_, _, visited := newBrowser(t).navigate(a.URL + "/auth/login?returnTo=/app")
+		visited := newBrowser(t).Navigate(a.URL + "/auth/login?returnTo=/app").Visited
 		if last := visited[len(visited)-1]; !strings.HasSuffix(last, "/app?error=invalid_scope") {
 			t.Fatalf("sign-in ended at %s, want /app?error=invalid_scope", last)
 		}

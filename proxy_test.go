@@ -416,7 +416,7 @@ func TestProxyInformationalResponses(t *testing.T) {
 		return nil
 	}}
 	req, _ := http.NewRequestWithContext(httptrace.WithClientTrace(t.Context(), trace), "GET", e.front.URL+"/api/upstream/hints", nil)
-	resp, err := e.br.client.Do(req)
+	resp, err := e.br.Client.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

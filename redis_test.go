@@ -14,6 +14,7 @@ import (
 
 	"github.com/gobff/bff/internal/oidctest"
 	"github.com/gobff/bff/internal/redistest"
+	"github.com/gobff/bff/internal/testsupport"
 )
 
 // Tests of the Redis store (issue 4): several instances, one session space,
@@ -53,7 +54,7 @@ func sharedApps(t testing.TB, op *oidctest.Provider, n int, pool func() *redis.P
 // that its session cache is in use.
 func waitHealthy(t testing.TB, a *app) {
 	t.Helper()
-	waitUntil(t, 5*time.Second, "a healthy invalidation bus", func() bool { return a.bff.store.bus != nil && a.bff.store.bus.Healthy() })
+	testsupport.WaitUntil(t, 5*time.Second, "a healthy invalidation bus", func() bool { return a.bff.store.bus != nil && a.bff.store.bus.Healthy() })
 }
 
 // expect401Within polls path on a until it answers 401, and fails if a
@@ -166,7 +167,7 @@ func TestRedisInstancesShareSessions(t *testing.T) {
 	if resp.StatusCode != http.StatusSeeOther {
 		t.Fatalf("logout on B = %d", resp.StatusCode)
 	}
-	br2.jar.SetCookies(resp.Request.URL, []*http.Cookie{{Name: "__Host-bff", Value: id, Path: "/", Secure: true}})
+	br2.Jar.SetCookies(resp.Request.URL, []*http.Cookie{{Name: "__Host-bff", Value: id, Path: "/", Secure: true}})
 	d := expect401Within(t, a, br2, "/api/me", 100*time.Millisecond)
 	t.Logf("sign-out on B seen on A after %v", d)
 	// The first browser is untouched.
@@ -272,7 +273,7 @@ func TestRedisStoppedAnswers503(t *testing.T) {
 	rs.Stop()
 	// The cache may serve for the bus's healthy window (80 ms); from then
 	// on every request reaches the store.
-	waitUntil(t, 5*time.Second, "the bus to notice Redis stopped", func() bool { return !a.bff.store.bus.Healthy() })
+	testsupport.WaitUntil(t, 5*time.Second, "the bus to notice Redis stopped", func() bool { return !a.bff.store.bus.Healthy() })
 	var worst time.Duration
 	for i := range 20 {
 		path := []string{"/api/me", "/auth/session"}[i%2]
@@ -314,7 +315,7 @@ func TestRedisPausedSessionsIntact(t *testing.T) {
 		t.Fatalf("CLIENT PAUSE: %v", err)
 	}
 	pausedAt := time.Now()
-	waitUntil(t, 5*time.Second, "the bus to notice Redis paused", func() bool { return !a.bff.store.bus.Healthy() })
+	testsupport.WaitUntil(t, 5*time.Second, "the bus to notice Redis paused", func() bool { return !a.bff.store.bus.Healthy() })
 	seen503 := false
 	var worst time.Duration
 	for time.Since(pausedAt) < 1200*time.Millisecond {
@@ -455,7 +456,7 @@ func browserWithCookie(t testing.TB, a *app, id string) *browser {
 	nb := newBrowser(t)
 	u := a.srv.URL
 	req, _ := http.NewRequest("GET", u, nil)
-	nb.jar.SetCookies(req.URL, []*http.Cookie{{Name: a.bff.cfg.CookieName, Value: id, Path: "/", Secure: true}})
+	nb.Jar.SetCookies(req.URL, []*http.Cookie{{Name: a.bff.cfg.CookieName, Value: id, Path: "/", Secure: true}})
 	return nb
 }
 
@@ -565,7 +566,7 @@ func TestRedisIndexExpires(t *testing.T) {
 		if resp.StatusCode != 200 {
 			t.Fatalf("login = %d", resp.StatusCode)
 		}
-		waitUntil(t, 5*time.Second, "the keys of a 300 ms session to expire", func() bool { return len(sessionKeys(scanKeys(t, rs))) == 0 })
+		testsupport.WaitUntil(t, 5*time.Second, "the keys of a 300 ms session to expire", func() bool { return len(sessionKeys(scanKeys(t, rs))) == 0 })
 		if got, err := a.bff.Sessions(ctx, sub); err != nil || len(got) != 0 {
 			t.Fatalf("Sessions = %v, %v; want none", got, err)
 		}

@@ -117,7 +117,7 @@ func TestRedisConfigACLUser(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { wrong.Close() })
-	b := newApp(t, op, func(o *Options) { o.Redis = wrong; o.Logger = logs.logger() })
+	b := newApp(t, op, func(o *Options) { o.Redis = wrong; o.Logger = logs.Logger() })
 	b.expect(t, br, "/api/me", http.StatusServiceUnavailable, "with a wrong Redis password")
 	if l := logs.String(); !strings.Contains(l, "WRONGPASS") || strings.Contains(l, "wrong-pw") || strings.Contains(l, "s3cret-pw") {
 		t.Fatalf("log of a refused AUTH: %s", l)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/gobff/bff/internal/oidctest"
 	"github.com/gobff/bff/internal/redistest"
+	"github.com/gobff/bff/internal/testsupport"
 )
 
 // get is a GET usable from any goroutine (no t.Fatal).
@@ -112,7 +113,7 @@ func TestRefreshConcurrentOneGrant(t *testing.T) {
 	for i := range n {
 		wg.Go(func() {
 			<-start
-			codes[i], toks[i], errs[i] = rtGet(e.br.client, e.a.URL+"/api/token")
+			codes[i], toks[i], errs[i] = rtGet(e.br.Client, e.a.URL+"/api/token")
 		})
 	}
 	close(start)
@@ -170,7 +171,7 @@ func TestRefreshTwoInstancesRedisOneGrant(t *testing.T) {
 		wg.Go(func() {
 			<-start
 			r := &res[i]
-			r.code, r.tok, r.err = rtGet(br.client, a.URL+"/api/token")
+			r.code, r.tok, r.err = rtGet(br.Client, a.URL+"/api/token")
 		})
 	}
 	close(start)
@@ -225,7 +226,7 @@ func TestRefreshDeadLockHolder(t *testing.T) {
 	if e.op.RefreshGrants() != 0 {
 		t.Fatal("refreshed without the lock")
 	}
-	waitUntil(t, 10*time.Second, "the session to recover after the lock's expiry", func() bool {
+	testsupport.WaitUntil(t, 10*time.Second, "the session to recover after the lock's expiry", func() bool {
 		code, tok := e.token()
 		if code != 200 && code != 503 {
 			t.Fatalf("while waiting for the lock to expire: %d", code)
@@ -376,18 +377,18 @@ func TestRefreshSurvivesRequestCancellation(t *testing.T) {
 	req, _ := http.NewRequestWithContext(ctx, "GET", e.a.URL+"/api/token", nil)
 	done := make(chan error, 1)
 	go func() {
-		resp, err := e.br.client.Do(req)
+		resp, err := e.br.Client.Do(req)
 		if err == nil {
 			resp.Body.Close()
 		}
 		done <- err
 	}()
-	waitUntil(t, 10*time.Second, "the refresh to start", func() bool { return lockCount(e.a.bff) > 0 })
+	testsupport.WaitUntil(t, 10*time.Second, "the refresh to start", func() bool { return lockCount(e.a.bff) > 0 })
 	cancel()
 	if err := <-done; !errors.Is(err, context.Canceled) {
 		t.Fatalf("client request: %v, want it cancelled", err)
 	}
-	waitUntil(t, 10*time.Second, "the refresh to end", func() bool { return lockCount(e.a.bff) == 0 })
+	testsupport.WaitUntil(t, 10*time.Second, "the refresh to end", func() bool { return lockCount(e.a.bff) == 0 })
 
 	if g := e.op.RefreshGrants(); g != 1 {
 		t.Fatalf("%d refresh grants, want 1 (the refresh was cancelled with its request)", g)
@@ -455,7 +456,7 @@ func TestRefreshEventsAndLogsHoldNoToken(t *testing.T) {
 	var mu sync.Mutex
 	var events []RefreshEvent
 	e := newEnv(t, oidctest.Config{}, onMemory(func(o *Options) {
-		o.Logger = logs.jsonLogger()
+		o.Logger = logs.JSONLogger()
 		o.OnRefresh = func(_ context.Context, ev RefreshEvent) {
 			mu.Lock()
 			events = append(events, ev)
@@ -560,7 +561,7 @@ func TestRefreshStoreBlipKeepsRotatedToken(t *testing.T) {
 	if code != 200 || e.op.RefreshGrants() != 1 {
 		t.Fatalf("refresh during a store blip: %d, %d grants", code, e.op.RefreshGrants())
 	}
-	waitUntil(t, 10*time.Second, "the store's circuit breaker to close", func() bool { return e.a.bff.store.breaker.allow() == nil })
+	testsupport.WaitUntil(t, 10*time.Second, "the store's circuit breaker to close", func() bool { return e.a.bff.store.breaker.allow() == nil })
 	if s := e.rec(); s.rec.AccessToken != tok || !e.op.RefreshTokenValid(s.rec.RefreshToken) {
 		t.Fatal("the rotated refresh token was not stored")
 	}

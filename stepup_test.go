@@ -103,7 +103,7 @@ func TestStepUpSameUser(t *testing.T) {
 			resp.Body.Close()
 			if !cookieAtCallback {
 				u, _ := url.Parse(a.URL)
-				br.jar.SetCookies(u, []*http.Cookie{{Name: a.bff.cfg.CookieName, Path: "/", MaxAge: -1}})
+				br.Jar.SetCookies(u, []*http.Cookie{{Name: a.bff.cfg.CookieName, Path: "/", MaxAge: -1}})
 			}
 			if resp, _ = br.follow(resp.Header.Get("Location")); resp.Request.URL.String() != a.URL+"/app" {
 				t.Fatalf("step-up ended at %s", resp.Request.URL)

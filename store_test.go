@@ -25,6 +25,7 @@ import (
 	"github.com/gobff/bff/internal/redistest"
 	"github.com/gobff/bff/internal/redisx"
 	"github.com/gobff/bff/internal/storage"
+	"github.com/gobff/bff/internal/testsupport"
 )
 
 // Tests of the session store: an ended session stays ended, whatever write
@@ -144,7 +145,7 @@ func (e *endRace) race(g *gate, write, end func()) {
 	before := last.lockCalls(key)
 	// With a lock, the end waits for the write's lock; with a lease lost
 	// the end goes ahead, and the write resumes only once it has finished.
-	waitUntil(e.t, 10*time.Second, "the end to finish or wait for the lock", func() bool {
+	testsupport.WaitUntil(e.t, 10*time.Second, "the end to finish or wait for the lock", func() bool {
 		select {
 		case <-ended:
 			return true
@@ -322,7 +323,7 @@ func TestBreakerOpensAfterConsecutiveFailures(t *testing.T) {
 	if code := get(); code != http.StatusServiceUnavailable || finds() != before {
 		t.Fatalf("after %d consecutive failures: %d with %d store calls, want 503 without a store call", breakerThreshold, code, finds()-before)
 	}
-	waitUntil(t, 5*time.Second, "the breaker to close", func() bool { return a.bff.store.breaker.allow() == nil })
+	testsupport.WaitUntil(t, 5*time.Second, "the breaker to close", func() bool { return a.bff.store.breaker.allow() == nil })
 	if code := get(); code != 200 {
 		t.Fatalf("after the breaker closed: %d, want 200", code)
 	}

@@ -48,7 +48,7 @@ func TestFaultJWKSRotationMidTraffic(t *testing.T) {
 					return
 				default:
 				}
-				resp, err := br.client.Get(a.URL + "/api/me")
+				resp, err := br.Client.Get(a.URL + "/api/me")
 				if err != nil {
 					bad.Add(1)
 					continue

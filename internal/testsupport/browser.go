@@ -9,6 +9,7 @@ import (
 	"net/http/cookiejar"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -43,6 +44,9 @@ func (b *Browser) T() testing.TB { return b.t }
 type Response struct {
 	*http.Response
 	Body string
+
+	// Visited lists the URLs Navigate went through, in order.
+	Visited []string
 }
 
 // Do sends a request; headers are name, value pairs. It fails the test on a
@@ -100,20 +104,23 @@ func (b *Browser) Follow(resp *Response) *Response {
 // as Do's headers.
 var Navigation = []string{"Sec-Fetch-Mode", "navigate", "Sec-Fetch-Dest", "document", "Accept", "text/html,*/*;q=0.8"}
 
-// metaRefresh finds the target of a page that navigates by itself (bff's
-// page at the end of a sign-in).
-var metaRefresh = regexp.MustCompile(`<meta http-equiv="refresh" content="0;url=([^"]*)">`)
+// MetaRefresh finds the target of a page that navigates by itself (bff's
+// page at the end of a sign-in), before HTML unescaping.
+var MetaRefresh = regexp.MustCompile(`<meta http-equiv="refresh" content="0;url=([^"]*)">`)
 
 // Navigate GETs u as a browser navigation (with Fetch Metadata) and
 // follows redirects and pages that refresh to another URL, as a browser
 // does; it returns the final page.
 func (b *Browser) Navigate(u string) *Response {
 	b.t.Helper()
+	var visited []string
 	for range 20 {
+		visited = append(visited, u)
 		resp := b.Do("GET", u, "", Navigation...)
+		resp.Visited = visited
 		next := resp.Header.Get("Location")
 		if resp.StatusCode < 300 || resp.StatusCode >= 400 {
-			m := metaRefresh.FindStringSubmatch(resp.Body)
+			m := MetaRefresh.FindStringSubmatch(resp.Body)
 			if m == nil {
 				return resp
 			}
@@ -125,7 +132,7 @@ func (b *Browser) Navigate(u string) *Response {
 		}
 		u = loc.String()
 	}
-	b.t.Fatal("too many redirects")
+	b.t.Fatalf("too many redirects: %q", visited)
 	return nil
 }
 
@@ -143,58 +150,89 @@ func (b *Browser) Cookie(u, name string) (*http.Cookie, bool) {
 	return nil, false
 }
 
-// Event is one Server-Sent Event; Name is "EOF" at the end of the stream.
+// EventSource is what a same-origin EventSource sends, as Do's headers.
+var EventSource = []string{"Accept", "text/event-stream", "Sec-Fetch-Mode", "cors", "Sec-Fetch-Site", "same-origin"}
+
+// Event is one Server-Sent Event; Name is "EOF" at the end of the stream,
+// ":" for a comment (its text in Data) and "retry" for a retry field.
 type Event struct{ Name, Data string }
 
 // EventStream reads a Server-Sent Events response.
 type EventStream struct {
+	// Response is the stream's response; the stream reads its body.
+	Response *http.Response
+
 	t      testing.TB
 	events chan Event
+	close  func()
 }
 
 // Stream opens u (an event stream) with the browser's cookies and the
-// headers of a same-origin EventSource. The stream is closed at the end of
-// the test.
-func (b *Browser) Stream(u string) *EventStream {
+// EventSource headers, then headers (name, value pairs). It fails the test
+// unless u answers 200 with text/event-stream. The stream is closed at the
+// end of the test.
+func (b *Browser) Stream(u string, headers ...string) *EventStream {
 	b.t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	req, _ := http.NewRequestWithContext(ctx, "GET", u, nil)
-	req.Header.Set("Accept", "text/event-stream")
-	req.Header.Set("Sec-Fetch-Mode", "cors")
-	req.Header.Set("Sec-Fetch-Site", "same-origin")
+	for i, hs := 0, append(slices.Clone(EventSource), headers...); i+1 < len(hs); i += 2 {
+		req.Header.Set(hs[i], hs[i+1])
+	}
+	// Not b.Client: its timeout would cut a stream that lasts.
 	resp, err := (&http.Client{Jar: b.Jar}).Do(req)
 	if err != nil {
 		cancel()
 		b.t.Fatalf("GET %s: %v", u, err)
 	}
-	b.t.Cleanup(func() { cancel(); resp.Body.Close() })
+	s := &EventStream{Response: resp, t: b.t, events: make(chan Event, 64), close: func() { cancel(); resp.Body.Close() }}
+	b.t.Cleanup(s.Close)
 	if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "text/event-stream" {
 		b.t.Fatalf("GET %s: %d %q", u, resp.StatusCode, resp.Header.Get("Content-Type"))
 	}
-	s := &EventStream{t: b.t, events: make(chan Event, 16)}
-	go func() {
-		defer close(s.events)
-		sc := bufio.NewScanner(resp.Body)
-		var ev Event
-		for sc.Scan() {
-			k, v, _ := strings.Cut(sc.Text(), ": ")
-			switch {
-			case sc.Text() == "" && ev.Name != "":
-				s.events <- ev
-				ev = Event{}
-			case k == "event":
-				ev.Name = v
-			case k == "data":
-				ev.Data = v
-			}
-		}
-	}()
+	go s.read(resp.Body)
 	return s
 }
 
-// Next returns the next event (comments skipped), or Event{Name: "EOF"}
+func (s *EventStream) read(body io.Reader) {
+	defer close(s.events)
+	sc := bufio.NewScanner(body)
+	var ev Event
+	for sc.Scan() {
+		line := sc.Text()
+		switch k, v, _ := strings.Cut(line, ": "); {
+		case line == "":
+			if ev != (Event{}) {
+				s.events <- ev
+			}
+			ev = Event{}
+		case strings.HasPrefix(line, ":"):
+			ev = Event{Name: ":", Data: strings.TrimPrefix(line, ": ")}
+		case k == "event":
+			ev.Name = v
+		case k == "data":
+			ev.Data = v
+		case k == "retry":
+			ev = Event{Name: "retry", Data: v}
+		}
+	}
+}
+
+// Close closes the stream, as a browser leaving the page does.
+func (s *EventStream) Close() { s.close() }
+
+// Next returns the next event that is not a comment, or Event{Name: "EOF"}
 // at the end of the stream. It fails the test after 10 s without one.
 func (s *EventStream) Next() Event {
+	s.t.Helper()
+	for {
+		if ev := s.NextAny(); ev.Name != ":" {
+			return ev
+		}
+	}
+}
+
+// NextAny is Next with comments (heartbeats).
+func (s *EventStream) NextAny() Event {
 	s.t.Helper()
 	select {
 	case ev, ok := <-s.events:

@@ -25,8 +25,8 @@ func TestBrowserNavigate(t *testing.T) {
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
 	br := NewBrowser(t)
-	if got := br.Navigate(srv.URL + "/start"); got.StatusCode != 200 || got.Body != "navigate a=1&b=2 c=v" {
-		t.Errorf("Navigate ended with %d %q", got.StatusCode, got.Body)
+	if got := br.Navigate(srv.URL + "/start"); got.StatusCode != 200 || got.Body != "navigate a=1&b=2 c=v" || len(got.Visited) != 3 {
+		t.Errorf("Navigate ended with %d %q after %q", got.StatusCode, got.Body, got.Visited)
 	}
 	if c, ok := br.Cookie(srv.URL, "c"); !ok || c.Value != "v" {
 		t.Errorf("Cookie(c) = %v, %v", c, ok)
@@ -36,16 +36,24 @@ func TestBrowserNavigate(t *testing.T) {
 	}
 }
 
-// Stream reads named events and reports the end of the stream.
+// Stream sends the EventSource headers and the caller's, reads named
+// events, comments (NextAny) and retry fields, and reports the end of the
+// stream.
 func TestBrowserStream(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/event-stream")
-		fmt.Fprint(w, ": comment\n\nevent: session\ndata: {\"a\":1}\n\n")
+		fmt.Fprintf(w, ": %s %s\n\nevent: session\ndata: {\"a\":1}\n\n: hb\n\nretry: 1000\n\n", r.Header.Get("Sec-Fetch-Mode"), r.Header.Get("X-A"))
 	}))
 	defer srv.Close()
-	s := NewBrowser(t).Stream(srv.URL)
-	if ev := s.Next(); ev != (Event{Name: "session", Data: `{"a":1}`}) {
+	s := NewBrowser(t).Stream(srv.URL, "X-A", "b")
+	if ev := s.NextAny(); ev != (Event{Name: ":", Data: "cors b"}) {
 		t.Errorf("first event %+v", ev)
+	}
+	if ev := s.Next(); ev != (Event{Name: "session", Data: `{"a":1}`}) {
+		t.Errorf("second event %+v", ev)
+	}
+	if ev := s.Next(); ev != (Event{Name: "retry", Data: "1000"}) {
+		t.Errorf("after a comment %+v", ev)
 	}
 	if ev := s.Next(); ev.Name != "EOF" {
 		t.Errorf("after the end: %+v", ev)

@@ -2,6 +2,7 @@ package testsupport
 
 import (
 	"bytes"
+	"encoding/json"
 	"log/slog"
 	"strings"
 	"sync"
@@ -41,6 +42,37 @@ func (l *LogBuffer) String() string {
 // included.
 func (l *LogBuffer) Logger() *slog.Logger {
 	return slog.New(slog.NewTextHandler(l, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+// JSONLogger is Logger with JSON records, for Records and Find.
+func (l *LogBuffer) JSONLogger() *slog.Logger {
+	return slog.New(slog.NewJSONHandler(l, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+// Records decodes what a JSONLogger wrote; a line that is not JSON fails t.
+func (l *LogBuffer) Records(t testing.TB) []map[string]any {
+	t.Helper()
+	var out []map[string]any
+	for line := range strings.Lines(l.String()) {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Fatalf("log line %q: %v", line, err)
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// Find returns the first record with the message msg, failing t without one.
+func (l *LogBuffer) Find(t testing.TB, msg string) map[string]any {
+	t.Helper()
+	for _, r := range l.Records(t) {
+		if r["msg"] == msg {
+			return r
+		}
+	}
+	t.Fatalf("no log line %q in:\n%s", msg, l.String())
+	return nil
 }
 
 // TestWriter writes each Write as one line of the test's log (t.Log), so

@@ -28,6 +28,19 @@ func TestLogBufferConcurrent(t *testing.T) {
 	}
 }
 
+// Records decodes each JSON line; Find picks a record by its message.
+func TestLogBufferRecords(t *testing.T) {
+	var l LogBuffer
+	l.JSONLogger().Info("first", "n", 1)
+	l.JSONLogger().Warn("second")
+	if rs := l.Records(t); len(rs) != 2 || rs[0]["n"] != 1.0 {
+		t.Errorf("Records = %v", rs)
+	}
+	if r := l.Find(t, "second"); r["level"] != "WARN" {
+		t.Errorf("Find(second) = %v", r)
+	}
+}
+
 func TestLogBufferLimit(t *testing.T) {
 	l := LogBuffer{Limit: 4}
 	for _, s := range []string{"abc", "de", "fg"} {
