@@ -13,7 +13,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math/big"
 	"net/http"
 	"strings"
@@ -118,16 +117,14 @@ func TestClientJWKSRoute(t *testing.T) {
 	first, second := testClientKey(t, "ES256").(*ecdsa.PrivateKey), testClientKey(t, "ES256").(*ecdsa.PrivateKey)
 	a := keyApp(t, op, []crypto.Signer{first, second}, nil)
 	waitReady(t, a)
-	resp := newBrowser(t).get(a.URL + "/auth/jwks")
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
+	resp := newBrowser(t).Get(a.URL + "/auth/jwks")
 	if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != "application/jwk-set+json" ||
 		!strings.HasPrefix(resp.Header.Get("Cache-Control"), "public, max-age=") {
 		t.Fatalf("GET /auth/jwks = %d %v", resp.StatusCode, resp.Header)
 	}
 	var set struct{ Keys []map[string]any }
-	if err := json.Unmarshal(body, &set); err != nil || len(set.Keys) != 2 {
-		t.Fatalf("key set %s: %v", body, err)
+	if err := json.Unmarshal([]byte(resp.Body), &set); err != nil || len(set.Keys) != 2 {
+		t.Fatalf("key set %s: %v", resp.Body, err)
 	}
 	for i, k := range []*ecdsa.PrivateKey{first, second} {
 		got := set.Keys[i]

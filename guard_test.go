@@ -152,11 +152,8 @@ func TestRequireSessionCrossOrigin(t *testing.T) {
 func TestRequireSessionCSRFHeader(t *testing.T) {
 	e := newEnv(t, longTokens, func(o *Options) { o.CSRFHeader = "X-Requested-By" }).signIn()
 	post := func(headers ...string) (int, string) {
-		resp := e.br.do("POST", e.a.URL+"/api/echo", strings.NewReader(`{"y":2}`),
-			append([]string{"Sec-Fetch-Site", "same-origin"}, headers...)...)
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		return resp.StatusCode, string(b)
+		r := e.br.Do("POST", e.a.URL+"/api/echo", `{"y":2}`, append([]string{"Sec-Fetch-Site", "same-origin"}, headers...)...)
+		return r.StatusCode, r.Body
 	}
 	if code, body := post(); code != 403 || !strings.Contains(body, "cross_origin") {
 		t.Errorf("POST without the header = %d %s, want 403", code, body)

@@ -427,14 +427,11 @@ func (a *app) startLogin(br *browser) string {
 // startLoginTo is startLogin with another returnTo.
 func (a *app) startLoginTo(br *browser, returnTo string) string {
 	a.t.Helper()
-	resp := br.get(a.URL + "/auth/login?returnTo=" + url.QueryEscape(returnTo))
-	resp.Body.Close()
+	resp := br.send("GET", a.URL+"/auth/login?returnTo="+url.QueryEscape(returnTo))
 	if resp.StatusCode != http.StatusSeeOther {
 		a.t.Fatalf("login: status %d", resp.StatusCode)
 	}
-	authz := resp.Header.Get("Location")
-	resp = br.get(authz)
-	resp.Body.Close()
+	resp = br.send("GET", resp.Header.Get("Location"))
 	cb := resp.Header.Get("Location")
 	if !strings.HasPrefix(cb, a.URL+"/auth/callback") {
 		a.t.Fatalf("authorize did not redirect to the callback: %d %q", resp.StatusCode, cb)
@@ -445,10 +442,8 @@ func (a *app) startLoginTo(br *browser, returnTo string) string {
 // status GETs path and returns the status and body.
 func (a *app) status(br *browser, method, path string, headers ...string) (int, string) {
 	a.t.Helper()
-	resp := br.do(method, a.URL+path, nil, headers...)
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	return resp.StatusCode, string(body)
+	r := br.Do(method, a.URL+path, "", headers...)
+	return r.StatusCode, r.Body
 }
 
 // expect GETs path and fails the test at once unless it answers want;

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -112,16 +111,7 @@ func TestHealthBeforeDiscovery(t *testing.T) {
 func TestHealthCached(t *testing.T) {
 	a := newApp(t, testOP(t, oidctest.Config{}), nil)
 	before := a.op.DiscoveryFetches()
-	done := make(chan struct{})
-	for range 20 {
-		go func() {
-			a.bff.Health(context.Background())
-			done <- struct{}{}
-		}()
-	}
-	for range 20 {
-		<-done
-	}
+	parallelFor(20, 20, func(int) { a.bff.Health(context.Background()) })
 	for range 20 {
 		probeHealth(t, a)
 	}
@@ -179,14 +169,8 @@ func TestHealthHEAD(t *testing.T) {
 	a := newApp(t, testOP(t, oidctest.Config{}), nil)
 	srv := httptest.NewServer(a.bff.HealthHandler())
 	t.Cleanup(srv.Close)
-	resp, err := http.Head(srv.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != 200 || len(body) != 0 {
-		t.Errorf("HEAD: %d %q", resp.StatusCode, body)
+	if resp := newBrowser(t).Do("HEAD", srv.URL, ""); resp.StatusCode != 200 || resp.Body != "" {
+		t.Errorf("HEAD: %d %q", resp.StatusCode, resp.Body)
 	}
 }
 

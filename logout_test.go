@@ -1,7 +1,6 @@
 package bff
 
 import (
-	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -43,14 +42,9 @@ func (a *app) logout(br *browser, headers ...string) *http.Response {
 
 func (a *app) backchannel(token string) (int, http.Header, string) {
 	a.t.Helper()
-	resp, err := http.Post(a.URL+"/auth/backchannel-logout", "application/x-www-form-urlencoded",
-		strings.NewReader(url.Values{"logout_token": {token}}.Encode()))
-	if err != nil {
-		a.t.Fatal(err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	return resp.StatusCode, resp.Header, string(body)
+	r := newBrowser(a.t).Do("POST", a.URL+"/auth/backchannel-logout", url.Values{"logout_token": {token}}.Encode(),
+		"Content-Type", "application/x-www-form-urlencoded")
+	return r.StatusCode, r.Header, r.Body
 }
 
 // expectBackchannel sends a back-channel logout and fails the test at

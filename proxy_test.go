@@ -209,10 +209,8 @@ func newProxyEnv(t *testing.T, opt func(*Options), popts ProxyOptions) *proxyEnv
 // whole answer. A hang fails through the browser's timeout.
 func (e *proxyEnv) do(t *testing.T, method, p string, headers ...string) (*http.Response, string) {
 	t.Helper()
-	resp := e.br.do(method, e.front.URL+p, nil, headers...)
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	return resp, string(body)
+	r := e.br.Do(method, e.front.URL+p, "", headers...)
+	return r.Response, r.Body
 }
 
 func TestProxyForwardsTokenNotBrowserCredentials(t *testing.T) {
@@ -454,10 +452,8 @@ func TestProxyTargetQueryWins(t *testing.T) {
 	target, _ := url.Parse(e.up.srv.URL + "/v1?tenant=a&user.id=7")
 	front := mountProxy(t, e.a, e.a.bff.Proxy(target, ProxyOptions{}))
 	get := func(q string) (int, string) {
-		resp := e.br.do("GET", front.URL+"/api/upstream/whoami?"+q, nil)
-		body, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		return resp.StatusCode, string(body)
+		r := e.br.Get(front.URL + "/api/upstream/whoami?" + q)
+		return r.StatusCode, r.Body
 	}
 	for _, q := range []string{"tenant=b", "x=1&tenant=b", "tenant", "TENANT=b", "tenan%74=b", "tenant[]=b",
 		"tenant%5B0%5D=b", "tenant%00x=b", "user_id=8", "user%2Eid=8", "user+id=8", "User.ID=8", "x=1;tenant=b"} {
