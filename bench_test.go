@@ -412,11 +412,8 @@ func TestPrebuiltRejections(t *testing.T) {
 		}
 	}
 	for _, insecure := range []bool{false, true} {
-		b, err := New(Options{Issuer: "https://idp.example", ClientID: "c", ClientSecret: "s",
+		b := mustNew(t, Options{Issuer: "https://idp.example", ClientID: "c", ClientSecret: "s",
 			BaseURL: "https://app.example", InsecurePlainHTTPCookies: insecure, Logger: quietLogger})
-		if err != nil {
-			t.Fatal(err)
-		}
 		w := httptest.NewRecorder()
 		b.sessionCookie(w, "", -1)
 		want := (&http.Cookie{Name: b.cfg.CookieName, Path: "/", MaxAge: -1, Secure: !insecure, HttpOnly: true,

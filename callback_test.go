@@ -53,12 +53,7 @@ func jsonError(t testing.TB, resp *http.Response) (code, desc, body string) {
 
 // setsCookie reports whether resp sets (or clears) the named cookie.
 func setsCookie(resp *http.Response, name string) bool {
-	for _, c := range resp.Cookies() {
-		if c.Name == name {
-			return true
-		}
-	}
-	return false
+	return slices.ContainsFunc(resp.Cookies(), func(c *http.Cookie) bool { return c.Name == name })
 }
 
 // TestCallbackChecks runs every sign-in check of SECURITY.md as an attack on
@@ -144,9 +139,9 @@ func TestCallbackChecks(t *testing.T) {
 				p2, _ := url.Parse(cb2)
 				s1, _ := txSlot(p1.Query().Get("state"))
 				s2, _ := txSlot(p2.Query().Get("state"))
-				v1, _ := cookieValueOf(e.a.txCookies(e.br), e.a.bff.txName(s1))
+				c1, _ := e.br.Cookie(e.a.URL, e.a.bff.txName(s1))
 				// The first login's sealed transaction, under the second's name.
-				e.a.setCookie(e.br, e.a.bff.txName(s2), v1)
+				e.a.setCookie(e.br, e.a.bff.txName(s2), c1.Value)
 				return e.br.get(cb2)
 			}},
 		{name: "state_missing", desc: "no valid state",
@@ -268,15 +263,6 @@ func TestCallbackChecks(t *testing.T) {
 			}
 		})
 	}
-}
-
-func cookieValueOf(cs []*http.Cookie, name string) (string, bool) {
-	for _, c := range cs {
-		if c.Name == name {
-			return c.Value, true
-		}
-	}
-	return "", false
 }
 
 // TestCallbackAccepts: what a provider may legitimately do still signs in.

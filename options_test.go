@@ -29,6 +29,18 @@ func validOptions() Options {
 	}
 }
 
+// mustNew is New with options that must be valid; the BFF closes at the
+// end of the test.
+func mustNew(t testing.TB, o Options) *BFF {
+	t.Helper()
+	b, err := New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	return b
+}
+
 func TestNewRejectsBadOptions(t *testing.T) {
 	cases := []struct {
 		name  string
@@ -142,12 +154,7 @@ func TestNewRejectsBadOptions(t *testing.T) {
 }
 
 func TestNewDefaults(t *testing.T) {
-	b, err := New(validOptions())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	c := b.cfg
+	c := mustNew(t, validOptions()).cfg
 	want := []struct {
 		name      string
 		got, want any
@@ -186,12 +193,7 @@ func TestNewDefaults(t *testing.T) {
 	o.IdleTimeout = time.Minute
 	scopes := []string{"openid", "email"}
 	o.Scopes = scopes
-	b2, err := New(o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b2.Close()
-	c = b2.cfg
+	c = mustNew(t, o).cfg
 	if c.CookieName != "bff" || c.cookieSec {
 		t.Errorf("plain-http cookie = %q secure %v, want bff, not secure", c.CookieName, c.cookieSec)
 	}
@@ -226,12 +228,7 @@ func TestNewLoopbackHTTP(t *testing.T) {
 	}
 	o := validOptions()
 	o.Prefix = "/api/auth"
-	b, err := New(o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	resp := httpGetHandler(b, "/api/auth/login")
+	resp := httpGetHandler(mustNew(t, o), "/api/auth/login")
 	if resp.StatusCode != http.StatusServiceUnavailable {
 		t.Errorf("/api/auth/login before discovery = %d, want 503", resp.StatusCode)
 	}
