@@ -159,9 +159,7 @@ func TestConsentPromptForOfflineAccess(t *testing.T) {
 			if got := a.op.LastAuthorizationRequest().Get("prompt"); got != tc.prompt {
 				t.Errorf("prompt = %q, want %q", got, tc.prompt)
 			}
-			id, _ := a.sessionCookie(br)
-			s := mustSession(t, a, id)
-			if (s.rec.RefreshToken != "") != tc.refresh {
+			if s := a.browserSession(br); (s.rec.RefreshToken != "") != tc.refresh {
 				t.Errorf("refresh token stored: %v, want %v", s.rec.RefreshToken != "", tc.refresh)
 			}
 		})

@@ -136,8 +136,7 @@ func TestEventsEndReasons(t *testing.T) {
 			a.logout(br, "Sec-Fetch-Site", "same-origin").Body.Close()
 		}},
 		{endBackchannel, nil, func(t *testing.T, a *app, br *browser, _ *frozenClock) {
-			id, _ := a.sessionCookie(br)
-			s, _ := a.storeSession(id)
+			s := a.browserSession(br)
 			a.expectBackchannel(t, a.op.LogoutToken(s.rec.Subject, s.rec.SID, nil), 200, "")
 		}},
 		{endRevoked, nil, func(t *testing.T, a *app, br *browser, _ *frozenClock) {
@@ -147,8 +146,7 @@ func TestEventsEndReasons(t *testing.T) {
 		}},
 		{endRefreshFailed, nil, func(t *testing.T, a *app, br *browser, _ *frozenClock) {
 			a.op.Misbehave(func(m *oidctest.Misbehavior) { m.TokenError = "invalid_grant" })
-			id, _ := a.sessionCookie(br)
-			if _, err := a.bff.refreshRejected(context.Background(), mustSession(t, a, id)); !signedOut(err) {
+			if _, err := a.bff.refreshRejected(context.Background(), a.browserSession(br)); !signedOut(err) {
 				t.Fatalf("refresh with invalid_grant = %v, want 401", err)
 			}
 		}},
@@ -246,8 +244,7 @@ func TestEventsSessionChanges(t *testing.T) {
 	if touched["idleExpiresAt"] <= first["idleExpiresAt"] || touched["expiresAt"] != first["expiresAt"] {
 		t.Errorf("after activity: %v, before: %v; want a later idleExpiresAt", touched, first)
 	}
-	id, _ := a.sessionCookie(br)
-	if _, err := a.bff.refreshRejected(context.Background(), mustSession(t, a, id)); err != nil {
+	if _, err := a.bff.refreshRejected(context.Background(), a.browserSession(br)); err != nil {
 		t.Fatal(err)
 	}
 	refreshed := s.expect("session")
@@ -315,8 +312,7 @@ func TestEventsRedisAcrossInstances(t *testing.T) {
 				a.logout(br, "Sec-Fetch-Site", "same-origin").Body.Close()
 			}},
 			{endBackchannel, func(t *testing.T, a *app, br *browser) {
-				id, _ := a.sessionCookie(br)
-				s := mustSession(t, a, id)
+				s := a.browserSession(br)
 				a.expectBackchannel(t, a.op.LogoutToken(s.rec.Subject, s.rec.SID, nil), 200, "")
 			}},
 			{endLimit, func(t *testing.T, a *app, br *browser) { a.login(newBrowser(t)) }},

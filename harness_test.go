@@ -509,11 +509,7 @@ func mustSession(t testing.TB, a *app, id string) *session {
 func (a *app) browserSession(br *browser) *session {
 	a.t.Helper()
 	id, _ := a.sessionCookie(br)
-	s, err := a.storeSession(id)
-	if err != nil {
-		a.t.Fatalf("the browser's session: %v", err)
-	}
-	return s
+	return mustSession(a.t, a, id)
 }
 
 // mem is the app's memory backend (the default store).
