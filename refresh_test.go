@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -25,6 +26,35 @@ func rtGet(c *http.Client, u string) (int, string, error) {
 	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)
 	return resp.StatusCode, string(body), err
+}
+
+// tokenBurst sends GET /api/token to every app URL at once with br's
+// cookies (an expired token) and fails the test unless all answer one new
+// token after one refresh grant, with no token family revoked (as the test
+// OP does when a used refresh token is presented again). It returns the
+// token.
+func tokenBurst(t *testing.T, op *oidctest.Provider, br *browser, old string, urls []string) string {
+	t.Helper()
+	codes, toks, errs := make([]int, len(urls)), make([]string, len(urls)), make([]error, len(urls))
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i, u := range urls {
+		wg.Go(func() {
+			<-start
+			codes[i], toks[i], errs[i] = rtGet(br.Client, u+"/api/token")
+		})
+	}
+	close(start)
+	wg.Wait()
+	for i := range urls {
+		if errs[i] != nil || codes[i] != 200 || toks[i] != toks[0] || toks[i] == old {
+			t.Fatalf("request %d to %s: %v %d (same as first %v, same as old %v)", i, urls[i], errs[i], codes[i], toks[i] == toks[0], toks[i] == old)
+		}
+	}
+	if g := op.RefreshGrants(); g != 1 || op.FamilyRevoked(oidctest.DefaultUser.Subject) {
+		t.Fatalf("%d refresh grants, want 1; token family revoked: %v", g, op.FamilyRevoked(oidctest.DefaultUser.Subject))
+	}
+	return toks[0]
 }
 
 func TestRefreshSkewRules(t *testing.T) {
@@ -105,35 +135,12 @@ func TestRefreshConcurrentOneGrant(t *testing.T) {
 	oldRT := e.rec().rec.RefreshToken
 	e.clock.Advance(2 * time.Hour)
 
-	const n = 50
-	codes, toks := make([]int, n), make([]string, n)
-	errs := make([]error, n)
-	start := make(chan struct{})
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Go(func() {
-			<-start
-			codes[i], toks[i], errs[i] = rtGet(e.br.Client, e.a.URL+"/api/token")
-		})
-	}
-	close(start)
-	wg.Wait()
-	for i := range n {
-		if errs[i] != nil || codes[i] != 200 || toks[i] != toks[0] || toks[i] == old {
-			t.Fatalf("request %d: %v %d (same as first %v, same as old %v)", i, errs[i], codes[i], toks[i] == toks[0], toks[i] == old)
-		}
-	}
-	if g := e.op.RefreshGrants(); g != 1 {
-		t.Fatalf("%d refresh grants, want 1", g)
-	}
-	if e.op.FamilyRevoked(oidctest.DefaultUser.Subject) {
-		t.Fatal("the token family was revoked: a used refresh token was presented again")
-	}
+	tok := tokenBurst(t, e.op, e.br, old, slices.Repeat([]string{e.a.URL}, 50))
 	s := e.rec()
-	if s.rec.AccessToken != toks[0] || s.rec.RefreshToken == oldRT || !e.op.RefreshTokenValid(s.rec.RefreshToken) {
+	if s.rec.AccessToken != tok || s.rec.RefreshToken == oldRT || !e.op.RefreshTokenValid(s.rec.RefreshToken) {
 		t.Fatal("the store does not hold the rotated, valid refresh token and the new access token")
 	}
-	if _, tok := e.token(); tok != toks[0] || e.op.RefreshGrants() != 1 {
+	if _, again := e.token(); again != tok || e.op.RefreshGrants() != 1 {
 		t.Fatal("a later request refreshed again")
 	}
 }
@@ -154,41 +161,9 @@ func TestRefreshTwoInstancesRedisOneGrant(t *testing.T) {
 	}
 	clk.Advance(2 * time.Hour)
 
-	const perApp = 25
-	type result struct {
-		code int
-		tok  string
-		err  error
-	}
-	res := make([]result, 2*perApp)
-	start := make(chan struct{})
-	var wg sync.WaitGroup
-	for i := range res {
-		a := a1
-		if i%2 == 1 {
-			a = a2
-		}
-		wg.Go(func() {
-			<-start
-			r := &res[i]
-			r.code, r.tok, r.err = rtGet(br.Client, a.URL+"/api/token")
-		})
-	}
-	close(start)
-	wg.Wait()
-	for i, r := range res {
-		if r.err != nil || r.code != 200 || r.tok != res[0].tok || r.tok == old {
-			t.Fatalf("request %d (instance %d): %v %d (same as first %v, same as old %v)", i, i%2+1, r.err, r.code, r.tok == res[0].tok, r.tok == old)
-		}
-	}
-	if g := op.RefreshGrants(); g != 1 {
-		t.Fatalf("%d refresh grants across two instances, want 1", g)
-	}
-	if op.FamilyRevoked(oidctest.DefaultUser.Subject) {
-		t.Fatal("the token family was revoked")
-	}
+	won := tokenBurst(t, op, br, old, slices.Repeat([]string{a1.URL, a2.URL}, 25))
 	for _, a := range []*app{a1, a2} {
-		if _, tok := a.status(br, "GET", "/api/token"); tok != res[0].tok {
+		if _, tok := a.status(br, "GET", "/api/token"); tok != won {
 			t.Fatal("an instance uses another token afterwards")
 		}
 	}
