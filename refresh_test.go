@@ -17,17 +17,6 @@ import (
 	"github.com/gobff/bff/internal/testsupport"
 )
 
-// get is a GET usable from any goroutine (no t.Fatal).
-func rtGet(c *http.Client, u string) (int, string, error) {
-	resp, err := c.Get(u)
-	if err != nil {
-		return 0, "", err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(body), err
-}
-
 // tokenBurst sends GET /api/token to every app URL at once with br's
 // cookies (an expired token) and fails the test unless all answer one new
 // token after one refresh grant, with no token family revoked (as the test
@@ -40,8 +29,13 @@ func tokenBurst(t *testing.T, op *oidctest.Provider, br *browser, old string, ur
 	var wg sync.WaitGroup
 	for i, u := range urls {
 		wg.Go(func() {
-			<-start
-			codes[i], toks[i], errs[i] = rtGet(br.Client, u+"/api/token")
+			<-start // no t.Fatal on this goroutine: errors go to errs
+			resp, err := br.Client.Get(u + "/api/token")
+			if errs[i] = err; err == nil {
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				codes[i], toks[i] = resp.StatusCode, string(b)
+			}
 		})
 	}
 	close(start)
@@ -528,10 +522,9 @@ func TestRefreshEventsAndLogsHoldNoToken(t *testing.T) {
 // rotated token is not lost (which would end the session at the next
 // refresh, by reuse detection).
 func TestRefreshStoreBlipKeepsRotatedToken(t *testing.T) {
-	fs := newSpyStore(t)
-	e := newEnv(t, oidctest.Config{}, func(o *Options) { o.Store = fs }).signIn()
+	e := newEnv(t, oidctest.Config{}, nil).signIn()
 	e.clock.Advance(2 * time.Hour)
-	fs.failNext("commit", 1)
+	e.store.failNext("commit", 1)
 	code, tok := e.token()
 	if code != 200 || e.op.RefreshGrants() != 1 {
 		t.Fatalf("refresh during a store blip: %d, %d grants", code, e.op.RefreshGrants())
