@@ -1,7 +1,6 @@
 package bff
 
 import (
-	"context"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -62,15 +61,6 @@ func keyApp(t *testing.T, op *oidctest.Provider, keys []crypto.Signer, opt func(
 	})
 	op.SetClientJWKSURI(a.URL + "/auth/jwks")
 	return a
-}
-
-func waitReady(t *testing.T, a *app) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := a.bff.Ready(ctx); err != nil {
-		t.Fatalf("discovery: %v", err)
-	}
 }
 
 // With ClientKeys and no secret, every call that authenticates the client

@@ -63,12 +63,18 @@ var testKey = []byte("0123456789abcdef0123456789abcdef")
 func newApp(t testing.TB, op *oidctest.Provider, opt func(*Options)) *app {
 	t.Helper()
 	a := newUnreadyApp(t, op, opt)
+	waitReady(t, a)
+	return a
+}
+
+// waitReady waits for a's discovery.
+func waitReady(t testing.TB, a *app) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := a.bff.Ready(ctx); err != nil {
 		t.Fatalf("discovery: %v", err)
 	}
-	return a
 }
 
 // appHooks holds the hooks that an option function of newApp set for the
