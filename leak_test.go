@@ -215,8 +215,7 @@ func TestBoundedRefreshFlights(t *testing.T) {
 	const sessions, burst = 8, 8
 	browsers := make([]*browser, sessions)
 	for i := range browsers {
-		browsers[i] = newBrowser(t)
-		a.login(browsers[i])
+		browsers[i] = a.signIn(t)
 	}
 	runBurst := func(timeout time.Duration) (ok, failed int64) {
 		var wg sync.WaitGroup

@@ -375,9 +375,7 @@ func TestRedisCorruptedValue(t *testing.T) {
 			// A fresh instance (nothing cached) reads the record.
 			b := redisApps(t, a.op, rs, 1, func(o *Options) { o.DisableSessionCache = true })[0]
 			for _, path := range []string{"/auth/session", "/api/me"} {
-				if code, body := b.status(br, "GET", path); code != http.StatusUnauthorized {
-					t.Fatalf("%s = %d %s, want 401", path, code, body)
-				}
+				b.expect(t, br, path, http.StatusUnauthorized, "")
 			}
 			// The swapped-in record did not sign this browser in as the
 			// other user, nor end the other session.

@@ -29,8 +29,7 @@ func TestFaultJWKSRotationMidTraffic(t *testing.T) {
 	const n = 4
 	browsers := make([]*browser, n)
 	for i := range browsers {
-		browsers[i] = newBrowser(t)
-		a.login(browsers[i])
+		browsers[i] = a.signIn(t)
 	}
 	// Background traffic through the rotation.
 	stop := make(chan struct{})
