@@ -215,13 +215,8 @@ func startEventsLoadChild(t *testing.T) *eventsLoadChild {
 }
 
 func (c *eventsLoadChild) report(t *testing.T, query string) childMem {
-	resp, err := http.Get(c.debug + query)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
 	var m childMem
-	if err := json.NewDecoder(resp.Body).Decode(&m); err != nil {
+	if err := json.Unmarshal([]byte(newBrowser(t).Get(c.debug+query).Body), &m); err != nil {
 		t.Fatal(err)
 	}
 	return m

@@ -97,10 +97,8 @@ func TestStepUpSameUser(t *testing.T) {
 			a := stepUpApp(t, testOP(t, oidctest.Config{}), strong, 0, nil)
 			br, old := a.signInID(t)
 			a.expect(t, br, "/api/stepup", 401, "before step-up")
-			resp := br.get(a.URL + "/auth/login?acr_values=" + url.QueryEscape(oidctest.ACRStrong) + "&returnTo=/app")
-			resp.Body.Close()
-			resp = br.get(resp.Header.Get("Location"))
-			resp.Body.Close()
+			resp := br.send("GET", a.URL+"/auth/login?acr_values="+url.QueryEscape(oidctest.ACRStrong)+"&returnTo=/app")
+			resp = br.send("GET", resp.Header.Get("Location"))
 			if !cookieAtCallback {
 				u, _ := url.Parse(a.URL)
 				br.Jar.SetCookies(u, []*http.Cookie{{Name: a.bff.cfg.CookieName, Path: "/", MaxAge: -1}})
