@@ -10,9 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"os"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -21,6 +19,7 @@ import (
 	"github.com/gobff/bff/internal/record"
 	"github.com/gobff/bff/internal/redirect"
 	"github.com/gobff/bff/internal/seal"
+	"github.com/gobff/bff/internal/testsupport"
 )
 
 // Fuzz targets for every parser of untrusted input in package bff: the
@@ -37,23 +36,7 @@ import (
 // return path must refuse: internal/redirect's table, a Go-quoted string a
 // line.
 func redirectAttacks(t testing.TB) []string {
-	t.Helper()
-	data, err := os.ReadFile("internal/redirect/testdata/attacks.txt")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []string
-	for line := range strings.Lines(string(data)) {
-		if line = strings.TrimSpace(line); line == "" || line[0] == '#' {
-			continue
-		}
-		s, err := strconv.Unquote(line)
-		if err != nil {
-			t.Fatalf("attacks.txt: %q: %v", line, err)
-		}
-		out = append(out, s)
-	}
-	return out
+	return testsupport.QuotedLines(t, "internal/redirect/testdata/attacks.txt")
 }
 
 // callbackAttacks are callback queries; {code}, {state} and {iss} stand

@@ -368,6 +368,19 @@ func (p *Provider) EndSessions() int { return int(p.endSessions.Load()) }
 // BackchannelLogouts counts back-channel logout tokens delivered with a 2xx answer.
 func (p *Provider) BackchannelLogouts() int { return int(p.backchannelLogouts.Load()) }
 
+// endpoints are the provider's routes, below the issuer's path.
+var endpoints = map[string]func(*Provider, http.ResponseWriter, *http.Request){
+	"/.well-known/openid-configuration": (*Provider).handleDiscovery,
+	"/authorize":                        (*Provider).handleAuthorize,
+	"/token":                            (*Provider).handleToken,
+	"/userinfo":                         (*Provider).handleUserinfo,
+	"/jwks":                             (*Provider).handleJWKS,
+	"/revoke":                           (*Provider).handleRevoke,
+	"/introspect":                       (*Provider).handleIntrospect,
+	"/end-session":                      (*Provider).handleEndSession,
+	"/par":                              (*Provider).handlePAR,
+}
+
 // ServeHTTP routes by the request path relative to the issuer's path.
 func (p *Provider) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	iss := p.Issuer()
@@ -391,28 +404,11 @@ func (p *Provider) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Body != nil {
 		r.Body = http.MaxBytesReader(w, r.Body, maxRequestBody)
 	}
-	switch path {
-	case "/.well-known/openid-configuration":
-		p.handleDiscovery(w, r)
-	case "/authorize":
-		p.handleAuthorize(w, r)
-	case "/token":
-		p.handleToken(w, r)
-	case "/userinfo":
-		p.handleUserinfo(w, r)
-	case "/jwks":
-		p.handleJWKS(w, r)
-	case "/revoke":
-		p.handleRevoke(w, r)
-	case "/introspect":
-		p.handleIntrospect(w, r)
-	case "/end-session":
-		p.handleEndSession(w, r)
-	case "/par":
-		p.handlePAR(w, r)
-	default:
-		http.NotFound(w, r)
+	if h, ok := endpoints[path]; ok {
+		h(p, w, r)
+		return
 	}
+	http.NotFound(w, r)
 }
 
 // randomString returns 26 base32 characters (130 bits of entropy).

@@ -3,34 +3,16 @@ package redirect
 import (
 	"errors"
 	"net/url"
-	"os"
-	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/gobff/bff/internal/testsupport"
 )
 
 // attacks are open-redirect payloads that Path must reject: the table of
 // testdata/attacks.txt, a Go-quoted string a line, which the tests of every
 // layer that takes a return path share.
-func attacks(t testing.TB) []string {
-	t.Helper()
-	data, err := os.ReadFile("testdata/attacks.txt")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []string
-	for line := range strings.Lines(string(data)) {
-		if line = strings.TrimSpace(line); line == "" || line[0] == '#' {
-			continue
-		}
-		s, err := strconv.Unquote(line)
-		if err != nil {
-			t.Fatalf("attacks.txt: %q: %v", line, err)
-		}
-		out = append(out, s)
-	}
-	return out
-}
+func attacks(t testing.TB) []string { return testsupport.QuotedLines(t, "testdata/attacks.txt") }
 
 func TestPathRejectsAttacks(t *testing.T) {
 	for _, in := range attacks(t) {

@@ -2,6 +2,9 @@ package testsupport
 
 import (
 	"net"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -71,4 +74,13 @@ func TestFreeAddr(t *testing.T) {
 		t.Fatalf("FreeAddr = %q: %v", addr, err)
 	}
 	ln.Close()
+}
+
+func TestQuotedLines(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "table.txt")
+	os.WriteFile(path, []byte("# payloads\n\"//evil.example\"\n\n  \"\\x00/\\tx\"  \n"), 0o600)
+	got := QuotedLines(t, path)
+	if want := []string{"//evil.example", "\x00/\tx"}; !slices.Equal(got, want) {
+		t.Fatalf("QuotedLines = %q, want %q", got, want)
+	}
 }
