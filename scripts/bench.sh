@@ -124,6 +124,10 @@ EOF
 	cat "$tmp/scale.txt"
 	cat <<EOF
 
+Beyond about 40,000 sessions of this size the default \`SessionCacheBytes\` (128 MiB) no longer holds every
+active session: **store reads/req** shows the misses, each a record read and decoded (memory store) or a Redis
+round trip as well. A larger \`SessionCacheBytes\` moves that point; the cost of each request stays O(1).
+
 The cache alone (\`go test -run '^\$' -bench '^BenchmarkCache' -cpu 1,2,8\`): a lookup with 1,000 to
 1,000,000 cached sessions on 1, 2 and 8 threads (lock contention), and an insertion into a full cache
 (each one evicts). A lookup's time grows with the cache's size only through the CPU's memory caches.
